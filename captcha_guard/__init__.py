@@ -1,0 +1,22 @@
+"""captcha_guard: a server-side captcha gate for ASGI and WSGI apps."""
+
+from .asgi import CaptchaGuard
+from .breaker import CircuitBreaker
+from .providers import GeeTest, Provider
+from .responses import Denial
+from .rules import Rule
+from .verdict import Outcome, Verdict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CaptchaGuard",
+    "CircuitBreaker",
+    "Denial",
+    "GeeTest",
+    "Outcome",
+    "Provider",
+    "Rule",
+    "Verdict",
+    "__version__",
+]

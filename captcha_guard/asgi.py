@@ -1,0 +1,219 @@
+"""CaptchaGuard: the ASGI front door."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+
+import anyio
+import httpx
+
+from ._types import ASGIApp, Message, Receive, Scope, Send
+from .gate import DEFAULT_MAX_BODY_SIZE, Call, Gate, Route
+from .providers.base import Provider, RequestInfo
+from .responses import Denial, bad_request, render, too_large, wants_json
+from .rules import Rule, route_path
+from .verdict import Verdict
+
+logger = logging.getLogger("captcha_guard")
+
+#: ``on_reject(denial, scope)`` returns the ASGI app (a Starlette Response, say) that answers.
+RejectHandler = Callable[[Denial, Scope], ASGIApp]
+
+
+def describe_error(exc: BaseException) -> str:
+    """A provider call's error, by kind only: exception texts may carry URLs and bodies."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect error"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "protocol error"
+    return f"transport error ({type(exc).__name__})"
+
+
+class CaptchaGuard:
+    """ASGI middleware that demands a valid captcha on the routes its rules name."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        rules: Iterable[Rule] = (),
+        provider: Provider | None = None,
+        providers: Mapping[str, Provider] | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        on_reject: RejectHandler | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.app = app
+        self.gate = Gate(rules, provider, providers, max_body_size)
+        self.on_reject = on_reject
+        self._client = http_client
+        self._owns_client = http_client is None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                receive = self._watch_shutdown(receive)
+            await self.app(scope, receive, send)
+            return
+        route = self.gate.match(
+            scope["method"], route_path(scope["path"], scope.get("root_path", ""))
+        )
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        await self._protect(route, scope, receive, send)
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP client, if this middleware made it."""
+        client, self._client = self._client, None
+        if client is not None and self._owns_client:
+            await client.aclose()
+        elif client is not None:
+            self._client = client
+
+    async def _protect(self, route: Route, scope: Scope, receive: Receive, send: Send) -> None:
+        head = _Head(scope["headers"])
+        as_json = wants_json(head.accept, head.content_type)
+        limit = self.gate.max_body_size
+        if head.content_length is not None:
+            if not head.content_length.isdigit():
+                await self._deny(bad_request("bad content-length"), as_json, scope, receive, send)
+                return
+            if int(head.content_length) > limit:
+                await self._deny(too_large(limit), as_json, scope, receive, send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        more_body = True
+        while more_body:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left: no one to answer, and no reason to call the app
+            if message["type"] != "http.request":
+                continue
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await self._deny(too_large(limit), as_json, scope, receive, send)
+                return
+            if chunk:
+                chunks.append(chunk)
+            more_body = message.get("more_body", False)
+        body = b"".join(chunks)
+
+        step = self.gate.begin(
+            route,
+            request=_request_info(scope),
+            content_type=head.content_type,
+            body=body,
+            query_string=scope.get("query_string", b""),
+            header_value=head.captcha,
+        )
+        if isinstance(step, Denial):
+            await self._deny(step, as_json, scope, receive, send)
+            return
+        verdict = await self._verify(step) if isinstance(step, Call) else step
+        denial = self.gate.judge(route, verdict)
+        if denial is not None:
+            await self._deny(denial, as_json, scope, receive, send)
+            return
+        scope.setdefault("state", {})["captcha"] = verdict
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _verify(self, call: Call) -> Verdict:
+        client = self._client
+        if client is None:
+            client = self._client = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                follow_redirects=False,
+            )
+        call.request.extensions["timeout"] = httpx.Timeout(call.timeout).as_dict()
+        try:
+            with anyio.move_on_after(call.timeout) as deadline:
+                response = await client.send(call.request)
+            if deadline.cancelled_caught:
+                return self.gate.finish(call, error="timeout")
+        except Exception as exc:
+            return self.gate.finish(call, error=describe_error(exc))
+        except BaseException:
+            self.gate.abandon(call)
+            raise
+        return self.gate.finish(call, response=response)
+
+    async def _deny(
+        self, denial: Denial, as_json: bool, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if self.on_reject is not None:
+            await self.on_reject(denial, scope)(scope, receive, send)
+            return
+        headers, body = render(denial, as_json=as_json)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": denial.status,
+                "headers": [(k.encode(), v.encode()) for k, v in headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _watch_shutdown(self, receive: Receive) -> Receive:
+        async def watched() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.aclose()
+            return message
+
+        return watched
+
+
+class _Head:
+    """The few request headers the gate reads, found in one pass."""
+
+    __slots__ = ("accept", "captcha", "content_length", "content_type")
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        self.accept = ""
+        self.content_type = ""
+        self.content_length: str | None = None
+        self.captcha: str | None = None
+        for key, value in raw:
+            name = key.lower()
+            if name == b"content-type":
+                self.content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                self.content_length = value.decode("latin-1").strip()
+            elif name == b"accept":
+                self.accept = value.decode("latin-1")
+            elif name == b"x-captcha":
+                self.captcha = value.decode("latin-1")
+
+
+def _request_info(scope: Scope) -> RequestInfo:
+    client = scope.get("client")
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    return RequestInfo(
+        method=scope["method"],
+        path=scope["path"],
+        client_host=client[0] if client else None,
+        headers=headers,
+        raw=scope,
+    )
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the app the body we read, whole, then the real receive."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+__all__ = ["CaptchaGuard", "RejectHandler"]

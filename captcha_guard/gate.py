@@ -1,0 +1,202 @@
+"""The shared decision: rule, fields, shape check, breaker, verdict, answer.
+
+Both front doors drive a Gate the same way and differ only in reading the body and sending
+the provider's request:
+
+    route = gate.match(method, path)           # None: call the app, touch nothing
+    step = gate.begin(route, ...)              # Denial (400/403), Verdict (local or fallback)
+    if isinstance(step, Call):                 #   or a Call to send
+        verdict = gate.finish(step, response=... | error=...)   (or gate.abandon(step))
+    denial = gate.judge(route, verdict)        # None: call the app with the verdict
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from .breaker import Permit
+from .fields import BodyError, FieldError, collect
+from .providers.base import Claim, Provider, RequestInfo
+from .responses import Denial, bad_request, rejected, unavailable
+from .rules import Rule
+from .verdict import Fault, Outcome, ProviderFailure, Verdict
+
+logger = logging.getLogger("captcha_guard")
+
+DEFAULT_MAX_BODY_SIZE = 1_048_576
+
+
+@dataclass(frozen=True)
+class Route:
+    """A rule bound to the provider it names and its effective fail-open setting."""
+
+    rule: Rule
+    provider_name: str
+    provider: Provider
+    fail_open: bool
+
+
+@dataclass(frozen=True)
+class Call:
+    """A provider request to send, under a breaker permit that must be handed back."""
+
+    route: Route
+    claim: Claim
+    request: httpx.Request
+    permit: Permit
+
+    @property
+    def timeout(self) -> float:
+        return self.route.provider.timeout
+
+
+class Gate:
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        provider: Provider | None = None,
+        providers: Mapping[str, Provider] | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    ) -> None:
+        if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
+            raise TypeError("max_body_size must be an int (bytes)")
+        if max_body_size < 0:
+            raise ValueError("max_body_size must be >= 0")
+        named = dict(providers or {})
+        for name, candidate in [("provider", provider), *named.items()]:
+            if candidate is not None and not isinstance(candidate, Provider):
+                raise TypeError(f"{name}: expected a captcha_guard provider, got {candidate!r}")
+        routes: list[Route] = []
+        for rule in rules:
+            if not isinstance(rule, Rule):
+                raise TypeError(f"rules must be Rule objects, got {rule!r}")
+            routes.append(self._bind(rule, provider, named))
+        self.routes = tuple(routes)
+        self.max_body_size = max_body_size
+        self.providers = tuple({id(r.provider): r.provider for r in routes}.values())
+        # Most requests are GETs to unprotected pages: one set lookup turns them away.
+        self._methods = frozenset(m for r in routes for m in r.rule.methods)
+
+    @staticmethod
+    def _bind(rule: Rule, default: Provider | None, named: Mapping[str, Provider]) -> Route:
+        if rule.provider is None:
+            if default is None:
+                raise ValueError(f"{rule!r} uses the default provider, but provider= is not set")
+            chosen, name = default, default.name
+        else:
+            if rule.provider not in named:
+                known = ", ".join(sorted(named)) or "none"
+                raise ValueError(f"{rule!r} names unknown provider {rule.provider!r} ({known})")
+            chosen, name = named[rule.provider], rule.provider
+        fail_open = True if rule.fail_open is None else rule.fail_open
+        return Route(rule, name, chosen, fail_open)
+
+    def match(self, method: str, path: str) -> Route | None:
+        if method not in self._methods:
+            return None
+        for route in self.routes:
+            if route.rule.matches(method, path):
+                return route
+        return None
+
+    def begin(
+        self,
+        route: Route,
+        *,
+        request: RequestInfo,
+        content_type: str,
+        body: bytes,
+        query_string: bytes,
+        header_value: str | None,
+    ) -> Denial | Verdict | Call:
+        try:
+            fields = collect(
+                content_type=content_type,
+                body=body,
+                query_string=query_string,
+                header_value=header_value,
+            )
+        except BodyError as exc:
+            return bad_request(str(exc))
+        provider = route.provider
+        try:
+            checked = provider.check(fields, request)
+        except FieldError as exc:
+            return self._named(route, provider.rejected(str(exc)))
+        if isinstance(checked, Verdict):
+            return self._named(route, checked)
+        permit = provider.breaker.acquire()
+        if permit is None:
+            return self._fallback(route, ProviderFailure("circuit open"))
+        try:
+            http_request = provider.build_request(checked)
+        except Exception:
+            provider.breaker.release(permit)
+            logger.exception("captcha provider %s could not build its request", route.provider_name)
+            failure = ProviderFailure("request could not be built", Fault.OPERATOR)
+            return self._fallback(route, failure)
+        return Call(route, checked, http_request, permit)
+
+    def finish(
+        self,
+        call: Call,
+        *,
+        response: httpx.Response | None = None,
+        error: str | None = None,
+    ) -> Verdict:
+        """Turn the provider's answer (or the error that stood in for one) into a verdict."""
+        route, breaker = call.route, call.route.provider.breaker
+        result: Verdict | ProviderFailure
+        if response is None:
+            result = ProviderFailure(error or "no answer")
+        else:
+            try:
+                result = route.provider.read_response(call.claim, response)
+            except Exception:
+                logger.exception("captcha provider %s: unreadable answer", route.provider_name)
+                result = ProviderFailure("answer could not be read")
+        if isinstance(result, ProviderFailure):
+            breaker.record(call.permit, ok=False)
+            return self._fallback(route, result)
+        breaker.record(call.permit, ok=True)
+        return self._named(route, result)
+
+    def abandon(self, call: Call) -> None:
+        """The call was cancelled: count nothing, free the breaker's probe if it held it."""
+        call.route.provider.breaker.release(call.permit)
+
+    def judge(self, route: Route, verdict: Verdict) -> Denial | None:
+        """The gate's own answer for ``verdict``, or None when the app should be called."""
+        if verdict.outcome is Outcome.REJECTED:
+            return rejected(verdict)
+        if verdict.outcome is Outcome.FALLBACK and not route.fail_open:
+            return unavailable(verdict)
+        return None
+
+    def _named(self, route: Route, verdict: Verdict) -> Verdict:
+        if verdict.provider != route.provider_name:
+            verdict = Verdict(verdict.outcome, verdict.reason, route.provider_name, verdict.details)
+        hint = verdict.details.get("misconfiguration")
+        if hint:
+            logger.error("captcha provider %s: %s", route.provider_name, hint)
+        elif logger.isEnabledFor(logging.DEBUG):
+            logger.debug("captcha %s (%s): %s", verdict.outcome, verdict.provider, verdict.reason)
+        return verdict
+
+    def _fallback(self, route: Route, failure: ProviderFailure) -> Verdict:
+        name = route.provider_name
+        if failure.fault is Fault.OPERATOR:
+            logger.error(
+                "captcha provider %s is misconfigured (code %s): %s",
+                name,
+                failure.code or "-",
+                failure.reason,
+            )
+        else:
+            logger.warning("captcha provider %s unavailable: %s", name, failure.reason)
+        details = {"fault": failure.fault.value, "code": failure.code}
+        return Verdict(Outcome.FALLBACK, failure.reason, name, details)

@@ -1,0 +1,128 @@
+"""What every provider is: fields in, an httpx.Request out, an httpx.Response read back.
+
+A provider does no I/O. The front doors send the request it builds, so the same provider
+serves the ASGI door (async client) and the WSGI door (sync client), and tests can feed it
+responses without a network.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+
+from ..breaker import CircuitBreaker
+from ..fields import FieldError, Fields
+from ..verdict import Fault, Outcome, ProviderFailure, Verdict
+
+DEFAULT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What a provider may know of the request being judged."""
+
+    method: str
+    path: str
+    client_host: str | None
+    headers: Mapping[str, str]
+    #: The ASGI scope or the WSGI environ, for site callables (e.g. a DeepKnow user_id).
+    raw: Any = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Client fields that passed the local shape check, ready to be verified remotely."""
+
+    values: Mapping[str, str]
+    #: The one-time id of this captcha solution (a lot number, a token hash): the key under
+    #: which a replay guard remembers it. Never a whole token.
+    replay_key: str
+    request: RequestInfo = field(repr=False, compare=False)
+
+
+class Provider:
+    """Base of all providers. Subclasses set ``name`` and the three steps below."""
+
+    name: ClassVar[str] = "provider"
+    #: Local providers (proof-of-work) answer from the fields alone: no request, no breaker.
+    remote: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        url = httpx.URL(endpoint)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"{self.name}: endpoint must be an http(s) URL, not {endpoint!r}")
+        if not timeout > 0:
+            raise ValueError(f"{self.name}: timeout must be > 0 seconds")
+        self.endpoint = str(url)
+        self.timeout = float(timeout)
+        self.breaker = breaker if breaker is not None else CircuitBreaker()
+
+    def __repr__(self) -> str:  # never the secret
+        return f"{type(self).__name__}(endpoint={self.endpoint!r})"
+
+    def check(self, fields: Fields, request: RequestInfo) -> Claim | Verdict:
+        """Check the client's fields locally. Raise FieldError (or return a rejected Verdict)
+        for a bad shape; a local provider returns its final Verdict here."""
+        raise NotImplementedError
+
+    def build_request(self, claim: Claim) -> httpx.Request:
+        raise NotImplementedError
+
+    def read_response(self, claim: Claim, response: httpx.Response) -> Verdict | ProviderFailure:
+        raise NotImplementedError
+
+    # Helpers for subclasses.
+
+    def passed(self, reason: str = "", details: Mapping[str, Any] | None = None) -> Verdict:
+        return Verdict(Outcome.PASSED, reason or "ok", self.name, dict(details or {}))
+
+    def rejected(self, reason: str, details: Mapping[str, Any] | None = None) -> Verdict:
+        return Verdict(Outcome.REJECTED, reason, self.name, dict(details or {}))
+
+
+def http_failure(response: httpx.Response) -> ProviderFailure | None:
+    """The provider's fault, by status alone: 5xx and 429 say nothing about the user."""
+    if response.status_code >= 500 or response.status_code == 429:
+        return ProviderFailure(f"HTTP {response.status_code}", Fault.PROVIDER)
+    return None
+
+
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The response body as a JSON object, or None if it is anything else (an HTML error
+    page from a proxy, a truncated body, a JSON array)."""
+    try:
+        document = json.loads(response.content)
+    except (ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def matching(pattern: re.Pattern[str], name: str, value: str) -> str:
+    if not pattern.fullmatch(value):
+        raise FieldError(f"malformed {name}")
+    return value
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Claim",
+    "FieldError",
+    "Fields",
+    "Provider",
+    "ProviderFailure",
+    "RequestInfo",
+    "http_failure",
+    "json_object",
+    "matching",
+]

@@ -1,0 +1,16 @@
+"""Test doubles for ``captcha_guard`` users: provider emulators that judge like the vendors,
+usable in-process (``emulator.transport()``) or as a real server (``emulator.serve()``), and
+helpers that mint the client fields a solved widget would send.
+
+    emulator = GeeTestEmulator()
+    with emulator.serve() as server:
+        guard = CaptchaGuard(app, rules=[Rule("/login")],
+                             provider=GeeTest(emulator.captcha_id, emulator.captcha_key,
+                                              endpoint=server.endpoint("/validate")))
+        fields = emulator.issue()   # what the browser would post
+"""
+
+from ._emulator import Emulator, EmulatorServer, Outage
+from ._geetest import GeeTestEmulator
+
+__all__ = ["Emulator", "EmulatorServer", "GeeTestEmulator", "Outage"]
