@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+
 class Outcome(str, enum.Enum):
     """How a protected request was judged."""
 
