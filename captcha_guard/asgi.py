@@ -78,7 +78,7 @@ class CaptchaGuard:
         as_json = wants_json(head.accept, head.content_type)
         limit = self.gate.max_body_size
         if head.content_length is not None:
-            if not head.content_length.isdigit():
+            if not (head.content_length.isascii() and head.content_length.isdigit()):
                 await self._deny(bad_request("bad content-length"), as_json, scope, receive, send)
                 return
             if int(head.content_length) > limit:
