@@ -2,7 +2,7 @@
 
 from .asgi import CaptchaGuard
 from .breaker import CircuitBreaker
-from .providers import GeeTest, Provider
+from .providers import GeeTest, ProofOfWork, Provider
 from .responses import Denial
 from .rules import Rule
 from .verdict import Outcome, Verdict
@@ -15,6 +15,7 @@ __all__ = [
     "Denial",
     "GeeTest",
     "Outcome",
+    "ProofOfWork",
     "Provider",
     "Rule",
     "Verdict",

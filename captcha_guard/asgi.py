@@ -57,11 +57,14 @@ class CaptchaGuard:
                 receive = self._watch_shutdown(receive)
             await self.app(scope, receive, send)
             return
-        route = self.gate.match(
-            scope["method"], route_path(scope["path"], scope.get("root_path", ""))
-        )
+        method, path = scope["method"], route_path(scope["path"], scope.get("root_path", ""))
+        route = self.gate.match(method, path)
         if route is None:
-            await self.app(scope, receive, send)
+            reply = self.gate.challenge(method, path)
+            if reply is None:
+                await self.app(scope, receive, send)
+            else:
+                await _send(send, reply.status, reply.headers, reply.body)
             return
         await self._protect(route, scope, receive, send)
 
@@ -149,14 +152,7 @@ class CaptchaGuard:
             await self.on_reject(denial, scope)(scope, receive, send)
             return
         headers, body = render(denial, as_json=as_json)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": denial.status,
-                "headers": [(k.encode(), v.encode()) for k, v in headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _send(send, denial.status, headers, body)
 
     def _watch_shutdown(self, receive: Receive) -> Receive:
         async def watched() -> Message:
@@ -200,6 +196,17 @@ def _request_info(scope: Scope) -> RequestInfo:
         headers=headers,
         raw=scope,
     )
+
+
+async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(k.encode(), v.encode()) for k, v in headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

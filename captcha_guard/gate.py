@@ -3,7 +3,8 @@
 Both front doors drive a Gate the same way and differ only in reading the body and sending
 the provider's request:
 
-    route = gate.match(method, path)           # None: call the app, touch nothing
+    route = gate.match(method, path)           # None: gate.challenge(method, path), a Reply
+                                               #   to send or None: call the app, touch nothing
     step = gate.begin(route, ...)              # Denial (400/403), Verdict (local or fallback)
     if isinstance(step, Call):                 #   or a Call to send
         verdict = gate.finish(step, response=... | error=...)   (or gate.abandon(step))
@@ -21,7 +22,7 @@ import httpx
 from .breaker import Permit
 from .fields import BodyError, FieldError, collect
 from .providers.base import Claim, Provider, RequestInfo
-from .responses import Denial, bad_request, rejected, unavailable
+from .responses import Denial, Reply, bad_request, json_reply, rejected, unavailable
 from .rules import Rule
 from .verdict import Fault, Outcome, ProviderFailure, Verdict
 
@@ -80,6 +81,19 @@ class Gate:
         self.providers = tuple({id(r.provider): r.provider for r in routes}.values())
         # Most requests are GETs to unprotected pages: one set lookup turns them away.
         self._methods = frozenset(m for r in routes for m in r.rule.methods)
+        self._challenges = self._challenge_paths([provider, *named.values()])
+
+    @staticmethod
+    def _challenge_paths(configured: Iterable[Provider | None]) -> dict[str, Provider]:
+        paths: dict[str, Provider] = {}
+        for candidate in configured:
+            if candidate is None or candidate.challenge_path is None:
+                continue
+            path = candidate.challenge_path
+            if paths.get(path, candidate) is not candidate:
+                raise ValueError(f"two providers serve challenges at {path!r}")
+            paths[path] = candidate
+        return paths
 
     @staticmethod
     def _bind(rule: Rule, default: Provider | None, named: Mapping[str, Provider]) -> Route:
@@ -102,6 +116,15 @@ class Gate:
             if route.rule.matches(method, path):
                 return route
         return None
+
+    def challenge(self, method: str, path: str) -> Reply | None:
+        """A fresh challenge when ``path`` is a provider's challenge path, else None."""
+        if method != "GET":
+            return None
+        provider = self._challenges.get(path)
+        if provider is None:
+            return None
+        return json_reply(provider.new_challenge())
 
     def begin(
         self,

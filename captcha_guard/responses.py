@@ -24,6 +24,26 @@ class Denial:
     verdict: Verdict | None = None
 
 
+@dataclass(frozen=True)
+class Reply:
+    """An answer the gate gives that is not a denial (a proof-of-work challenge)."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def json_reply(document: object) -> Reply:
+    body = json.dumps(document).encode()
+    headers = [
+        ("content-type", "application/json"),
+        ("content-length", str(len(body))),
+        # A challenge is single use: no cache may hand the same one to two clients.
+        ("cache-control", "no-store"),
+    ]
+    return Reply(200, headers, body)
+
+
 def bad_request(reason: str) -> Denial:
     return Denial(400, "bad_request", reason)
 

@@ -2,5 +2,6 @@
 
 from .base import Claim, Provider, RequestInfo
 from .geetest import GeeTest
+from .proof_of_work import ProofOfWork
 
-__all__ = ["Claim", "GeeTest", "Provider", "RequestInfo"]
+__all__ = ["Claim", "GeeTest", "ProofOfWork", "Provider", "RequestInfo"]

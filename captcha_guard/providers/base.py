@@ -51,20 +51,25 @@ class Provider:
     name: ClassVar[str] = "provider"
     #: Local providers (proof-of-work) answer from the fields alone: no request, no breaker.
     remote: ClassVar[bool] = True
+    #: A provider that hands out its own challenges (proof-of-work) names the path where the
+    #: front doors serve them (GET, JSON, from ``new_challenge``); None for the others.
+    challenge_path: str | None = None
 
     def __init__(
         self,
         *,
-        endpoint: str,
+        endpoint: str = "",
         timeout: float = DEFAULT_TIMEOUT,
         breaker: CircuitBreaker | None = None,
     ) -> None:
-        url = httpx.URL(endpoint)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(f"{self.name}: endpoint must be an http(s) URL, not {endpoint!r}")
+        if self.remote or endpoint:
+            url = httpx.URL(endpoint)
+            if url.scheme not in ("http", "https") or not url.host:
+                raise ValueError(f"{self.name}: endpoint must be an http(s) URL, not {endpoint!r}")
+            endpoint = str(url)
         if not timeout > 0:
             raise ValueError(f"{self.name}: timeout must be > 0 seconds")
-        self.endpoint = str(url)
+        self.endpoint = endpoint
         self.timeout = float(timeout)
         self.breaker = breaker if breaker is not None else CircuitBreaker()
 
@@ -77,6 +82,10 @@ class Provider:
         raise NotImplementedError
 
     def build_request(self, claim: Claim) -> httpx.Request:
+        raise NotImplementedError
+
+    def new_challenge(self) -> Mapping[str, Any]:
+        """A fresh challenge, as the JSON document served at ``challenge_path``."""
         raise NotImplementedError
 
     def read_response(self, claim: Claim, response: httpx.Response) -> Verdict | ProviderFailure:
