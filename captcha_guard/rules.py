@@ -51,13 +51,13 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
     end = 0
     for match in _PARAM.finditer(pattern):
         parts.append(_literal(pattern[end : match.start()], pattern))
-        name, _, converter = match.group(1).partition(":")
+        name, colon, converter = match.group(1).partition(":")
         if not _NAME.match(name):
             raise ValueError(f"bad parameter name {name!r} in route pattern {pattern!r}")
         if name in seen:
             raise ValueError(f"duplicated parameter {name!r} in route pattern {pattern!r}")
         seen.add(name)
-        parts.append(f"(?:{_converter_regex(converter or 'str')})")
+        parts.append(f"(?:{_converter_regex(converter if colon else 'str')})")
         end = match.end()
     parts.append(_literal(pattern[end:], pattern))
     body = "".join(parts)
