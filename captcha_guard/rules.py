@@ -78,6 +78,10 @@ def _check_methods(methods: Iterable[str]) -> frozenset[str]:
         out.add(method.upper())
     if not out:
         raise ValueError("a rule needs at least one method")
+    if "GET" in out:
+        # Starlette and Flask answer HEAD with the GET view (its side effects included): a
+        # gate on GET alone would leave HEAD as a side door.
+        out.add("HEAD")
     return frozenset(out)
 
 
