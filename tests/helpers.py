@@ -1,0 +1,181 @@
+"""Shared test helpers: a fake clock, recording ASGI apps, ASGI scopes, log checks, and a
+GeeTest emulator that can hold its answer until the test lets it go."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+
+from captcha_guard.testing import GeeTestEmulator
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class RecordingApp:
+    """An ASGI app that reads the whole body and answers JSON: the verdict it saw and the
+    sha256 of the bytes it received. Counts its calls and signals each one."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.called = threading.Event()
+        self.bodies: list[bytes] = []
+        self.verdicts: list[Any] = []
+        self.receives: list[Any] = []
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        with self._lock:
+            self.calls += 1
+            self.receives.append(receive)
+        self.called.set()
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        verdict = scope.get("state", {}).get("captcha")
+        with self._lock:
+            self.bodies.append(body)
+            self.verdicts.append(verdict)
+        answer = {
+            "outcome": verdict.outcome.value if verdict else None,
+            "reason": verdict.reason if verdict else None,
+            "details": dict(verdict.details) if verdict else None,
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "size": len(body),
+        }
+        payload = json.dumps(answer, default=str).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+def http_scope(
+    path: str = "/login",
+    method: str = "POST",
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    query_string: bytes = b"",
+    root_path: str = "",
+) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": root_path,
+        "query_string": query_string,
+        "headers": list(headers),
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+
+
+class Capture:
+    """An ASGI ``send`` that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    async def __call__(self, message: Any) -> None:
+        self.messages.append(dict(message))
+
+    @property
+    def status(self) -> int:
+        return int(self.messages[0]["status"])
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.messages[1:])
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {k.decode(): v.decode() for k, v in self.messages[0]["headers"]}
+
+
+def body_receive(body: bytes, chunks: int = 1) -> Any:
+    """An ASGI ``receive`` that hands over ``body`` in ``chunks`` messages, then disconnect."""
+    size = max(1, -(-len(body) // chunks))
+    parts = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
+    messages = [
+        {"type": "http.request", "body": part, "more_body": i < len(parts) - 1}
+        for i, part in enumerate(parts)
+    ]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop(0)
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def form_headers(body: bytes, **extra: str) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [(k.replace("_", "-").encode(), v.encode()) for k, v in extra.items()]
+    return headers
+
+
+def assert_logs_clean(records: Iterable[logging.LogRecord], *secrets: str) -> None:
+    """No record (message, arguments or traceback) contains any of ``secrets``."""
+    for record in records:
+        text = record.getMessage() + " " + (record.exc_text or "")
+        if record.exc_info and record.exc_info[1] is not None:
+            text += " " + repr(record.exc_info[1])
+        for secret in secrets:
+            assert secret not in text, f"{record.name} {record.levelname} logged a secret: {text}"
+
+
+def tokens_of(fields: Iterable[dict[str, str]]) -> list[str]:
+    """The whole tokens among issued GeeTest fields: what must never be logged."""
+    return [f[name] for f in fields for name in ("pass_token", "captcha_output")]
+
+
+class GatedGeeTestEmulator(GeeTestEmulator):
+    """A GeeTest emulator whose answers wait for ``release`` (at most ``wait_limit`` seconds),
+    and that sets ``entered`` when a request reaches it: deterministic in-flight calls."""
+
+    def __init__(self, wait_limit: float = 10.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.wait_limit = wait_limit
+        self.gave_up = False
+
+    def respond(self, request: httpx.Request) -> httpx.Response:
+        self.entered.set()
+        if not self.release.wait(self.wait_limit):
+            self.gave_up = True
+        return super().respond(request)
