@@ -87,17 +87,30 @@ def parse_urlencoded(data: bytes | str) -> list[tuple[str, str]]:
         raise BodyError("form data is not valid UTF-8 urlencoded text") from exc
 
 
+class _JSONObject(dict[str, Any]):
+    """A JSON object that keeps every key/value pair, repeated keys included: parsers differ
+    on which of two equal keys wins, so the gate must see both and refuse them."""
+
+    pairs: list[tuple[str, Any]]
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> _JSONObject:
+    document = _JSONObject(pairs)
+    document.pairs = pairs
+    return document
+
+
 def parse_json(body: bytes) -> list[tuple[str, object]]:
     try:
-        document: Any = json.loads(body)
+        document: Any = json.loads(body, object_pairs_hook=_json_object)
     except (ValueError, RecursionError) as exc:
         raise BodyError("body is not valid JSON") from exc
-    if not isinstance(document, dict):
+    if not isinstance(document, _JSONObject):
         return []
-    pairs: list[tuple[str, object]] = list(document.items())
-    nested = document.get(JSON_NESTING_KEY)
-    if isinstance(nested, dict):
-        pairs.extend(nested.items())
+    pairs: list[tuple[str, object]] = list(document.pairs)
+    for name, nested in document.pairs:
+        if name == JSON_NESTING_KEY and isinstance(nested, _JSONObject):
+            pairs.extend(nested.pairs)
     return pairs
 
 
