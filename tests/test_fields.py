@@ -129,9 +129,7 @@ def test_multipart_fields_and_file_parts_skipped() -> None:
 
 
 def test_multipart_with_quoted_boundary() -> None:
-    body = (
-        b'--b0und\r\nContent-Disposition: form-data; name="a"\r\n\r\nvalue\r\n--b0und--\r\n'
-    )
+    body = b'--b0und\r\nContent-Disposition: form-data; name="a"\r\n\r\nvalue\r\n--b0und--\r\n'
     assert parse_multipart('multipart/form-data; boundary="b0und"', body) == [("a", "value")]
 
 
