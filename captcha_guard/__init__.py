@@ -2,6 +2,7 @@
 
 from .asgi import CaptchaGuard
 from .breaker import CircuitBreaker
+from .fallback import FallbackBudget, MemoryFallbackBudget
 from .providers import GeeTest, ProofOfWork, Provider
 from .responses import Denial
 from .rules import Rule
@@ -13,7 +14,9 @@ __all__ = [
     "CaptchaGuard",
     "CircuitBreaker",
     "Denial",
+    "FallbackBudget",
     "GeeTest",
+    "MemoryFallbackBudget",
     "Outcome",
     "ProofOfWork",
     "Provider",

@@ -9,8 +9,10 @@ import anyio
 import httpx
 
 from ._types import ASGIApp, Message, Receive, Scope, Send
+from .fallback import FallbackBudget
 from .gate import DEFAULT_MAX_BODY_SIZE, Call, Gate, Route
 from .providers.base import Provider, RequestInfo
+from .replay import ReplayStore
 from .responses import Denial, bad_request, render, too_large, wants_json
 from .rules import Rule, route_path
 from .verdict import Verdict
@@ -44,9 +46,19 @@ class CaptchaGuard:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         on_reject: RejectHandler | None = None,
         http_client: httpx.AsyncClient | None = None,
+        *,
+        replay_store: ReplayStore | None = None,
+        fallback_limit: int | FallbackBudget | None = None,
     ) -> None:
         self.app = app
-        self.gate = Gate(rules, provider, providers, max_body_size)
+        self.gate = Gate(
+            rules,
+            provider,
+            providers,
+            max_body_size,
+            replay_store=replay_store,
+            fallback_limit=fallback_limit,
+        )
         self.on_reject = on_reject
         self._client = http_client
         self._owns_client = http_client is None

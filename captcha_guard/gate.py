@@ -20,8 +20,10 @@ from dataclasses import dataclass
 import httpx
 
 from .breaker import Permit
+from .fallback import FallbackBudget, FallbackGuard
 from .fields import BodyError, FieldError, collect
 from .providers.base import Claim, Provider, RequestInfo
+from .replay import ReplayStore
 from .responses import Denial, Reply, bad_request, json_reply, rejected, unavailable
 from .rules import Rule
 from .verdict import Fault, Outcome, ProviderFailure, Verdict
@@ -29,6 +31,10 @@ from .verdict import Fault, Outcome, ProviderFailure, Verdict
 logger = logging.getLogger("captcha_guard")
 
 DEFAULT_MAX_BODY_SIZE = 1_048_576
+
+#: In a fallback verdict's details: the fallback was refused for want of capacity (a 503,
+#: as if the rule said fail_open=False), with the reason.
+REFUSED = "fallback_refused"
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,9 @@ class Gate:
         provider: Provider | None = None,
         providers: Mapping[str, Provider] | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        *,
+        replay_store: ReplayStore | None = None,
+        fallback_limit: int | FallbackBudget | None = None,
     ) -> None:
         if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
             raise TypeError("max_body_size must be an int (bytes)")
@@ -78,6 +87,7 @@ class Gate:
             routes.append(self._bind(rule, provider, named))
         self.routes = tuple(routes)
         self.max_body_size = max_body_size
+        self.fallback = FallbackGuard(replay_store, fallback_limit)
         self.providers = tuple({id(r.provider): r.provider for r in routes}.values())
         # Most requests are GETs to unprotected pages: one set lookup turns them away.
         self._methods = frozenset(m for r in routes for m in r.rule.methods)
@@ -154,14 +164,14 @@ class Gate:
             return self._named(route, checked)
         permit = provider.breaker.acquire()
         if permit is None:
-            return self._fallback(route, ProviderFailure("circuit open"))
+            return self._fallback(route, checked, ProviderFailure("circuit open"))
         try:
             http_request = provider.build_request(checked)
         except Exception:
             provider.breaker.release(permit)
             logger.exception("captcha provider %s could not build its request", route.provider_name)
             failure = ProviderFailure("request could not be built", Fault.OPERATOR)
-            return self._fallback(route, failure)
+            return self._fallback(route, checked, failure)
         return Call(route, checked, http_request, permit)
 
     def finish(
@@ -184,7 +194,7 @@ class Gate:
                 result = ProviderFailure("answer could not be read")
         if isinstance(result, ProviderFailure):
             breaker.record(call.permit, ok=False)
-            return self._fallback(route, result)
+            return self._fallback(route, call.claim, result)
         breaker.record(call.permit, ok=True)
         return self._named(route, result)
 
@@ -196,7 +206,9 @@ class Gate:
         """The gate's own answer for ``verdict``, or None when the app should be called."""
         if verdict.outcome is Outcome.REJECTED:
             return rejected(verdict)
-        if verdict.outcome is Outcome.FALLBACK and not route.fail_open:
+        if verdict.outcome is Outcome.FALLBACK and (
+            not route.fail_open or REFUSED in verdict.details
+        ):
             return unavailable(verdict)
         return None
 
@@ -210,7 +222,7 @@ class Gate:
             logger.debug("captcha %s (%s): %s", verdict.outcome, verdict.provider, verdict.reason)
         return verdict
 
-    def _fallback(self, route: Route, failure: ProviderFailure) -> Verdict:
+    def _fallback(self, route: Route, claim: Claim, failure: ProviderFailure) -> Verdict:
         name = route.provider_name
         if failure.fault is Fault.OPERATOR:
             logger.error(
@@ -219,7 +231,19 @@ class Gate:
                 failure.code or "-",
                 failure.reason,
             )
-        else:
-            logger.warning("captcha provider %s unavailable: %s", name, failure.reason)
-        details = {"fault": failure.fault.value, "code": failure.code}
-        return Verdict(Outcome.FALLBACK, failure.reason, name, details)
+        details: dict[str, object] = {"fault": failure.fault.value, "code": failure.code}
+        refusal = None
+        if route.fail_open:
+            refusal = self.fallback.refusal(claim.replay_key, claim.request.client_host)
+        if refusal is None:
+            if failure.fault is not Fault.OPERATOR:
+                logger.warning("captcha provider %s unavailable: %s", name, failure.reason)
+            return Verdict(Outcome.FALLBACK, failure.reason, name, details)
+        outcome, why = refusal
+        logger.warning(
+            "captcha provider %s unavailable (%s); fallback refused: %s", name, failure.reason, why
+        )
+        if outcome is Outcome.FALLBACK:
+            details[REFUSED] = why
+            return Verdict(outcome, f"{failure.reason}; {why}", name, details)
+        return Verdict(outcome, why, name, details)

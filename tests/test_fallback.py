@@ -1,0 +1,352 @@
+"""The fallback replay guard and per-client budget: unit behaviour, then through the gate
+under uvicorn against a real GeeTest emulator in each outage state."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from captcha_guard import (
+    CaptchaGuard,
+    CircuitBreaker,
+    FallbackBudget,
+    GeeTest,
+    MemoryFallbackBudget,
+    Outcome,
+    Rule,
+)
+from captcha_guard.fallback import (
+    NO_CAPACITY,
+    OVER_BUDGET,
+    REPLAY_TTL,
+    REPLAYED,
+    BudgetFull,
+    FallbackGuard,
+)
+from captcha_guard.replay import MemoryReplayStore, ReplayStore
+from captcha_guard.testing import EmulatorServer, GeeTestEmulator, Outage
+from tests.hardening_kit import Echo, FakeClock
+from tests.servers import serve_asgi
+
+# ---------------------------------------------------------------------------------------------
+# FallbackGuard: the decision, with its stores
+
+
+def test_a_claim_falls_back_once_then_is_a_replay() -> None:
+    guard = FallbackGuard()
+    assert guard.refusal("geetest:a", "10.0.0.1") is None
+    assert guard.refusal("geetest:a", "10.0.0.2") == (Outcome.REJECTED, REPLAYED)
+    assert guard.refusal("geetest:b", "10.0.0.1") is None
+
+
+def test_ids_are_remembered_for_the_ttl_under_their_namespace() -> None:
+    clock = FakeClock()
+    store = MemoryReplayStore()
+    guard = FallbackGuard(store, clock=clock)
+    guard.refusal("geetest:a", None)
+    clock.advance(REPLAY_TTL)
+    assert guard.refusal("geetest:a", None) == (Outcome.REJECTED, REPLAYED)
+    clock.advance(0.5)
+    assert guard.refusal("geetest:a", None) is None
+    # The same store can serve proof-of-work: fallback ids cannot collide with its keys.
+    assert store.remember("fallback:geetest:a", clock.now + 1, clock.now) is False
+
+
+def test_a_full_store_refuses_every_fallback_and_forgets_nothing() -> None:
+    clock = FakeClock()
+    guard = FallbackGuard(MemoryReplayStore(max_entries=2), clock=clock)
+    assert guard.refusal("a", None) is None
+    assert guard.refusal("b", None) is None
+    assert guard.refusal("c", None) == (Outcome.FALLBACK, NO_CAPACITY)
+    assert guard.refusal("a", None) == (Outcome.REJECTED, REPLAYED)
+    clock.advance(REPLAY_TTL + 1)
+    assert guard.refusal("c", None) is None
+
+
+def test_a_claim_is_admitted_once_across_threads() -> None:
+    guard = FallbackGuard()
+    start = threading.Barrier(16)
+    admitted: list[str] = []
+    lock = threading.Lock()
+
+    def race() -> None:
+        start.wait()
+        for n in range(200):
+            if guard.refusal(f"k{n}", "10.0.0.1") is None:
+                with lock:
+                    admitted.append(f"k{n}")
+
+    threads = [threading.Thread(target=race) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(admitted) == sorted(f"k{n}" for n in range(200))
+
+
+def test_the_budget_is_spent_before_the_id_is_remembered() -> None:
+    clock = FakeClock(start=0.0)
+    guard = FallbackGuard(fallback_limit=MemoryFallbackBudget(1, clock=clock), clock=clock)
+    assert guard.refusal("a", "10.0.0.1") is None
+    # Over budget: refused, and "b" is not burnt, so it can come back next minute.
+    assert guard.refusal("b", "10.0.0.1") == (Outcome.REJECTED, OVER_BUDGET)
+    clock.advance(60)
+    assert guard.refusal("b", "10.0.0.1") is None
+    # A replay spends the replayer's budget.
+    clock.advance(60)
+    assert guard.refusal("a", "10.0.0.1") == (Outcome.REJECTED, REPLAYED)
+    assert guard.refusal("c", "10.0.0.1") == (Outcome.REJECTED, OVER_BUDGET)
+
+
+def test_clients_without_an_address_share_one_budget() -> None:
+    guard = FallbackGuard(fallback_limit=1)
+    assert guard.refusal("a", None) is None
+    assert guard.refusal("b", None) == (Outcome.REJECTED, OVER_BUDGET)
+
+
+# ---------------------------------------------------------------------------------------------
+# MemoryFallbackBudget
+
+
+def test_budget_counts_per_client_per_minute() -> None:
+    clock = FakeClock(start=60.0 * 100)
+    budget = MemoryFallbackBudget(2, clock=clock)
+    assert budget.spend("10.0.0.1") and budget.spend("10.0.0.1")
+    assert budget.spend("10.0.0.1") is False
+    assert budget.spend("10.0.0.2") is True  # another client has its own budget
+    clock.advance(59.9)
+    assert budget.spend("10.0.0.1") is False
+    clock.advance(0.1)  # the next minute
+    assert budget.spend("10.0.0.1") is True
+
+
+def test_budget_refuses_a_new_client_when_it_counts_too_many() -> None:
+    clock = FakeClock(start=0.0)
+    budget = MemoryFallbackBudget(5, max_clients=2, clock=clock)
+    budget.spend("a")
+    budget.spend("b")
+    with pytest.raises(BudgetFull):
+        budget.spend("c")
+    assert budget.spend("a") is True  # clients already counted go on
+    clock.advance(60)
+    assert budget.spend("c") is True
+
+
+@pytest.mark.parametrize("limit", [0, -1, True, 1.5, "10"])
+def test_budget_checks_its_limit(limit: object) -> None:
+    with pytest.raises(ValueError, match="fallback_limit"):
+        MemoryFallbackBudget(limit)  # type: ignore[arg-type]
+
+
+def test_the_memory_budget_satisfies_the_protocol() -> None:
+    assert isinstance(MemoryFallbackBudget(1), FallbackBudget)
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the gate, under uvicorn, against the emulator served for real.
+
+
+@dataclass
+class Site:
+    url: str
+    emulator: GeeTestEmulator
+    upstream: EmulatorServer
+    breaker: CircuitBreaker
+    echo: Echo
+
+    def post(
+        self, path: str = "/login", headers: dict[str, str] | None = None, **kwargs: object
+    ) -> httpx.Response:
+        headers = {"accept": "application/json", **(headers or {})}
+        return httpx.post(self.url + path, headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+@contextmanager
+def site(
+    *,
+    replay_store: ReplayStore | None = None,
+    fallback_limit: int | FallbackBudget | None = None,
+    failure_threshold: int = 1,
+    timeout: float = 1.0,
+) -> Iterator[Site]:
+    emulator = GeeTestEmulator()
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=failure_threshold, reset_timeout=30, clock=clock)
+    echo = Echo()
+    with emulator.serve() as upstream:
+        provider = GeeTest(
+            emulator.captcha_id,
+            emulator.captcha_key,
+            endpoint=upstream.endpoint("/validate"),
+            timeout=timeout,
+            breaker=breaker,
+        )
+        guard = CaptchaGuard(
+            echo,
+            rules=[Rule("/login"), Rule("/pay", fail_open=False)],
+            provider=provider,
+            replay_store=replay_store,
+            fallback_limit=fallback_limit,
+        )
+        with serve_asgi(guard) as url:
+            yield Site(url, emulator, upstream, breaker, echo)
+
+
+def open_circuit(s: Site) -> None:
+    """One provider failure with failure_threshold=1: the circuit is open afterwards."""
+    s.emulator.outage = Outage.HTTP_500
+    first = s.post(data=s.emulator.issue())
+    assert first.json()["outcome"] == "fallback"
+    assert s.breaker.state.value == "open"
+
+
+@pytest.mark.parametrize("state", ["circuit open", "provider failing"])
+def test_a_captcha_falls_back_once_then_is_refused(state: str) -> None:
+    # "circuit open" falls back in Gate.begin, "provider failing" in Gate.finish.
+    with site(failure_threshold=1 if state == "circuit open" else 1000) as s:
+        if state == "circuit open":
+            open_circuit(s)
+        else:
+            s.emulator.outage = Outage.HTTP_500
+        fields = s.emulator.issue()
+        first = s.post(data=fields)
+        replays = [s.post(data=fields) for _ in range(5)]
+        fresh = s.post(data=s.emulator.issue())
+    assert first.status_code == 200
+    assert first.json()["outcome"] == "fallback"
+    for replay in replays:
+        assert replay.status_code == 403
+        assert replay.json() == {"error": "captcha_rejected", "reason": "captcha already used"}
+    assert fresh.json()["outcome"] == "fallback"
+
+
+def test_a_replay_is_refused_in_every_encoding_the_fields_travel() -> None:
+    with site() as s:
+        open_circuit(s)
+        fields = s.emulator.issue()
+        assert s.post(data=fields).status_code == 200
+        as_json = s.post(json=fields)
+        in_query = s.post(params=fields)
+        in_header = s.post(headers={"X-Captcha": str(httpx.QueryParams(fields))})
+    assert [r.status_code for r in (as_json, in_query, in_header)] == [403, 403, 403]
+
+
+def test_fallback_without_fields_is_refused() -> None:
+    with site() as s:
+        open_circuit(s)
+        empty = s.post(data={"name": "x"})
+        partial = s.post(data={"lot_number": "a" * 32})
+    assert empty.status_code == 403
+    assert partial.status_code == 403
+    assert "missing" in partial.json()["reason"]
+
+
+def test_a_passed_captcha_is_not_remembered_by_the_guard() -> None:
+    # Only fallbacks are remembered: the provider itself refuses a captcha used twice.
+    store = MemoryReplayStore()
+    with site(replay_store=store) as s:
+        assert s.post(data=s.emulator.issue()).json()["outcome"] == "passed"
+    assert len(store) == 0
+
+
+def test_the_guard_outlives_the_outage() -> None:
+    with site(failure_threshold=1000) as s:
+        s.emulator.outage = Outage.HTTP_429
+        fields = s.emulator.issue()
+        assert s.post(data=fields).json()["outcome"] == "fallback"
+        s.emulator.outage = None
+        # The provider never saw it used, so it would pass: used once in fallback is used.
+        again = s.post(data=fields)
+    assert again.status_code == 200
+    assert again.json()["outcome"] == "passed"
+
+
+def test_fallback_limit_caps_each_client() -> None:
+    clock = FakeClock(start=0.0)
+    with site(fallback_limit=MemoryFallbackBudget(3, clock=clock)) as s:
+        open_circuit(s)  # the first fallback of this client
+        within = [s.post(data=s.emulator.issue()) for _ in range(2)]
+        over = s.post(data=s.emulator.issue())
+        clock.advance(60)
+        next_minute = s.post(data=s.emulator.issue())
+    assert [r.json()["outcome"] for r in within] == ["fallback", "fallback"]
+    assert over.status_code == 403
+    assert over.json()["reason"] == "too many captcha attempts from this address"
+    assert next_minute.json()["outcome"] == "fallback"
+
+
+def test_fallback_limit_as_an_int_builds_the_memory_budget() -> None:
+    guard = CaptchaGuard(Echo(), rules=[Rule("/x")], provider=_geetest(), fallback_limit=10)
+    assert isinstance(guard.gate.fallback.budget, MemoryFallbackBudget)
+    assert guard.gate.fallback.budget.per_minute == 10
+
+
+def test_a_full_guard_refuses_fallback_with_503() -> None:
+    with site(replay_store=MemoryReplayStore(max_entries=2)) as s:
+        open_circuit(s)  # one id remembered
+        second = s.post(data=s.emulator.issue())
+        third = s.post(data=s.emulator.issue())
+    assert second.json()["outcome"] == "fallback"
+    assert third.status_code == 503
+    assert third.json()["error"] == "captcha_unavailable"
+
+
+class BrokenStore:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def remember(self, key: str, expires_at: float, now: float) -> bool:
+        self.calls += 1
+        raise ConnectionError("store unreachable")
+
+
+def test_a_failing_store_refuses_fallback_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    broken = BrokenStore()
+    with caplog.at_level(logging.WARNING, "captcha_guard"), site(replay_store=broken) as s:
+        s.emulator.outage = Outage.HTTP_500
+        answer = s.post(data=s.emulator.issue())
+    assert answer.status_code == 503
+    assert broken.calls == 1
+    assert any(
+        r.levelno == logging.ERROR and "store unreachable" in r.getMessage() for r in caplog.records
+    )
+
+
+def test_fail_closed_rules_never_touch_the_guard() -> None:
+    counting = BrokenStore()
+    with site(replay_store=counting) as s:
+        s.emulator.outage = Outage.HTTP_500
+        answer = s.post("/pay", data=s.emulator.issue())
+    assert answer.status_code == 503
+    assert counting.calls == 0
+
+
+def test_refusals_are_logged_without_the_token(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, "captcha_guard"), site() as s:
+        open_circuit(s)
+        fields = s.emulator.issue()
+        s.post(data=fields)
+        s.post(data=fields)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "fallback refused: captcha already used" in text
+    for value in fields.values():
+        if len(value) > 12:
+            assert value not in text
+
+
+def _geetest() -> GeeTest:
+    emulator = GeeTestEmulator()
+    return GeeTest(emulator.captcha_id, emulator.captcha_key, endpoint="http://127.0.0.1:9/")
+
+
+def test_the_guard_options_are_checked_at_construction() -> None:
+    with pytest.raises(TypeError, match="replay_store"):
+        CaptchaGuard(Echo(), rules=[Rule("/x")], provider=_geetest(), replay_store=object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fallback_limit"):
+        CaptchaGuard(Echo(), rules=[Rule("/x")], provider=_geetest(), fallback_limit=0)
