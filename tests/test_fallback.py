@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from typing import Any
 
 import httpx
 import pytest
 
 from captcha_guard import (
     CaptchaGuard,
-    CircuitBreaker,
     FallbackBudget,
     GeeTest,
     MemoryFallbackBudget,
@@ -29,10 +27,10 @@ from captcha_guard.fallback import (
     BudgetFull,
     FallbackGuard,
 )
-from captcha_guard.replay import MemoryReplayStore, ReplayStore
-from captcha_guard.testing import EmulatorServer, GeeTestEmulator, Outage
-from tests.hardening_kit import Echo, FakeClock
-from tests.servers import serve_asgi
+from captcha_guard.replay import MemoryReplayStore
+from captcha_guard.testing import GeeTestEmulator, Outage
+from tests.hardening_kit import CASES, Site, guarded_site
+from tests.helpers import FakeClock, RecordingApp
 
 # ---------------------------------------------------------------------------------------------
 # FallbackGuard: the decision, with its stores
@@ -152,50 +150,9 @@ def test_the_memory_budget_satisfies_the_protocol() -> None:
 # Through the gate, under uvicorn, against the emulator served for real.
 
 
-@dataclass
-class Site:
-    url: str
-    emulator: GeeTestEmulator
-    upstream: EmulatorServer
-    breaker: CircuitBreaker
-    echo: Echo
-
-    def post(
-        self, path: str = "/login", headers: dict[str, str] | None = None, **kwargs: object
-    ) -> httpx.Response:
-        headers = {"accept": "application/json", **(headers or {})}
-        return httpx.post(self.url + path, headers=headers, timeout=10, **kwargs)  # type: ignore[arg-type]
-
-
-@contextmanager
-def site(
-    *,
-    replay_store: ReplayStore | None = None,
-    fallback_limit: int | FallbackBudget | None = None,
-    failure_threshold: int = 1,
-    timeout: float = 1.0,
-) -> Iterator[Site]:
-    emulator = GeeTestEmulator()
-    clock = FakeClock()
-    breaker = CircuitBreaker(failure_threshold=failure_threshold, reset_timeout=30, clock=clock)
-    echo = Echo()
-    with emulator.serve() as upstream:
-        provider = GeeTest(
-            emulator.captcha_id,
-            emulator.captcha_key,
-            endpoint=upstream.endpoint("/validate"),
-            timeout=timeout,
-            breaker=breaker,
-        )
-        guard = CaptchaGuard(
-            echo,
-            rules=[Rule("/login"), Rule("/pay", fail_open=False)],
-            provider=provider,
-            replay_store=replay_store,
-            fallback_limit=fallback_limit,
-        )
-        with serve_asgi(guard) as url:
-            yield Site(url, emulator, upstream, breaker, echo)
+def site(**options: Any) -> AbstractContextManager[Site]:
+    """A GeeTest-guarded site whose circuit opens at the first provider failure."""
+    return guarded_site(CASES[0], **{"failure_threshold": 1, **options})
 
 
 def open_circuit(s: Site) -> None:
@@ -282,7 +239,7 @@ def test_fallback_limit_caps_each_client() -> None:
 
 
 def test_fallback_limit_as_an_int_builds_the_memory_budget() -> None:
-    guard = CaptchaGuard(Echo(), rules=[Rule("/x")], provider=_geetest(), fallback_limit=10)
+    guard = CaptchaGuard(RecordingApp(), rules=[Rule("/x")], provider=_geetest(), fallback_limit=10)
     assert isinstance(guard.gate.fallback.budget, MemoryFallbackBudget)
     assert guard.gate.fallback.budget.per_minute == 10
 
@@ -347,6 +304,6 @@ def _geetest() -> GeeTest:
 
 def test_the_guard_options_are_checked_at_construction() -> None:
     with pytest.raises(TypeError, match="replay_store"):
-        CaptchaGuard(Echo(), rules=[Rule("/x")], provider=_geetest(), replay_store=object())  # type: ignore[arg-type]
+        CaptchaGuard(RecordingApp(), rules=[Rule("/x")], provider=_geetest(), replay_store=object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="fallback_limit"):
-        CaptchaGuard(Echo(), rules=[Rule("/x")], provider=_geetest(), fallback_limit=0)
+        CaptchaGuard(RecordingApp(), rules=[Rule("/x")], provider=_geetest(), fallback_limit=0)

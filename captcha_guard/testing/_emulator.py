@@ -213,8 +213,13 @@ def _handler_for(owner: EmulatorServer) -> type[BaseHTTPRequestHandler]:
             headers = list(self.headers.items())
             request = httpx.Request(self.command, url, headers=headers, content=body)
             emulator = owner.emulator
-            emulator._record(request)
             outage = emulator.outage
+            if outage is Outage.REFUSE:
+                # Not listening refuses new connections; one a client kept alive from before
+                # is dropped unanswered, as a provider that went down would drop it.
+                self.close_connection = True
+                return
+            emulator._record(request)
             if outage is Outage.HANG:
                 owner._closed.wait(_HANG_LIMIT)
                 self.close_connection = True
