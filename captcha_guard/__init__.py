@@ -7,6 +7,7 @@ from .providers import GeeTest, ProofOfWork, Provider
 from .responses import Denial
 from .rules import Rule
 from .verdict import Outcome, Verdict
+from .wsgi import WSGICaptchaGuard
 
 __version__ = "0.1.0"
 
@@ -22,5 +23,6 @@ __all__ = [
     "Provider",
     "Rule",
     "Verdict",
+    "WSGICaptchaGuard",
     "__version__",
 ]

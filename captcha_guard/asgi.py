@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 import anyio
 import httpx
 
+from ._door import FrontDoor
 from ._types import ASGIApp, Message, Receive, Scope, Send
-from .fallback import FallbackBudget
-from .gate import DEFAULT_MAX_BODY_SIZE, Call, Gate, Route
-from .providers.base import Provider, RequestInfo
-from .replay import ReplayStore
-from .responses import Denial, bad_request, render, too_large, wants_json
-from .rules import Rule, route_path
+from .gate import CLIENT_LIMITS, Call, Route, describe_error
+from .providers.base import RequestInfo
+from .responses import Denial, render, too_large, wants_json
+from .rules import route_path
 from .verdict import Verdict
 
 logger = logging.getLogger("captcha_guard")
@@ -23,45 +22,13 @@ logger = logging.getLogger("captcha_guard")
 RejectHandler = Callable[[Denial, Scope], ASGIApp]
 
 
-def describe_error(exc: BaseException) -> str:
-    """A provider call's error, by kind only: exception texts may carry URLs and bodies."""
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    if isinstance(exc, httpx.ConnectError):
-        return "connect error"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "protocol error"
-    return f"transport error ({type(exc).__name__})"
+class CaptchaGuard(FrontDoor[ASGIApp, httpx.AsyncClient, RejectHandler]):
+    """ASGI middleware that demands a valid captcha on the routes its rules name.
 
-
-class CaptchaGuard:
-    """ASGI middleware that demands a valid captcha on the routes its rules name."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        rules: Iterable[Rule] = (),
-        provider: Provider | None = None,
-        providers: Mapping[str, Provider] | None = None,
-        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
-        on_reject: RejectHandler | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        *,
-        replay_store: ReplayStore | None = None,
-        fallback_limit: int | FallbackBudget | None = None,
-    ) -> None:
-        self.app = app
-        self.gate = Gate(
-            rules,
-            provider,
-            providers,
-            max_body_size,
-            replay_store=replay_store,
-            fallback_limit=fallback_limit,
-        )
-        self.on_reject = on_reject
-        self._client = http_client
-        self._owns_client = http_client is None
+    ``CaptchaGuard(app, rules=(), provider=None, providers=None, max_body_size=1_048_576,
+    on_reject=None, http_client=None, *, replay_store=None, fallback_limit=None)``;
+    ``http_client`` is an ``httpx.AsyncClient``.
+    """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,13 +59,10 @@ class CaptchaGuard:
         head = _Head(scope["headers"])
         as_json = wants_json(head.accept, head.content_type)
         limit = self.gate.max_body_size
-        if head.content_length is not None:
-            if not (head.content_length.isascii() and head.content_length.isdigit()):
-                await self._deny(bad_request("bad content-length"), as_json, scope, receive, send)
-                return
-            if int(head.content_length) > limit:
-                await self._deny(too_large(limit), as_json, scope, receive, send)
-                return
+        early = self.gate.check_length(head.content_length)
+        if early is not None:
+            await self._deny(early, as_json, scope, receive, send)
+            return
         chunks: list[bytes] = []
         size = 0
         more_body = True
@@ -140,11 +104,7 @@ class CaptchaGuard:
     async def _verify(self, call: Call) -> Verdict:
         client = self._client
         if client is None:
-            client = self._client = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-                follow_redirects=False,
-            )
-        call.request.extensions["timeout"] = httpx.Timeout(call.timeout).as_dict()
+            client = self._client = httpx.AsyncClient(limits=CLIENT_LIMITS, follow_redirects=False)
         try:
             with anyio.move_on_after(call.timeout) as deadline:
                 response = await client.send(call.request)

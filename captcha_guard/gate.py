@@ -24,7 +24,15 @@ from .fallback import FallbackBudget, FallbackGuard
 from .fields import BodyError, FieldError, collect
 from .providers.base import Claim, Provider, RequestInfo
 from .replay import ReplayStore
-from .responses import Denial, Reply, bad_request, json_reply, rejected, unavailable
+from .responses import (
+    Denial,
+    Reply,
+    bad_request,
+    json_reply,
+    rejected,
+    too_large,
+    unavailable,
+)
 from .rules import Rule
 from .verdict import Fault, Outcome, ProviderFailure, Verdict
 
@@ -35,6 +43,24 @@ DEFAULT_MAX_BODY_SIZE = 1_048_576
 #: In a fallback verdict's details: the fallback was refused for want of capacity (a 503,
 #: as if the rule said fail_open=False), with the reason.
 REFUSED = "fallback_refused"
+
+#: The pool each front door's HTTP client (async or sync) is made with.
+CLIENT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+# A content-length with more digits than this is over any max_body_size (and int() refuses
+# strings of thousands of digits outright).
+_MAX_LENGTH_DIGITS = 18
+
+
+def describe_error(exc: BaseException) -> str:
+    """A provider call's error, by kind only: exception texts may carry URLs and bodies."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect error"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "protocol error"
+    return f"transport error ({type(exc).__name__})"
 
 
 @dataclass(frozen=True)
@@ -136,6 +162,18 @@ class Gate:
             return None
         return json_reply(provider.new_challenge())
 
+    def check_length(self, declared: str | None) -> Denial | None:
+        """The answer to a declared content-length before any byte is read: 400 if it is not
+        a plain decimal number, 413 if it is over ``max_body_size``, None to go on."""
+        if declared is None:
+            return None
+        if not (declared.isascii() and declared.isdigit()):  # '²'.isdigit() is True
+            return bad_request("bad content-length")
+        digits = declared.lstrip("0")
+        if len(digits) > _MAX_LENGTH_DIGITS or int(digits or "0") > self.max_body_size:
+            return too_large(self.max_body_size)
+        return None
+
     def begin(
         self,
         route: Route,
@@ -172,6 +210,10 @@ class Gate:
             logger.exception("captcha provider %s could not build its request", route.provider_name)
             failure = ProviderFailure("request could not be built", Fault.OPERATOR)
             return self._fallback(route, checked, failure)
+        # Each phase (connect, write, read, pool) gets the provider's timeout. The async door
+        # also bounds the whole call; the sync door cannot without a thread, so under WSGI a
+        # provider that trickles its answer may take longer.
+        http_request.extensions["timeout"] = httpx.Timeout(provider.timeout).as_dict()
         return Call(route, checked, http_request, permit)
 
     def finish(

@@ -29,3 +29,14 @@ async def echo_asgi(scope, receive, send):  # type: ignore[no-untyped-def]
     headers = [(b"content-type", b"application/json")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+def echo_wsgi(environ, start_response):  # type: ignore[no-untyped-def]
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    payload = seen(environ.get("captcha_guard.verdict"), body)
+    start_response(
+        "200 OK",
+        [("content-type", "application/json"), ("content-length", str(len(payload)))],
+    )
+    return [payload]

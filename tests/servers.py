@@ -1,4 +1,5 @@
-"""Real servers on 127.0.0.1 for tests: uvicorn for ASGI apps, on ports the OS picks."""
+"""Real servers on 127.0.0.1 for tests, on ports the OS picks: uvicorn for ASGI apps, a
+threaded wsgiref server for WSGI apps."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import uvicorn
 
@@ -44,3 +47,32 @@ def serve_asgi(app: Any, **config: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietWSGIRequestHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        return
+
+
+@contextmanager
+def serve_wsgi(app: Any) -> Iterator[str]:
+    """Run ``app`` under wsgiref, one thread per request; yield its base URL; stop it on exit."""
+    server = make_server(
+        "127.0.0.1",
+        0,
+        app,
+        server_class=_ThreadingWSGIServer,
+        handler_class=_QuietWSGIRequestHandler,
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()  # the socket listens already: make_server bound it
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

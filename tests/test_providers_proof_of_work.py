@@ -8,18 +8,27 @@ import hashlib
 import json
 import logging
 from typing import Any
+from wsgiref.validate import validator
 
 import httpx
 import pytest
 from altcha import PayloadV1, solve_challenge_v1, verify_solution_v1
 
-from captcha_guard import CaptchaGuard, GeeTest, Outcome, ProofOfWork, Rule, Verdict
+from captcha_guard import (
+    CaptchaGuard,
+    GeeTest,
+    Outcome,
+    ProofOfWork,
+    Rule,
+    Verdict,
+    WSGICaptchaGuard,
+)
 from captcha_guard.fields import FieldError, Fields
 from captcha_guard.gate import Gate
 from captcha_guard.providers.base import RequestInfo
 from captcha_guard.replay import MemoryReplayStore
-from tests.apps import echo_asgi
-from tests.servers import serve_asgi
+from tests.apps import echo_asgi, echo_wsgi
+from tests.servers import serve_asgi, serve_wsgi
 
 SECRET = "test-secret-0123456789abcdef"
 START = 1_700_000_000.0
@@ -414,6 +423,24 @@ async def test_through_asgi_in_process() -> None:
         second = await client.post("/login", data={"altcha": payload})
     assert first.json()["outcome"] == "passed"
     assert second.status_code == 403
+
+
+# Through the WSGI front door.
+
+
+def wsgi_guard(provider: ProofOfWork) -> WSGICaptchaGuard:
+    return WSGICaptchaGuard(validator(echo_wsgi), rules=[Rule("/login")], provider=provider)
+
+
+def test_through_wsgi_under_a_threaded_server() -> None:
+    with serve_wsgi(wsgi_guard(make())) as url, httpx.Client(base_url=url) as client:
+        exercise(client)
+
+
+def test_through_wsgi_in_process() -> None:
+    transport = httpx.WSGITransport(app=validator(wsgi_guard(make())))
+    with httpx.Client(transport=transport, base_url="http://test") as client:
+        exercise(client)
 
 
 def test_a_named_proof_of_work_is_served_beside_a_remote_default() -> None:
