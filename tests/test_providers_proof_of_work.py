@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 from typing import Any
+from urllib.parse import urlencode
 from wsgiref.validate import validator
 
 import httpx
@@ -383,9 +384,8 @@ def exercise(client: httpx.Client) -> None:
         "/login", json={"captcha": {"altcha": encode(solve(challenge_of(client)))}}
     )
     assert as_json.json()["outcome"] == "passed"
-    in_header = client.post(
-        "/login", json={"user": "ann"}, headers={"x-captcha": f"altcha={solve_encoded(client)}"}
-    )
+    header = urlencode({"altcha": solve_encoded(client)})  # as URLSearchParams would
+    in_header = client.post("/login", json={"user": "ann"}, headers={"x-captcha": header})
     assert in_header.json()["outcome"] == "passed"
 
     assert client.post("/login", data={"pow": solve_encoded(client)}).status_code == 403
