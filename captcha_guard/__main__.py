@@ -1,0 +1,47 @@
+"""``python -m captcha_guard demo [--host 127.0.0.1] [--port 8000]``"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m captcha_guard")
+    commands = root.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="serve a sign-in page protected by the self-hosted proof-of-work captcha",
+        description="Serve the offline demo: a sign-in form behind CaptchaGuard and "
+        "ProofOfWork. Nothing is fetched from the internet; no vendor account is needed.",
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    demo.add_argument(
+        "--port", type=int, default=8000, help="port to listen on; 0 picks a free one (8000)"
+    )
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "demo":
+        try:
+            import uvicorn  # noqa: F401  (checked here to explain, not to use)
+        except ImportError:
+            print("The demo needs uvicorn: pip install 'captcha-guard[demo]'", file=sys.stderr)
+            return 2
+        from .demo import serve
+
+        try:
+            serve(args.host, args.port, announce=lambda line: print(line, flush=True))
+        except OSError as exc:  # the port is taken, the address is not ours
+            print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
