@@ -1,0 +1,188 @@
+"""Every example in ``examples/``, configured from its environment variables, served for real
+(uvicorn for ASGI, a threaded wsgiref server for WSGI) against the emulators of
+``captcha_guard.testing`` on loopback."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import itertools
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import altcha
+import httpx
+import pytest
+
+from captcha_guard.testing import GeeTestEmulator, Outage
+from tests.servers import serve_asgi, serve_wsgi
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+_fresh = itertools.count()
+
+
+def load_example(name: str, monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
+    """Import ``examples/<name>.py`` afresh with ``env`` set, as a server would import it."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    spec = importlib.util.spec_from_file_location(
+        f"example_{name}_{next(_fresh)}", EXAMPLES / f"{name}.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # Django imports ROOT_URLCONF by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def environment_names(path: Path) -> set[str]:
+    """The names the example reads with os.environ[...] or os.environ.get(...)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        target = None
+        if isinstance(node, ast.Subscript):
+            target, key = node.value, node.slice
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("get", "setdefault")
+            and node.args
+        ):
+            target, key = node.func.value, node.args[0]
+        if (
+            target is not None
+            and ast.unparse(target) == "os.environ"
+            and isinstance(key, ast.Constant)
+            and isinstance(key.value, str)
+        ):
+            names.add(key.value)
+    return names
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
+def test_each_example_names_its_settings_at_the_top(path: Path) -> None:
+    names = environment_names(path)
+    docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
+    assert names, "an example takes its secrets from the environment"
+    assert "environment variables" in docstring
+    for name in names:
+        assert name in docstring, f"{name} is read but not documented at the top"
+
+
+@pytest.fixture
+def geetest() -> Iterator[tuple[GeeTestEmulator, str]]:
+    emulator = GeeTestEmulator()
+    with emulator.serve() as server:
+        yield emulator, server.endpoint("/validate")
+
+
+def geetest_env(emulator: GeeTestEmulator, endpoint: str) -> dict[str, str]:
+    return {
+        "GEETEST_CAPTCHA_ID": emulator.captcha_id,
+        "GEETEST_CAPTCHA_KEY": emulator.captcha_key,
+        "GEETEST_ENDPOINT": endpoint,
+    }
+
+
+def test_starlette(monkeypatch: pytest.MonkeyPatch, geetest: tuple[GeeTestEmulator, str]) -> None:
+    emulator, endpoint = geetest
+    example = load_example("starlette_app", monkeypatch, **geetest_env(emulator, endpoint))
+    with serve_asgi(example.app) as url, httpx.Client(base_url=url) as client:
+        fields = emulator.issue()
+        signed_in = client.post("/login", data={"username": "ada", **fields})
+        replayed = client.post("/login", data={"username": "ada", **fields})
+        comment = client.post(
+            "/posts/7/comments", json={"text": "hello", "captcha": emulator.issue()}
+        )
+        headered = client.post(
+            "/posts/7/comments",
+            json={"text": "hi"},
+            headers={"X-Captcha": str(httpx.QueryParams(emulator.issue()))},
+        )
+        bare = client.post("/posts/7/comments", json={"text": "spam"})
+        emulator.outage = Outage.HTTP_500
+        during_outage = client.post("/login", data={"username": "ada", **emulator.issue()})
+    assert (signed_in.status_code, signed_in.text) == (200, "welcome ada (passed)")
+    assert replayed.status_code == 403
+    assert comment.json() == {"post": 7, "text": "hello", "captcha": "passed"}
+    assert headered.json() == {"post": 7, "text": "hi", "captcha": "passed"}
+    assert bare.status_code == 403
+    assert bare.json()["error"] == "captcha_rejected"
+    assert (during_outage.status_code, during_outage.text) == (200, "welcome ada (fallback)")
+
+
+def test_wsgi_app_in_an_asgi_server(
+    monkeypatch: pytest.MonkeyPatch, geetest: tuple[GeeTestEmulator, str]
+) -> None:
+    emulator, endpoint = geetest
+    example = load_example("wsgi_in_asgi", monkeypatch, **geetest_env(emulator, endpoint))
+    with serve_asgi(example.app) as url, httpx.Client(base_url=url) as client:
+        signed = client.post("/sign", data={"name": "ada", **emulator.issue()})
+        refused = client.post("/sign", data={"name": "bot"})
+        forged = client.post("/sign", data={"name": "bot", **emulator.issue(), "pass_token": "x"})
+        page = client.get("/")
+        # One keep-alive connection, request after request: the pattern that trips WsgiToAsgi
+        # when the WSGI app sets Content-Length (see the example).
+        statuses = {client.get("/").status_code for _ in range(20)}
+    assert (signed.status_code, signed.text) == (200, "signed by ada")
+    assert refused.status_code == 403
+    assert forged.status_code == 403
+    assert page.text.startswith("guestbook")
+    assert statuses == {200}
+    assert emulator.calls == 2  # the request without fields never reached GeeTest
+
+
+def solve(challenge: dict[str, object]) -> str:
+    """What the ALTCHA widget posts, computed by the altcha package (the protocol's own)."""
+    found = altcha.solve_challenge_v1(
+        str(challenge["challenge"]),
+        str(challenge["salt"]),
+        "SHA-256",
+        int(str(challenge["maxnumber"])),
+    )
+    assert found is not None
+    return altcha.PayloadV1(
+        "SHA-256",
+        str(challenge["challenge"]),
+        found.number,
+        str(challenge["salt"]),
+        str(challenge["signature"]),
+    ).to_base64()
+
+
+def test_flask(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = load_example("flask_app", monkeypatch, POW_SECRET="flask-example-secret-0123456789")
+    with serve_wsgi(example.app) as url, httpx.Client(base_url=url) as client:
+        page = client.get("/")
+        solution = solve(client.get("/captcha-guard/challenge").json())
+        posted = client.post("/comments", data={"text": "first!", "altcha": solution})
+        replayed = client.post("/comments", data={"text": "again", "altcha": solution})
+        unsolved = client.post("/comments", data={"text": "spam"})
+    assert '<altcha-widget challengeurl="/captcha-guard/challenge">' in page.text
+    assert posted.json() == {"text": "first!", "captcha": "passed"}
+    assert replayed.status_code == 403
+    assert unsolved.status_code == 403
+
+
+def test_django(monkeypatch: pytest.MonkeyPatch, geetest: tuple[GeeTestEmulator, str]) -> None:
+    emulator, endpoint = geetest
+    example = load_example(
+        "django_app",
+        monkeypatch,
+        DJANGO_SECRET_KEY="django-example-secret",
+        **geetest_env(emulator, endpoint),
+    )
+    with serve_wsgi(example.application) as url, httpx.Client(base_url=url) as client:
+        body = {"user": "ada", "captcha": emulator.issue()}
+        signed_up = client.post("/api/signup", json=body)
+        replayed = client.post("/api/signup", json=body)
+        bare = client.post("/api/signup", json={"user": "bot"})
+        wrong_method = client.get("/api/signup")
+    assert signed_up.json() == {"user": "ada", "captcha": "passed"}
+    assert replayed.status_code == 403
+    assert bare.status_code == 403
+    assert json.loads(bare.text)["error"] == "captcha_rejected"
+    assert wrong_method.status_code == 405  # not protected, so Django's own view answered
