@@ -1,0 +1,302 @@
+"""The bypass catalogue: every client-controllable input that a vendor's sample (which "allows
+on any exception") would let through, each refused under every provider state: up, failing,
+circuit open. None reaches the app, and none makes a network call: a malformed field must
+never become a provider error that falls back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+
+from captcha_guard.testing import Outage
+from tests.hardening_kit import CASES, PROTECTED, ProviderCase, Site, guarded_site
+
+THRESHOLD = 3
+MAX_BODY = 256 * 1024
+STATES = ["up", "failing", "circuit open"]
+
+Fields = dict[str, Any]
+#: Builds the keyword arguments of ``httpx.Client.build_request`` from solved fields.
+Builder = Callable[[Fields], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    name: str
+    build: Builder
+    status: int = 403
+
+
+def form(fields: Fields) -> dict[str, Any]:
+    return {"content": urlencode(fields).encode(), "headers": {"content-type": FORM}}
+
+
+def form_pairs(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    return {"content": urlencode(pairs).encode(), "headers": {"content-type": FORM}}
+
+
+def as_json(document: Any) -> dict[str, Any]:
+    return {"content": json.dumps(document).encode(), "headers": {"content-type": JSON}}
+
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+def replaced(name: str, value: Any) -> Callable[[Fields], Fields]:
+    return lambda fields: {**fields, name: value}
+
+
+def field_attempts(name: str) -> list[Attempt]:
+    """What a client can do to one field that makes it malformed for any provider. (A value
+    of the right shape that is merely false is the provider's to judge, and passes in
+    fallback by design: SECURITY.md says so, and test_fallback bounds it.)"""
+    without = lambda f: {k: v for k, v in f.items() if k != name}  # noqa: E731
+    bad_values = {
+        "empty": "",
+        "space": " ",
+        "padded": lambda v: f" {v} ",
+        "trailing-newline": lambda v: v + "\n",
+        "nul": lambda v: v + "\x00",
+        "control": lambda v: "\x1b[31m" + v,
+        "crlf-injection": lambda v: v + "\r\nX-Injected: 1",
+        "non-ascii": lambda v: v[:-1] + "é",
+        "fullwidth": lambda v: "".join(chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in v),
+        "oversized-8k": lambda v: (v * (8192 // max(1, len(v)) + 1))[:8192],
+        "oversized-100k": "A" * 100_000,
+        "sql": "' OR '1'='1",
+    }
+    attempts = [Attempt(f"{name}:missing", lambda f: form(without(f)))]
+    for label, bad in bad_values.items():
+
+        def build(f: Fields, bad: Any = bad) -> dict[str, Any]:
+            value = bad(f[name]) if callable(bad) else bad
+            return form({**f, name: value})
+
+        attempts.append(Attempt(f"{name}:{label}", build))
+    for label, value in {
+        "int": 1700000000,
+        "float": 1.5,
+        "null": None,
+        "true": True,
+        "list": ["x"],
+        "object": {"value": "x"},
+    }.items():
+        attempts.append(Attempt(f"{name}:json-{label}", lambda f, v=value: as_json({**f, name: v})))
+    attempts += [
+        Attempt(f"{name}:json-list-of-the-value", lambda f: as_json({**f, name: [f[name]]})),
+        Attempt(
+            f"{name}:twice-in-form",
+            lambda f: form_pairs([*f.items(), (name, f[name])]),
+        ),
+        Attempt(
+            f"{name}:twice-in-form-other-value",
+            lambda f: form_pairs([(name, "0"), *f.items()]),
+        ),
+        Attempt(
+            f"{name}:body-and-query",
+            lambda f: {**form(f), "params": {name: f[name]}},
+        ),
+        Attempt(
+            f"{name}:body-and-header",
+            lambda f: {
+                "content": form(f)["content"],
+                "headers": {"content-type": FORM, "x-captcha": urlencode({name: f[name]})},
+            },
+        ),
+        Attempt(
+            f"{name}:json-top-and-nested",
+            lambda f: as_json({**f, "captcha": {name: f[name]}}),
+        ),
+        Attempt(
+            f"{name}:json-duplicate-key",
+            lambda f: {
+                "content": (
+                    json.dumps(f)[:-1] + f", {json.dumps(name)}: {json.dumps(f[name])}}}"
+                ).encode(),
+                "headers": {"content-type": JSON},
+            },
+        ),
+        Attempt(f"{name}:wrong-case", lambda f: form({**without(f), name.upper(): f[name]})),
+        Attempt(f"{name}:in-a-cookie", lambda f: {**form(without(f)), "cookies": {name: f[name]}}),
+        Attempt(
+            f"{name}:in-its-own-header",
+            lambda f: {
+                "content": form(without(f))["content"],
+                "headers": {"content-type": FORM, name.replace("_", "-"): f[name]},
+            },
+        ),
+        Attempt(
+            f"{name}:in-a-file-part",
+            lambda f: {
+                "data": without(f),
+                "files": {name: ("x.txt", str(f[name]).encode(), "text/plain")},
+            },
+        ),
+    ]
+    return attempts
+
+
+def placement_attempts() -> list[Attempt]:
+    """The whole set of fields, somewhere the gate does not look, or in a body it cannot read."""
+    return [
+        Attempt("nothing", lambda f: {}),
+        Attempt("empty-form", lambda f: form({})),
+        Attempt("unrelated-fields", lambda f: form({"user": "a", "password": "b"})),
+        Attempt("json-nested-elsewhere", lambda f: as_json({"data": f})),
+        Attempt("json-nested-deeper", lambda f: as_json({"captcha": {"captcha": f}})),
+        Attempt("json-array", lambda f: as_json([f])),
+        Attempt("json-string", lambda f: as_json(urlencode(f))),
+        Attempt("json-as-text-plain", lambda f: {"content": json.dumps(f), "headers": {}}),
+        Attempt(
+            "form-as-octet-stream",
+            lambda f: {
+                "content": urlencode(f).encode(),
+                "headers": {"content-type": "application/octet-stream"},
+            },
+        ),
+        Attempt("all-in-cookies", lambda f: {"cookies": f}),
+        Attempt(
+            "all-in-headers",
+            lambda f: {"headers": {k.replace("_", "-"): str(v) for k, v in f.items()}},
+        ),
+        Attempt(
+            "form-labelled-json",
+            lambda f: {"content": urlencode(f).encode(), "headers": {"content-type": JSON}},
+            400,
+        ),
+        Attempt(
+            "json-truncated",
+            lambda f: {"content": json.dumps(f).encode()[:-1], "headers": {"content-type": JSON}},
+            400,
+        ),
+        Attempt(
+            "form-not-utf8",
+            lambda f: {
+                "content": urlencode(f).encode() + b"&x=\xff\xfe",
+                "headers": {"content-type": FORM},
+            },
+            400,
+        ),
+        Attempt(
+            "multipart-without-boundary",
+            lambda f: {
+                "content": urlencode(f).encode(),
+                "headers": {"content-type": "multipart/form-data"},
+            },
+            400,
+        ),
+        Attempt(
+            "multipart-unterminated",
+            lambda f: {
+                "content": b"--b\r\ncontent-disposition: form-data; name=lot_number\r\n\r\nx",
+                "headers": {"content-type": "multipart/form-data; boundary=b"},
+            },
+            400,
+        ),
+        Attempt(
+            "body-over-the-limit",
+            lambda f: form({**f, "padding": "x" * MAX_BODY}),
+            413,
+        ),
+    ]
+
+
+def geetest_attempts() -> list[Attempt]:
+    """GeeTest's own: gen_time must be digits (else -50005, which the sample lets through)."""
+    bad_gen_times = {
+        "alpha": "abc",
+        "negative": "-1",
+        "decimal": "1700000000.5",
+        "exponent": "1e9",
+        "hex": "0x6553f100",
+        "superscript": "¹²³",
+        "arabic-indic": "\u0661\u0667" + "\u0660" * 8,
+        "too-long": "9" * 14,
+        "plus": "+1700000000",
+    }
+    attempts = [
+        Attempt(f"gen_time:{label}", lambda f, v=value: form(replaced("gen_time", v)(f)))
+        for label, value in bad_gen_times.items()
+    ]
+    attempts.append(
+        Attempt(
+            "lot_number:dashed-uuid",
+            lambda f: form(replaced("lot_number", "4dc3cfc2-cdff-448c-ad8d-13107198d473")(f)),
+        )
+    )
+    return attempts
+
+
+SPECIFIC: dict[str, Callable[[], list[Attempt]]] = {"geetest": geetest_attempts}
+
+
+def catalogue(case: ProviderCase) -> list[Attempt]:
+    fields = case.issue(case.emulator())
+    attempts = [a for name in fields for a in field_attempts(name)]
+    attempts += placement_attempts()
+    attempts += SPECIFIC.get(case.name, list)()
+    return attempts
+
+
+CATALOGUE = [(case, attempt) for case in CASES for attempt in catalogue(case)]
+
+
+@pytest.fixture(scope="module", params=CASES, ids=str)
+def site_once(request: pytest.FixtureRequest) -> Iterator[Site]:
+    with guarded_site(request.param, failure_threshold=THRESHOLD, max_body_size=MAX_BODY) as site:
+        yield site
+
+
+def test_the_catalogue_is_large_and_named_uniquely() -> None:
+    names = [f"{case}/{attempt.name}" for case, attempt in CATALOGUE]
+    assert len(names) == len(set(names))
+    assert len(names) >= 100 * len(CASES)
+
+
+def enter(site: Site, state: str) -> None:
+    site.reset()
+    if state == "up":
+        return
+    site.emulator.outage = Outage.HTTP_500
+    if state == "circuit open":
+        for _ in range(THRESHOLD):
+            assert site.post(data=site.issue()).json()["outcome"] == "fallback"
+        assert site.breaker.state.value == "open"
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize(
+    ("case", "attempt"), CATALOGUE, ids=[f"{c}-{a.name}" for c, a in CATALOGUE]
+)
+def test_refused_in_every_state(
+    site_once: Site, case: ProviderCase, attempt: Attempt, state: str
+) -> None:
+    site = site_once
+    if site.case is not case:
+        pytest.fail("the site fixture and the catalogue disagree on the provider")
+    enter(site, state)
+    request = site.client.build_request(
+        "POST", site.url + PROTECTED, **_with_accept(attempt.build(site.issue()))
+    )
+    app_calls, provider_calls = site.app.calls, site.emulator.calls
+    response = site.client.send(request)
+    assert response.status_code == attempt.status, response.text
+    assert site.app.calls == app_calls
+    assert site.emulator.calls == provider_calls  # refused locally, before any network call
+    if attempt.status == 403:
+        assert response.json()["error"] == "captcha_rejected"
+
+
+def _with_accept(kwargs: dict[str, Any]) -> dict[str, Any]:
+    headers = dict(kwargs.pop("headers", {}))
+    headers.setdefault("accept", "application/json")
+    cookies = kwargs.pop("cookies", None)
+    if cookies:
+        headers["cookie"] = "; ".join(f"{k}={quote(str(v))}" for k, v in cookies.items())
+    return {**kwargs, "headers": headers}
