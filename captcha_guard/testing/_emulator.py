@@ -132,6 +132,8 @@ class EmulatorServer:
         self.emulator = emulator
         self.connections = 0
         self._closed = threading.Event()
+        self._open_sockets: set[socket.socket] = set()
+        self._sockets_lock = threading.Lock()
         self._httpd = _HTTPServer(self, 0)
         self.port: int = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -157,6 +159,10 @@ class EmulatorServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join()
+        if not value:
+            # A server that stopped listening has no connections either: a client's pooled
+            # keep-alive connection must see the end too, not a server still answering on it.
+            self._drop_connections()
         if value:
             self._httpd = _HTTPServer(self, self.port)
             self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -173,6 +179,16 @@ class EmulatorServer:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._thread.join()
+        self._drop_connections()
+
+    def _drop_connections(self) -> None:
+        with self._sockets_lock:
+            sockets = list(self._open_sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed by its handler
+                pass
 
     def __enter__(self) -> EmulatorServer:
         return self
@@ -195,8 +211,15 @@ class _HTTPServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _handler_for(owner))
 
     def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
-        self.owner.connections += 1
+        with self.owner._sockets_lock:
+            self.owner.connections += 1
+            self.owner._open_sockets.add(request)
         super().process_request(request, client_address)
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        with self.owner._sockets_lock:
+            self.owner._open_sockets.discard(request)
+        super().shutdown_request(request)
 
 
 def _handler_for(owner: EmulatorServer) -> type[BaseHTTPRequestHandler]:
