@@ -8,6 +8,7 @@ puts the outages of a real network in front of it.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import socket
 import struct
@@ -34,6 +35,7 @@ class Outage(str, enum.Enum):
 
 
 _HANG_LIMIT = 120.0  # a hanging handler gives up after this, so no test leaves a thread behind
+_POLL_INTERVAL = 0.01
 
 
 class Emulator:
@@ -137,12 +139,19 @@ class EmulatorServer:
         self._httpd = _HTTPServer(self, 0)
         self.port: int = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        self._thread = self._start(self._httpd)
         self._listening = True
         emulator._servers.append(self)
         if emulator.outage is Outage.REFUSE:
             self.listening = False
+
+    @staticmethod
+    def _start(httpd: _HTTPServer) -> threading.Thread:
+        # serve_forever's default poll of 0.5 s is how long every shutdown() waits: a test
+        # suite that starts hundreds of servers would spend minutes just stopping them.
+        thread = threading.Thread(target=httpd.serve_forever, args=(_POLL_INTERVAL,), daemon=True)
+        thread.start()
+        return thread
 
     def endpoint(self, path: str = "/") -> str:
         return self.url + path
@@ -165,8 +174,7 @@ class EmulatorServer:
             self._drop_connections()
         if value:
             self._httpd = _HTTPServer(self, self.port)
-            self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-            self._thread.start()
+            self._thread = self._start(self._httpd)
         self._listening = value
 
     def close(self) -> None:
@@ -185,10 +193,8 @@ class EmulatorServer:
         with self._sockets_lock:
             sockets = list(self._open_sockets)
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):  # already closed by its handler
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:  # already closed by its handler
-                pass
 
     def __enter__(self) -> EmulatorServer:
         return self
