@@ -7,12 +7,14 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
 
-from captcha_guard.testing import GeeTestEmulator
+from captcha_guard import CaptchaGuard, GeeTest
+from captcha_guard.testing import EmulatorServer, GeeTestEmulator
 
 
 class FakeClock:
@@ -38,14 +40,19 @@ class RecordingApp:
         self.bodies: list[bytes] = []
         self.verdicts: list[Any] = []
         self.receives: list[Any] = []
+        self.headers: list[dict[bytes, bytes]] = []
         self._lock = threading.Lock()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         with self._lock:
             self.calls += 1
             self.receives.append(receive)
+            self.headers.append(dict(scope["headers"]))
         self.called.set()
         body = b""
         more = True
@@ -75,6 +82,17 @@ class RecordingApp:
             }
         )
         await send({"type": "http.response.body", "body": payload})
+
+
+async def lifespan(receive: Any, send: Any) -> None:
+    """Answer the ASGI lifespan protocol: startup, then shutdown."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 def http_scope(
@@ -179,3 +197,54 @@ class GatedGeeTestEmulator(GeeTestEmulator):
         if not self.release.wait(self.wait_limit):
             self.gave_up = True
         return super().respond(request)
+
+
+class GeeTestEnv:
+    """A GeeTest emulator served for real, and what a test must check never reaches a log:
+    the captcha key and every whole token the emulator issued."""
+
+    def __init__(self, emulator: GeeTestEmulator, server: EmulatorServer) -> None:
+        self.emulator = emulator
+        self.server = server
+        self.issued: list[dict[str, str]] = []
+
+    def provider(self, **kwargs: Any) -> GeeTest:
+        kwargs.setdefault("endpoint", self.server.endpoint("/validate"))
+        emulator = self.emulator
+        return GeeTest(
+            emulator.captcha_id, kwargs.pop("captcha_key", emulator.captcha_key), **kwargs
+        )
+
+    def issue(self) -> dict[str, str]:
+        fields = self.emulator.issue()
+        self.issued.append(fields)
+        return fields
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self.emulator.captcha_key, *tokens_of(self.issued)]
+
+
+@contextmanager
+def geetest_env(emulator: GeeTestEmulator | None = None) -> Iterator[GeeTestEnv]:
+    emulator = emulator or GeeTestEmulator()
+    with emulator.serve() as server:
+        yield GeeTestEnv(emulator, server)
+
+
+@asynccontextmanager
+async def asgi_client(guard: CaptchaGuard) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client that calls ``guard`` in-process; closes the guard's own client after."""
+    transport = httpx.ASGITransport(app=guard)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as client:
+            yield client
+    finally:
+        await guard.aclose()
+
+
+async def call(app: Any, scope: dict[str, Any], receive: Any) -> Capture:
+    """One direct ASGI call; what was sent back."""
+    capture = Capture()
+    await app(scope, receive, capture)
+    return capture
