@@ -70,7 +70,7 @@ def serve_wsgi(app: Any) -> Iterator[str]:
         server_class=_ThreadingWSGIServer,
         handler_class=_QuietWSGIRequestHandler,
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()  # the socket listens already: make_server bound it
     try:
         yield f"http://127.0.0.1:{server.server_port}"
