@@ -7,17 +7,22 @@ A provider joins every suite by adding one ``ProviderCase`` to ``CASES``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from captcha_guard import CaptchaGuard, CircuitBreaker, GeeTest, Provider, Rule
+from captcha_guard import CaptchaGuard, CircuitBreaker, GeeTest, Provider, Rule, WSGICaptchaGuard
 from captcha_guard.testing import Emulator, EmulatorServer, GeeTestEmulator
 from tests.helpers import FakeClock, RecordingApp
-from tests.servers import serve_asgi
+from tests.servers import serve_asgi, serve_wsgi
+
+#: The front doors every suite runs through: the same gate behind each.
+DOORS = ["asgi", "wsgi"]
 
 #: The path every protected site guards, and one it leaves alone.
 PROTECTED = "/login"
@@ -64,6 +69,38 @@ CASES: list[ProviderCase] = [
 ]
 
 
+class RecordingWSGIApp:
+    """The WSGI twin of ``tests.helpers.RecordingApp``: the same JSON answer, the same record."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.bodies: list[bytes] = []
+        self.verdicts: list[Any] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        verdict = environ.get("captcha_guard.verdict")
+        with self._lock:
+            self.calls += 1
+            self.bodies.append(body)
+            self.verdicts.append(verdict)
+        answer = {
+            "outcome": verdict.outcome.value if verdict else None,
+            "reason": verdict.reason if verdict else None,
+            "details": dict(verdict.details) if verdict else None,
+            "sha256": hashlib.sha256(body).hexdigest(),
+            "size": len(body),
+        }
+        payload = json.dumps(answer, default=str).encode()
+        start_response(
+            "200 OK",
+            [("content-type", "application/json"), ("content-length", str(len(payload)))],
+        )
+        return [payload]
+
+
 @dataclass
 class Site:
     """A guarded app under uvicorn, its provider's emulator served for real, and the knobs."""
@@ -75,9 +112,10 @@ class Site:
     provider: Provider
     breaker: CircuitBreaker
     clock: FakeClock
-    app: RecordingApp
-    guard: CaptchaGuard
+    app: RecordingApp | RecordingWSGIApp
+    guard: CaptchaGuard | WSGICaptchaGuard
     client: httpx.Client = field(repr=False)
+    door: str = "asgi"
 
     def issue(self) -> dict[str, str]:
         return self.case.issue(self.emulator)
@@ -97,25 +135,50 @@ class Site:
 def guarded_site(
     case: ProviderCase,
     *,
+    door: str = "asgi",
     timeout: float = 1.0,
     failure_threshold: int = 5,
     reset_timeout: float = 30.0,
     **guard_options: Any,
 ) -> Iterator[Site]:
+    """``case``'s provider behind the ``door`` front door ("asgi": CaptchaGuard under uvicorn,
+    "wsgi": WSGICaptchaGuard under a threaded wsgiref server), its emulator served for real."""
     emulator = case.emulator()
     clock = FakeClock()
     breaker = CircuitBreaker(failure_threshold, reset_timeout, clock=clock)
-    app = RecordingApp()
+    rules = [Rule(PROTECTED), Rule("/pay", fail_open=False)]
     with emulator.serve() as upstream:
         provider = case.provider(emulator, upstream.endpoint(case.path), timeout, breaker)
-        guard = CaptchaGuard(
-            app,
-            rules=[Rule(PROTECTED), Rule("/pay", fail_open=False)],
-            provider=provider,
-            **guard_options,
-        )
-        with serve_asgi(guard) as url, httpx.Client(timeout=30) as client:
-            yield Site(case, url, emulator, upstream, provider, breaker, clock, app, guard, client)
+        app: RecordingApp | RecordingWSGIApp
+        guard: CaptchaGuard | WSGICaptchaGuard
+        if door == "asgi":
+            app = RecordingApp()
+            guard = CaptchaGuard(app, rules=rules, provider=provider, **guard_options)
+            server = serve_asgi(guard)
+        elif door == "wsgi":
+            app = RecordingWSGIApp()
+            guard = WSGICaptchaGuard(app, rules=rules, provider=provider, **guard_options)
+            server = serve_wsgi(guard)
+        else:
+            raise ValueError(f"unknown front door {door!r}")
+        try:
+            with server as url, httpx.Client(timeout=30) as client:
+                yield Site(
+                    case,
+                    url,
+                    emulator,
+                    upstream,
+                    provider,
+                    breaker,
+                    clock,
+                    app,
+                    guard,
+                    client,
+                    door,
+                )
+        finally:
+            if isinstance(guard, WSGICaptchaGuard):
+                guard.close()
 
 
 def sha256(data: bytes) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -14,7 +15,7 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from captcha_guard.testing import Outage
-from tests.hardening_kit import CASES, PROTECTED, ProviderCase, Site, guarded_site
+from tests.hardening_kit import CASES, DOORS, PROTECTED, ProviderCase, Site, guarded_site
 
 THRESHOLD = 3
 MAX_BODY = 256 * 1024
@@ -247,10 +248,23 @@ def catalogue(case: ProviderCase) -> list[Attempt]:
 CATALOGUE = [(case, attempt) for case in CASES for attempt in catalogue(case)]
 
 
-@pytest.fixture(scope="module", params=CASES, ids=str)
-def site_once(request: pytest.FixtureRequest) -> Iterator[Site]:
-    with guarded_site(request.param, failure_threshold=THRESHOLD, max_body_size=MAX_BODY) as site:
-        yield site
+@pytest.fixture(scope="module")
+def sites() -> Iterator[Callable[[ProviderCase, str], Site]]:
+    """One site per provider and front door, made when first asked for, kept for the module."""
+    made: dict[tuple[str, str], Site] = {}
+    with ExitStack() as stack:
+
+        def site_for(case: ProviderCase, door: str) -> Site:
+            key = (case.name, door)
+            if key not in made:
+                made[key] = stack.enter_context(
+                    guarded_site(
+                        case, door=door, failure_threshold=THRESHOLD, max_body_size=MAX_BODY
+                    )
+                )
+            return made[key]
+
+        yield site_for
 
 
 def test_the_catalogue_is_large_and_named_uniquely() -> None:
@@ -271,15 +285,18 @@ def enter(site: Site, state: str) -> None:
 
 
 @pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("door", DOORS)
 @pytest.mark.parametrize(
     ("case", "attempt"), CATALOGUE, ids=[f"{c}-{a.name}" for c, a in CATALOGUE]
 )
 def test_refused_in_every_state(
-    site_once: Site, case: ProviderCase, attempt: Attempt, state: str
+    sites: Callable[[ProviderCase, str], Site],
+    case: ProviderCase,
+    attempt: Attempt,
+    door: str,
+    state: str,
 ) -> None:
-    site = site_once
-    if site.case is not case:
-        pytest.fail("the site fixture and the catalogue disagree on the provider")
+    site = sites(case, door)
     enter(site, state)
     request = site.client.build_request(
         "POST", site.url + PROTECTED, **_with_accept(attempt.build(site.issue()))

@@ -29,7 +29,7 @@ from captcha_guard.fallback import (
 )
 from captcha_guard.replay import MemoryReplayStore
 from captcha_guard.testing import GeeTestEmulator, Outage
-from tests.hardening_kit import CASES, Site, guarded_site
+from tests.hardening_kit import CASES, DOORS, Site, guarded_site
 from tests.helpers import FakeClock, RecordingApp
 
 # ---------------------------------------------------------------------------------------------
@@ -164,9 +164,10 @@ def open_circuit(s: Site) -> None:
 
 
 @pytest.mark.parametrize("state", ["circuit open", "provider failing"])
-def test_a_captcha_falls_back_once_then_is_refused(state: str) -> None:
+@pytest.mark.parametrize("door", DOORS)
+def test_a_captcha_falls_back_once_then_is_refused(state: str, door: str) -> None:
     # "circuit open" falls back in Gate.begin, "provider failing" in Gate.finish.
-    with site(failure_threshold=1 if state == "circuit open" else 1000) as s:
+    with site(door=door, failure_threshold=1 if state == "circuit open" else 1000) as s:
         if state == "circuit open":
             open_circuit(s)
         else:
@@ -183,8 +184,9 @@ def test_a_captcha_falls_back_once_then_is_refused(state: str) -> None:
     assert fresh.json()["outcome"] == "fallback"
 
 
-def test_a_replay_is_refused_in_every_encoding_the_fields_travel() -> None:
-    with site() as s:
+@pytest.mark.parametrize("door", DOORS)
+def test_a_replay_is_refused_in_every_encoding_the_fields_travel(door: str) -> None:
+    with site(door=door) as s:
         open_circuit(s)
         fields = s.emulator.issue()
         assert s.post(data=fields).status_code == 200
@@ -194,8 +196,9 @@ def test_a_replay_is_refused_in_every_encoding_the_fields_travel() -> None:
     assert [r.status_code for r in (as_json, in_query, in_header)] == [403, 403, 403]
 
 
-def test_fallback_without_fields_is_refused() -> None:
-    with site() as s:
+@pytest.mark.parametrize("door", DOORS)
+def test_fallback_without_fields_is_refused(door: str) -> None:
+    with site(door=door) as s:
         open_circuit(s)
         empty = s.post(data={"name": "x"})
         partial = s.post(data={"lot_number": "a" * 32})
@@ -212,8 +215,9 @@ def test_a_passed_captcha_is_not_remembered_by_the_guard() -> None:
     assert len(store) == 0
 
 
-def test_the_guard_outlives_the_outage() -> None:
-    with site(failure_threshold=1000) as s:
+@pytest.mark.parametrize("door", DOORS)
+def test_the_guard_outlives_the_outage(door: str) -> None:
+    with site(door=door, failure_threshold=1000) as s:
         s.emulator.outage = Outage.HTTP_429
         fields = s.emulator.issue()
         assert s.post(data=fields).json()["outcome"] == "fallback"
@@ -224,9 +228,10 @@ def test_the_guard_outlives_the_outage() -> None:
     assert again.json()["outcome"] == "passed"
 
 
-def test_fallback_limit_caps_each_client() -> None:
+@pytest.mark.parametrize("door", DOORS)
+def test_fallback_limit_caps_each_client(door: str) -> None:
     clock = FakeClock(start=0.0)
-    with site(fallback_limit=MemoryFallbackBudget(3, clock=clock)) as s:
+    with site(door=door, fallback_limit=MemoryFallbackBudget(3, clock=clock)) as s:
         open_circuit(s)  # the first fallback of this client
         within = [s.post(data=s.emulator.issue()) for _ in range(2)]
         over = s.post(data=s.emulator.issue())
@@ -244,8 +249,9 @@ def test_fallback_limit_as_an_int_builds_the_memory_budget() -> None:
     assert guard.gate.fallback.budget.per_minute == 10
 
 
-def test_a_full_guard_refuses_fallback_with_503() -> None:
-    with site(replay_store=MemoryReplayStore(max_entries=2)) as s:
+@pytest.mark.parametrize("door", DOORS)
+def test_a_full_guard_refuses_fallback_with_503(door: str) -> None:
+    with site(door=door, replay_store=MemoryReplayStore(max_entries=2)) as s:
         open_circuit(s)  # one id remembered
         second = s.post(data=s.emulator.issue())
         third = s.post(data=s.emulator.issue())
@@ -275,9 +281,10 @@ def test_a_failing_store_refuses_fallback_and_says_so(caplog: pytest.LogCaptureF
     )
 
 
-def test_fail_closed_rules_never_touch_the_guard() -> None:
+@pytest.mark.parametrize("door", DOORS)
+def test_fail_closed_rules_never_touch_the_guard(door: str) -> None:
     counting = BrokenStore()
-    with site(replay_store=counting) as s:
+    with site(door=door, replay_store=counting) as s:
         s.emulator.outage = Outage.HTTP_500
         answer = s.post("/pay", data=s.emulator.issue())
     assert answer.status_code == 503

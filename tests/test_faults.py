@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from captcha_guard.testing import Outage
-from tests.hardening_kit import CASES, PROTECTED, ProviderCase, Site, guarded_site, sha256
+from tests.hardening_kit import CASES, DOORS, PROTECTED, Site, guarded_site, sha256
 
 TIMEOUT = 0.5
 #: What a request may take beyond ``timeout``: uvicorn, the loopback round trips, a busy CI.
@@ -32,11 +32,18 @@ FAST_OUTAGES = [
 ]
 
 
-@pytest.fixture(scope="module", params=CASES, ids=str)
+SETUPS = [(case, door) for case in CASES for door in DOORS]
+
+
+@pytest.fixture(scope="module", params=SETUPS, ids=[f"{c}-{d}" for c, d in SETUPS])
 def site_once(request: pytest.FixtureRequest) -> Iterator[Site]:
-    case: ProviderCase = request.param
+    case, door = request.param
     with guarded_site(
-        case, timeout=TIMEOUT, failure_threshold=THRESHOLD, reset_timeout=RESET_TIMEOUT
+        case,
+        door=door,
+        timeout=TIMEOUT,
+        failure_threshold=THRESHOLD,
+        reset_timeout=RESET_TIMEOUT,
     ) as site:
         yield site
 
