@@ -155,7 +155,9 @@ class _Head:
             elif name == b"accept":
                 self.accept = value.decode("latin-1")
             elif name == b"x-captcha":
-                self.captcha = value.decode("latin-1")
+                text = value.decode("latin-1")
+                # Sent twice, both count: a field in each is a duplicate (403), not a silent pick.
+                self.captcha = text if self.captcha is None else f"{self.captcha}&{text}"
 
 
 def _request_info(scope: Scope) -> RequestInfo:
