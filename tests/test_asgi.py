@@ -134,6 +134,7 @@ async def test_each_fail_reason_is_403(
 
 @pytest.mark.anyio
 async def test_an_expired_lot_is_403(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     clock = FakeClock(start=1_700_000_000.0)
     with geetest_env(GeeTestEmulator(clock=clock)) as env:
         app = RecordingApp()
@@ -145,6 +146,8 @@ async def test_an_expired_lot_is_403(caplog: pytest.LogCaptureFixture) -> None:
     assert response.status_code == 403
     assert "-50305" in response.text
     assert app.calls == 0
+    assert _levels(caplog) == []
+    assert_logs_clean(caplog.records, *env.secrets)
 
 
 @pytest.mark.anyio
@@ -437,7 +440,7 @@ async def test_the_circuit_opens_then_one_probe_closes_it(
 async def test_100_requests_while_half_open_make_exactly_one_provider_call(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.DEBUG)
     emulator = GatedGeeTestEmulator(wait_limit=10.0)
     clock = FakeClock()
     breaker = CircuitBreaker(failure_threshold=1, reset_timeout=30, clock=clock)
@@ -477,13 +480,20 @@ async def test_100_requests_while_half_open_make_exactly_one_provider_call(
         assert outcomes.count(Outcome.FALLBACK) == 99
         assert outcomes[-1] is Outcome.PASSED
         assert breaker.state is State.CLOSED
+    fallbacks = _levels(caplog)
+    assert len(fallbacks) == 99
+    assert {r.getMessage() for r in fallbacks} == {
+        "captcha provider geetest unavailable: circuit open"
+    }
+    assert_logs_clean(caplog.records, *env.secrets)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("state", ["closed", "half-open"])
 async def test_a_cancelled_provider_call_releases_its_permit_without_a_failure(
-    state: str,
+    caplog: pytest.LogCaptureFixture, state: str
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     emulator = GatedGeeTestEmulator(wait_limit=30.0)
     clock = FakeClock()
     breaker = CircuitBreaker(failure_threshold=1, reset_timeout=30, clock=clock)
@@ -512,6 +522,8 @@ async def test_a_cancelled_provider_call_releases_its_permit_without_a_failure(
         assert breaker.state is State.HALF_OPEN
         permit = breaker.acquire()
         assert permit is not None and permit.probe
+    assert _levels(caplog) == []  # a cancellation is neither a fallback nor a fault
+    assert_logs_clean(caplog.records, *env.secrets)
 
 
 # ---------------------------------------------------------------- bodies, over a real server
@@ -795,3 +807,19 @@ def test_the_pooled_client_reuses_its_connection(env: GeeTestEnv) -> None:
         for _ in range(5):
             assert client.post(url + "/login", data=env.issue()).json()["outcome"] == "passed"
     assert env.server.connections == 1
+
+
+@pytest.mark.anyio
+async def test_two_x_captcha_headers_are_a_duplicate_not_a_silent_pick(env: GeeTestEnv) -> None:
+    app = RecordingApp()
+    guard = _guard(env, app)
+    good, other = urlencode(env.issue()).encode(), urlencode(env.issue()).encode()
+    headers = [(b"x-captcha", good), (b"x-captcha", other), (b"content-length", b"0")]
+    try:
+        sent = await call(guard, http_scope(headers=headers), body_receive(b""))
+    finally:
+        await guard.aclose()
+    assert sent.status == 403
+    assert b"duplicated lot_number" in sent.body
+    assert env.emulator.calls == 0
+    assert app.calls == 0

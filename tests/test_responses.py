@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,7 +19,14 @@ from captcha_guard.responses import (
     wants_json,
 )
 from captcha_guard.testing import Outage
-from tests.helpers import RecordingApp, body_receive, call, geetest_env, http_scope
+from tests.helpers import (
+    RecordingApp,
+    assert_logs_clean,
+    body_receive,
+    call,
+    geetest_env,
+    http_scope,
+)
 
 VERDICT = Verdict(Outcome.REJECTED, "geetest: pass_token expire", "geetest")
 
@@ -126,7 +134,8 @@ async def test_the_gates_own_answer_is_json_or_html(
 
 
 @pytest.mark.anyio
-async def test_503_is_json_for_json_clients() -> None:
+async def test_503_is_json_for_json_clients(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     with geetest_env() as env:
         env.emulator.outage = Outage.REFUSE
         app = RecordingApp()
@@ -144,6 +153,7 @@ async def test_503_is_json_for_json_clients() -> None:
     assert sent.status == 503
     assert json.loads(sent.body) == {"error": "captcha_unavailable", "reason": "connect error"}
     assert app.calls == 0
+    assert_logs_clean(caplog.records, *env.secrets)
 
 
 @pytest.mark.anyio
