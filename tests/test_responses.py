@@ -5,6 +5,7 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 from starlette.responses import PlainTextResponse
 
@@ -18,7 +19,7 @@ from captcha_guard.responses import (
     unavailable,
     wants_json,
 )
-from captcha_guard.testing import Outage
+from captcha_guard.testing import GeeTestEmulator, Outage
 from tests.helpers import (
     RecordingApp,
     assert_logs_clean,
@@ -181,4 +182,30 @@ async def test_on_reject_replaces_the_answer() -> None:
     sent = await call(too_big, http_scope(headers=headers), body_receive(b"x" * 10))
     assert sent.status == 418
     assert seen[-1].status == 413
+    assert app.calls == 0
+
+
+class _MarkupEmulator(GeeTestEmulator):
+    """A vendor whose failure reason carries markup: it must reach a browser inert."""
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        reason = '<img src=x onerror="alert(1)">'
+        return httpx.Response(200, json={"status": "success", "result": "fail", "reason": reason})
+
+
+@pytest.mark.anyio
+async def test_a_vendor_reason_is_escaped_in_the_html_answer() -> None:
+    with geetest_env(_MarkupEmulator()) as env:
+        app = RecordingApp()
+        guard = CaptchaGuard(app, rules=[Rule("/login")], provider=env.provider())
+        body = urlencode(env.issue()).encode()
+        headers = [(b"content-type", b"application/x-www-form-urlencoded")]
+        try:
+            sent = await call(guard, http_scope(headers=headers), body_receive(body))
+        finally:
+            await guard.aclose()
+    assert sent.status == 403
+    assert sent.headers["content-type"].startswith("text/html")
+    assert b"<img" not in sent.body
+    assert b"&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in sent.body
     assert app.calls == 0
