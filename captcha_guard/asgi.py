@@ -149,7 +149,10 @@ class _Head:
         for key, value in raw:
             name = key.lower()
             if name == b"content-type":
-                self.content_type = value.decode("latin-1")
+                # The first, as Starlette's Headers.get reads it: the gate and the app must
+                # parse the body the same way.
+                if not self.content_type:
+                    self.content_type = value.decode("latin-1")
             elif name == b"content-length":
                 self.content_length = value.decode("latin-1").strip()
             elif name == b"accept":

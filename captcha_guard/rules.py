@@ -127,7 +127,11 @@ class Rule:
             return False
         if isinstance(self.pattern, str):
             return self.regex.match(normalize_path(path)) is not None
-        return self.regex.fullmatch(path) is not None
+        # A regex sees the path as sent and as a slash-merging proxy or framework would route
+        # it, so ``//login`` cannot slip past ``re.compile("/login")``.
+        return self.regex.fullmatch(path) is not None or (
+            "//" in path and self.regex.fullmatch(normalize_path(path)) is not None
+        )
 
 
 def normalize_path(path: str) -> str:

@@ -823,3 +823,10 @@ async def test_two_x_captcha_headers_are_a_duplicate_not_a_silent_pick(env: GeeT
     assert b"duplicated lot_number" in sent.body
     assert env.emulator.calls == 0
     assert app.calls == 0
+
+
+def test_the_first_content_type_header_is_the_one_parsed_as_in_starlette() -> None:
+    from captcha_guard.asgi import _Head
+
+    head = _Head([(b"content-type", b"application/json"), (b"content-type", b"text/plain")])
+    assert head.content_type == "application/json"

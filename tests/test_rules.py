@@ -267,3 +267,10 @@ def test_rules_compare_by_pattern_and_settings() -> None:
     assert Rule("/a") == Rule("/a")
     assert Rule("/a") != Rule("/a", methods=["POST"])
     assert "regex" not in repr(Rule("/a"))
+
+
+def test_compiled_regex_also_sees_the_slash_merged_path() -> None:
+    rule = Rule(re.compile(r"/login"))
+    assert rule.matches("POST", "//login")
+    assert rule.matches("POST", "/login")
+    assert not rule.matches("POST", "/login/extra")
