@@ -3,7 +3,7 @@
 from .asgi import CaptchaGuard
 from .breaker import CircuitBreaker
 from .fallback import FallbackBudget, MemoryFallbackBudget
-from .providers import GeeTest, ProofOfWork, Provider
+from .providers import GeeTest, HCaptcha, ProofOfWork, Provider, ReCaptcha, Turnstile
 from .responses import Denial
 from .rules import Rule
 from .verdict import Outcome, Verdict
@@ -17,11 +17,14 @@ __all__ = [
     "Denial",
     "FallbackBudget",
     "GeeTest",
+    "HCaptcha",
     "MemoryFallbackBudget",
     "Outcome",
     "ProofOfWork",
     "Provider",
+    "ReCaptcha",
     "Rule",
+    "Turnstile",
     "Verdict",
     "WSGICaptchaGuard",
     "__version__",

@@ -12,5 +12,20 @@ helpers that mint the client fields a solved widget would send.
 
 from ._emulator import Emulator, EmulatorServer, Outage
 from ._geetest import GeeTestEmulator
+from ._siteverify import (
+    HCaptchaEmulator,
+    ReCaptchaEmulator,
+    SiteverifyEmulator,
+    TurnstileEmulator,
+)
 
-__all__ = ["Emulator", "EmulatorServer", "GeeTestEmulator", "Outage"]
+__all__ = [
+    "Emulator",
+    "EmulatorServer",
+    "GeeTestEmulator",
+    "HCaptchaEmulator",
+    "Outage",
+    "ReCaptchaEmulator",
+    "SiteverifyEmulator",
+    "TurnstileEmulator",
+]

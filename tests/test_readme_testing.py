@@ -1,0 +1,28 @@
+"""The README's "Testing your own app" example runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def example() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Testing your own app", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert len(blocks) == 1
+    return str(blocks[0])
+
+
+def test_the_readme_example_tests_pass() -> None:
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(example(), str(README), "exec"), namespace)
+    tests = sorted(name for name in namespace if name.startswith("test_"))
+    assert tests == ["test_signup_in_process", "test_signup_wants_a_solved_captcha"]
+    for name in tests:
+        anyio.run(namespace[name])
