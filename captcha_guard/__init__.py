@@ -3,7 +3,7 @@
 from .asgi import CaptchaGuard
 from .breaker import CircuitBreaker
 from .fallback import FallbackBudget, MemoryFallbackBudget
-from .providers import GeeTest, HCaptcha, ProofOfWork, Provider, ReCaptcha, Turnstile
+from .providers import DeepKnow, GeeTest, HCaptcha, ProofOfWork, Provider, ReCaptcha, Turnstile
 from .responses import Denial
 from .rules import Rule
 from .verdict import Outcome, Verdict
@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CaptchaGuard",
     "CircuitBreaker",
+    "DeepKnow",
     "Denial",
     "FallbackBudget",
     "GeeTest",

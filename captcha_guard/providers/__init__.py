@@ -1,12 +1,14 @@
 """One module per vendor family. No I/O anywhere in here."""
 
 from .base import Claim, Provider, RequestInfo
+from .deepknow import DeepKnow
 from .geetest import GeeTest
 from .proof_of_work import ProofOfWork
 from .siteverify import HCaptcha, ReCaptcha, Turnstile
 
 __all__ = [
     "Claim",
+    "DeepKnow",
     "GeeTest",
     "HCaptcha",
     "ProofOfWork",

@@ -1,0 +1,434 @@
+"""GeeTest DeepKnow end to end: a guarded app under uvicorn, the DeepKnow emulator served for
+real on 127.0.0.1, every row of the fault table, and the seed's JWT vector."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from captcha_guard import DeepKnow
+from captcha_guard.fields import Fields
+from captcha_guard.providers.base import Claim, RequestInfo
+from captcha_guard.testing import DeepKnowEmulator, Outage
+from captcha_guard.verdict import Fault, Outcome, ProviderFailure, Verdict
+from tests.guarded import Stage, patient, staged
+
+# GeeTest's example (seed 003): these claims, in this order, under this secret, give this token.
+SEED_SECRET = "your-256-bit-secret"
+SEED_CLAIMS = {
+    "session_id": "5d03ec51309cac984f5c3c0b699b78f5",
+    "user_id": "user001",
+    "user_email": "user001@test.com",
+    "phone_num": "12345678902",
+    "flow_id": 1,
+    "scene": "login",
+    "attr": {"nick_name": "geetest"},
+}
+SEED_TOKEN = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzZXNzaW9uX2lkIjoiNWQwM2VjNTEzMDljYWM5ODRmNWMzYzBiNjk5"
+    "Yjc4ZjUiLCJ1c2VyX2lkIjoidXNlcjAwMSIsInVzZXJfZW1haWwiOiJ1c2VyMDAxQHRlc3QuY29tIiwicGhvbmVfbnVt"
+    "IjoiMTIzNDU2Nzg5MDIiLCJmbG93X2lkIjoxLCJzY2VuZSI6ImxvZ2luIiwiYXR0ciI6eyJuaWNrX25hbWUiOiJnZWV0"
+    "ZXN0In19.KlLZD6mA7YFdO2WmAFQ2CsoNjYQ-eLzwoF83zLGkl2g"
+)
+
+USER_STATUSES = [3, 31, 32, 41]
+OPERATOR_STATUSES = [21, 22, 34, 42, 43, 51, 53]
+PROVIDER_STATUSES = [2, 4, 5, 33, 52, 99, 1000]
+
+
+def user_from_header(scope: Any) -> str | None:
+    """What an app's auth layer would provide; here the test sends it as a header."""
+    for name, value in scope["headers"]:
+        if name == b"x-user-id":
+            return str(value.decode())
+    return None
+
+
+def broken(scope: Any) -> str:
+    raise KeyError("session")
+
+
+@pytest.fixture(scope="module")
+def stage() -> Iterator[Stage]:
+    emulator = DeepKnowEmulator()
+    with emulator.serve() as upstream:
+        endpoint = upstream.endpoint("/deepknow/v2/verify")
+
+        def make(secret: str = emulator.secret, **options: Any) -> DeepKnow:
+            options.setdefault("scene", "login")
+            options.setdefault("user_id", "username")
+            return DeepKnow(secret, endpoint=endpoint, breaker=patient(), **options)
+
+        main = make()
+        hurried = make(timeout=0.25)
+        providers = {
+            "deepknow": main,
+            "deepknow-closed": main,
+            "hurried": hurried,
+            "hurried-closed": hurried,
+            "strict": make(max_risk_level=0),
+            "flows": make(flow_id=7, blocking_actions=["block", "review"]),
+            "wrong-secret": make("a-monitoring-secret-that-is-not-ours"),
+            "unknown-scene": make(scene="checkout"),
+            "by-scope": make(user_id=user_from_header),
+            "broken": make(user_id=broken),
+            "full": make(
+                user_email="email",
+                phone_num=lambda scope: "13800000000",
+                attr=lambda scope: {"path": scope["path"], "nick_name": "ada"},
+                flow_id="flow",
+            ),
+            "attr-field": make(attr="profile"),
+        }
+        with staged(emulator, upstream, **providers) as stage:
+            yield stage
+
+
+@pytest.fixture
+def emulator(stage: Stage) -> Iterator[DeepKnowEmulator]:
+    emulator = stage.emulator
+    assert isinstance(emulator, DeepKnowEmulator)
+    stage.reset()
+    emulator.claims.clear()
+    yield emulator
+    stage.reset()
+    emulator.force_status = None
+    emulator.disabled = False
+
+
+def login(stage: Stage, route: str, fields: dict[str, str], **extra: str) -> httpx.Response:
+    return stage.post(route, {**fields, "username": "ada", **extra})
+
+
+def test_a_low_risk_session_passes(stage: Stage, emulator: DeepKnowEmulator) -> None:
+    answer = login(stage, "deepknow", emulator.issue(risk_code=[1001]))
+    assert answer.status_code == 200
+    seen = answer.json()
+    assert (seen["outcome"], seen["provider"]) == ("passed", "deepknow")
+    details = seen["details"]
+    assert (details["risk_level"], details["risk_code"], details["action"]) == (0, [1001], None)
+    assert len(details["finger_print"]) == 32
+    (claims,) = emulator.claims
+    assert claims == {
+        "session_id": claims["session_id"],
+        "user_id": "ada",
+        "scene": "login",
+    }
+
+
+def test_the_body_is_a_bare_hs256_jwt_signed_with_the_secret(
+    stage: Stage, emulator: DeepKnowEmulator
+) -> None:
+    fields = emulator.issue()
+    login(stage, "deepknow", fields)
+    (request,) = emulator.requests
+    token = request.content.decode()
+    assert "content-type" not in request.headers  # as GeeTest's demo posts it
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
+    claims = jwt.decode(token, emulator.secret, algorithms=["HS256"])
+    assert claims["session_id"] == fields["session_id"]
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, "a-different-secret-of-the-same-length-00", algorithms=["HS256"])
+
+
+@pytest.mark.parametrize(
+    ("route", "level", "status"),
+    [
+        ("deepknow", 0, 200),
+        ("deepknow", 3, 200),
+        ("deepknow", 7, 403),
+        ("deepknow", 9, 403),
+        ("strict", 0, 200),
+        ("strict", 3, 403),
+    ],
+)
+def test_the_risk_level_decides(
+    stage: Stage, emulator: DeepKnowEmulator, route: str, level: int, status: int
+) -> None:
+    answer = login(stage, route, emulator.issue(risk_level=level))
+    assert answer.status_code == status
+    if status == 403:
+        limit = 0 if route == "strict" else 3
+        assert answer.json()["reason"] == f"deepknow: risk level {level} above {limit}"
+    else:
+        assert answer.json()["details"]["risk_level"] == level
+
+
+@pytest.mark.parametrize(
+    ("action", "status"), [("block", 403), ("review", 403), ("pass", 200), (None, 200)]
+)
+def test_a_blocking_action_of_a_flow_is_403(
+    stage: Stage, emulator: DeepKnowEmulator, action: str | None, status: int
+) -> None:
+    answer = login(stage, "flows", emulator.issue(action=action))
+    assert answer.status_code == status
+    assert emulator.claims[-1]["flow_id"] == 7
+    if status == 403:
+        assert answer.json()["reason"] == f"deepknow: action {action}"
+    else:
+        assert answer.json()["details"]["action"] == action
+
+
+def test_without_a_flow_id_no_action_is_answered(stage: Stage, emulator: DeepKnowEmulator) -> None:
+    answer = login(stage, "deepknow", emulator.issue(action="block"))
+    assert answer.json()["details"]["action"] is None
+
+
+@pytest.mark.parametrize("status", USER_STATUSES)
+def test_a_status_about_the_clients_session_is_403(
+    stage: Stage, emulator: DeepKnowEmulator, status: int
+) -> None:
+    emulator.force_status = status
+    answer = login(stage, "deepknow", emulator.issue())
+    assert answer.status_code == 403
+    assert answer.json()["reason"].startswith(f"deepknow status {status}: ")
+
+
+@pytest.mark.parametrize("status", OPERATOR_STATUSES)
+def test_a_status_about_our_jwt_or_account_falls_back_and_is_logged(
+    stage: Stage, emulator: DeepKnowEmulator, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.force_status = status
+    answer = login(stage, "deepknow", emulator.issue())
+    assert answer.json()["outcome"] == "fallback"
+    assert answer.json()["details"] == {"fault": "operator", "code": str(status)}
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and f"(code {status})" in errors[0]
+    assert login(stage, "deepknow-closed", emulator.issue()).status_code == 503
+
+
+@pytest.mark.parametrize("status", PROVIDER_STATUSES)
+def test_a_status_about_geetest_itself_falls_back(
+    stage: Stage, emulator: DeepKnowEmulator, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator.force_status = status
+    answer = login(stage, "deepknow", emulator.issue())
+    assert answer.json()["outcome"] == "fallback"
+    assert answer.json()["details"] == {"fault": "provider", "code": str(status)}
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+
+
+@pytest.mark.parametrize("outage", list(Outage))
+def test_every_outage_falls_back_or_503(
+    stage: Stage, emulator: DeepKnowEmulator, outage: Outage
+) -> None:
+    emulator.outage = outage
+    emulator.delay = 2.0
+    opened = login(stage, "hurried", emulator.issue())
+    closed = login(stage, "hurried-closed", emulator.issue())
+    assert opened.json()["outcome"] == "fallback"
+    assert opened.json()["details"]["fault"] == "provider"
+    assert closed.status_code == 503
+
+
+def test_a_wrong_secret_is_the_operators_fault(
+    stage: Stage, emulator: DeepKnowEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    answer = login(stage, "wrong-secret", emulator.issue())
+    assert answer.json()["details"] == {"fault": "operator", "code": "21"}
+    assert "a-monitoring-secret-that-is-not-ours" not in caplog.text
+
+
+def test_an_unconfigured_scene_is_the_operators_fault(
+    stage: Stage, emulator: DeepKnowEmulator
+) -> None:
+    answer = login(stage, "unknown-scene", emulator.issue(scene="checkout"))
+    assert answer.json()["details"] == {"fault": "operator", "code": "34"}
+
+
+def test_a_disabled_account_is_the_operators_fault(
+    stage: Stage, emulator: DeepKnowEmulator
+) -> None:
+    emulator.disabled = True
+    answer = login(stage, "deepknow", emulator.issue())
+    assert answer.json()["details"] == {"fault": "operator", "code": "43"}
+
+
+def test_unknown_expired_and_foreign_sessions_are_403(
+    stage: Stage, emulator: DeepKnowEmulator
+) -> None:
+    now = [1_700_000_000.0]
+    emulator.clock = lambda: now[0]
+    try:
+        expired = emulator.issue()
+        now[0] += emulator.session_lifetime + 1
+        other_scene = emulator.issue(scene="comment")
+        unknown = {"session_id": "0123456789abcdef0123456789abcdef"}
+        answers = [login(stage, "deepknow", f) for f in (expired, unknown, other_scene)]
+    finally:
+        emulator.clock = time.time
+    assert [a.status_code for a in answers] == [403, 403, 403]
+    assert [a.json()["reason"][:18] for a in answers] == ["deepknow status 41"] * 2 + [
+        "deepknow status 32"
+    ]
+
+
+def test_user_id_from_a_callable_on_the_scope(stage: Stage, emulator: DeepKnowEmulator) -> None:
+    answer = stage.post("by-scope", emulator.issue(), headers={"x-user-id": "u-1789"})
+    assert answer.json()["outcome"] == "passed"
+    assert emulator.claims[-1]["user_id"] == "u-1789"
+    anonymous = stage.post("by-scope", emulator.issue())
+    assert anonymous.status_code == 403
+    assert anonymous.json()["reason"] == "missing user_id"
+
+
+def test_a_failing_user_id_callable_is_403_and_logged(
+    stage: Stage, emulator: DeepKnowEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    answer = login(stage, "broken", emulator.issue())
+    assert answer.status_code == 403
+    assert answer.json()["reason"] == "deepknow: no user_id"
+    assert "the user_id callable raised KeyError" in caplog.text
+    assert emulator.calls == 0
+
+
+def test_optional_claims_from_fields_callables_and_constants(
+    stage: Stage, emulator: DeepKnowEmulator
+) -> None:
+    fields = emulator.issue()
+    answer = login(stage, "full", fields, email="ada@example.org", flow="12")
+    assert answer.json()["outcome"] == "passed"
+    assert emulator.claims[-1] == {
+        "session_id": fields["session_id"],
+        "user_id": "ada",
+        "user_email": "ada@example.org",
+        "phone_num": "13800000000",
+        "flow_id": 12,
+        "scene": "login",
+        "attr": {"path": "/full", "nick_name": "ada"},
+    }
+    passed = login(stage, "attr-field", emulator.issue(), profile='{"plan": "pro"}')
+    assert passed.json()["outcome"] == "passed"
+    assert emulator.claims[-1]["attr"] == {"plan": "pro"}
+
+
+@pytest.mark.parametrize(
+    ("route", "fields", "reason"),
+    [
+        ("deepknow", {"username": "ada"}, "missing session_id"),
+        ("deepknow", {"session_id": "", "username": "ada"}, "malformed session_id"),
+        ("deepknow", {"session_id": "a b", "username": "ada"}, "malformed session_id"),
+        ("deepknow", {"session_id": "a" * 129, "username": "ada"}, "malformed session_id"),
+        ("deepknow", {"session_id": "ab"}, "missing username"),
+        ("deepknow", {"session_id": "ab", "username": "a\x00b"}, "malformed user_id"),
+        ("deepknow", {"session_id": "ab", "username": "x" * 257}, "malformed user_id"),
+        ("full", {"session_id": "ab", "username": "a", "email": "a b@x", "flow": "1"}, None),
+        ("full", {"session_id": "ab", "username": "a", "email": "a@x", "flow": "-1"}, None),
+        ("attr-field", {"session_id": "ab", "username": "a", "profile": "[1]"}, None),
+        ("attr-field", {"session_id": "ab", "username": "a", "profile": "{"}, None),
+    ],
+)
+def test_malformed_fields_are_403_without_a_call(
+    stage: Stage,
+    emulator: DeepKnowEmulator,
+    route: str,
+    fields: dict[str, str],
+    reason: str | None,
+) -> None:
+    answer = stage.post(route, fields)
+    assert answer.status_code == 403
+    if reason:
+        assert answer.json()["reason"] == reason
+    assert emulator.calls == 0
+
+
+# The seed's vector.
+
+
+def seed_request(host: str | None = None) -> tuple[DeepKnow, Claim]:
+    provider = DeepKnow(
+        SEED_SECRET,
+        scene="login",
+        user_email="user_email",
+        phone_num="phone_num",
+        flow_id=1,
+        attr={"nick_name": "geetest"},
+    )
+    fields = Fields()
+    fields.extend((k, v) for k, v in SEED_CLAIMS.items() if isinstance(v, str) and k != "scene")
+    claim = provider.check(fields, RequestInfo("POST", "/login", host, {}, raw={}))
+    assert isinstance(claim, Claim)
+    return provider, claim
+
+
+def test_the_seed_vector_is_what_we_send() -> None:
+    provider, claim = seed_request()
+    request = provider.build_request(claim)
+    assert request.content.decode() == SEED_TOKEN
+    assert request.url == "https://dkapi.geetest.com/deepknow/v2/verify"
+    assert provider.claims(claim) == SEED_CLAIMS
+    assert list(provider.claims(claim)) == list(SEED_CLAIMS)  # GeeTest's order
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_the_seed_vector_is_pyjwts_own_encoding_and_the_emulator_accepts_it() -> None:
+    assert jwt.encode(SEED_CLAIMS, SEED_SECRET, algorithm="HS256") == SEED_TOKEN
+    emulator = DeepKnowEmulator(SEED_SECRET)
+    emulator.issue(session_id=SEED_CLAIMS["session_id"], risk_level=3)  # type: ignore[arg-type]
+    with httpx.Client(transport=emulator.transport()) as client:
+        answer = client.post("https://dkapi.test/deepknow/v2/verify", content=SEED_TOKEN)
+    assert (answer.json()["status"], answer.json()["risk_level"]) == (1, 3)
+    assert emulator.claims == [SEED_CLAIMS]
+
+
+def test_the_replay_key_hashes_the_session_id() -> None:
+    _, claim = seed_request()
+    assert claim.replay_key.startswith("deepknow:")
+    assert SEED_CLAIMS["session_id"] not in claim.replay_key  # type: ignore[operator]
+    assert len(claim.replay_key) == len("deepknow:") + 64
+
+
+def _answer(
+    provider: DeepKnow, claim: Claim, response: httpx.Response
+) -> Verdict | ProviderFailure:
+    return provider.read_response(claim, response)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"status": "41", "message": "expired"}, Outcome.REJECTED),
+        ({"status": 1, "message": "ok"}, Fault.PROVIDER),  # no risk_level
+        ({"status": 1, "risk_level": "0"}, Fault.PROVIDER),
+        ({"status": True, "risk_level": 0}, Fault.PROVIDER),
+        ({"message": "no status"}, Fault.PROVIDER),
+        ([1], Fault.PROVIDER),
+    ],
+)
+def test_odd_answers(body: object, expected: Outcome | Fault) -> None:
+    provider, claim = seed_request()
+    result = _answer(provider, claim, httpx.Response(200, json=body))
+    if isinstance(expected, Outcome):
+        assert isinstance(result, Verdict) and result.outcome is expected
+    else:
+        assert isinstance(result, ProviderFailure) and result.fault is expected
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: DeepKnow("", scene="login"),
+        lambda: DeepKnow("s", scene=""),
+        lambda: DeepKnow("s", scene="login", user_id=""),
+        lambda: DeepKnow("s", scene="login", user_id=42),
+        lambda: DeepKnow("s", scene="login", session_field=""),
+        lambda: DeepKnow("s", scene="login", max_risk_level=True),
+        lambda: DeepKnow("s", scene="login", blocking_actions=[1]),
+        lambda: DeepKnow("s", scene="login", flow_id=-1),
+        lambda: DeepKnow("s", scene="login", attr={"x": object()}),
+        lambda: DeepKnow("s", scene="login", attr={"x": "y" * 5000}),
+    ],
+)
+def test_bad_configuration_fails_at_construction(build: Callable[[], object]) -> None:
+    with pytest.raises(ValueError):
+        build()
+
+
+def test_repr_keeps_the_secret() -> None:
+    assert "monitoring-secret" not in repr(DeepKnow("monitoring-secret", scene="login"))
