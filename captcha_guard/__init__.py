@@ -3,7 +3,16 @@
 from .asgi import CaptchaGuard
 from .breaker import CircuitBreaker
 from .fallback import FallbackBudget, MemoryFallbackBudget
-from .providers import DeepKnow, GeeTest, HCaptcha, ProofOfWork, Provider, ReCaptcha, Turnstile
+from .providers import (
+    AliyunCaptcha,
+    DeepKnow,
+    GeeTest,
+    HCaptcha,
+    ProofOfWork,
+    Provider,
+    ReCaptcha,
+    Turnstile,
+)
 from .responses import Denial
 from .rules import Rule
 from .verdict import Outcome, Verdict
@@ -12,6 +21,7 @@ from .wsgi import WSGICaptchaGuard
 __version__ = "0.1.0"
 
 __all__ = [
+    "AliyunCaptcha",
     "CaptchaGuard",
     "CircuitBreaker",
     "DeepKnow",

@@ -1,5 +1,6 @@
 """One module per vendor family. No I/O anywhere in here."""
 
+from .aliyun import AliyunCaptcha
 from .base import Claim, Provider, RequestInfo
 from .deepknow import DeepKnow
 from .geetest import GeeTest
@@ -7,6 +8,7 @@ from .proof_of_work import ProofOfWork
 from .siteverify import HCaptcha, ReCaptcha, Turnstile
 
 __all__ = [
+    "AliyunCaptcha",
     "Claim",
     "DeepKnow",
     "GeeTest",

@@ -10,6 +10,7 @@ helpers that mint the client fields a solved widget would send.
         fields = emulator.issue()   # what the browser would post
 """
 
+from ._aliyun import AliyunCaptchaEmulator
 from ._deepknow import DeepKnowEmulator
 from ._emulator import Emulator, EmulatorServer, Outage
 from ._geetest import GeeTestEmulator
@@ -21,6 +22,7 @@ from ._siteverify import (
 )
 
 __all__ = [
+    "AliyunCaptchaEmulator",
     "DeepKnowEmulator",
     "Emulator",
     "EmulatorServer",
