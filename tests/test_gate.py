@@ -294,3 +294,12 @@ def test_the_log_check_can_fail() -> None:
     )
     with pytest.raises(AssertionError, match="logged a secret"):
         assert_logs_clean([record], "k3y")
+
+
+def test_a_claim_never_prints_the_tokens_it_carries() -> None:
+    from captcha_guard.providers.base import Claim, RequestInfo
+
+    request = RequestInfo("POST", "/login", None, {}, raw={})
+    claim = Claim({"pass_token": "s3cr3t-token-value"}, replay_key="geetest:abc", request=request)
+    assert "s3cr3t-token-value" not in repr(claim)
+    assert "geetest:abc" in repr(claim)

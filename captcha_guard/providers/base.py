@@ -38,7 +38,8 @@ class RequestInfo:
 class Claim:
     """Client fields that passed the local shape check, ready to be verified remotely."""
 
-    values: Mapping[str, str]
+    #: Whole tokens: kept out of repr so a logged or printed Claim cannot leak them.
+    values: Mapping[str, str] = field(repr=False)
     #: The one-time id of this captcha solution (a lot number, a token hash): the key under
     #: which a replay guard remembers it. Never a whole token.
     replay_key: str
