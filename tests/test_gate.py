@@ -297,8 +297,6 @@ def test_the_log_check_can_fail() -> None:
 
 
 def test_a_claim_never_prints_the_tokens_it_carries() -> None:
-    from captcha_guard.providers.base import Claim, RequestInfo
-
     request = RequestInfo("POST", "/login", None, {}, raw={})
     claim = Claim({"pass_token": "s3cr3t-token-value"}, replay_key="geetest:abc", request=request)
     assert "s3cr3t-token-value" not in repr(claim)
