@@ -17,7 +17,7 @@ import altcha
 import httpx
 import pytest
 
-from captcha_guard.testing import GeeTestEmulator, Outage
+from captcha_guard.testing import GeeTestEmulator, Outage, TurnstileEmulator
 from tests.servers import serve_asgi, serve_wsgi
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -186,3 +186,41 @@ def test_django(monkeypatch: pytest.MonkeyPatch, geetest: tuple[GeeTestEmulator,
     assert bare.status_code == 403
     assert json.loads(bare.text)["error"] == "captcha_rejected"
     assert wrong_method.status_code == 405  # not protected, so Django's own view answered
+
+
+def test_fastapi(monkeypatch: pytest.MonkeyPatch, geetest: tuple[GeeTestEmulator, str]) -> None:
+    emulator, endpoint = geetest
+    turnstile = TurnstileEmulator(hostname="shop.example")
+    with turnstile.serve() as siteverify:
+        example = load_example(
+            "fastapi_app",
+            monkeypatch,
+            **geetest_env(emulator, endpoint),
+            TURNSTILE_SECRET=turnstile.secret,
+            TURNSTILE_ENDPOINT=siteverify.endpoint("/turnstile/v0/siteverify"),
+            TURNSTILE_HOSTNAMES="shop.example, www.shop.example",
+        )
+        with serve_asgi(example.app) as url, httpx.Client(base_url=url) as client:
+            login = client.post("/login", data={"username": "ada", **emulator.issue()})
+            token = turnstile.issue()
+            signup = client.post("/api/signup", json={"email": "ada@example.com", **token})
+            spent = client.post("/api/signup", json={"email": "ada@example.com", **token})
+            elsewhere = client.post(
+                "/api/signup",
+                json={"email": "x@example.com", **turnstile.issue(hostname="evil.example")},
+            )
+            no_token = client.post("/api/signup", json={"email": "bot@example.com"})
+            emulator.outage = Outage.HTTP_500
+            turnstile.outage = Outage.HTTP_500
+            login_in_outage = client.post("/login", data={"username": "ada", **emulator.issue()})
+            signup_in_outage = client.post(
+                "/api/signup", json={"email": "ada@example.com", **turnstile.issue()}
+            )
+    assert login.json() == {"user": "ada", "captcha": "passed", "by": "geetest"}
+    assert signup.json() == {"email": "ada@example.com", "captcha": "passed", "by": "turnstile"}
+    assert spent.status_code == 403
+    assert elsewhere.status_code == 403
+    assert no_token.status_code == 403
+    assert login_in_outage.json()["captcha"] == "fallback"
+    assert signup_in_outage.status_code == 503
+    assert signup_in_outage.json()["error"] == "captcha_unavailable"
