@@ -23,7 +23,15 @@ import httpx
 from ..breaker import CircuitBreaker
 from ..fields import FieldError, Fields
 from ..verdict import Fault, ProviderFailure, Verdict
-from .base import DEFAULT_TIMEOUT, Claim, Provider, RequestInfo, http_failure, json_object, matching
+from .base import (
+    DEFAULT_TIMEOUT,
+    Claim,
+    Provider,
+    RequestInfo,
+    answer_document,
+    matching,
+    short_text,
+)
 
 ACTION = "VerifyIntelligentCaptcha"
 VERSION = "2023-03-05"
@@ -222,18 +230,15 @@ class AliyunCaptcha(Provider):
         return request
 
     def read_response(self, claim: Claim, response: httpx.Response) -> Verdict | ProviderFailure:
-        failure = http_failure(response)
-        if failure:
-            return failure
-        body = json_object(response)
-        if body is None:
-            return ProviderFailure(f"unreadable answer (HTTP {response.status_code})")
+        body = answer_document(response)
+        if isinstance(body, ProviderFailure):
+            return body
         result = body.get("Result")
         if response.status_code == 200 and isinstance(result, dict):
             verify_result = result.get("VerifyResult")
             if isinstance(verify_result, bool):
                 return self._judge(verify_result, result.get("VerifyCode"), body)
-        code = _short(body.get("Code"), 64)
+        code = short_text(body.get("Code"), 64)
         reason = f"aliyun {code or 'error'} (HTTP {response.status_code})"
         if code.startswith(PROVIDER_CODES):
             return ProviderFailure(reason, Fault.PROVIDER, code)
@@ -246,10 +251,10 @@ class AliyunCaptcha(Provider):
     def _judge(
         self, verify_result: bool, raw_code: object, body: Mapping[str, Any]
     ) -> Verdict | ProviderFailure:
-        code = _short(raw_code, 16)
+        code = short_text(raw_code, 16)
         details: dict[str, Any] = {
             "verify_code": code or None,
-            "request_id": _short(body.get("RequestId"), 64) or None,
+            "request_id": short_text(body.get("RequestId"), 64) or None,
         }
         meaning = VERIFY_CODES.get(code)
         reason = f"aliyun {code}: {meaning}" if meaning else f"aliyun {code or '?'}"
@@ -268,11 +273,6 @@ class AliyunCaptcha(Provider):
     def _parameter_complaint(self, reason: str, code: str) -> Verdict:
         hint = f"Alibaba Cloud refused the request's parameters ({code}): check scene_id"
         return self.rejected(reason, {"code": code, "misconfiguration": hint})
-
-
-def _short(value: object, limit: int = 80) -> str:
-    text = value if isinstance(value, str) else ""
-    return "".join(c if c.isprintable() else " " for c in text[:limit])
 
 
 __all__ = [

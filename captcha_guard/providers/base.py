@@ -118,6 +118,24 @@ def json_object(response: httpx.Response) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
+def answer_document(response: httpx.Response) -> dict[str, Any] | ProviderFailure:
+    """The provider's answer as a JSON object, or the provider failure that stands instead:
+    HTTP 5xx/429, or a body that is not a JSON object. Every provider starts here."""
+    failure = http_failure(response)
+    if failure is not None:
+        return failure
+    body = json_object(response)
+    if body is None:
+        return ProviderFailure(f"unreadable answer (HTTP {response.status_code})")
+    return body
+
+
+def short_text(value: object, limit: int = 80) -> str:
+    """A vendor's text, bounded and on one line: safe for a reason, a log line, a detail."""
+    text = "" if value is None else str(value)
+    return "".join(c if c.isprintable() else " " for c in text[:limit])
+
+
 def matching(pattern: re.Pattern[str], name: str, value: str) -> str:
     if not pattern.fullmatch(value):
         raise FieldError(f"malformed {name}")
@@ -132,7 +150,9 @@ __all__ = [
     "Provider",
     "ProviderFailure",
     "RequestInfo",
+    "answer_document",
     "http_failure",
     "json_object",
     "matching",
+    "short_text",
 ]

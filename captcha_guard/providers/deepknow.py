@@ -21,7 +21,15 @@ from jwt.api_jws import PyJWS
 from ..breaker import CircuitBreaker
 from ..fields import FieldError, Fields
 from ..verdict import Fault, ProviderFailure, Verdict
-from .base import DEFAULT_TIMEOUT, Claim, Provider, RequestInfo, http_failure, json_object, matching
+from .base import (
+    DEFAULT_TIMEOUT,
+    Claim,
+    Provider,
+    RequestInfo,
+    answer_document,
+    matching,
+    short_text,
+)
 
 ENDPOINT = "https://dkapi.geetest.com/deepknow/v2/verify"
 
@@ -168,14 +176,11 @@ class DeepKnow(Provider):
         return httpx.Request("POST", self.endpoint, content=token.encode("ascii"))
 
     def read_response(self, claim: Claim, response: httpx.Response) -> Verdict | ProviderFailure:
-        failure = http_failure(response)
-        if failure:
-            return failure
-        body = json_object(response)
-        if body is None:
-            return ProviderFailure(f"unreadable answer (HTTP {response.status_code})")
+        body = answer_document(response)
+        if isinstance(body, ProviderFailure):
+            return body
         status = _status(body.get("status"))
-        message = _short(body.get("message"))
+        message = short_text(body.get("message"))
         if status == 1:
             return self._judge(body)
         reason = f"deepknow status {status if status is not None else '?'}: {message}"
@@ -197,8 +202,8 @@ class DeepKnow(Provider):
             "risk_code": [c for c in codes[:32] if isinstance(c, int | str)]
             if isinstance(codes, list)
             else [],
-            "finger_print": _short(body.get("finger_print"), 128) or None,
-            "action": _short(action, 128) if isinstance(action, str) and action else None,
+            "finger_print": short_text(body.get("finger_print"), 128) or None,
+            "action": short_text(action, 128) if isinstance(action, str) and action else None,
         }
         if level > self.max_risk_level:
             return self.rejected(
@@ -283,12 +288,6 @@ def _status(value: object) -> int | None:
     if isinstance(value, str) and value.isdigit() and len(value) < 6:
         return int(value)
     return None
-
-
-def _short(value: object, limit: int = 80) -> str:
-    """A vendor's text, bounded and single-line, safe to log."""
-    text = "" if value is None else str(value)
-    return "".join(c if c.isprintable() else " " for c in text[:limit])
 
 
 __all__ = ["ENDPOINT", "ClaimSource", "DeepKnow", "encode_jwt"]

@@ -12,7 +12,15 @@ import httpx
 from ..breaker import CircuitBreaker
 from ..fields import Fields
 from ..verdict import Fault, ProviderFailure, Verdict
-from .base import DEFAULT_TIMEOUT, Claim, Provider, RequestInfo, http_failure, json_object, matching
+from .base import (
+    DEFAULT_TIMEOUT,
+    Claim,
+    Provider,
+    RequestInfo,
+    answer_document,
+    matching,
+    short_text,
+)
 
 ENDPOINTS: dict[str | None, str] = {
     None: "https://gcaptcha4.geetest.com/validate",
@@ -88,18 +96,15 @@ class GeeTest(Provider):
         )
 
     def read_response(self, claim: Claim, response: httpx.Response) -> Verdict | ProviderFailure:
-        failure = http_failure(response)
-        if failure:
-            return failure
-        body = json_object(response)
-        if body is None:
-            return ProviderFailure(f"unreadable answer (HTTP {response.status_code})")
+        body = answer_document(response)
+        if isinstance(body, ProviderFailure):
+            return body
         status = body.get("status")
         if status == "success":
             return self._judge(body)
         if status == "error":
             code = str(body.get("code", ""))
-            msg = _short(body.get("msg"))
+            msg = short_text(body.get("msg"))
             if code in USER_ERRORS:
                 return self.rejected(f"geetest error {code}: {msg}", {"code": code})
             if code in OPERATOR_ERRORS:
@@ -114,17 +119,11 @@ class GeeTest(Provider):
         if result == "success":
             return self.passed("ok", details)
         if result == "fail":
-            reason = _short(body.get("reason")) or "fail"
+            reason = short_text(body.get("reason")) or "fail"
             if "sign_token" in reason:
                 # We compute sign_token, so GeeTest refusing it means our captcha_key is wrong.
                 # Still the client's 403: whether a request passes must never hinge on a
                 # message an attacker might provoke; but the operator must hear of it.
                 details["misconfiguration"] = "GeeTest refused sign_token: check captcha_key"
             return self.rejected(f"geetest: {reason}", details)
-        return ProviderFailure(f"unexpected result {_short(result)!r}")
-
-
-def _short(value: object, limit: int = 80) -> str:
-    """A vendor's message, bounded and single-line, safe to log."""
-    text = "" if value is None else str(value)
-    return text.replace("\n", " ").replace("\r", " ")[:limit]
+        return ProviderFailure(f"unexpected result {short_text(result)!r}")

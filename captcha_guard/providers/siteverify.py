@@ -19,7 +19,14 @@ import httpx
 from ..breaker import CircuitBreaker
 from ..fields import Fields
 from ..verdict import Fault, ProviderFailure, Verdict
-from .base import DEFAULT_TIMEOUT, Claim, Provider, RequestInfo, http_failure, json_object, matching
+from .base import (
+    DEFAULT_TIMEOUT,
+    Claim,
+    Provider,
+    RequestInfo,
+    answer_document,
+    matching,
+)
 
 RECAPTCHA_ENDPOINT = "https://www.google.com/recaptcha/api/siteverify"
 HCAPTCHA_ENDPOINT = "https://api.hcaptcha.com/siteverify"
@@ -88,12 +95,9 @@ class Siteverify(Provider):
         return httpx.Request("POST", self.endpoint, data=data)
 
     def read_response(self, claim: Claim, response: httpx.Response) -> Verdict | ProviderFailure:
-        failure = http_failure(response)
-        if failure:
-            return failure
-        body = json_object(response)
-        if body is None:
-            return ProviderFailure(f"unreadable answer (HTTP {response.status_code})")
+        body = answer_document(response)
+        if isinstance(body, ProviderFailure):
+            return body
         success = body.get("success")
         if success is True:
             return self._judge(body)
