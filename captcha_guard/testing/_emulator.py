@@ -212,6 +212,10 @@ class EmulatorServer:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver listens with a backlog of 5: a client pool opening dozens of connections
+    # at once overflows it, and the kernel drops or resets the rest. A real provider's
+    # front end queues them.
+    request_queue_size = 1024
 
     def __init__(self, owner: EmulatorServer, port: int) -> None:
         self.owner = owner
