@@ -44,8 +44,10 @@ DEFAULT_MAX_BODY_SIZE = 1_048_576
 #: as if the rule said fail_open=False), with the reason.
 REFUSED = "fallback_refused"
 
-#: The pool each front door's HTTP client (async or sync) is made with.
-CLIENT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+#: The pool of the WSGI door's HTTP client (the ASGI door's is in asgi.py). Every connection
+#: is kept alive: with fewer kept than allowed, a steady load above the keep-alive count
+#: closes and reopens connections to the provider on every burst.
+CLIENT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 # A content-length with more digits than this is over any max_body_size (and int() refuses
 # strings of thousands of digits outright).

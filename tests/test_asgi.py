@@ -768,10 +768,10 @@ def test_lifespan_shutdown_closes_the_middlewares_own_client(env: GeeTestEnv) ->
     guard = _guard(env, app)
     with serve_asgi(guard, lifespan="on") as url:
         assert httpx.post(url + "/login", data=env.issue()).json() == {"outcome": "passed"}
-        own = guard._client
-        assert own is not None and not own.is_closed
-    assert own.is_closed
-    assert guard._client is None
+        own = guard._pools
+        assert own is not None and not any(client.is_closed for client in own.clients)
+    assert all(client.is_closed for client in own.clients)
+    assert guard._pools is None
 
 
 def test_lifespan_shutdown_leaves_a_user_supplied_client_open(env: GeeTestEnv) -> None:
@@ -792,12 +792,12 @@ async def test_aclose_is_idempotent_and_a_new_client_is_made_after(env: GeeTestE
     guard = _guard(env, app)
     async with asgi_client(guard) as client:
         assert (await client.post("/login", data=env.issue())).status_code == 200
-        first = guard._client
+        first = guard._pools
         await guard.aclose()
         await guard.aclose()
-        assert first is not None and first.is_closed
+        assert first is not None and all(pooled.is_closed for pooled in first.clients)
         assert (await client.post("/login", data=env.issue())).status_code == 200
-        assert guard._client is not None and guard._client is not first
+        assert guard._pools is not None and guard._pools is not first
 
 
 def test_the_pooled_client_reuses_its_connection(env: GeeTestEnv) -> None:
