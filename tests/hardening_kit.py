@@ -18,8 +18,29 @@ from typing import Any
 import anyio
 import httpx
 
-from captcha_guard import CaptchaGuard, CircuitBreaker, GeeTest, Provider, Rule, WSGICaptchaGuard
-from captcha_guard.testing import Emulator, EmulatorServer, GeeTestEmulator
+from captcha_guard import (
+    AliyunCaptcha,
+    CaptchaGuard,
+    CircuitBreaker,
+    DeepKnow,
+    GeeTest,
+    HCaptcha,
+    Provider,
+    ReCaptcha,
+    Rule,
+    Turnstile,
+    WSGICaptchaGuard,
+)
+from captcha_guard.testing import (
+    AliyunCaptchaEmulator,
+    DeepKnowEmulator,
+    Emulator,
+    EmulatorServer,
+    GeeTestEmulator,
+    HCaptchaEmulator,
+    ReCaptchaEmulator,
+    TurnstileEmulator,
+)
 from tests.helpers import FakeClock, RecordingApp
 from tests.servers import serve_asgi, serve_wsgi
 
@@ -37,7 +58,8 @@ class ProviderCase:
 
     ``provider(emulator, endpoint, timeout, breaker)`` builds the provider pointed at the
     emulator; ``issue(emulator)`` returns the client fields of one solved captcha (as the widget
-    hands them to the browser); ``path`` is the emulator's verification path.
+    hands them to the browser); ``refused(emulator)`` well-formed fields the provider judges
+    false (the user's fault); ``path`` is the emulator's verification path.
     """
 
     name: str
@@ -45,6 +67,7 @@ class ProviderCase:
     provider: Callable[[Any, str, float, CircuitBreaker], Provider]
     issue: Callable[[Any], dict[str, str]]
     path: str
+    refused: Callable[[Any], dict[str, str]]
 
     def __str__(self) -> str:
         return self.name
@@ -60,13 +83,89 @@ def _geetest(emulator: GeeTestEmulator, endpoint: str, timeout: float, breaker: 
     )
 
 
+def _siteverify(kind: type[Provider]) -> Callable[[Any, str, float, Any], Provider]:
+    def make(emulator: Any, endpoint: str, timeout: float, breaker: Any) -> Provider:
+        return kind(emulator.secret, endpoint=endpoint, timeout=timeout, breaker=breaker)  # type: ignore[call-arg]
+
+    return make
+
+
+def _deepknow(emulator: DeepKnowEmulator, endpoint: str, timeout: float, breaker: Any) -> Provider:
+    # The user id comes from the app's side (the session), not from the client.
+    return DeepKnow(
+        emulator.secret,
+        scene="login",
+        user_id=lambda raw: "user001",
+        endpoint=endpoint,
+        timeout=timeout,
+        breaker=breaker,
+    )
+
+
+def _aliyun(
+    emulator: AliyunCaptchaEmulator, endpoint: str, timeout: float, breaker: Any
+) -> Provider:
+    return AliyunCaptcha(
+        emulator.access_key_id,
+        emulator.access_key_secret,
+        scene_id=emulator.scene_id,
+        endpoint=endpoint,
+        timeout=timeout,
+        breaker=breaker,
+    )
+
+
+def _issue(emulator: Any) -> dict[str, str]:
+    return dict(emulator.issue())
+
+
+def _geetest_refused(emulator: GeeTestEmulator) -> dict[str, str]:
+    return {**emulator.issue(), "pass_token": "0" * 64}  # "pass_token error"
+
+
+def _token_refused(emulator: Any) -> dict[str, str]:
+    ((name, token),) = emulator.issue().items()
+    return {name: token[:-4] + ("AAAA" if token[-4:] != "AAAA" else "BBBB")}  # unknown token
+
+
+SITEVERIFY = "/siteverify"
+
 CASES: list[ProviderCase] = [
+    ProviderCase("geetest", GeeTestEmulator, _geetest, _issue, "/validate", _geetest_refused),
     ProviderCase(
-        name="geetest",
-        emulator=GeeTestEmulator,
-        provider=_geetest,
-        issue=lambda emulator: emulator.issue(),
-        path="/validate",
+        "recaptcha",
+        ReCaptchaEmulator,
+        _siteverify(ReCaptcha),
+        _issue,
+        "/siteverify",
+        _token_refused,
+    ),
+    ProviderCase(
+        "hcaptcha", HCaptchaEmulator, _siteverify(HCaptcha), _issue, SITEVERIFY, _token_refused
+    ),
+    ProviderCase(
+        "turnstile",
+        TurnstileEmulator,
+        _siteverify(Turnstile),
+        _issue,
+        "/siteverify",
+        _token_refused,
+    ),
+    ProviderCase(
+        "deepknow",
+        DeepKnowEmulator,
+        _deepknow,
+        _issue,
+        "/deepknow/v2/verify",
+        lambda emulator: emulator.issue(risk_level=9),
+    ),
+    ProviderCase(
+        "aliyun",
+        AliyunCaptchaEmulator,
+        _aliyun,
+        _issue,
+        "/",
+        lambda emulator: emulator.issue(verify_code="F001"),
     ),
 ]
 

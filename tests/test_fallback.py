@@ -29,7 +29,7 @@ from captcha_guard.fallback import (
 )
 from captcha_guard.replay import MemoryReplayStore
 from captcha_guard.testing import GeeTestEmulator, Outage
-from tests.hardening_kit import CASES, DOORS, Site, guarded_site
+from tests.hardening_kit import CASES, DOORS, ProviderCase, Site, guarded_site
 from tests.helpers import FakeClock, RecordingApp
 
 # ---------------------------------------------------------------------------------------------
@@ -150,32 +150,36 @@ def test_the_memory_budget_satisfies_the_protocol() -> None:
 # Through the gate, under uvicorn, against the emulator served for real.
 
 
-def site(**options: Any) -> AbstractContextManager[Site]:
-    """A GeeTest-guarded site whose circuit opens at the first provider failure."""
-    return guarded_site(CASES[0], **{"failure_threshold": 1, **options})
+def site(case: ProviderCase = CASES[0], **options: Any) -> AbstractContextManager[Site]:
+    """A guarded site (GeeTest by default) whose circuit opens at the first provider failure."""
+    return guarded_site(case, **{"failure_threshold": 1, **options})
 
 
 def open_circuit(s: Site) -> None:
     """One provider failure with failure_threshold=1: the circuit is open afterwards."""
     s.emulator.outage = Outage.HTTP_500
-    first = s.post(data=s.emulator.issue())
+    first = s.post(data=s.issue())
     assert first.json()["outcome"] == "fallback"
     assert s.breaker.state.value == "open"
 
 
+@pytest.mark.parametrize("case", CASES, ids=str)
 @pytest.mark.parametrize("state", ["circuit open", "provider failing"])
 @pytest.mark.parametrize("door", DOORS)
-def test_a_captcha_falls_back_once_then_is_refused(state: str, door: str) -> None:
+def test_a_captcha_falls_back_once_then_is_refused(
+    case: ProviderCase, state: str, door: str
+) -> None:
     # "circuit open" falls back in Gate.begin, "provider failing" in Gate.finish.
-    with site(door=door, failure_threshold=1 if state == "circuit open" else 1000) as s:
+    threshold = 1 if state == "circuit open" else 1000
+    with site(case, door=door, failure_threshold=threshold) as s:
         if state == "circuit open":
             open_circuit(s)
         else:
             s.emulator.outage = Outage.HTTP_500
-        fields = s.emulator.issue()
+        fields = s.issue()
         first = s.post(data=fields)
         replays = [s.post(data=fields) for _ in range(5)]
-        fresh = s.post(data=s.emulator.issue())
+        fresh = s.post(data=s.issue())
     assert first.status_code == 200
     assert first.json()["outcome"] == "fallback"
     for replay in replays:
