@@ -3,6 +3,7 @@ under uvicorn against a real GeeTest emulator in each outage state."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from contextlib import AbstractContextManager
@@ -186,6 +187,32 @@ def test_a_captcha_falls_back_once_then_is_refused(
         assert replay.status_code == 403
         assert replay.json() == {"error": "captcha_rejected", "reason": "captcha already used"}
     assert fresh.json()["outcome"] == "fallback"
+
+
+def test_a_geetest_lot_replayed_in_other_letter_cases_is_refused() -> None:
+    with site() as s:
+        open_circuit(s)
+        fields = s.issue()
+        assert s.post(data=fields).json()["outcome"] == "fallback"
+        upper = s.post(data={**fields, "lot_number": fields["lot_number"].upper()})
+    assert upper.status_code == 403
+    assert upper.json()["reason"] == "captcha already used"
+
+
+def test_an_alibaba_parameter_replayed_respaced_or_reordered_is_refused() -> None:
+    aliyun = next(case for case in CASES if case.name == "aliyun")
+    with site(aliyun) as s:
+        open_circuit(s)
+        ((name, param),) = s.issue().items()
+        assert s.post(data={name: param}).json()["outcome"] == "fallback"
+        document = json.loads(param)
+        variants = [
+            f" {param} ",
+            json.dumps(document, indent=1).replace("\n", ""),
+            json.dumps(dict(reversed(list(document.items())))),
+        ]
+        answers = [s.post(data={name: variant}) for variant in variants]
+    assert [a.status_code for a in answers] == [403, 403, 403]
 
 
 @pytest.mark.parametrize("door", DOORS)

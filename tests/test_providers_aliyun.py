@@ -468,10 +468,17 @@ def test_the_clock_and_region_choose_date_and_endpoint() -> None:
     assert AliyunCaptcha("AK", "s").endpoint == "https://captcha.cn-shanghai.aliyuncs.com/"
 
 
-def test_the_replay_key_is_a_hash() -> None:
+def test_the_replay_key_is_a_hash_of_the_certify_id() -> None:
     param = '{"sceneId":"s","certifyId":"c"}'
     claim = _claim(AliyunCaptcha("AK", "s"), param)
-    assert claim.replay_key == "aliyun:" + hashlib.sha256(param.encode()).hexdigest()
+    assert claim.replay_key == "aliyun:" + hashlib.sha256(b"certifyId:c").hexdigest()
+    # The same captcha re-spaced or reordered has the same key.
+    for variant in (f" {param} ", '{"certifyId": "c", "sceneId": "s"}'):
+        assert _claim(AliyunCaptcha("AK", "s"), variant).replay_key == claim.replay_key
+    # Without a certifyId, the parameter's canonical JSON stands for it.
+    first = _claim(AliyunCaptcha("AK", "s"), '{"sceneId":"s","data":"x"}')
+    second = _claim(AliyunCaptcha("AK", "s"), '{ "data" : "x", "sceneId" : "s" }')
+    assert first.replay_key == second.replay_key
 
 
 @pytest.mark.parametrize(

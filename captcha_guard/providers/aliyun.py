@@ -196,7 +196,14 @@ class AliyunCaptcha(Provider):
         scene = document.get("sceneId")
         if self.scene_id is not None and scene is not None and scene != self.scene_id:
             raise FieldError(f"{self.field} is for another scene")
-        digest = hashlib.sha256(param.encode()).hexdigest()
+        # The replay key is the captcha's own id, not the text: the same parameter re-spaced
+        # or with its keys reordered is the same captcha, and must not fall back twice.
+        certify_id = document.get("certifyId")
+        if isinstance(certify_id, str) and certify_id:
+            identity = f"certifyId:{certify_id}"
+        else:
+            identity = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(identity.encode()).hexdigest()
         return Claim({"CaptchaVerifyParam": param}, replay_key=f"aliyun:{digest}", request=request)
 
     def build_request(self, claim: Claim) -> httpx.Request:

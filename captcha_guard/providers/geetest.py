@@ -84,7 +84,10 @@ class GeeTest(Provider):
 
     def check(self, fields: Fields, request: RequestInfo) -> Claim:
         values = {name: matching(_SHAPES[name], name, fields.one(name)) for name in CLIENT_FIELDS}
-        return Claim(values, replay_key=f"geetest:{values['lot_number']}", request=request)
+        # Lot numbers are hex: "ABC..." is the same lot as "abc..." to a replay guard, or one
+        # captured lot could be let through again in every mix of letter cases.
+        lot = values["lot_number"].lower()
+        return Claim(values, replay_key=f"geetest:{lot}", request=request)
 
     def build_request(self, claim: Claim) -> httpx.Request:
         # Exactly what GeeTest's own demo sends: captcha_id in the query (so a failed call can
