@@ -18,6 +18,7 @@ from .base import (
     Provider,
     RequestInfo,
     answer_document,
+    form_post,
     matching,
     short_text,
 )
@@ -81,6 +82,7 @@ class GeeTest(Provider):
         super().__init__(endpoint=endpoint or ENDPOINTS[region], timeout=timeout, breaker=breaker)
         self.captcha_id = captcha_id
         self._captcha_key = captcha_key
+        self._url = httpx.URL(self.endpoint).copy_merge_params({"captcha_id": captcha_id})
 
     def check(self, fields: Fields, request: RequestInfo) -> Claim:
         values = {name: matching(_SHAPES[name], name, fields.one(name)) for name in CLIENT_FIELDS}
@@ -94,9 +96,7 @@ class GeeTest(Provider):
         # be found in their logs), the rest as a form.
         data = dict(claim.values)
         data["sign_token"] = sign_token(self._captcha_key, claim.values["lot_number"])
-        return httpx.Request(
-            "POST", self.endpoint, params={"captcha_id": self.captcha_id}, data=data
-        )
+        return form_post(self._url, data)
 
     def read_response(self, claim: Claim, response: httpx.Response) -> Verdict | ProviderFailure:
         body = answer_document(response)

@@ -25,6 +25,7 @@ from .base import (
     Provider,
     RequestInfo,
     answer_document,
+    form_post,
     matching,
 )
 
@@ -77,6 +78,7 @@ class Siteverify(Provider):
             endpoint=endpoint or self.default_endpoint, timeout=timeout, breaker=breaker
         )
         self._secret = secret
+        self._url = httpx.URL(self.endpoint)
         self.field = field
         self.hostnames = _names(hostnames, label, "hostnames")
 
@@ -92,7 +94,7 @@ class Siteverify(Provider):
 
     def build_request(self, claim: Claim) -> httpx.Request:
         data = {"secret": self._secret, **claim.values, **self._request_extras()}
-        return httpx.Request("POST", self.endpoint, data=data)
+        return form_post(self._url, data)
 
     def read_response(self, claim: Claim, response: httpx.Response) -> Verdict | ProviderFailure:
         body = answer_document(response)
