@@ -15,7 +15,7 @@ import pytest
 from captcha_guard.testing import Outage
 from tests.hardening_kit import CASES, DOORS, PROTECTED, Site, guarded_site, sha256
 
-TIMEOUT = 0.5
+TIMEOUT = 0.3
 #: What a request may take beyond ``timeout``: uvicorn, the loopback round trips, a busy CI.
 MARGIN = 0.4
 THRESHOLD = 3
