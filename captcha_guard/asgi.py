@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable
 
 import anyio
 import httpx
@@ -104,6 +103,9 @@ class CaptchaGuard(FrontDoor[ASGIApp, httpx.AsyncClient, RejectHandler]):
             await self._deny(step, as_json, scope, receive, send)
             return
         verdict = await self._verify(step) if isinstance(step, Call) else step
+        if isinstance(verdict, Denial):
+            await self._deny(verdict, as_json, scope, receive, send)
+            return
         denial = self.gate.judge(route, verdict)
         if denial is not None:
             await self._deny(denial, as_json, scope, receive, send)
@@ -111,21 +113,34 @@ class CaptchaGuard(FrontDoor[ASGIApp, httpx.AsyncClient, RejectHandler]):
         scope.setdefault("state", {})["captcha"] = verdict
         await self.app(scope, _replay(body, receive), send)
 
-    async def _verify(self, call: Call) -> Verdict:
+    async def _verify(self, call: Call) -> Verdict | Denial:
         pools = self._pools
         if pools is None and self._client is None:
             # Made before the deadline starts: it is the middleware's cost, not the provider's.
             pools = self._pools = _Pools()
         try:
-            with anyio.move_on_after(call.timeout) as deadline:
-                if pools is None:  # the caller's own client, as it is
-                    assert self._client is not None
-                    response = await self._client.send(call.request)
-                else:
-                    async with pools.client() as client:
-                        response = await client.send(call.request)
+            if pools is None:  # the caller's own client, as it is
+                assert self._client is not None
+                client, slot = self._client, -1
+            else:
+                # Waiting for a connection is bounded apart from the call: a full pool is our
+                # capacity (503, breaker untouched), never the provider's failure.
+                slot = -1
+                with anyio.move_on_after(call.timeout):
+                    slot = await pools.acquire()
+                if slot < 0:
+                    return self.gate.busy(call)
+                client = pools.clients[slot]
+            try:
+                with anyio.move_on_after(call.timeout) as deadline:
+                    response = await client.send(call.request)
+            finally:
+                if pools is not None:
+                    pools.release(slot)
             if deadline.cancelled_caught:
                 return self.gate.finish(call, error="timeout")
+        except httpx.PoolTimeout:
+            return self.gate.busy(call)
         except Exception as exc:
             return self.gate.finish(call, error=describe_error(exc))
         except BaseException:
@@ -173,16 +188,18 @@ class _Pools:
         self.busy = [0] * count
         self.slots = anyio.Semaphore(count * size)
 
-    @asynccontextmanager
-    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
-        async with self.slots:
-            # With at most count * size calls out, the least busy pool has a free connection.
-            index = self.busy.index(min(self.busy))
-            self.busy[index] += 1
-            try:
-                yield self.clients[index]
-            finally:
-                self.busy[index] -= 1
+    async def acquire(self) -> int:
+        """The index of the least busy client, once fewer than count * size calls are out;
+        -1 until then (the caller bounds the wait)."""
+        await self.slots.acquire()
+        # With at most count * size calls out, the least busy pool has a free connection.
+        slot = self.busy.index(min(self.busy))
+        self.busy[slot] += 1
+        return slot
+
+    def release(self, slot: int) -> None:
+        self.busy[slot] -= 1
+        self.slots.release()
 
     async def aclose(self) -> None:
         for client in self.clients:

@@ -28,6 +28,7 @@ from .responses import (
     Denial,
     Reply,
     bad_request,
+    busy,
     json_reply,
     rejected,
     too_large,
@@ -245,6 +246,21 @@ class Gate:
     def abandon(self, call: Call) -> None:
         """The call was cancelled: count nothing, free the breaker's probe if it held it."""
         call.route.provider.breaker.release(call.permit)
+
+    def busy(self, call: Call) -> Denial:
+        """No connection to the provider came free in time: our capacity, not its health.
+
+        The breaker is not charged and the request does not fall back: otherwise a flood of
+        well-formed requests could fill the pool, open the circuit and have forged fields let
+        through in fallback. The client gets a 503 it may retry.
+        """
+        self.abandon(call)
+        logger.warning(
+            "captcha provider %s: no free connection within %ss (too many checks in flight)",
+            call.route.provider_name,
+            call.timeout,
+        )
+        return busy()
 
     def judge(self, route: Route, verdict: Verdict) -> Denial | None:
         """The gate's own answer for ``verdict``, or None when the app should be called."""

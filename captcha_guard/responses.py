@@ -60,6 +60,10 @@ def unavailable(verdict: Verdict) -> Denial:
     return Denial(503, "captcha_unavailable", verdict.reason, verdict)
 
 
+def busy() -> Denial:
+    return Denial(503, "captcha_busy", "too many captcha checks in flight, try again")
+
+
 def wants_json(accept: str, content_type: str) -> bool:
     """JSON for API clients: those that ask for it, or that sent JSON themselves."""
     return "json" in accept.lower() or "json" in content_type.lower()

@@ -81,6 +81,8 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, httpx.Client, WSGIRejectHandler]):
         if isinstance(step, Denial):
             return self._deny(step, as_json, environ, start_response)
         verdict = self._verify(step) if isinstance(step, Call) else step
+        if isinstance(verdict, Denial):
+            return self._deny(verdict, as_json, environ, start_response)
         denial = self.gate.judge(route, verdict)
         if denial is not None:
             return self._deny(denial, as_json, environ, start_response)
@@ -114,10 +116,12 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, httpx.Client, WSGIRejectHandler]):
             return bad_request("body shorter than content-length")
         return b"".join(chunks)
 
-    def _verify(self, call: Call) -> Verdict:
+    def _verify(self, call: Call) -> Verdict | Denial:
         client = self._pooled_client()
         try:
             response = client.send(call.request)
+        except httpx.PoolTimeout:  # every connection busy: our capacity, not the provider's
+            return self.gate.busy(call)
         except Exception as exc:
             return self.gate.finish(call, error=describe_error(exc))
         except BaseException:

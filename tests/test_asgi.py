@@ -830,3 +830,31 @@ def test_the_first_content_type_header_is_the_one_parsed_as_in_starlette() -> No
 
     head = _Head([(b"content-type", b"application/json"), (b"content-type", b"text/plain")])
     assert head.content_type == "application/json"
+
+
+@pytest.mark.anyio
+async def test_a_full_connection_pool_is_a_503_that_never_opens_the_circuit(
+    env: GeeTestEnv,
+) -> None:
+    # Were a wait for a free connection charged to the provider, a flood of well-formed
+    # requests could open the circuit and have forged fields let through in fallback.
+    from captcha_guard.asgi import _Pools
+
+    breaker = CircuitBreaker(failure_threshold=1)
+    app = RecordingApp()
+    guard = _guard(env, app, timeout=0.2, breaker=breaker)
+    guard._pools = pools = _Pools(count=1, size=1)
+    held = await pools.acquire()  # every connection is out
+    async with asgi_client(guard) as client:
+        answers = [
+            await client.post("/login", data=env.issue(), headers={"accept": "application/json"})
+            for _ in range(3)
+        ]
+        pools.release(held)
+        after = await client.post("/login", data=env.issue())
+    assert [a.status_code for a in answers] == [503, 503, 503]
+    assert answers[0].json()["error"] == "captcha_busy"
+    assert breaker.state is State.CLOSED
+    assert env.emulator.calls == 1  # only the request after the pool freed up
+    assert after.status_code == 200 and app.calls == 1
+    await guard.aclose()

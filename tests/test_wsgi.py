@@ -459,3 +459,25 @@ def test_the_real_server_refuses_bad_bodies(
     assert answer.split(b" ", 2)[1] == status
     assert recorder.environ is None
     assert emulator.calls == 0
+
+
+def test_a_full_connection_pool_is_a_503_that_never_opens_the_circuit(
+    emulator: GeeTestEmulator, upstream: EmulatorServer
+) -> None:
+    # httpx's PoolTimeout means every connection of ours is busy: our capacity, not the
+    # provider's health. Charged to the breaker, a flood could open the circuit and get forged
+    # fields through in fallback.
+    breaker = CircuitBreaker(failure_threshold=1)
+    pool = httpx.Client(limits=httpx.Limits(max_connections=1))
+    guard = guard_for(geetest(emulator, upstream, timeout=0.2, breaker=breaker), http_client=pool)
+    transport = httpx.WSGITransport(app=validator(guard))
+    with httpx.Client(transport=transport, base_url="http://testserver") as client:
+        with pool.stream("GET", upstream.endpoint("/validate")) as held:  # the one connection
+            assert held.status_code == 200
+            busy = client.post("/login", data=emulator.issue(), headers={"accept": "json"})
+        after = client.post("/login", data=emulator.issue())
+    pool.close()
+    assert busy.status_code == 503
+    assert busy.json()["error"] == "captcha_busy"
+    assert breaker.state.value == "closed"
+    assert after.status_code == 200 and after.json()["outcome"] == "passed"
