@@ -82,6 +82,29 @@ def test_the_request_is_what_the_vendor_demo_sends() -> None:
     assert CAPTCHA_KEY.encode() not in body and CAPTCHA_KEY not in str(request.url)
 
 
+@pytest.mark.parametrize(
+    "endpoint", ["http://127.0.0.1:8123/validate", "https://gcaptcha4.geetest.com/validate"]
+)
+def test_the_request_is_the_one_httpx_builds_from_params_and_data(endpoint: str) -> None:
+    provider = _provider(endpoint=endpoint)
+    values = _client_fields(captcha_output="a+b/c=d&e%f~g")
+    request = provider.build_request(provider.check(_fields(values), INFO))
+    form = {**values, "sign_token": sign_token(CAPTCHA_KEY, LOT)}
+    expected = httpx.Request("POST", endpoint, params={"captcha_id": CAPTCHA_ID}, data=form)
+    assert (request.method, request.url, request.content) == (
+        expected.method,
+        expected.url,
+        expected.content,
+    )
+    assert dict(request.headers) == dict(expected.headers)
+    # Header for header, in order, what httpx sends for content= with a content-type.
+    url = httpx.URL(endpoint, params={"captcha_id": CAPTCHA_ID})
+    headers = {"content-type": "application/x-www-form-urlencoded"}
+    plain = httpx.Request("POST", url, content=urlencode(form).encode(), headers=headers)
+    assert request.headers.raw == plain.headers.raw
+    assert request.extensions == plain.extensions == {}
+
+
 def test_check_makes_a_claim_keyed_by_the_lot_number() -> None:
     claim = _claim()
     assert dict(claim.values) == _client_fields()
