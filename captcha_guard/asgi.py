@@ -125,9 +125,10 @@ class CaptchaGuard(FrontDoor[ASGIApp, httpx.AsyncClient, RejectHandler]):
             else:
                 # Waiting for a connection is bounded apart from the call: a full pool is our
                 # capacity (503, breaker untouched), never the provider's failure.
-                slot = -1
-                with anyio.move_on_after(call.timeout):
-                    slot = await pools.acquire()
+                slot = pools.take()
+                if slot < 0:
+                    with anyio.move_on_after(call.timeout):
+                        slot = await pools.acquire()
                 if slot < 0:
                     return self.gate.busy(call)
                 client = pools.clients[slot]
@@ -192,6 +193,18 @@ class _Pools:
         """The index of the least busy client, once fewer than count * size calls are out;
         -1 until then (the caller bounds the wait)."""
         await self.slots.acquire()
+        return self._least_busy()
+
+    def take(self) -> int:
+        """``acquire`` without waiting (nor a cancel scope for the wait, the usual case):
+        -1 when count * size calls are out."""
+        try:
+            self.slots.acquire_nowait()
+        except anyio.WouldBlock:
+            return -1
+        return self._least_busy()
+
+    def _least_busy(self) -> int:
         # With at most count * size calls out, the least busy pool has a free connection.
         slot = self.busy.index(min(self.busy))
         self.busy[slot] += 1

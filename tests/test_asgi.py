@@ -858,3 +858,16 @@ async def test_a_full_connection_pool_is_a_503_that_never_opens_the_circuit(
     assert env.emulator.calls == 1  # only the request after the pool freed up
     assert after.status_code == 200 and app.calls == 1
     await guard.aclose()
+
+
+@pytest.mark.anyio
+async def test_pools_hand_out_the_least_busy_client_with_or_without_waiting() -> None:
+    from captcha_guard.asgi import _Pools
+
+    pools = _Pools(count=2, size=2)
+    taken = [pools.take(), await pools.acquire(), pools.take(), await pools.acquire()]
+    assert sorted(taken) == [0, 0, 1, 1] and taken[:2] == [0, 1]
+    assert pools.take() == -1  # every connection is out: the caller waits, bounded
+    pools.release(1)
+    assert pools.take() == 1
+    await pools.aclose()
