@@ -1,5 +1,6 @@
 """captcha_guard: a server-side captcha gate for ASGI and WSGI apps."""
 
+from ._version import __version__
 from .asgi import CaptchaGuard
 from .breaker import CircuitBreaker
 from .fallback import FallbackBudget, MemoryFallbackBudget
@@ -17,8 +18,6 @@ from .responses import Denial
 from .rules import Rule
 from .verdict import Outcome, Verdict
 from .wsgi import WSGICaptchaGuard
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AliyunCaptcha",

@@ -7,7 +7,8 @@ the provider's request:
                                                #   to send or None: call the app, touch nothing
     step = gate.begin(route, ...)              # Denial (400/403), Verdict (local or fallback)
     if isinstance(step, Call):                 #   or a Call to send
-        verdict = gate.finish(step, response=... | error=...)   (or gate.abandon(step))
+        verdict = gate.finish(step, response=... | error=...)   (or gate.abandon(step),
+                                               #   or gate.busy(step): no connection free)
     denial = gate.judge(route, verdict)        # None: call the app with the verdict
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from ._version import __version__
 from .breaker import Permit
 from .fallback import FallbackBudget, FallbackGuard
 from .fields import BodyError, FieldError, collect
@@ -49,6 +51,10 @@ REFUSED = "fallback_refused"
 #: is kept alive: with fewer kept than allowed, a steady load above the keep-alive count
 #: closes and reopens connections to the provider on every burst.
 CLIENT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+
+#: Sent with every provider call. Requests are sent as built, without the client's default
+#: headers, and some vendors' edge firewalls refuse a request that names no agent at all.
+USER_AGENT = f"captcha-guard/{__version__}"
 
 # A content-length with more digits than this is over any max_body_size (and int() refuses
 # strings of thousands of digits outright).
@@ -217,6 +223,8 @@ class Gate:
         # also bounds the whole call; the sync door cannot without a thread, so under WSGI a
         # provider that trickles its answer may take longer.
         http_request.extensions["timeout"] = httpx.Timeout(provider.timeout).as_dict()
+        if "user-agent" not in http_request.headers:
+            http_request.headers["user-agent"] = USER_AGENT
         return Call(route, checked, http_request, permit)
 
     def finish(

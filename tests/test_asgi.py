@@ -871,3 +871,14 @@ async def test_pools_hand_out_the_least_busy_client_with_or_without_waiting() ->
     pools.release(1)
     assert pools.take() == 1
     await pools.aclose()
+
+
+@pytest.mark.anyio
+async def test_provider_calls_name_their_agent(env: GeeTestEnv) -> None:
+    from captcha_guard import __version__
+
+    guard = _guard(env)
+    async with asgi_client(guard) as client:
+        assert (await client.post("/login", data=env.issue())).status_code == 200
+    await guard.aclose()
+    assert env.emulator.requests[-1].headers["user-agent"] == f"captcha-guard/{__version__}"
