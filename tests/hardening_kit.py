@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -41,7 +40,7 @@ from captcha_guard.testing import (
     ReCaptchaEmulator,
     TurnstileEmulator,
 )
-from tests.helpers import FakeClock, RecordingApp
+from tests.helpers import FakeClock, RecordingApp, answer_document
 from tests.servers import serve_asgi, serve_wsgi
 
 #: The front doors every suite runs through: the same gate behind each.
@@ -196,14 +195,7 @@ class RecordingWSGIApp:
             self.calls += 1
             self.bodies.append(body)
             self.verdicts.append(verdict)
-        answer = {
-            "outcome": verdict.outcome.value if verdict else None,
-            "reason": verdict.reason if verdict else None,
-            "details": dict(verdict.details) if verdict else None,
-            "sha256": hashlib.sha256(body).hexdigest(),
-            "size": len(body),
-        }
-        payload = json.dumps(answer, default=str).encode()
+        payload = answer_document(verdict, body)
         start_response(
             "200 OK",
             [("content-type", "application/json"), ("content-length", str(len(payload)))],

@@ -30,6 +30,18 @@ class FakeClock:
         self.now += seconds
 
 
+def answer_document(verdict: Any, body: bytes) -> bytes:
+    """What a recording app answers: the verdict it found and the body it received."""
+    answer = {
+        "outcome": verdict.outcome.value if verdict else None,
+        "reason": verdict.reason if verdict else None,
+        "details": dict(verdict.details) if verdict else None,
+        "sha256": hashlib.sha256(body).hexdigest(),
+        "size": len(body),
+    }
+    return json.dumps(answer, default=str).encode()
+
+
 class RecordingApp:
     """An ASGI app that reads the whole body and answers JSON: the verdict it saw and the
     sha256 of the bytes it received. Counts its calls and signals each one."""
@@ -66,14 +78,7 @@ class RecordingApp:
         with self._lock:
             self.bodies.append(body)
             self.verdicts.append(verdict)
-        answer = {
-            "outcome": verdict.outcome.value if verdict else None,
-            "reason": verdict.reason if verdict else None,
-            "details": dict(verdict.details) if verdict else None,
-            "sha256": hashlib.sha256(body).hexdigest(),
-            "size": len(body),
-        }
-        payload = json.dumps(answer, default=str).encode()
+        payload = answer_document(verdict, body)
         await send(
             {
                 "type": "http.response.start",
