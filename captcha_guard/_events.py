@@ -1,0 +1,67 @@
+"""What the gate tells event hooks: one value per event, never a token, secret or address.
+
+``event_hooks={"verdict": [...], "breaker": [...], "store_error": [...]}`` on either door maps
+an event name to callables that take the event value (awaitables allowed under ASGI only). A
+hook that raises is logged and never breaks the request. Labels a metrics backend builds from
+these fields come from configuration only (provider names, rule patterns), never from the
+request (paths, addresses, user agents).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .breaker import State
+from .verdict import Outcome
+
+#: How a fallback was decided, in ``VerdictEvent.fallback``.
+FALLBACK_ALLOWED = "allowed"
+FALLBACK_REFUSED_REPLAY = "refused_replay"
+FALLBACK_REFUSED_BUDGET = "refused_budget"
+FALLBACK_REFUSED_CAPACITY = "refused_capacity"
+FALLBACK_REFUSED_RULE = "refused_rule"  # fail_open=False
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictEvent:
+    """One protected request was judged (every outcome, including a 403 and a 503)."""
+
+    provider: str  # the provider's name as the verdict carries it
+    rule: str  # the rule's pattern as configured (a compiled regex: its .pattern)
+    outcome: Outcome
+    code: str  # a short stable reason code ("ok", "replayed", "provider_timeout", ...)
+    duration: float | None  # seconds the provider call took; None when no call was made
+    fallback: str | None = None  # one of FALLBACK_*, for fallback outcomes only
+    replay: str | None = None  # "fallback" or "proof_of_work" when a replay was refused
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerEvent:
+    """A provider's circuit changed state."""
+
+    provider: str
+    old: State
+    new: State
+
+
+@dataclass(frozen=True, slots=True)
+class StoreErrorEvent:
+    """Shared state could not be used (and the in-process state stood in)."""
+
+    store: str  # "breaker", "replay", "fallback_budget", "clearance"
+    error: str  # the kind only: "timeout", "connection", "script", ...
+
+
+EVENT_NAMES = ("verdict", "breaker", "store_error")
+
+__all__ = [
+    "EVENT_NAMES",
+    "FALLBACK_ALLOWED",
+    "FALLBACK_REFUSED_BUDGET",
+    "FALLBACK_REFUSED_CAPACITY",
+    "FALLBACK_REFUSED_REPLAY",
+    "FALLBACK_REFUSED_RULE",
+    "BreakerEvent",
+    "StoreErrorEvent",
+    "VerdictEvent",
+]
