@@ -1,51 +1,64 @@
-"""What the two front doors are made of besides the Gate: one constructor for both, so an
-option added to one is an option of the other."""
+"""What the two front doors share besides the flow: one constructor, so an option added to
+one is an option of the other, and the hooks runner."""
 
 from __future__ import annotations
 
-import threading
+import logging
 from collections.abc import Iterable, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
+from ._request import ClientAddress
 from .fallback import FallbackBudget
-from .gate import DEFAULT_MAX_BODY_SIZE, Gate
 from .providers.base import Provider
 from .replay import ReplayStore
 from .rules import Rule
 
 AppT = TypeVar("AppT")
-ClientT = TypeVar("ClientT")
 RejectT = TypeVar("RejectT")
 
+logger = logging.getLogger("captcha_guard")
 
-class FrontDoor(Generic[AppT, ClientT, RejectT]):
-    """The app, the gate, the reject handler and the pooled HTTP client (made on first use
-    unless one is given; then it is the caller's to close)."""
+
+class FrontDoor(Generic[AppT, RejectT]):
+    """The app, the gate, the reject handler, and the HTTP client given (or None: the door
+    makes its own on first use and closes it; a given one is the caller's to close)."""
 
     def __init__(
         self,
         app: AppT,
+        *,
         rules: Iterable[Rule] = (),
         provider: Provider | None = None,
         providers: Mapping[str, Provider] | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
         on_reject: RejectT | None = None,
-        http_client: ClientT | None = None,
-        *,
+        http_client: Any = None,
         replay_store: ReplayStore | None = None,
         fallback_limit: int | FallbackBudget | None = None,
+        event_hooks: Mapping[str, Iterable[EventHook]] | None = None,
+        client_ip: ClientAddress | None = None,
     ) -> None:
         self.app = app
         self.gate = Gate(
             rules,
             provider,
             providers,
-            max_body_size,
+            max_body_size=max_body_size,
+            body_timeout=body_timeout,
             replay_store=replay_store,
             fallback_limit=fallback_limit,
+            event_hooks=event_hooks,
         )
         self.on_reject = on_reject
-        self._client = http_client
-        self._owns_client = http_client is None
-        # Guards making and closing the client where threads share it (WSGI).
-        self._client_lock = threading.Lock()
+        self.http_client = http_client
+        self.client_address = client_ip
+
+
+def run_hook_errors(hook: EventHook, exc: Exception) -> None:
+    """A hook that raises is the site's bug, not the request's: logged, never re-raised."""
+    logger.error("captcha_guard event hook %r failed: %s", hook, type(exc).__name__)
+
+
+__all__ = ["FrontDoor", "run_hook_errors"]

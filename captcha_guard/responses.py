@@ -1,4 +1,4 @@
-"""The answers the gate gives itself: 400, 403, 413, 503, as JSON or a short HTML page."""
+"""The answers the gate gives itself: 400, 403, 408, 413, 503, as JSON or a short HTML page."""
 
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ def too_large(limit: int) -> Denial:
     return Denial(413, "body_too_large", f"body over {limit} bytes")
 
 
+def too_slow() -> Denial:
+    return Denial(408, "body_timeout", "the request body did not arrive in time")
+
+
 def rejected(verdict: Verdict) -> Denial:
     return Denial(403, "captcha_rejected", verdict.reason, verdict)
 
@@ -91,7 +95,7 @@ def render(denial: Denial, *, as_json: bool) -> tuple[list[tuple[str, str]], byt
         ("content-length", str(len(body))),
         ("cache-control", "no-store"),
     ]
-    if denial.status in (413, 400):
+    if denial.status in (413, 408, 400):
         # The rest of the body may be unread: tell the server and client not to reuse this
         # connection for another request.
         headers.append(("connection", "close"))

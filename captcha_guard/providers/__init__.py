@@ -1,5 +1,6 @@
 """One module per vendor family. No I/O anywhere in here."""
 
+from ._wire import ProviderRequest, ProviderResponse
 from .aliyun import AliyunCaptcha
 from .base import Claim, Provider, RequestInfo
 from .deepknow import DeepKnow
@@ -15,6 +16,8 @@ __all__ = [
     "HCaptcha",
     "ProofOfWork",
     "Provider",
+    "ProviderRequest",
+    "ProviderResponse",
     "ReCaptcha",
     "RequestInfo",
     "Turnstile",

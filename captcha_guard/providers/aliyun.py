@@ -16,9 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ClassVar
-from urllib.parse import quote, urlencode
-
-import httpx
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from ..breaker import CircuitBreaker
 from ..fields import FieldError, Fields
@@ -27,6 +25,8 @@ from .base import (
     DEFAULT_TIMEOUT,
     Claim,
     Provider,
+    ProviderRequest,
+    ProviderResponse,
     RequestInfo,
     answer_document,
     matching,
@@ -178,6 +178,13 @@ class AliyunCaptcha(Provider):
         if not isinstance(field, str) or not field:
             raise ValueError("AliyunCaptcha: field must be a field name")
         super().__init__(endpoint=endpoint or ENDPOINTS[region], timeout=timeout, breaker=breaker)
+        parts = urlsplit(self.endpoint)
+        default_port = 443 if parts.scheme == "https" else 80
+        host = (parts.hostname or "").lower()
+        host = f"[{host}]" if ":" in host else host
+        self._host = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
+        self._path = unquote(parts.path) or "/"
+        self._query = parse_qsl(parts.query, keep_blank_values=True)
         self.access_key_id = access_key_id
         self._access_key_secret = access_key_secret
         self.scene_id = scene_id
@@ -206,7 +213,7 @@ class AliyunCaptcha(Provider):
         digest = hashlib.sha256(identity.encode()).hexdigest()
         return Claim({"CaptchaVerifyParam": param}, replay_key=f"aliyun:{digest}", request=request)
 
-    def build_request(self, claim: Claim) -> httpx.Request:
+    def build_request(self, claim: Claim) -> ProviderRequest:
         form = [("CaptchaVerifyParam", claim.values["CaptchaVerifyParam"])]
         if self.scene_id is not None:
             form.append(("SceneId", self.scene_id))
@@ -220,38 +227,40 @@ class AliyunCaptcha(Provider):
             "x-acs-signature-nonce": secrets.token_hex(16),
             "x-acs-content-sha256": payload_hash,
         }
-        request = httpx.Request(
-            "POST", self.endpoint, content=body, headers={**signed, "accept": "application/json"}
-        )
-        # Sign the Host header exactly as httpx will send it (with the port, if any).
+        # The Host header is ours, sent as signed, so no client can spell it differently.
         signature = sign(
             access_key_id=self.access_key_id,
             access_key_secret=self._access_key_secret,
             method="POST",
-            path=request.url.path,
-            query=request.url.params.multi_items(),
-            headers={"host": request.headers["host"], **signed},
+            path=self._path,
+            query=self._query,
+            headers={"host": self._host, **signed},
             payload_hash=payload_hash,
         )
-        request.headers["authorization"] = signature.authorization
-        return request
+        headers = (
+            ("host", self._host),
+            *signed.items(),
+            ("accept", "application/json"),
+            ("authorization", signature.authorization),
+        )
+        return ProviderRequest("POST", self.endpoint, headers, body)
 
-    def read_response(self, claim: Claim, response: httpx.Response) -> Verdict | ProviderFailure:
+    def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
         body = answer_document(response)
         if isinstance(body, ProviderFailure):
             return body
         result = body.get("Result")
-        if response.status_code == 200 and isinstance(result, dict):
+        if response.status == 200 and isinstance(result, dict):
             verify_result = result.get("VerifyResult")
             if isinstance(verify_result, bool):
                 return self._judge(verify_result, result.get("VerifyCode"), body)
         code = short_text(body.get("Code"), 64)
-        reason = f"aliyun {code or 'error'} (HTTP {response.status_code})"
+        reason = f"aliyun {code or 'error'} (HTTP {response.status})"
         if code.startswith(PROVIDER_CODES):
             return ProviderFailure(reason, Fault.PROVIDER, code)
         if code.startswith(PARAMETER_CODES):
             return self._parameter_complaint(reason, code)
-        if code.startswith(OPERATOR_CODES) or response.status_code in (401, 403):
+        if code.startswith(OPERATOR_CODES) or response.status in (401, 403):
             return ProviderFailure(reason, Fault.OPERATOR, code or None)
         return ProviderFailure(reason, Fault.PROVIDER, code or None)
 

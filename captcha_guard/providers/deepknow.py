@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, TypeAlias
 
-import httpx
 from jwt.algorithms import HMACAlgorithm
 from jwt.api_jws import PyJWS
 
@@ -25,6 +24,8 @@ from .base import (
     DEFAULT_TIMEOUT,
     Claim,
     Provider,
+    ProviderRequest,
+    ProviderResponse,
     RequestInfo,
     answer_document,
     matching,
@@ -170,12 +171,12 @@ class DeepKnow(Provider):
                 typed[name] = value
         return typed
 
-    def build_request(self, claim: Claim) -> httpx.Request:
+    def build_request(self, claim: Claim) -> ProviderRequest:
         # GeeTest's demo posts the bare token with no content type; so do we.
         token = encode_jwt(self.claims(claim), self._secret)
-        return httpx.Request("POST", self.endpoint, content=token.encode("ascii"))
+        return ProviderRequest("POST", self.endpoint, (), token.encode("ascii"))
 
-    def read_response(self, claim: Claim, response: httpx.Response) -> Verdict | ProviderFailure:
+    def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
         body = answer_document(response)
         if isinstance(body, ProviderFailure):
             return body

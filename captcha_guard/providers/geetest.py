@@ -6,8 +6,7 @@ import hashlib
 import hmac
 import re
 from typing import Any, ClassVar
-
-import httpx
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ..breaker import CircuitBreaker
 from ..fields import Fields
@@ -16,6 +15,8 @@ from .base import (
     DEFAULT_TIMEOUT,
     Claim,
     Provider,
+    ProviderRequest,
+    ProviderResponse,
     RequestInfo,
     answer_document,
     form_post,
@@ -82,7 +83,9 @@ class GeeTest(Provider):
         super().__init__(endpoint=endpoint or ENDPOINTS[region], timeout=timeout, breaker=breaker)
         self.captcha_id = captcha_id
         self._captcha_key = captcha_key
-        self._url = httpx.URL(self.endpoint).copy_merge_params({"captcha_id": captcha_id})
+        parts = urlsplit(self.endpoint)
+        query = "&".join(q for q in (parts.query, urlencode({"captcha_id": captcha_id})) if q)
+        self._url = urlunsplit(parts._replace(query=query))
 
     def check(self, fields: Fields, request: RequestInfo) -> Claim:
         values = {name: matching(_SHAPES[name], name, fields.one(name)) for name in CLIENT_FIELDS}
@@ -91,14 +94,14 @@ class GeeTest(Provider):
         lot = values["lot_number"].lower()
         return Claim(values, replay_key=f"geetest:{lot}", request=request)
 
-    def build_request(self, claim: Claim) -> httpx.Request:
+    def build_request(self, claim: Claim) -> ProviderRequest:
         # Exactly what GeeTest's own demo sends: captcha_id in the query (so a failed call can
         # be found in their logs), the rest as a form.
         data = dict(claim.values)
         data["sign_token"] = sign_token(self._captcha_key, claim.values["lot_number"])
         return form_post(self._url, data)
 
-    def read_response(self, claim: Claim, response: httpx.Response) -> Verdict | ProviderFailure:
+    def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
         body = answer_document(response)
         if isinstance(body, ProviderFailure):
             return body
@@ -113,7 +116,7 @@ class GeeTest(Provider):
             if code in OPERATOR_ERRORS:
                 return ProviderFailure(f"geetest error {code}: {msg}", Fault.OPERATOR, code)
             return ProviderFailure(f"geetest error {code or '?'}: {msg}", Fault.PROVIDER, code)
-        return ProviderFailure(f"unexpected answer (HTTP {response.status_code})")
+        return ProviderFailure(f"unexpected answer (HTTP {response.status})")
 
     def _judge(self, body: dict[str, Any]) -> Verdict | ProviderFailure:
         args = body.get("captcha_args")

@@ -14,8 +14,6 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-import httpx
-
 from ..breaker import CircuitBreaker
 from ..fields import Fields
 from ..verdict import Fault, ProviderFailure, Verdict
@@ -23,6 +21,8 @@ from .base import (
     DEFAULT_TIMEOUT,
     Claim,
     Provider,
+    ProviderRequest,
+    ProviderResponse,
     RequestInfo,
     answer_document,
     form_post,
@@ -78,7 +78,7 @@ class Siteverify(Provider):
             endpoint=endpoint or self.default_endpoint, timeout=timeout, breaker=breaker
         )
         self._secret = secret
-        self._url = httpx.URL(self.endpoint)
+        self._url = self.endpoint
         self.field = field
         self.hostnames = _names(hostnames, label, "hostnames")
 
@@ -92,11 +92,11 @@ class Siteverify(Provider):
         digest = hashlib.sha256(token.encode()).hexdigest()
         return Claim(values, replay_key=f"{self.name}:{digest}", request=request)
 
-    def build_request(self, claim: Claim) -> httpx.Request:
+    def build_request(self, claim: Claim) -> ProviderRequest:
         data = {"secret": self._secret, **claim.values, **self._request_extras()}
         return form_post(self._url, data)
 
-    def read_response(self, claim: Claim, response: httpx.Response) -> Verdict | ProviderFailure:
+    def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
         body = answer_document(response)
         if isinstance(body, ProviderFailure):
             return body
@@ -105,7 +105,7 @@ class Siteverify(Provider):
             return self._judge(body)
         if success is False:
             return self._refusal(_codes(body.get("error-codes")))
-        return ProviderFailure(f"unexpected answer (HTTP {response.status_code})")
+        return ProviderFailure(f"unexpected answer (HTTP {response.status})")
 
     # What subclasses add.
 

@@ -1,0 +1,325 @@
+"""Sending a ProviderCall from the ASGI door: aiohttp by default, httpx when given one.
+
+What a provider is charged for is the time it actually had. Two of our own waits are kept out
+of it: waiting for a free connection (bounded by the provider's ``timeout``, then ``BUSY``: a
+503 the breaker never counts), and time our own event loop spent unable to run anything (a
+burst of heavy requests that blocks the loop must not make in-flight calls look timed out, or
+a client could open the circuit with its own load and then pass in fallback). The second is
+measured by ``LoopLag``: while calls are out, a tick every ``TICK`` seconds notes how late it
+ran, and a call's deadline is pushed back by the lag that fell inside it, up to
+``MAX_CREDIT`` times its timeout; past that the loop is overloaded and the call is ``BUSY``.
+
+Under trio (no asyncio loop) the call goes through httpx on anyio: connection waits are still
+kept apart, loop lag is not measured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from ._flow import BUSY, CallProblem, ProviderCall
+from .providers._wire import ProviderResponse
+
+#: Connections to providers per front door (aiohttp's pool), and calls in flight at most.
+POOL_SIZE = 64
+TICK = 0.025
+#: Lateness below this is a healthy loop's jitter, not lag.
+TOLERANCE = 0.005
+#: At most this many times a call's timeout is added for loop lag before the call is BUSY.
+MAX_CREDIT = 2.0
+
+TIMEOUT: CallProblem = CallProblem("timeout")
+
+
+class LoopLag:
+    """The time one event loop spent stalled while provider calls were out, summed."""
+
+    __slots__ = ("_active", "_expected", "_handle", "_loop", "total")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._active = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self._expected = 0.0
+        self.total = 0.0
+
+    def enter(self) -> float:
+        """A call starts: make sure the ticks run; the lag so far, to subtract later."""
+        self._active += 1
+        if self._handle is None:
+            self._expected = self._loop.time() + TICK
+            self._handle = self._loop.call_at(self._expected, self._tick)
+        return self.total
+
+    def leave(self) -> None:
+        self._active -= 1
+        if self._active == 0 and self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _tick(self) -> None:
+        now = self._loop.time()
+        late = now - self._expected
+        if late > TOLERANCE:
+            self.total += late
+        if self._active:
+            self._expected = now + TICK
+            self._handle = self._loop.call_at(self._expected, self._tick)
+        else:
+            self._handle = None
+
+
+class Deadline:
+    """Cancels the current task when the provider has had ``timeout`` seconds of a working
+    loop since ``start()``, or when ``start()`` has not come within ``timeout`` (no
+    connection). ``expired`` then says which: TIMEOUT (the provider's fault) or BUSY (ours)."""
+
+    __slots__ = ("_credit", "_handle", "_lag", "_loop", "_mark", "_task", "_timeout", "expired")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, lag: LoopLag, timeout: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._loop = loop
+        self._task = task
+        self._lag = lag
+        self._timeout = timeout
+        self._credit = 0.0
+        self._mark = lag.enter()
+        self._handle: asyncio.TimerHandle | None = loop.call_at(
+            loop.time() + timeout, self._no_connection
+        )
+        self.expired: CallProblem | None = None
+
+    def start(self) -> None:
+        """The request is about to be written: the provider's time starts now."""
+        if self._handle is not None:
+            self._handle.cancel()
+        self._mark = self._lag.total
+        self._credit = 0.0
+        self._handle = self._loop.call_at(self._loop.time() + self._timeout, self._check)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._lag.leave()
+
+    def _no_connection(self) -> None:
+        self._expire(BUSY)
+
+    def _check(self) -> None:
+        lagged = self._lag.total - self._mark
+        extra = lagged - self._credit
+        if extra <= TOLERANCE:
+            self._expire(TIMEOUT)
+            return
+        self._credit = lagged
+        if self._credit > MAX_CREDIT * self._timeout:
+            self._expire(BUSY)
+            return
+        # Answers that came in during the stall are read in the next loop turns: give them
+        # at least a couple of ticks even when the stall outlasted the deadline.
+        when = max(self._loop.time() + 2 * TICK, self._loop.time() + extra)
+        self._handle = self._loop.call_at(when, self._check)
+
+    def _expire(self, problem: CallProblem) -> None:
+        self._handle = None
+        self.expired = problem
+        self._task.cancel()
+
+    def swallow(self) -> CallProblem | None:
+        """After a CancelledError: the problem if the cancellation was ours alone (then the
+        task carries on), None if someone else cancelled too (re-raise)."""
+        if self.expired is None:
+            return None
+        uncancel = getattr(self._task, "uncancel", None)
+        if uncancel is not None and uncancel() > 0:
+            return None
+        return self.expired
+
+
+class AiohttpSender:
+    """Provider calls through one aiohttp session (made on first use, unless given)."""
+
+    def __init__(self, session: Any = None) -> None:
+        self._session = session
+        self._owned = session is None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._lag: LoopLag | None = None
+        self._limit = POOL_SIZE if session is None else _session_limit(session)
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        import aiohttp
+
+        if self._owned:
+            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as httpx reads them
+                timeout=aiohttp.ClientTimeout(total=None),
+                auto_decompress=True,
+            )
+        self._slots = asyncio.Semaphore(self._limit)
+        self._lag = LoopLag(loop)
+        self._loop = loop
+
+    async def send(self, call: ProviderCall) -> ProviderResponse | CallProblem:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._bind(loop)
+        assert self._slots is not None and self._lag is not None
+        slots, session = self._slots, self._session
+        request = call.request
+        deadline = Deadline(loop, self._lag, call.timeout)
+        taken = False
+        try:
+            await slots.acquire()
+            taken = True
+            deadline.start()
+            async with session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.body,
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                return ProviderResponse(response.status, response.headers, body)
+        except asyncio.CancelledError:
+            problem = deadline.swallow()
+            if problem is None:
+                raise
+            return problem
+        except Exception as exc:
+            return describe_aiohttp(exc)
+        finally:
+            deadline.close()
+            if taken:
+                slots.release()
+
+    async def aclose(self) -> None:
+        session, self._loop = self._session, None
+        if self._owned and session is not None:
+            self._session = None
+            await session.close()
+
+
+class HttpxSender:
+    """Provider calls through an httpx (or httpx2) AsyncClient. The wait for a connection is
+    told apart from the call by httpx's ``trace`` extension: the provider's time starts when
+    a connection is being opened or a request written, whichever comes first."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._module = sys.modules[type(client).__module__.partition(".")[0]]
+        self._lags: dict[int, LoopLag] = {}
+
+    async def send(self, call: ProviderCall) -> ProviderResponse | CallProblem:
+        request = self._module.Request(
+            call.request.method,
+            call.request.url,
+            headers=list(call.request.headers),
+            content=call.request.body,
+        )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return await self._send_anyio(request, call.timeout)
+        lag = self._lags.get(id(loop))
+        if lag is None or lag._loop is not loop:
+            lag = self._lags[id(loop)] = LoopLag(loop)
+        deadline = Deadline(loop, lag, call.timeout)
+        started = False
+
+        async def trace(event: str, info: Mapping[str, Any]) -> None:
+            nonlocal started
+            if not started and event.endswith(_STARTS):
+                started = True
+                deadline.start()
+
+        request.extensions["trace"] = trace
+        request.extensions["timeout"] = _NO_TIMEOUTS
+        try:
+            response = await self._client.send(request)
+            return ProviderResponse(response.status_code, response.headers, response.content)
+        except asyncio.CancelledError:
+            problem = deadline.swallow()
+            if problem is None:
+                raise
+            return problem
+        except Exception as exc:
+            return describe_httpx(exc, self._module)
+        finally:
+            deadline.close()
+
+    async def _send_anyio(self, request: Any, timeout: float) -> ProviderResponse | CallProblem:
+        import anyio
+
+        started = False
+        with anyio.move_on_after(timeout) as scope:
+
+            async def trace(event: str, info: Mapping[str, Any]) -> None:
+                nonlocal started
+                if not started and event.endswith(_STARTS):
+                    started = True
+                    scope.deadline = anyio.current_time() + timeout
+
+            request.extensions["trace"] = trace
+            request.extensions["timeout"] = _NO_TIMEOUTS
+            try:
+                response = await self._client.send(request)
+                return ProviderResponse(response.status_code, response.headers, response.content)
+            except Exception as exc:
+                return describe_httpx(exc, self._module)
+        return TIMEOUT if started else BUSY
+
+    async def aclose(self) -> None:
+        return None  # the caller's client: the caller closes it
+
+
+_STARTS = ("connect_tcp.started", "send_request_headers.started")
+_NO_TIMEOUTS = {"connect": None, "read": None, "write": None, "pool": None}
+
+
+def _session_limit(session: Any) -> int:
+    """Calls in flight through a caller's aiohttp session: its connector's limit, so a full
+    pool is seen here (bounded, BUSY) and never waited for inside a provider's time."""
+    connector = getattr(session, "connector", None)
+    limits = [getattr(connector, "limit", 0) or 0, getattr(connector, "limit_per_host", 0) or 0]
+    positive = [n for n in limits if n > 0]
+    return min(positive) if positive else POOL_SIZE
+
+
+def describe_aiohttp(exc: BaseException) -> CallProblem:
+    """An aiohttp error, by kind only: exception texts may carry URLs and bodies."""
+    import aiohttp
+
+    if isinstance(exc, asyncio.TimeoutError):
+        return TIMEOUT
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return CallProblem("connect_error")
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
+        return CallProblem("protocol_error")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return CallProblem("protocol_error")
+    return CallProblem("transport_error")
+
+
+def describe_httpx(exc: BaseException, module: Any) -> CallProblem:
+    """An httpx error, by kind only."""
+    if isinstance(exc, module.PoolTimeout):
+        return BUSY
+    if isinstance(exc, module.TimeoutException):
+        return TIMEOUT
+    if isinstance(exc, module.ConnectError):
+        return CallProblem("connect_error")
+    if isinstance(exc, module.RemoteProtocolError):
+        return CallProblem("protocol_error")
+    return CallProblem("transport_error")
+
+
+__all__ = ["AiohttpSender", "Deadline", "HttpxSender", "LoopLag", "describe_aiohttp"]

@@ -1,0 +1,539 @@
+"""The gate: every decision about a protected request, with no I/O.
+
+Theory of operation. ``Gate`` holds the configuration (rules bound to providers, limits, the
+fallback guard) and makes every decision; the two front doors only read, perform and send.
+For each protected request a door runs one flow, ``gate.decide(route, request)``, a generator
+in the manner of h11 and of httpx's ``auth_flow``: it yields the I/O it needs and is sent the
+result, and its return value is the answer.
+
+    flow = gate.decide(route, request)
+    result = None
+    while True:
+        effect = flow.send(result)        # StopIteration.value: Pass | Deny | Abandon
+        result = perform(effect)          # the door's only job
+
+The effects, and what the door sends back:
+
+    ReadBody(limit, timeout)  ->  bytes, or a BodyProblem (too large, timed out, gone, short)
+    ProviderCall(request, timeout, provider)
+                              ->  ProviderResponse, or a CallProblem (the provider had its time
+                                  and failed), or BUSY (no connection free, or our own loop too
+                                  slow to give the provider its time: never the provider's fault)
+    Emit(hooks, event)        ->  None (the door calls the hooks; a hook that raises is logged)
+
+If the door is cancelled while an effect is out, it closes the flow (``flow.close()``): the
+flow's ``finally`` hands a breaker permit back without counting anything.
+
+Order of a protected request: content-length → body → fields → local shape check → breaker →
+provider call → reading the answer into a verdict or a provider failure → breaker record →
+fallback guard (replay, budget) → the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ._events import (
+    FALLBACK_ALLOWED,
+    FALLBACK_REFUSED_BUDGET,
+    FALLBACK_REFUSED_CAPACITY,
+    FALLBACK_REFUSED_REPLAY,
+    FALLBACK_REFUSED_RULE,
+    BreakerEvent,
+    VerdictEvent,
+)
+from ._request import ClientRequest
+from ._version import __version__
+from .breaker import State
+from .fallback import OVER_BUDGET, REPLAYED, FallbackBudget, FallbackGuard
+from .fields import BodyError, FieldError, collect
+from .providers._wire import ProviderRequest, ProviderResponse
+from .providers.base import Claim, Provider
+from .replay import ReplayStore
+from .responses import (
+    Denial,
+    Reply,
+    bad_request,
+    busy,
+    json_reply,
+    rejected,
+    too_large,
+    too_slow,
+    unavailable,
+)
+from .rules import Rule
+from .verdict import Fault, Outcome, ProviderFailure, Verdict
+
+logger = logging.getLogger("captcha_guard")
+
+DEFAULT_MAX_BODY_SIZE = 1_048_576
+#: Seconds a protected request's whole body may take to arrive: a client trickling bytes
+#: holds a connection and memory, so it is cut off. Generous for a login form on a bad link.
+DEFAULT_BODY_TIMEOUT = 10.0
+
+#: Sent with every provider call: some vendors' edge firewalls refuse a request naming no agent.
+USER_AGENT = f"captcha-guard/{__version__}"
+
+# A content-length with more digits than this is over any max_body_size (and int() refuses
+# strings of thousands of digits outright).
+_MAX_LENGTH_DIGITS = 18
+
+EventHook = Callable[[Any], Any]
+
+
+# The effects a flow yields.
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBody:
+    """Read the whole body: at most ``limit`` bytes, within ``timeout`` seconds."""
+
+    limit: int
+    timeout: float
+
+
+class BodyProblem(str):
+    """Why the body could not be read (sent back instead of the bytes)."""
+
+
+TOO_LARGE: Final = BodyProblem("too_large")
+TIMED_OUT: Final = BodyProblem("timed_out")
+DISCONNECTED: Final = BodyProblem("disconnected")
+INCOMPLETE: Final = BodyProblem("incomplete")  # shorter than its content-length
+UNREADABLE: Final = BodyProblem("unreadable")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCall:
+    """Send ``request``. ``timeout`` bounds the time the provider has, not our own waits."""
+
+    request: ProviderRequest
+    timeout: float
+    provider: str
+
+
+class CallProblem(str):
+    """The provider had its time and gave no usable answer: the kind only (never a text
+    that may carry a URL or a body). Sent back instead of a ProviderResponse."""
+
+
+#: No connection came free in time, or our own event loop could not give the provider its
+#: time: our capacity, never the provider's failure.
+BUSY: Final = CallProblem("busy")
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    hooks: Sequence[EventHook]
+    event: object
+
+
+Effect = ReadBody | ProviderCall | Emit
+
+
+# What a flow returns.
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """Call the app with exactly ``body`` and ``verdict`` where the app finds it."""
+
+    verdict: Verdict
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    denial: Denial
+
+
+@dataclass(frozen=True, slots=True)
+class Abandon:
+    """The client left before its body arrived: no one to answer, no reason to call the app."""
+
+
+ABANDON: Final = Abandon()
+
+Decision = Pass | Deny | Abandon
+Flow = Generator[Effect, Any, Decision]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A rule bound to the provider it names and its effective fail-open setting."""
+
+    rule: Rule
+    provider_name: str
+    provider: Provider
+    fail_open: bool
+    #: The rule as events and metrics label it: its pattern as configured.
+    label: str
+
+
+class Gate:
+    """The configuration and every decision, shared by both front doors."""
+
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        provider: Provider | None = None,
+        providers: Mapping[str, Provider] | None = None,
+        *,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        replay_store: ReplayStore | None = None,
+        fallback_limit: int | FallbackBudget | None = None,
+        event_hooks: Mapping[str, Iterable[EventHook]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
+            raise TypeError("max_body_size must be an int (bytes)")
+        if max_body_size < 0:
+            raise ValueError("max_body_size must be >= 0")
+        if isinstance(body_timeout, bool) or not isinstance(body_timeout, (int, float)):
+            raise TypeError("body_timeout must be a number of seconds")
+        if not body_timeout > 0:
+            raise ValueError("body_timeout must be > 0 seconds")
+        named = dict(providers or {})
+        for name, candidate in [("provider", provider), *named.items()]:
+            if candidate is not None and not isinstance(candidate, Provider):
+                raise TypeError(f"{name}: expected a captcha_guard provider, got {candidate!r}")
+        routes: list[Route] = []
+        for rule in rules:
+            if not isinstance(rule, Rule):
+                raise TypeError(f"rules must be Rule objects, got {rule!r}")
+            routes.append(_bind(rule, provider, named))
+        self.routes = tuple(routes)
+        self.max_body_size = max_body_size
+        self.body_timeout = float(body_timeout)
+        self.fallback = FallbackGuard(replay_store, fallback_limit)
+        self.providers = tuple({id(r.provider): r.provider for r in routes}.values())
+        self.hooks = _check_hooks(event_hooks)
+        self._verdict_hooks = self.hooks.get("verdict", ())
+        self._breaker_hooks = self.hooks.get("breaker", ())
+        self._clock = clock
+        # Most requests are GETs to unprotected pages: one set lookup turns them away.
+        self._methods = frozenset(m for r in routes for m in r.rule.methods)
+        self._challenges = _challenge_paths([provider, *named.values()])
+
+    # Before any byte is read.
+
+    def match(self, method: str, path: str) -> Route | None:
+        if method not in self._methods:
+            return None
+        for route in self.routes:
+            if route.rule.matches(method, path):
+                return route
+        return None
+
+    def challenge(self, method: str, path: str) -> Reply | None:
+        """A fresh challenge when ``path`` is a provider's challenge path, else None."""
+        if method != "GET":
+            return None
+        provider = self._challenges.get(path)
+        if provider is None:
+            return None
+        return json_reply(provider.new_challenge())
+
+    def check_length(self, declared: str | None) -> Denial | None:
+        """The answer to a declared content-length before any byte is read: 400 if it is not
+        a plain decimal number, 413 if it is over ``max_body_size``, None to go on."""
+        if declared is None:
+            return None
+        if not (declared.isascii() and declared.isdigit()):  # '²'.isdigit() is True
+            return bad_request("bad content-length")
+        digits = declared.lstrip("0")
+        if len(digits) > _MAX_LENGTH_DIGITS or int(digits or "0") > self.max_body_size:
+            return too_large(self.max_body_size)
+        return None
+
+    # The flow.
+
+    def decide(self, route: Route, request: ClientRequest) -> Flow:
+        """The whole judgement of one protected request (see the module's docstring)."""
+        early = self.check_length(request.content_length)
+        if early is not None:
+            return Deny(early)
+        body = yield ReadBody(self.max_body_size, self.body_timeout)
+        if isinstance(body, BodyProblem):
+            denial = _body_denial(body, self.max_body_size)
+            return ABANDON if denial is None else Deny(denial)
+        request.body = body
+        try:
+            fields = collect(
+                content_type=request.content_type,
+                body=body,
+                query_string=request.query,
+                header_value=request.captcha_header,
+            )
+        except BodyError as exc:
+            return Deny(bad_request(str(exc)))
+        provider = route.provider
+        try:
+            checked = provider.check(fields, request)
+        except FieldError as exc:
+            checked = provider.rejected(str(exc))
+        if isinstance(checked, Verdict):
+            verdict = self._named(route, checked)
+            yield from self._verdict_event(route, verdict, None)
+            return self._answer(route, verdict, body)
+
+        permit = provider.breaker.acquire()
+        if permit is None:
+            verdict, refusal = self._fallback(route, checked, ProviderFailure("circuit open"))
+            yield from self._verdict_event(route, verdict, None, refusal)
+            return self._answer(route, verdict, body, refusal)
+        before = provider.breaker.state if self._breaker_hooks else None
+        settled = False
+        try:
+            try:
+                outgoing = _with_agent(provider.build_request(checked))
+            except Exception:
+                logger.exception(
+                    "captcha provider %s could not build its request", route.provider_name
+                )
+                failure = ProviderFailure("request could not be built", Fault.OPERATOR)
+                provider.breaker.release(permit)
+                settled = True
+                verdict, refusal = self._fallback(route, checked, failure)
+                yield from self._verdict_event(route, verdict, None, refusal)
+                return self._answer(route, verdict, body, refusal)
+            started = self._clock()
+            answer = yield ProviderCall(outgoing, provider.timeout, route.provider_name)
+            duration = self._clock() - started
+            if answer is BUSY:
+                provider.breaker.release(permit)
+                settled = True
+                logger.warning(
+                    "captcha provider %s: no free connection or event-loop time within %ss",
+                    route.provider_name,
+                    provider.timeout,
+                )
+                return Deny(busy())
+            result = self._read(route, checked, answer)
+            provider.breaker.record(permit, ok=not isinstance(result, ProviderFailure))
+            settled = True
+        finally:
+            if not settled:  # cancelled while the call was out: count nothing
+                provider.breaker.release(permit)
+        if before is not None:
+            yield from self._breaker_event(route, before)
+        if isinstance(result, ProviderFailure):
+            verdict, refusal = self._fallback(route, checked, result)
+        else:
+            verdict, refusal = self._named(route, result), None
+        yield from self._verdict_event(route, verdict, duration, refusal)
+        return self._answer(route, verdict, body, refusal)
+
+    # The decisions the flow is made of.
+
+    def _read(
+        self, route: Route, claim: Claim, answer: ProviderResponse | CallProblem
+    ) -> Verdict | ProviderFailure:
+        if isinstance(answer, CallProblem):
+            return ProviderFailure(str(answer).replace("_", " "))
+        try:
+            return route.provider.read_response(claim, answer)
+        except Exception:
+            logger.exception("captcha provider %s: unreadable answer", route.provider_name)
+            return ProviderFailure("answer could not be read")
+
+    def _answer(
+        self, route: Route, verdict: Verdict, body: bytes, refusal: str | None = None
+    ) -> Decision:
+        if verdict.outcome is Outcome.PASSED:
+            return Pass(verdict, body)
+        if verdict.outcome is Outcome.REJECTED:
+            return Deny(rejected(verdict))
+        if refusal is None:
+            return Pass(verdict, body)
+        return Deny(unavailable(verdict))
+
+    def _named(self, route: Route, verdict: Verdict) -> Verdict:
+        if verdict.provider != route.provider_name:
+            verdict = Verdict(verdict.outcome, verdict.reason, route.provider_name, verdict.details)
+        hint = verdict.details.get("misconfiguration")
+        if hint:
+            logger.error("captcha provider %s: %s", route.provider_name, hint)
+        elif logger.isEnabledFor(logging.DEBUG):
+            logger.debug("captcha %s (%s): %s", verdict.outcome, verdict.provider, verdict.reason)
+        return verdict
+
+    def _fallback(
+        self, route: Route, claim: Claim, failure: ProviderFailure
+    ) -> tuple[Verdict, str | None]:
+        """The verdict of a request whose provider could not judge it, and why a fallback
+        was refused (one of the FALLBACK_REFUSED_* codes; None: let through)."""
+        name = route.provider_name
+        if failure.fault is Fault.OPERATOR:
+            logger.error(
+                "captcha provider %s is misconfigured (code %s): %s",
+                name,
+                failure.code or "-",
+                failure.reason,
+            )
+        details: dict[str, object] = {"fault": failure.fault.value, "code": failure.code}
+        if not route.fail_open:
+            return Verdict(Outcome.FALLBACK, failure.reason, name, details), FALLBACK_REFUSED_RULE
+        refusal = self.fallback.refusal(claim.replay_key, claim.request.client_host)
+        if refusal is None:
+            if failure.fault is not Fault.OPERATOR:
+                logger.warning("captcha provider %s unavailable: %s", name, failure.reason)
+            return Verdict(Outcome.FALLBACK, failure.reason, name, details), None
+        outcome, why = refusal
+        logger.warning(
+            "captcha provider %s unavailable (%s); fallback refused: %s", name, failure.reason, why
+        )
+        if outcome is Outcome.FALLBACK:
+            verdict = Verdict(outcome, f"{failure.reason}; {why}", name, details)
+            return verdict, FALLBACK_REFUSED_CAPACITY
+        code = {REPLAYED: FALLBACK_REFUSED_REPLAY, OVER_BUDGET: FALLBACK_REFUSED_BUDGET}
+        return Verdict(outcome, why, name, details), code.get(why, FALLBACK_REFUSED_CAPACITY)
+
+    # Events: yielded only when someone listens, so they cost nothing otherwise.
+
+    def _verdict_event(
+        self,
+        route: Route,
+        verdict: Verdict,
+        duration: float | None,
+        refusal: str | None = None,
+    ) -> Generator[Effect, Any, None]:
+        if not self._verdict_hooks:
+            return
+        fallback = None
+        replay = None
+        if verdict.details.get("fault") is not None:  # the provider could not judge
+            fallback = refusal or FALLBACK_ALLOWED
+            if refusal == FALLBACK_REFUSED_REPLAY:
+                replay = "fallback"
+        elif verdict.outcome is Outcome.REJECTED and verdict.details.get("replayed"):
+            replay = "proof_of_work"
+        event = VerdictEvent(
+            provider=route.provider_name,
+            rule=route.label,
+            outcome=verdict.outcome,
+            code=_code(verdict, refusal),
+            duration=duration,
+            fallback=fallback,
+            replay=replay,
+        )
+        yield Emit(self._verdict_hooks, event)
+
+    def _breaker_event(self, route: Route, before: State) -> Generator[Effect, Any, None]:
+        after = route.provider.breaker.state
+        if after is not before:
+            yield Emit(self._breaker_hooks, BreakerEvent(route.provider_name, before, after))
+
+
+def _code(verdict: Verdict, refusal: str | None) -> str:
+    if refusal is not None:
+        return refusal
+    if verdict.outcome is Outcome.PASSED:
+        return "ok"
+    code = verdict.details.get("error")
+    if isinstance(code, str) and code:
+        return code
+    return "fallback" if verdict.outcome is Outcome.FALLBACK else "rejected"
+
+
+def _with_agent(request: ProviderRequest) -> ProviderRequest:
+    for name, _ in request.headers:
+        if name.lower() == "user-agent":
+            return request
+    return ProviderRequest(
+        request.method, request.url, (*request.headers, ("User-Agent", USER_AGENT)), request.body
+    )
+
+
+def _body_denial(problem: BodyProblem, limit: int) -> Denial | None:
+    if problem is TOO_LARGE:
+        return too_large(limit)
+    if problem is TIMED_OUT:
+        return too_slow()
+    if problem is INCOMPLETE:
+        return bad_request("body shorter than content-length")
+    if problem is UNREADABLE:
+        return bad_request("body could not be read")
+    return None  # DISCONNECTED
+
+
+def _bind(rule: Rule, default: Provider | None, named: Mapping[str, Provider]) -> Route:
+    if rule.provider is None:
+        if default is None:
+            raise ValueError(f"{rule!r} uses the default provider, but provider= is not set")
+        chosen, name = default, default.name
+    else:
+        if rule.provider not in named:
+            known = ", ".join(sorted(named)) or "none"
+            raise ValueError(f"{rule!r} names unknown provider {rule.provider!r} ({known})")
+        chosen, name = named[rule.provider], rule.provider
+    fail_open = True if rule.fail_open is None else rule.fail_open
+    pattern = rule.pattern
+    label = pattern if isinstance(pattern, str) else pattern.pattern
+    return Route(rule, name, chosen, fail_open, label)
+
+
+def _challenge_paths(configured: Iterable[Provider | None]) -> dict[str, Provider]:
+    paths: dict[str, Provider] = {}
+    for candidate in configured:
+        if candidate is None or candidate.challenge_path is None:
+            continue
+        path = candidate.challenge_path
+        if paths.get(path, candidate) is not candidate:
+            raise ValueError(f"two providers serve challenges at {path!r}")
+        paths[path] = candidate
+    return paths
+
+
+def _check_hooks(
+    hooks: Mapping[str, Iterable[EventHook]] | None,
+) -> dict[str, tuple[EventHook, ...]]:
+    from ._events import EVENT_NAMES
+
+    checked: dict[str, tuple[EventHook, ...]] = {}
+    for name, listed in (hooks or {}).items():
+        if name not in EVENT_NAMES:
+            raise ValueError(
+                f"event_hooks: unknown event {name!r} (known: {', '.join(EVENT_NAMES)})"
+            )
+        if callable(listed):
+            raise TypeError(f"event_hooks[{name!r}] must be a list of callables")
+        functions = tuple(listed)
+        for function in functions:
+            if not callable(function):
+                raise TypeError(f"event_hooks[{name!r}]: {function!r} is not callable")
+        if functions:
+            checked[name] = functions
+    return checked
+
+
+__all__ = [
+    "ABANDON",
+    "BUSY",
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_MAX_BODY_SIZE",
+    "DISCONNECTED",
+    "INCOMPLETE",
+    "TIMED_OUT",
+    "TOO_LARGE",
+    "UNREADABLE",
+    "USER_AGENT",
+    "Abandon",
+    "BodyProblem",
+    "CallProblem",
+    "Decision",
+    "Deny",
+    "Effect",
+    "Emit",
+    "Flow",
+    "Gate",
+    "Pass",
+    "ProviderCall",
+    "ReadBody",
+    "Route",
+]
