@@ -144,26 +144,41 @@ class Deadline:
 class AiohttpSender:
     """Provider calls through one aiohttp session (made on first use, unless given)."""
 
-    def __init__(self, session: Any = None) -> None:
+    def __init__(self, session: Any = None, *, limit: int | None = None) -> None:
         self._session = session
         self._owned = session is None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
         self._lag: LoopLag | None = None
-        self._limit = POOL_SIZE if session is None else _session_limit(session)
+        if limit is None:
+            limit = POOL_SIZE if session is None else _session_limit(session)
+        self.limit = limit
+
+    @property
+    def session(self) -> Any:
+        """The aiohttp session in use (None until the first call)."""
+        return self._session
+
+    def slots(self) -> asyncio.Semaphore:
+        """The calls-in-flight semaphore of the running loop (made with the session)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._bind(loop)
+        assert self._slots is not None
+        return self._slots
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         import aiohttp
 
         if self._owned:
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=0)
+            connector = aiohttp.TCPConnector(limit=self.limit, limit_per_host=0)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as httpx reads them
                 timeout=aiohttp.ClientTimeout(total=None),
                 auto_decompress=True,
             )
-        self._slots = asyncio.Semaphore(self._limit)
+        self._slots = asyncio.Semaphore(self.limit)
         self._lag = LoopLag(loop)
         self._loop = loop
 

@@ -677,7 +677,7 @@ async def test_unmatched_requests_get_the_original_receive(env: GeeTestEnv) -> N
         assert app.receives[-1] is receive
         assert app.verdicts[-1] is None
     assert app.bodies == [b"untouched"] * 3
-    assert guard._client is None  # nothing was even prepared
+    assert guard._sender is None  # nothing was even prepared
 
 
 @pytest.mark.anyio
@@ -768,10 +768,11 @@ def test_lifespan_shutdown_closes_the_middlewares_own_client(env: GeeTestEnv) ->
     guard = _guard(env, app)
     with serve_asgi(guard, lifespan="on") as url:
         assert httpx.post(url + "/login", data=env.issue()).json() == {"outcome": "passed"}
-        own = guard._pools
-        assert own is not None and not any(client.is_closed for client in own.clients)
-    assert all(client.is_closed for client in own.clients)
-    assert guard._pools is None
+        own = guard._sender
+        assert own is not None and not own.session.closed
+        session = own.session
+    assert session.closed
+    assert guard._sender is None
 
 
 def test_lifespan_shutdown_leaves_a_user_supplied_client_open(env: GeeTestEnv) -> None:
@@ -781,7 +782,7 @@ def test_lifespan_shutdown_leaves_a_user_supplied_client_open(env: GeeTestEnv) -
     with serve_asgi(guard, lifespan="on") as url:
         assert httpx.post(url + "/login", data=env.issue()).json()["outcome"] == "passed"
     assert not user_client.is_closed
-    assert guard._client is user_client
+    assert guard.http_client is user_client
     assert env.emulator.calls == 1  # it went through the user's client (in-process transport)
     anyio.run(user_client.aclose)
 
@@ -792,12 +793,14 @@ async def test_aclose_is_idempotent_and_a_new_client_is_made_after(env: GeeTestE
     guard = _guard(env, app)
     async with asgi_client(guard) as client:
         assert (await client.post("/login", data=env.issue())).status_code == 200
-        first = guard._pools
+        first = guard._sender
+        assert first is not None
+        session = first.session
         await guard.aclose()
         await guard.aclose()
-        assert first is not None and all(pooled.is_closed for pooled in first.clients)
+        assert session.closed
         assert (await client.post("/login", data=env.issue())).status_code == 200
-        assert guard._pools is not None and guard._pools is not first
+        assert guard._sender is not None and guard._sender is not first
 
 
 def test_the_pooled_client_reuses_its_connection(env: GeeTestEnv) -> None:
@@ -826,10 +829,10 @@ async def test_two_x_captcha_headers_are_a_duplicate_not_a_silent_pick(env: GeeT
 
 
 def test_the_first_content_type_header_is_the_one_parsed_as_in_starlette() -> None:
-    from captcha_guard.asgi import _Head
+    from captcha_guard._request import read_headers
 
-    head = _Head([(b"content-type", b"application/json"), (b"content-type", b"text/plain")])
-    assert head.content_type == "application/json"
+    head = read_headers([(b"content-type", b"application/json"), (b"content-type", b"text/plain")])
+    assert head["content-type"] == "application/json"
 
 
 @pytest.mark.anyio
@@ -838,19 +841,20 @@ async def test_a_full_connection_pool_is_a_503_that_never_opens_the_circuit(
 ) -> None:
     # Were a wait for a free connection charged to the provider, a flood of well-formed
     # requests could open the circuit and have forged fields let through in fallback.
-    from captcha_guard.asgi import _Pools
+    from captcha_guard._aio import AiohttpSender
 
     breaker = CircuitBreaker(failure_threshold=1)
     app = RecordingApp()
     guard = _guard(env, app, timeout=0.2, breaker=breaker)
-    guard._pools = pools = _Pools(count=1, size=1)
-    held = await pools.acquire()  # every connection is out
+    guard._sender = sender = AiohttpSender(limit=1)
+    pool = sender.slots()
+    await pool.acquire()  # every connection is out
     async with asgi_client(guard) as client:
         answers = [
             await client.post("/login", data=env.issue(), headers={"accept": "application/json"})
             for _ in range(3)
         ]
-        pools.release(held)
+        pool.release()
         after = await client.post("/login", data=env.issue())
     assert [a.status_code for a in answers] == [503, 503, 503]
     assert answers[0].json()["error"] == "captcha_busy"
@@ -858,19 +862,6 @@ async def test_a_full_connection_pool_is_a_503_that_never_opens_the_circuit(
     assert env.emulator.calls == 1  # only the request after the pool freed up
     assert after.status_code == 200 and app.calls == 1
     await guard.aclose()
-
-
-@pytest.mark.anyio
-async def test_pools_hand_out_the_least_busy_client_with_or_without_waiting() -> None:
-    from captcha_guard.asgi import _Pools
-
-    pools = _Pools(count=2, size=2)
-    taken = [pools.take(), await pools.acquire(), pools.take(), await pools.acquire()]
-    assert sorted(taken) == [0, 0, 1, 1] and taken[:2] == [0, 1]
-    assert pools.take() == -1  # every connection is out: the caller waits, bounded
-    pools.release(1)
-    assert pools.take() == 1
-    await pools.aclose()
 
 
 @pytest.mark.anyio

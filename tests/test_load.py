@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from captcha_guard import CaptchaGuard, GeeTest, Rule
-from captcha_guard.asgi import POOL_SIZE, POOLS
+from captcha_guard._aio import POOL_SIZE
 from captcha_guard.testing import GeeTestEmulator
 from tests.emulator_process import EmulatorProcess, emulator_process
 from tests.hardening_kit import raw_post
@@ -106,7 +106,7 @@ async def test_a_thousand_concurrent_protected_requests(
         connections.append(upstream.stats()["connections"])
     assert app.calls == WAVES * CONCURRENCY
     assert upstream.stats()["calls"] == WAVES * CONCURRENCY
-    pool = POOLS * POOL_SIZE
+    pool = POOL_SIZE
     # The pooled clients were reused: 1 000 calls over at most as many connections as the
     # pools hold. (Between waves, connections idle past httpx's keep-alive expiry of 5 s
     # are closed, so a later wave may open a few again.)

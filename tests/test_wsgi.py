@@ -147,11 +147,12 @@ def test_the_pooled_client_reuses_one_connection_and_close_closes_it(
         for _ in range(4):
             assert httpx.post(url + "/login", data=emulator.issue()).json()["outcome"] == "passed"
     assert upstream.connections == 1
-    client = guard._client
-    assert client is not None
+    sender = guard._sender
+    assert sender is not None and sender._pool is not None
+    pool = sender._pool
     guard.close()
-    assert client.is_closed
-    assert guard._client is None
+    assert not pool.pools  # every connection closed
+    assert guard._sender is None
 
 
 def test_an_injected_client_is_used_and_left_open(
@@ -287,7 +288,9 @@ def local_guard(emulator: GeeTestEmulator, app: Any, **options: Any) -> WSGICapt
     provider = GeeTest(emulator.captcha_id, emulator.captcha_key, endpoint="http://127.0.0.1:9/")
     client = httpx.Client(transport=emulator.transport())
     options.setdefault("max_body_size", LIMIT)
-    return WSGICaptchaGuard(app, [Rule("/login")], provider, http_client=client, **options)
+    return WSGICaptchaGuard(
+        app, rules=[Rule("/login")], provider=provider, http_client=client, **options
+    )
 
 
 def test_the_app_gets_a_fresh_input_a_true_length_and_the_verdict(
@@ -399,7 +402,7 @@ def test_paths_are_matched_below_script_name_and_decoded_as_utf8(
     emulator: GeeTestEmulator,
 ) -> None:
     provider = GeeTest(emulator.captcha_id, emulator.captcha_key, endpoint="http://127.0.0.1:9/")
-    guard = WSGICaptchaGuard(echo_wsgi, [Rule("/café")], provider)
+    guard = WSGICaptchaGuard(echo_wsgi, rules=[Rule("/café")], provider=provider)
     raw = "/café".encode().decode("latin-1")  # what a PEP 3333 server puts in PATH_INFO
     status, _, _ = call(guard, environ_for(raw, b"", SCRIPT_NAME="/app"))
     assert status.startswith("403")
