@@ -153,6 +153,7 @@ class AiohttpSender:
         if limit is None:
             limit = POOL_SIZE if session is None else _session_limit(session)
         self.limit = limit
+        self._proxies: dict[str, Any] = {}
 
     @property
     def session(self) -> Any:
@@ -172,11 +173,12 @@ class AiohttpSender:
 
         if self._owned:
             connector = aiohttp.TCPConnector(limit=self.limit, limit_per_host=0)
+            # No trust_env: aiohttp would then look up proxies and netrc in a thread on every
+            # request. The proxy environment is read once per provider origin instead.
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as httpx reads them
+                cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=aiohttp.ClientTimeout(total=None),
-                auto_decompress=True,
             )
         self._slots = asyncio.Semaphore(self.limit)
         self._lag = LoopLag(loop)
@@ -195,12 +197,16 @@ class AiohttpSender:
             await slots.acquire()
             taken = True
             deadline.start()
+            proxy = self._proxies.get(request.url, _UNSET) if self._owned else None
+            if proxy is _UNSET:
+                proxy = self._proxies[request.url] = _env_proxy(request.url)
             async with session.request(
                 request.method,
                 request.url,
                 headers=request.headers,
                 data=request.body,
                 allow_redirects=False,
+                proxy=proxy,
             ) as response:
                 body = await response.read()
                 return ProviderResponse(response.status, response.headers, body)
@@ -297,6 +303,22 @@ class HttpxSender:
 
 
 _STARTS = ("connect_tcp.started", "send_request_headers.started")
+_UNSET: Any = object()
+
+
+def _env_proxy(url: str) -> str | None:
+    """The proxy HTTP(S)_PROXY / NO_PROXY name for ``url`` (as httpx and requests read them)."""
+    from urllib.parse import urlsplit
+    from urllib.request import getproxies, proxy_bypass
+
+    parts = urlsplit(url)
+    proxies = getproxies()
+    proxy = proxies.get(parts.scheme)
+    if not proxy or (parts.hostname and proxy_bypass(parts.hostname)):
+        return None
+    return proxy
+
+
 _NO_TIMEOUTS = {"connect": None, "read": None, "write": None, "pool": None}
 
 
