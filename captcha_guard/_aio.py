@@ -29,7 +29,7 @@ TICK = 0.025
 #: Lateness below this is a healthy loop's jitter, not lag.
 TOLERANCE = 0.005
 #: At most this many times a call's timeout is added for loop lag before the call is BUSY.
-MAX_CREDIT = 2.0
+MAX_CREDIT = 10.0
 
 TIMEOUT: CallProblem = CallProblem("timeout")
 
@@ -95,6 +95,8 @@ class Deadline:
 
     def start(self) -> None:
         """The request is about to be written: the provider's time starts now."""
+        if self.expired is not None:
+            return
         if self._handle is not None:
             self._handle.cancel()
         self._mark = self._lag.total
@@ -180,6 +182,12 @@ class AiohttpSender:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 timeout=aiohttp.ClientTimeout(total=None),
             )
+        else:
+            # A caller's session may carry the site's other traffic: its pool can be full
+            # whatever our own count says. aiohttp's tracing tells when a connection is had.
+            configs = self._session.trace_configs
+            if not any(getattr(c, "_captcha_guard", False) for c in configs):
+                configs.append(_connection_trace())
         self._slots = asyncio.Semaphore(self.limit)
         self._lag = LoopLag(loop)
         self._loop = loop
@@ -196,10 +204,14 @@ class AiohttpSender:
         try:
             await slots.acquire()
             taken = True
-            deadline.start()
-            proxy = self._proxies.get(request.url, _UNSET) if self._owned else None
-            if proxy is _UNSET:
-                proxy = self._proxies[request.url] = _env_proxy(request.url)
+            if self._owned:  # our own pool: a free slot is a free connection
+                deadline.start()
+                proxy = self._proxies.get(request.url, _UNSET)
+                if proxy is _UNSET:
+                    proxy = self._proxies[request.url] = _env_proxy(request.url)
+                context = None
+            else:  # the trace starts the deadline once a connection is had
+                proxy, context = None, deadline
             async with session.request(
                 request.method,
                 request.url,
@@ -207,6 +219,7 @@ class AiohttpSender:
                 data=request.body,
                 allow_redirects=False,
                 proxy=proxy,
+                trace_request_ctx=context,
             ) as response:
                 body = await response.read()
                 return ProviderResponse(response.status, response.headers, body)
@@ -300,6 +313,22 @@ class HttpxSender:
 
     async def aclose(self) -> None:
         return None  # the caller's client: the caller closes it
+
+
+def _connection_trace() -> Any:
+    import aiohttp
+
+    async def had_connection(session: Any, context: Any, params: Any) -> None:
+        deadline = context.trace_request_ctx
+        if isinstance(deadline, Deadline):
+            deadline.start()
+
+    config = aiohttp.TraceConfig()
+    config.on_connection_create_start.append(had_connection)
+    config.on_connection_reuseconn.append(had_connection)
+    config._captcha_guard = True  # type: ignore[attr-defined]
+    config.freeze()
+    return config
 
 
 _STARTS = ("connect_tcp.started", "send_request_headers.started")
