@@ -14,6 +14,7 @@ from .providers import (
     ReCaptcha,
     Turnstile,
 )
+from .replay import MemoryReplayStore, ReplayStore
 from .responses import Denial
 from .rules import Rule
 from .verdict import Outcome, Verdict
@@ -29,10 +30,12 @@ __all__ = [
     "GeeTest",
     "HCaptcha",
     "MemoryFallbackBudget",
+    "MemoryReplayStore",
     "Outcome",
     "ProofOfWork",
     "Provider",
     "ReCaptcha",
+    "ReplayStore",
     "Rule",
     "Turnstile",
     "Verdict",

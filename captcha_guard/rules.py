@@ -28,7 +28,7 @@ def _converter_regex(name: str) -> str:
         return CONVERTERS[name]
     try:  # a convertor the app registered with Starlette's register_url_convertor
         from starlette.convertors import CONVERTOR_TYPES
-    except ImportError:  # pragma: no cover - starlette is a dependency
+    except ImportError:  # a WSGI site without Starlette: only the built-in convertors
         CONVERTOR_TYPES = {}
     if name in CONVERTOR_TYPES:
         return str(CONVERTOR_TYPES[name].regex)

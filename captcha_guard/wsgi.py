@@ -7,6 +7,7 @@ and calls the app or answers. Nothing async is wrapped in an event loop.
 
 from __future__ import annotations
 
+import inspect
 import io
 import time
 from collections.abc import Callable, Iterable
@@ -149,7 +150,13 @@ def _read_body(environ: Environ, declared: str | None, ask: ReadBody) -> bytes |
 def _emit(effect: Emit) -> None:
     for hook in effect.hooks:
         try:
-            hook(effect.event)
+            outcome = hook(effect.event)
+            if inspect.isawaitable(outcome):
+                # Nothing would run it under WSGI: the site's hook is wrong for this door.
+                close = getattr(outcome, "close", None)
+                if close is not None:
+                    close()
+                raise TypeError("an async event hook cannot run under WSGI")
         except Exception as exc:
             run_hook_errors(hook, exc)
 

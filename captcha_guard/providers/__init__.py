@@ -1,8 +1,17 @@
-"""One module per vendor family. No I/O anywhere in here."""
+"""The providers, one module per vendor family, and the kit for writing one's own.
 
-from ._wire import ProviderRequest, ProviderResponse
+No I/O anywhere in here: a provider checks the client's fields (``check``), describes the
+HTTP request it needs (``build_request`` -> ``ProviderRequest``) and reads the answer
+(``read_response(claim, ProviderResponse)``) into a ``Verdict`` or a ``ProviderFailure`` whose
+``Fault`` says whose fault it was. README, "Writing a provider".
+"""
+
+from .._request import ClientRequest, RequestInfo
+from ..fields import FieldError, Fields
+from ..verdict import Fault, ProviderFailure
+from ._wire import ProviderRequest, ProviderResponse, form_post
 from .aliyun import AliyunCaptcha
-from .base import Claim, Provider, RequestInfo
+from .base import Claim, Provider, answer_document, matching, short_text
 from .deepknow import DeepKnow
 from .geetest import GeeTest
 from .proof_of_work import ProofOfWork
@@ -11,14 +20,23 @@ from .siteverify import HCaptcha, ReCaptcha, Turnstile
 __all__ = [
     "AliyunCaptcha",
     "Claim",
+    "ClientRequest",
     "DeepKnow",
+    "Fault",
+    "FieldError",
+    "Fields",
     "GeeTest",
     "HCaptcha",
     "ProofOfWork",
     "Provider",
+    "ProviderFailure",
     "ProviderRequest",
     "ProviderResponse",
     "ReCaptcha",
     "RequestInfo",
     "Turnstile",
+    "answer_document",
+    "form_post",
+    "matching",
+    "short_text",
 ]
