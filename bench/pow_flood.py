@@ -232,8 +232,8 @@ def simulate(
             moment += rng.expovariate(honest_per_second)
         while events:
             now, _, kind, data = heapq.heappop(events)
-            if now > seconds:
-                break
+            if now > seconds and kind == "attacker submits":
+                continue  # the attack ends; honest users still in flight finish
             if kind == "honest arrives":
                 honest(now, 1)
                 continue
