@@ -55,7 +55,7 @@ from ..replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
 from ..verdict import Verdict
 from .base import Provider, RequestInfo
 
-#: About 7 ms of one core's work for a native solver on average (bench/pow_flood.py), about
+#: About 5 ms of one core's work for a native solver on average (bench/pow_flood.py), about
 #: 0.05 s for altcha's own Python solver; the widget with Web Crypto in a browser is of the
 #: order of the latter. ALTCHA's default of 1e6 takes ten times that.
 DEFAULT_MAX_NUMBER = 100_000
@@ -63,7 +63,7 @@ DEFAULT_MAX_NUMBER = 100_000
 #: long, so the lifetime multiplies what a flood can pile up (SECURITY.md).
 DEFAULT_EXPIRES = 120.0
 #: The difficulty levels above ``max_number``, as multiples of it, used while lower levels
-#: are full: 8x (about 0.06 s native on average) and 64x (about 0.45 s native).
+#: are full: 8x (about 0.04 s native on average) and 64x (about 0.3 s native).
 DEFAULT_ESCALATION: Final = (8, 64)
 DEFAULT_CHALLENGE_PATH = "/captcha-guard/challenge"
 DEFAULT_FIELD = "altcha"
