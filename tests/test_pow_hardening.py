@@ -185,13 +185,39 @@ def test_only_the_top_level_full_is_a_misconfiguration() -> None:
         replay_store=[MemoryReplayStore(max_entries=1) for _ in range(2)],
         escalation=(4,),
     )
-    assert judge(provider, solve(provider.new_challenge())).passed
-    assert judge(provider, solve(provider.new_challenge())).details == {"level": 0}
-    assert judge(provider, solve(provider.new_challenge())).passed  # level 1
-    top = judge(provider, solve(provider.new_challenge()))
+    cheap = [provider.new_challenge() for _ in range(2)]
+    assert judge(provider, solve(cheap[0])).passed
+    assert judge(provider, solve(cheap[1])).details == {"level": 0}
+    dear = [provider.new_challenge() for _ in range(2)]
+    assert {c["maxnumber"] for c in dear} == {80}
+    assert judge(provider, solve(dear[0])).passed
+    top = judge(provider, solve(dear[1]))
     assert top.details["level"] == 1
     assert "replay store full at the top difficulty" in top.details["misconfiguration"]
     assert provider.level() == 1  # the top level is served even when it is full
+
+
+def test_a_nearly_full_level_stops_being_served_before_it_refuses() -> None:
+    # Challenges already handed out (honest users still typing) find room when they return.
+    clock = Clock()
+    store = MemoryReplayStore(max_entries=10)
+    provider = ProofOfWork(
+        SECRET,
+        max_number=20,
+        expires=60,
+        clock=clock,
+        replay_store=[store, MemoryReplayStore()],
+        escalation=(8,),
+    )
+    in_flight = provider.new_challenge()
+    for _ in range(8):
+        assert judge(provider, solve(provider.new_challenge())).passed
+    assert provider.new_challenge()["maxnumber"] == 20  # 8 of 10: still served
+    assert judge(provider, solve(provider.new_challenge())).passed  # 9 of 10
+    assert provider.new_challenge()["maxnumber"] == 160
+    assert judge(provider, solve(in_flight)).passed  # the tenth, and last, place
+    clock.now = START + 61
+    assert provider.new_challenge()["maxnumber"] == 20
 
 
 def test_one_store_for_all_levels_keeps_levels_apart_by_key() -> None:
@@ -204,13 +230,14 @@ def test_one_store_for_all_levels_keeps_levels_apart_by_key() -> None:
 
 
 def flood_conversation(client: httpx.Client) -> None:
-    """Fill the cheap level through the door, then solve as an honest user would."""
-    for _ in range(2):
-        assert client.post("/login", data={"altcha": solve(client.get("/c").json())}).json()[
-            "outcome"
-        ] == ("passed")
-    stale = solve(client.get("/c").json())
-    refused = client.post("/login", data={"altcha": stale}, headers={"accept": "json"})
+    """Fill the cheap level through the door with hoarded challenges, then solve as an honest
+    user would."""
+    hoard = [client.get("/c").json() for _ in range(3)]
+    assert {c["maxnumber"] for c in hoard} == {30}
+    for challenge in hoard[:2]:
+        passed = client.post("/login", data={"altcha": solve(challenge)})
+        assert passed.json()["outcome"] == "passed"
+    refused = client.post("/login", data={"altcha": solve(hoard[2])}, headers={"accept": "json"})
     assert refused.status_code == 403
     assert refused.json()["reason"] == "proof of work: too many recent solutions, retry"
     honest = client.get("/c").json()
@@ -245,3 +272,51 @@ def test_repr_shows_levels_not_the_secret(realm: str) -> None:
     assert SECRET not in repr(provider)
     assert "levels=(100000, 800000, 6400000)" in repr(provider)
     assert provider.expires == 120.0
+
+
+class NamespacedState:
+    """The shared-state operation of issue 10, ``remember(namespace, key, ttl)``, with a
+    capacity per namespace, as a plain dict: the shape the provider's memory must fit."""
+
+    def __init__(self, capacity: int, clock: Clock) -> None:
+        self.capacity, self.clock = capacity, clock
+        self.seen: dict[str, dict[str, float]] = {}
+
+    def remember(self, namespace: str, key: str, ttl: float) -> bool | None:
+        now = self.clock()
+        space = self.seen.setdefault(namespace, {})
+        for old in [k for k, until in space.items() if until < now]:
+            del space[old]
+        if key in space:
+            return False
+        if len(space) >= self.capacity:
+            return None  # StateFull
+        space[key] = now + ttl
+        return True
+
+
+def test_the_memory_is_one_remember_per_solution_through_prepare_and_settle() -> None:
+    clock = Clock()
+    provider = ProofOfWork(SECRET, max_number=20, expires=60, clock=clock)
+    state = NamespacedState(capacity=2, clock=clock)
+
+    def through_state(value: str) -> Verdict:
+        fields = Fields()
+        fields.add("altcha", value)
+        spend = provider.prepare(fields)
+        if isinstance(spend, Verdict):
+            return spend
+        assert spend.ttl == 60.0
+        return provider.settle(spend, state.remember(spend.namespace, spend.key, spend.ttl))
+
+    hoard = [provider.new_challenge() for _ in range(3)]
+    first = solve(hoard[0])
+    assert through_state(first).passed
+    assert through_state(first).reason == "proof of work: challenge already used"
+    assert through_state(solve(hoard[1])).passed
+    assert through_state(solve(hoard[2])).reason.endswith("retry")
+    upper = provider.new_challenge()
+    assert upper["maxnumber"] == 160
+    assert through_state(solve(upper)).passed
+    assert set(state.seen) == {"pow", "pow:1"}
+    assert all(len(key) == len("pow:") + 32 for key in state.seen["pow"])

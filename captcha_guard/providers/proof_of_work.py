@@ -46,6 +46,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from altcha.v1 import ChallengeOptions, create_challenge, hash_hex, hmac_hex
@@ -69,6 +70,9 @@ DEFAULT_CHALLENGE_PATH = "/captcha-guard/challenge"
 DEFAULT_FIELD = "altcha"
 #: The shared-state namespace of the first level's replay memory.
 NAMESPACE: Final = "pow"
+#: A level this full stops being served, before it refuses anything: the challenges of it
+#: already handed out (honest users typing) still find room when they come back.
+EARLY_FLIP: Final = 0.9
 
 ALGORITHM: Final = "SHA-256"
 _MIN_SECRET_LENGTH = 16
@@ -210,6 +214,20 @@ class ProofOfWork(Provider):
         }
 
     def check(self, fields: Fields, request: RequestInfo) -> Verdict:
+        spend = self.prepare(fields)
+        if isinstance(spend, Verdict):
+            return spend
+        store = self.replay_stores[spend.level]
+        try:
+            first = store.remember(spend.key, spend.expires_at, spend.now)
+        except ReplayStoreFull:
+            return self.settle(spend, None)
+        return self.settle(spend, first, _fill(store))
+
+    def prepare(self, fields: Fields) -> Verdict | Spend:
+        """Every check that needs no state: the payload's shape (FieldError), the work, the
+        signature, the level and the expiry. A rejected Verdict, or the one state operation
+        left to do: ``remember(spend.namespace, spend.key, spend.ttl)``, then ``settle``."""
         payload = _decode(self.field, fields.one(self.field))
         salt, number = payload["salt"], payload["number"]
         challenge, signature = payload["challenge"], payload["signature"]
@@ -230,12 +248,18 @@ class ProofOfWork(Provider):
             return self.rejected("proof of work: challenge expired")
         namespace = NAMESPACE if level == 0 else f"{NAMESPACE}:{level}"
         key = f"{namespace}:{challenge[:_KEY_HEX_CHARS]}"
-        try:
-            first = self.replay_stores[level].remember(key, expires_at, now)
-        except ReplayStoreFull:
+        return Spend(level, namespace, key, expires_at, now)
+
+    def settle(self, spend: Spend, first: bool | None, fill: float | None = None) -> Verdict:
+        """The verdict once the replay memory answered: ``first`` True (new), False (seen
+        before) or None (full: it refused). ``fill`` is how full the level's memory is now
+        (0..1), where the store can tell; above ``EARLY_FLIP`` new challenges go one level
+        up already, so that solutions in flight still find room when they arrive."""
+        level = spend.level
+        if first is None:
             # Refused, not forgotten (see MemoryReplayStore). New challenges go one level up
             # until every entry here has expired: none of this level is issued meanwhile.
-            self._full_until[level] = now + self.expires
+            self._full_until[level] = spend.now + self.expires
             details: dict[str, Any] = {"level": level}
             if level == len(self.levels) - 1:
                 # Even the hardest level is full: more solvers than the store was sized for.
@@ -246,7 +270,33 @@ class ProofOfWork(Provider):
             return self.rejected("proof of work: too many recent solutions, retry", details)
         if not first:
             return self.rejected("proof of work: challenge already used")
-        return self.passed("ok", {"expires": expires_at, "level": level})
+        if fill is not None and fill >= EARLY_FLIP:
+            self._full_until[level] = max(self._full_until[level], spend.now + self.expires)
+        return self.passed("ok", {"expires": spend.expires_at, "level": level})
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """A solution that passed every stateless check: remember it, then ``settle``."""
+
+    level: int
+    namespace: str
+    #: The store key: the namespace and the first 128 bits of the challenge hash.
+    key: str
+    expires_at: int
+    now: float
+
+    @property
+    def ttl(self) -> float:
+        """Seconds the key must be remembered: up to the challenge's expiry, inclusive."""
+        return max(self.expires_at - self.now, 0.0)
+
+
+def _fill(store: ReplayStore) -> float | None:
+    """How full ``store`` is, where it can tell (the in-memory store can); else None."""
+    if isinstance(store, MemoryReplayStore):
+        return len(store) / store.max_entries
+    return None
 
 
 def _levels(max_number: int, escalation: Sequence[int]) -> tuple[int, ...]:
@@ -316,7 +366,9 @@ __all__ = [
     "DEFAULT_EXPIRES",
     "DEFAULT_FIELD",
     "DEFAULT_MAX_NUMBER",
+    "EARLY_FLIP",
     "NAMESPACE",
     "ProofOfWork",
+    "Spend",
     "derive_key",
 ]
