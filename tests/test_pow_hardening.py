@@ -320,3 +320,28 @@ def test_the_memory_is_one_remember_per_solution_through_prepare_and_settle() ->
     assert through_state(solve(upper)).passed
     assert set(state.seen) == {"pow", "pow:1"}
     assert all(len(key) == len("pow:") + 32 for key in state.seen["pow"])
+
+
+def test_a_store_that_fails_refuses_loudly_never_a_500_or_a_pass(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Down:
+        def remember(self, key: str, expires_at: float, now: float) -> bool:
+            raise ConnectionError("redis://:hunter2@10.0.0.1 refused")
+
+    provider = ProofOfWork(SECRET, max_number=20, replay_store=Down())
+    guard = CaptchaGuard(echo_asgi, rules=[Rule("/login")], provider=provider)
+    with (
+        caplog.at_level("ERROR", logger="captcha_guard"),
+        serve_asgi(guard) as url,
+        httpx.Client(base_url=url) as client,
+    ):
+        challenge = client.get("/captcha-guard/challenge").json()
+        answer = client.post(
+            "/login", data={"altcha": solve(challenge)}, headers={"accept": "json"}
+        )
+    assert answer.status_code == 403
+    assert answer.json()["reason"] == "proof of work: replay memory unavailable, retry"
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    assert "replay store failed (ConnectionError)" in logged
+    assert "hunter2" not in logged

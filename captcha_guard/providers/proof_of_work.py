@@ -222,6 +222,13 @@ class ProofOfWork(Provider):
             first = store.remember(spend.key, spend.expires_at, spend.now)
         except ReplayStoreFull:
             return self.settle(spend, None)
+        except Exception as exc:
+            # A shared store that is down: never a pass, never a 500. Refused, and loud, since
+            # every solver is refused until it is back. (The new flow makes this a 503.)
+            hint = f"replay store failed ({type(exc).__name__}): every solution is refused"
+            return self.rejected(
+                "proof of work: replay memory unavailable, retry", {"misconfiguration": hint}
+            )
         return self.settle(spend, first, _fill(store))
 
     def prepare(self, fields: Fields) -> Verdict | Spend:
