@@ -16,7 +16,8 @@ import altcha
 import httpx
 import pytest
 
-from captcha_guard.demo.app import CHALLENGE_PATH, DEMO_MAX_NUMBER, FIELD, create_app
+from captcha_guard.demo.app import CHALLENGE_PATH, DEMO_MAX_NUMBER, EXPIRES, FIELD, create_app
+from captcha_guard.providers.proof_of_work import derive_key
 from tests.browser import Browser, chromium
 from tests.servers import serve_asgi
 
@@ -87,10 +88,12 @@ def test_solving_in_the_browser_signs_in(browser: Browser, demo_url: str) -> Non
     )
     browser.screenshot(ARTIFACTS / "demo.png")
 
-    # What the browser sent is a valid ALTCHA v1 solution by the protocol's own library.
+    # What the browser sent is a valid ALTCHA v1 solution by the protocol's own library, with
+    # the provider's own key (derived from the secret, the realm and the lifetime).
     (sent,) = recorded(browser, "sent")
     assert isinstance(sent, str)
-    assert altcha.verify_solution_v1(sent, SECRET) == (True, None)
+    key = derive_key(SECRET, CHALLENGE_PATH, EXPIRES)
+    assert altcha.verify_solution_v1(sent, key) == (True, None)
     number = altcha.PayloadV1.from_base64(sent).number
     assert 0 <= number <= DEMO_MAX_NUMBER
 

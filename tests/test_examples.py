@@ -161,7 +161,10 @@ def test_flask(monkeypatch: pytest.MonkeyPatch) -> None:
         posted = client.post("/comments", data={"text": "first!", "altcha": solution})
         replayed = client.post("/comments", data={"text": "again", "altcha": solution})
         unsolved = client.post("/comments", data={"text": "spam"})
-    assert '<altcha-widget challengeurl="/captcha-guard/challenge">' in page.text
+    assert (
+        '<altcha-widget challenge="/captcha-guard/challenge"'
+        ' challengeurl="/captcha-guard/challenge">'
+    ) in page.text
     assert posted.json() == {"text": "first!", "captcha": "passed"}
     assert replayed.status_code == 403
     assert unsolved.status_code == 403

@@ -27,6 +27,7 @@ from captcha_guard import (
 from captcha_guard.fields import FieldError, Fields
 from captcha_guard.gate import Gate
 from captcha_guard.providers.base import RequestInfo
+from captcha_guard.providers.proof_of_work import derive_key
 from captcha_guard.replay import MemoryReplayStore
 from tests.apps import echo_asgi, echo_wsgi
 from tests.servers import serve_asgi, serve_wsgi
@@ -104,8 +105,13 @@ def test_the_challenge_is_altcha_v1_and_altcha_agrees_with_our_verdict() -> None
     assert challenge["algorithm"] == "SHA-256"
     assert challenge["maxnumber"] == 5000
     assert "?expires=" in challenge["salt"]
+    assert challenge["salt"].endswith("&n=5000&")
     payload = solve(challenge)
-    assert verify_solution_v1(encode(payload), SECRET) == (True, None)
+    # Signed with the provider's own key, derived from the secret: altcha agrees with that
+    # key, and with the bare secret no longer (the bare secret is shared, the key is not).
+    key = derive_key(SECRET, "/captcha-guard/challenge", 60)
+    assert verify_solution_v1(encode(payload), key) == (True, None)
+    assert verify_solution_v1(encode(payload), SECRET) == (False, None)
     assert judge(provider, payload).passed
 
 
@@ -117,7 +123,7 @@ def test_challenges_are_fresh_each_time() -> None:
 def test_the_salt_carries_the_expiry_from_the_injected_clock() -> None:
     provider = make(expires=120, clock=Clock(START))
     salt = provider.new_challenge()["salt"]
-    assert salt.endswith(f"?expires={int(START + 120)}&")
+    assert salt.endswith(f"?expires={int(START + 120)}&n=1000&")
 
 
 def test_a_challenge_is_good_until_its_expiry_second_and_not_after() -> None:
@@ -151,8 +157,10 @@ def flip(hex_text: str) -> str:
             lambda p: tampered(p, salt=p["salt"].replace("?expires=1", "?expires=9")),
             "wrong number",
         ),
+        # A lower difficulty written into the salt no longer hashes to the signed challenge.
+        (lambda p: tampered(p, salt=p["salt"].replace("&n=1000&", "&n=10&")), "wrong number"),
     ],
-    ids=["number", "challenge", "signature", "salt-expiry"],
+    ids=["number", "challenge", "signature", "salt-expiry", "salt-difficulty"],
 )
 def test_tampering_is_rejected(change: Any, reason: str) -> None:
     provider = make()
@@ -173,7 +181,7 @@ def test_a_self_made_challenge_with_a_recomputed_hash_is_rejected() -> None:
     # The attacker picks salt and number and hashes them honestly; only the HMAC stops them.
     provider = make()
     real = solve(provider.new_challenge())
-    salt = real["salt"].split("?")[0][::-1] + "?expires=" + real["salt"].split("=")[1]
+    salt = real["salt"].split("?")[0][::-1] + "?" + real["salt"].split("?")[1]
     challenge = hashlib.sha256(f"{salt}0".encode()).hexdigest()
     forged = tampered(real, salt=salt, number=0, challenge=challenge)
     assert judge(provider, forged).reason == "proof of work: bad signature"
@@ -216,6 +224,8 @@ def _bad_shapes() -> dict[str, Any]:
             "number-huge": lambda p: tampered(p, number=10**40),
             "salt-without-expires": lambda p: tampered(p, salt=p["salt"].split("?")[0]),
             "salt-with-two-expires": lambda p: tampered(p, salt=p["salt"] + "expires=9999999999&"),
+            "salt-without-difficulty": lambda p: tampered(p, salt=p["salt"].replace("n=1000&", "")),
+            "salt-difficulty-zero": lambda p: tampered(p, salt=p["salt"].replace("n=1000", "n=0")),
             "salt-not-a-string": lambda p: tampered(p, salt=12),
             "signature-uppercase": lambda p: tampered(p, signature=p["signature"].upper()),
             "challenge-short": lambda p: tampered(p, challenge=p["challenge"][:10]),
@@ -256,13 +266,15 @@ def test_a_full_replay_store_refuses_new_solutions_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = Clock()
-    provider = make(clock=clock, expires=60, replay_store=MemoryReplayStore(max_entries=2))
+    provider = make(
+        clock=clock, expires=60, replay_store=MemoryReplayStore(max_entries=2), escalation=()
+    )
     first, second, third = (solve(provider.new_challenge()) for _ in range(3))
     assert judge(provider, first).passed
     assert judge(provider, second).passed
     refused = judge(provider, third)
     assert refused.outcome is Outcome.REJECTED
-    assert "retry later" in refused.reason
+    assert "retry" in refused.reason
     assert "replay store full" in refused.details["misconfiguration"]
     # The used ones are still refused: nothing was forgotten to make room.
     assert judge(provider, first).reason == "proof of work: challenge already used"
@@ -330,6 +342,14 @@ def test_the_gate_never_asks_the_breaker_of_a_local_provider() -> None:
         (SECRET, {"expires": 0}),
         (SECRET, {"challenge_path": "captcha"}),
         (SECRET, {"field": ""}),
+        (SECRET, {"realm": ""}),
+        (SECRET, {"escalation": (8, 8)}),
+        (SECRET, {"escalation": (1,)}),
+        (SECRET, {"escalation": (True,)}),
+        (SECRET, {"escalation": "8"}),
+        (SECRET, {"max_number": 10**11, "escalation": (100,)}),
+        (SECRET, {"replay_store": [MemoryReplayStore()]}),
+        (SECRET, {"replay_store": object()}),
     ],
 )
 def test_bad_configuration_fails_at_construction(secret: Any, options: dict[str, Any]) -> None:

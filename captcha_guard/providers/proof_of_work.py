@@ -1,14 +1,39 @@
 """ProofOfWork: self-hosted ALTCHA (v1) challenges, verified on this server alone.
 
 The front doors serve a fresh signed challenge as JSON at ``challenge_path``; the ALTCHA
-widget finds the number whose SHA-256 with the salt is the challenge and posts back base64
-JSON ``{algorithm, challenge, number, salt, signature}`` in the ``altcha`` field. Nothing
-leaves the server, so this provider can never be unavailable: every answer is passed or
-rejected, and the breaker is never asked.
+widget (2.x and 3.x both speak this format) finds the number whose SHA-256 with the salt is
+the challenge and posts back base64 JSON ``{algorithm, challenge, number, salt, signature}``
+in the ``altcha`` field. Nothing leaves the server, so this provider can never be
+unavailable: every answer is passed or rejected, and the breaker is never asked.
 
 Challenges are made by the ``altcha`` package. Verification uses its hash and HMAC helpers
 too, but compares in constant time and checks the payload's shape strictly first: only
-challenges shaped like the ones we issue (SHA-256, our salt with its ``expires``) are judged.
+challenges shaped like the ones we issue (SHA-256, our salt with its ``expires`` and ``n``)
+are judged.
+
+Theory of operation (issue 8, section 3).
+
+*No downgrade.* Each provider signs with its own key, derived from ``secret``, its ``realm``
+(the challenge path unless set) and its challenge lifetime, so two providers sharing a secret
+do not accept each other's challenges. The salt carries the challenge's difficulty ``n`` (its
+``max_number``); the salt is bound by the challenge hash and that by the signature, so ``n``
+cannot be lowered, and a challenge is judged only if ``n`` is one of this provider's levels.
+
+*No lock-out by flooding.* Every solution accepted is remembered until its challenge expires,
+and a memory that is full must refuse rather than forget. So the replay memory is split by
+difficulty level, each level with its own capacity: ``max_number`` first, then
+``max_number * step`` for each of ``escalation``. A challenge is remembered in its own
+level's memory, so cheap solutions can only ever fill the cheap level. When a level refuses
+(it is full), this process issues challenges of the next level up for one challenge lifetime;
+by then every entry of the full level has expired, since none of its challenges was issued
+after. An attacker must fill every level to lock honest users out, and the top level's work
+per entry is set so that this costs far more than eight cores (SECURITY.md has the numbers).
+Honest users pay the higher level's work while the attack lasts, and pass.
+
+The memory is expressible as the shared-state operation ``remember(namespace, key, ttl)``:
+namespace ``pow`` for the first level and ``pow:<level>`` above it (each namespace has its
+own capacity), key the first 128 bits of the challenge hash, ttl the challenge's remaining
+lifetime.
 """
 
 from __future__ import annotations
@@ -20,7 +45,8 @@ import hmac
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from altcha.v1 import ChallengeOptions, create_challenge, hash_hex, hmac_hex
@@ -30,12 +56,23 @@ from ..replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
 from ..verdict import Verdict
 from .base import Provider, RequestInfo
 
-#: About 0.05 s on average for altcha's own Python solver on one core; the widget with Web
-#: Crypto in a browser is of the same order. ALTCHA's default of 1e6 takes ten times that.
+#: About 5 ms of one core's work for a native solver on average (bench/pow_flood.py), about
+#: 0.05 s for altcha's own Python solver; the widget with Web Crypto in a browser is of the
+#: order of the latter. ALTCHA's default of 1e6 takes ten times that.
 DEFAULT_MAX_NUMBER = 100_000
-DEFAULT_EXPIRES = 300.0
+#: Seconds a challenge may be solved and used in. Every accepted solution is remembered this
+#: long, so the lifetime multiplies what a flood can pile up (SECURITY.md).
+DEFAULT_EXPIRES = 120.0
+#: The difficulty levels above ``max_number``, as multiples of it, used while lower levels
+#: are full: 8x (about 0.04 s native on average) and 64x (about 0.3 s native).
+DEFAULT_ESCALATION: Final = (8, 64)
 DEFAULT_CHALLENGE_PATH = "/captcha-guard/challenge"
 DEFAULT_FIELD = "altcha"
+#: The shared-state namespace of the first level's replay memory.
+NAMESPACE: Final = "pow"
+#: A level this full stops being served, before it refuses anything: the challenges of it
+#: already handed out (honest users typing) still find room when they come back.
+EARLY_FLIP: Final = 0.9
 
 ALGORITHM: Final = "SHA-256"
 _MIN_SECRET_LENGTH = 16
@@ -43,10 +80,28 @@ _MIN_SECRET_LENGTH = 16
 _MAX_PAYLOAD_CHARS = 2048
 # A number far above any max_number we would issue, so str(number) stays short.
 _MAX_NUMBER_BOUND = 10**12
-# The salt create_challenge_v1 makes for us: 12 random bytes in hex, our expiry, the "&"
-# that stops parameter splicing. Only this shape is judged, so expiry parsing is unambiguous.
-_SALT = re.compile(r"[0-9a-f]{24}\?expires=([0-9]{1,12})&")
+# The salt create_challenge_v1 makes for us: 12 random bytes in hex, our expiry, the level's
+# max_number, the "&" that stops parameter splicing. Only this shape is judged, so parsing the
+# parameters is unambiguous.
+_SALT = re.compile(r"[0-9a-f]{24}\?expires=([0-9]{1,12})&n=([1-9][0-9]{0,12})&")
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+# The label of the key derivation: a new label would be a new key for every provider.
+_KEY_LABEL: Final = b"captcha-guard proof-of-work key v1"
+# 128 bits of the challenge hash name a challenge in the replay memory: server-chosen values,
+# so no client can aim for a collision, and half the memory of the whole hash.
+_KEY_HEX_CHARS = 32
+
+
+def derive_key(secret: str | bytes, realm: str, expires: float) -> bytes:
+    """The HMAC key of one provider: its own, so that no other provider's challenge verifies.
+
+    ``expires`` is part of it because a challenge lifetime is part of what a challenge may
+    cost an attacker: a long-lived challenge from another provider must not serve here."""
+    raw = secret.encode() if isinstance(secret, str) else secret
+    context = b"\0".join(
+        [_KEY_LABEL, realm.encode("utf-8", "surrogatepass"), f"{expires:g}".encode()]
+    )
+    return hmac.new(raw, context, "sha256").digest()
 
 
 class ProofOfWork(Provider):
@@ -55,8 +110,15 @@ class ProofOfWork(Provider):
     ``max_number`` sets the work (the widget tries up to that many hashes, half on average),
     ``expires`` how many seconds a challenge may be solved and used in, ``challenge_path``
     where the front doors serve challenges, ``field`` the form field carrying the solution.
-    ``replay_store`` remembers used challenges until they expire (in memory by default, at
-    most ``DEFAULT_MAX_ENTRIES``); ``clock`` is Unix time, injectable for tests.
+    ``realm`` names this provider in its signing key (default: ``challenge_path``); give two
+    providers on one secret different realms (or paths) so neither accepts the other's
+    challenges. ``escalation`` lists the harder levels (multiples of ``max_number``) served
+    while the replay memory of the levels below is full; ``()`` turns escalation off.
+    ``replay_store`` remembers used challenges until they expire: one store per level (a
+    sequence), or one store for all levels (keys then carry the level, but the levels share
+    its capacity, so a flood of cheap solutions can fill it); by default a
+    ``MemoryReplayStore`` of ``DEFAULT_MAX_ENTRIES`` per level. ``clock`` is Unix time,
+    injectable for tests.
     """
 
     name: ClassVar[str] = "proof_of_work"
@@ -70,8 +132,10 @@ class ProofOfWork(Provider):
         expires: float = DEFAULT_EXPIRES,
         challenge_path: str = DEFAULT_CHALLENGE_PATH,
         field: str = DEFAULT_FIELD,
-        replay_store: ReplayStore | None = None,
+        replay_store: ReplayStore | Sequence[ReplayStore] | None = None,
         clock: Callable[[], float] = time.time,
+        realm: str | None = None,
+        escalation: Sequence[int] = DEFAULT_ESCALATION,
     ) -> None:
         if not isinstance(secret, (str, bytes)) or len(secret) < _MIN_SECRET_LENGTH:
             raise ValueError(
@@ -88,33 +152,56 @@ class ProofOfWork(Provider):
             raise ValueError("ProofOfWork: challenge_path must be a path starting with '/'")
         if not isinstance(field, str) or not field:
             raise ValueError("ProofOfWork: field must be a non-empty string")
+        if realm is not None and (not isinstance(realm, str) or not realm):
+            raise ValueError("ProofOfWork: realm must be a non-empty string")
+        levels = _levels(max_number, escalation)
         super().__init__()
-        self._secret = secret
         self.max_number = max_number
         self.expires = float(expires)
         self.challenge_path = challenge_path
         self.field = field
-        self.replay_store: ReplayStore = (
-            replay_store if replay_store is not None else MemoryReplayStore()
-        )
+        self.realm = realm if realm is not None else challenge_path
+        #: The max_number of each difficulty level, easiest first.
+        self.levels: tuple[int, ...] = levels
+        self._level_of = {number: index for index, number in enumerate(levels)}
+        self._key = derive_key(secret, self.realm, self.expires)
+        self.replay_stores: tuple[ReplayStore, ...] = _stores(replay_store, len(levels))
+        # Per level, until when this process believes the level's memory is full: new
+        # challenges skip it until then. A hint only: a wrong one costs work, never safety.
+        self._full_until = [float("-inf")] * len(levels)
         self._clock = clock
+
+    @property
+    def replay_store(self) -> ReplayStore:
+        """The first level's store (the only one when escalation is off)."""
+        return self.replay_stores[0]
 
     def __repr__(self) -> str:  # never the secret
         return (
             f"ProofOfWork(max_number={self.max_number}, expires={self.expires:g}, "
-            f"challenge_path={self.challenge_path!r}, field={self.field!r})"
+            f"challenge_path={self.challenge_path!r}, field={self.field!r}, "
+            f"levels={self.levels!r})"
         )
 
+    def level(self, now: float | None = None) -> int:
+        """The difficulty level new challenges get: the lowest not known to be full."""
+        moment = self._clock() if now is None else now
+        for index, until in enumerate(self._full_until):
+            if until <= moment:
+                return index
+        return len(self.levels) - 1
+
     def new_challenge(self) -> dict[str, Any]:
-        expires_at = datetime.datetime.fromtimestamp(
-            self._clock() + self.expires, tz=datetime.timezone.utc
-        )
+        now = self._clock()
+        max_number = self.levels[self.level(now)]
+        expires_at = datetime.datetime.fromtimestamp(now + self.expires, tz=datetime.timezone.utc)
         challenge = create_challenge(
             ChallengeOptions(
                 algorithm=ALGORITHM,
-                max_number=self.max_number,
-                hmac_key=self._secret,
+                max_number=max_number,
+                hmac_key=self._key,
                 expires=expires_at,
+                params={"n": str(max_number)},
             )
         )
         # The widget's JSON spelling (ALTCHA's JS, Ruby and Elixir libraries agree on it).
@@ -127,31 +214,130 @@ class ProofOfWork(Provider):
         }
 
     def check(self, fields: Fields, request: RequestInfo) -> Verdict:
+        spend = self.prepare(fields)
+        if isinstance(spend, Verdict):
+            return spend
+        store = self.replay_stores[spend.level]
+        try:
+            first = store.remember(spend.key, spend.expires_at, spend.now)
+        except ReplayStoreFull:
+            return self.settle(spend, None)
+        except Exception as exc:
+            # A shared store that is down: never a pass, never a 500. Refused, and loud, since
+            # every solver is refused until it is back. (The new flow makes this a 503.)
+            hint = f"replay store failed ({type(exc).__name__}): every solution is refused"
+            return self.rejected(
+                "proof of work: replay memory unavailable, retry", {"misconfiguration": hint}
+            )
+        return self.settle(spend, first, _fill(store))
+
+    def prepare(self, fields: Fields) -> Verdict | Spend:
+        """Every check that needs no state: the payload's shape (FieldError), the work, the
+        signature, the level and the expiry. A rejected Verdict, or the one state operation
+        left to do: ``remember(spend.namespace, spend.key, spend.ttl)``, then ``settle``."""
         payload = _decode(self.field, fields.one(self.field))
         salt, number = payload["salt"], payload["number"]
         challenge, signature = payload["challenge"], payload["signature"]
         worked = hash_hex(ALGORITHM, f"{salt}{number}".encode())
         if not hmac.compare_digest(worked, challenge):
             return self.rejected("proof of work: wrong number")
-        expected = hmac_hex(ALGORITHM, challenge.encode(), self._secret)
+        expected = hmac_hex(ALGORITHM, challenge.encode(), self._key)
         if not hmac.compare_digest(expected, signature):
+            # Forged, or issued by another provider (another secret, realm or lifetime).
             return self.rejected("proof of work: bad signature")
+        level = self._level_of.get(int(payload["n"]))
+        if level is None:
+            # Ours, but of a difficulty this provider no longer serves (max_number changed).
+            return self.rejected("proof of work: difficulty not served here")
         expires_at = int(payload["expires"])
         now = self._clock()
         if now > expires_at:
             return self.rejected("proof of work: challenge expired")
-        try:
-            first = self.replay_store.remember(f"altcha:{challenge}", expires_at, now)
-        except ReplayStoreFull:
-            # Refused, not forgotten: see MemoryReplayStore. Loud, since the operator may need
-            # a larger store or a shorter ``expires``.
-            hint = "replay store full: raise its max_entries or lower expires"
-            return self.rejected(
-                "proof of work: too many recent solutions, retry later", {"misconfiguration": hint}
-            )
+        namespace = NAMESPACE if level == 0 else f"{NAMESPACE}:{level}"
+        key = f"{namespace}:{challenge[:_KEY_HEX_CHARS]}"
+        return Spend(level, namespace, key, expires_at, now)
+
+    def settle(self, spend: Spend, first: bool | None, fill: float | None = None) -> Verdict:
+        """The verdict once the replay memory answered: ``first`` True (new), False (seen
+        before) or None (full: it refused). ``fill`` is how full the level's memory is now
+        (0..1), where the store can tell; above ``EARLY_FLIP`` new challenges go one level
+        up already, so that solutions in flight still find room when they arrive."""
+        level = spend.level
+        if first is None:
+            # Refused, not forgotten (see MemoryReplayStore). New challenges go one level up
+            # until every entry here has expired: none of this level is issued meanwhile.
+            self._full_until[level] = spend.now + self.expires
+            details: dict[str, Any] = {"level": level}
+            if level == len(self.levels) - 1:
+                # Even the hardest level is full: more solvers than the store was sized for.
+                details["misconfiguration"] = (
+                    "replay store full at the top difficulty: raise its max_entries, add an"
+                    " escalation level or lower expires"
+                )
+            return self.rejected("proof of work: too many recent solutions, retry", details)
         if not first:
             return self.rejected("proof of work: challenge already used")
-        return self.passed("ok", {"expires": expires_at})
+        if fill is not None and fill >= EARLY_FLIP:
+            self._full_until[level] = max(self._full_until[level], spend.now + self.expires)
+        return self.passed("ok", {"expires": spend.expires_at, "level": level})
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """A solution that passed every stateless check: remember it, then ``settle``."""
+
+    level: int
+    namespace: str
+    #: The store key: the namespace and the first 128 bits of the challenge hash.
+    key: str
+    expires_at: int
+    now: float
+
+    @property
+    def ttl(self) -> float:
+        """Seconds the key must be remembered: up to the challenge's expiry, inclusive."""
+        return max(self.expires_at - self.now, 0.0)
+
+
+def _fill(store: ReplayStore) -> float | None:
+    """How full ``store`` is, where it can tell (the in-memory store can); else None."""
+    if isinstance(store, MemoryReplayStore):
+        return len(store) / store.max_entries
+    return None
+
+
+def _levels(max_number: int, escalation: Sequence[int]) -> tuple[int, ...]:
+    if isinstance(escalation, (str, bytes)) or not isinstance(escalation, Sequence):
+        raise TypeError("ProofOfWork: escalation must be a sequence of ints, e.g. (8, 64)")
+    levels = [max_number]
+    for step in escalation:
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise TypeError("ProofOfWork: escalation steps must be ints")
+        number = max_number * step
+        if number <= levels[-1] or number > _MAX_NUMBER_BOUND:
+            raise ValueError(
+                "ProofOfWork: escalation steps must increase, and max_number times the last"
+                f" must be at most {_MAX_NUMBER_BOUND}"
+            )
+        levels.append(number)
+    return tuple(levels)
+
+
+def _stores(
+    given: ReplayStore | Sequence[ReplayStore] | None, count: int
+) -> tuple[ReplayStore, ...]:
+    if given is None:
+        return tuple(MemoryReplayStore() for _ in range(count))
+    if isinstance(given, Sequence):
+        stores = tuple(given)
+        if len(stores) != count:
+            raise ValueError(f"ProofOfWork: replay_store needs one store per level ({count})")
+    else:
+        stores = (given,) * count
+    for store in stores:
+        if not callable(getattr(store, "remember", None)):
+            raise TypeError("ProofOfWork: replay_store must have a remember(key, expires_at, now)")
+    return stores
 
 
 def _decode(name: str, encoded: str) -> dict[str, Any]:
@@ -178,7 +364,18 @@ def _decode(name: str, encoded: str) -> dict[str, Any]:
         value = document.get(key)
         if not isinstance(value, str) or not _HEX_SHA256.fullmatch(value):
             raise malformed
-    return {**document, "expires": salted.group(1)}
+    return {**document, "expires": salted.group(1), "n": salted.group(2)}
 
 
-__all__ = ["DEFAULT_CHALLENGE_PATH", "DEFAULT_FIELD", "DEFAULT_MAX_NUMBER", "ProofOfWork"]
+__all__ = [
+    "DEFAULT_CHALLENGE_PATH",
+    "DEFAULT_ESCALATION",
+    "DEFAULT_EXPIRES",
+    "DEFAULT_FIELD",
+    "DEFAULT_MAX_NUMBER",
+    "EARLY_FLIP",
+    "NAMESPACE",
+    "ProofOfWork",
+    "Spend",
+    "derive_key",
+]
