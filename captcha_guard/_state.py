@@ -500,7 +500,8 @@ class FailoverState:
                 return
             now = self._clock()
             logger.warning(
-                "captcha_guard shared state is back after %.1fs; sharing resumed", now - self._down_since
+                "captcha_guard shared state is back after %.1fs; sharing resumed",
+                now - self._down_since,
             )
             self._down_since = None
             self._local_answers = 0

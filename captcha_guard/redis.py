@@ -88,6 +88,8 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: A breaker key lives this long past its last write: long enough that a circuit's state
 #: (and its failure count) is never forgotten while it matters.
 _BREAKER_TTL_MS = 86_400_000
+#: Connections per event loop; more concurrent operations wait for one, within the deadline.
+_ASYNC_POOL_SIZE = 100
 
 _BREAKER_LUA = """
 -- KEYS[1]: the breaker's hash. ARGV: op, threshold, reset_ms, lease_ms, ttl_ms, generation,
@@ -330,7 +332,7 @@ class RedisState:
         )
         state._url = url
         # Parse it now so a bad URL fails at start-up, not at the first request.
-        _redis.connection.parse_url(url)
+        _redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
         return state
 
     @staticmethod
@@ -354,11 +356,20 @@ class RedisState:
             if not key.startswith(("maint_", "orig_")) and key not in _BOUNDED_POOL_DROP
         }
         kwargs.update(_bounded_kwargs(self.timeout))
-        ours = module.ConnectionPool(
-            connection_class=pool.connection_class,
-            max_connections=pool.max_connections,
-            **kwargs,
-        )
+        if module is _aredis:
+            # Tasks wait (within the deadline) for a free connection rather than fail.
+            ours = module.BlockingConnectionPool(
+                connection_class=pool.connection_class,
+                max_connections=pool.max_connections,
+                timeout=self.timeout,
+                **kwargs,
+            )
+        else:
+            ours = module.ConnectionPool(
+                connection_class=pool.connection_class,
+                max_connections=pool.max_connections,
+                **kwargs,
+            )
         return module.Redis(connection_pool=ours)
 
     def __repr__(self) -> str:
@@ -390,7 +401,7 @@ class RedisState:
             if self._url is None:
                 self.for_wsgi()
             with self._lock:
-                if self._sync is None:
+                if self._sync is None and self._url is not None:
                     self._sync = _redis.Redis.from_url(self._url, **_bounded_kwargs(self.timeout))
                 client = self._sync
         return client
@@ -404,7 +415,13 @@ class RedisState:
         # opened it (a server's loop; a test's loop).
         loop = asyncio.get_running_loop()
         if self._async_loop is not loop:
-            self._async = _aredis.Redis.from_url(self._url, **_bounded_kwargs(self.timeout))
+            pool = _aredis.BlockingConnectionPool.from_url(
+                self._url,
+                max_connections=_ASYNC_POOL_SIZE,
+                timeout=self.timeout,
+                **_bounded_kwargs(self.timeout),
+            )
+            self._async = _aredis.Redis(connection_pool=pool)
             self._async_loop = loop
         return self._async
 
@@ -522,7 +539,11 @@ class RedisState:
                 elif snap.state == "o" and now < snap.open_until:
                     return _Answered(None)
         args = self._breaker_args(
-            name, "acquire", threshold, reset_timeout, DEFAULT_PROBE_LEASE if lease is None else lease
+            name,
+            "acquire",
+            threshold,
+            reset_timeout,
+            DEFAULT_PROBE_LEASE if lease is None else lease,
         )
         return _Call(_BREAKER, (*args, 0, 0, 0), self._parse_acquire(name))
 
