@@ -386,8 +386,11 @@ class FailoverState:
             return self._local(op)
         try:
             result = self.primary.run(op)
-        except StateUnavailable as exc:
-            self._failed(op, exc.kind)
+        except StateFull:
+            raise
+        except Exception as exc:
+            # Whatever went wrong, the in-process state answers: never a 500, never "allow".
+            self._failed(op, exc.kind if isinstance(exc, StateUnavailable) else "error")
             return self._local(op)
         finally:
             if attempt:
@@ -401,8 +404,11 @@ class FailoverState:
             return self._local(op)
         try:
             result = await self.primary.arun(op)
-        except StateUnavailable as exc:
-            self._failed(op, exc.kind)
+        except StateFull:
+            raise
+        except Exception as exc:
+            # Whatever went wrong, the in-process state answers: never a 500, never "allow".
+            self._failed(op, exc.kind if isinstance(exc, StateUnavailable) else "error")
             return self._local(op)
         finally:
             if attempt:

@@ -282,7 +282,7 @@ class RedisState:
         prefix: str = "captcha_guard",
         timeout: float = 0.2,
         breaker_cache_ttl: float = 1.0,
-        breaker_cache_permits: int = 2,
+        breaker_cache_permits: int = 1,
     ) -> None:
         self._check(prefix, timeout, breaker_cache_ttl, breaker_cache_permits)
         self.prefix = prefix
@@ -318,7 +318,7 @@ class RedisState:
         prefix: str = "captcha_guard",
         timeout: float = 0.2,
         breaker_cache_ttl: float = 1.0,
-        breaker_cache_permits: int = 2,
+        breaker_cache_permits: int = 1,
     ) -> RedisState:
         """``redis://``, ``rediss://`` or ``unix://`` (with ``?db=N``); clients built lazily."""
         if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
@@ -484,8 +484,6 @@ class RedisState:
     def _translate(exc: BaseException) -> Exception:
         if isinstance(exc, OutOfMemoryError):
             return StateFull("redis is out of memory (maxmemory)")
-        if isinstance(exc, TypeError):
-            return exc
         if isinstance(exc, _TimeoutError | asyncio.TimeoutError | TimeoutError):
             return StateUnavailable("timeout")
         if isinstance(exc, ReadOnlyError):

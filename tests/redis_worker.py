@@ -56,9 +56,11 @@ def main() -> None:
     elif mode == "probe":
         # Race for the half-open probe; hold it, report, then wait to be killed or told.
         _wait_for(start)
+        # The server's clock just before the grant: the lease cannot end before this + lease.
+        seconds, micros = state._sync_client().time()
+        out["before_ms"] = int(seconds) * 1000 + int(micros) // 1000
         permit = state.run(StateOp("breaker_acquire", ("p", 1, float(args[0]), float(args[1]))))
         out["probe"] = bool(permit is not None and permit.probe)
-        out["server_ms"] = int(state._sync_client().time()[0]) * 1000
     else:
         raise SystemExit(f"unknown mode {mode}")
     print(json.dumps(out), flush=True)
