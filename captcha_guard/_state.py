@@ -428,6 +428,12 @@ class FailoverState:
     def _local(self, op: StateOp) -> Any:
         if op.name not in _STORE_OF_OP:
             raise ValueError(f"unknown state operation {op.name!r}")
+        if op.name in ("breaker_record", "breaker_release"):
+            permit = op.args[3] if op.name == "breaker_record" else op.args[1]
+            forget = getattr(self.primary, "forget_permit", None)
+            if forget is not None and not isinstance(permit, _LocalPermit):
+                # The primary's permit, handed back here: the primary stops counting it.
+                forget(op.args[0], permit)
         result = self.local.run(op)
         if op.name == "breaker_acquire" and result is not None:
             return _LocalPermit(probe=result.probe, generation=result.generation)

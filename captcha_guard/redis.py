@@ -31,18 +31,24 @@ counts for nothing. Half-open grants one probe under a lease of ``lease`` second
 time; a holder that dies lets the lease expire and the next caller probes.
 
 One round trip per passing request. Each process keeps, per breaker, the last state a reply
-showed (a snapshot): while it shows closed, is younger than ``breaker_cache_ttl`` seconds
-and has given fewer than ``breaker_cache_permits`` permits since that reply, ``acquire`` is
-answered locally; the ``record`` that follows is the one round trip, and its reply refreshes
-the snapshot. While the snapshot shows open, ``acquire`` answers None locally until the
-server's reopening time (converted to a local deadline that can only be early). The race
-this allows: once the fleet's circuit opens, each process may still start at most
-``breaker_cache_permits`` calls (for each of its own replies that were computed before the
-opening and arrive after it), and only within ``breaker_cache_ttl`` of its last reply,
-before a reply tells it the circuit is open. So a failing provider is called at most
-``failure_threshold + calls in flight at the opening + processes x breaker_cache_permits``
-times. ``breaker_cache_permits=0`` makes every ``acquire`` a round trip (margin: the calls
-in flight only; cost: two round trips per request).
+showed (a snapshot) and counts the permits it holds that are not yet recorded or released.
+While the snapshot shows closed, is younger than ``breaker_cache_ttl`` seconds, and fewer
+than ``breaker_cache_permits`` permits are outstanding, ``acquire`` is answered locally; the
+``record`` that follows is the one round trip, and its reply refreshes the snapshot. While
+the snapshot shows open, ``acquire`` answers None locally until the server's reopening time
+(converted to a local deadline that can only end early). Anything else asks the server.
+
+The race this allows, and why it is small. When the fleet's circuit opens at time T, every
+reply the server computes after T says open, and a process that receives one stops at once.
+Until then a process grants locally only while fewer than ``breaker_cache_permits`` of its
+permits are outstanding, and only within ``breaker_cache_ttl`` of its last reply; the calls
+it had in flight at T free slots as they finish. So after T a process starts at most
+``breaker_cache_permits + (its calls in flight at T)`` calls, and a failing provider is called
+at most ``failure_threshold + 2 x (calls in flight fleet-wide at T) + processes x
+breaker_cache_permits`` times in all, the in-flight part being there in one process too. A
+process that calls one at a time (outstanding <= 1) adds nothing beyond its one call in
+flight: the reply to that call says open. ``breaker_cache_permits=0`` makes every
+``acquire`` a round trip (two per request).
 """
 
 from __future__ import annotations
@@ -213,14 +219,13 @@ def _ms(seconds: float) -> int:
 class _Snapshot:
     """The last breaker state a reply showed this process (see the module docstring)."""
 
-    __slots__ = ("generation", "grants", "open_until", "state", "valid_until")
+    __slots__ = ("generation", "open_until", "state", "valid_until")
 
     def __init__(self, state: str, generation: int, valid_until: float, open_until: float):
         self.state = state
         self.generation = generation
         self.valid_until = valid_until
         self.open_until = open_until
-        self.grants = 0
 
 
 class _Call:
@@ -282,7 +287,7 @@ class RedisState:
         prefix: str = "captcha_guard",
         timeout: float = 0.2,
         breaker_cache_ttl: float = 1.0,
-        breaker_cache_permits: int = 1,
+        breaker_cache_permits: int = 8,
     ) -> None:
         self._check(prefix, timeout, breaker_cache_ttl, breaker_cache_permits)
         self.prefix = prefix
@@ -308,6 +313,7 @@ class RedisState:
             )
         self._lock = threading.Lock()
         self._snapshots: dict[str, _Snapshot] = {}
+        self._outstanding: dict[str, int] = {}  # permits given and not yet handed back
         self._planners: dict[str, Any] = {name: getattr(self, "_plan_" + name) for name in OP_NAMES}
 
     @classmethod
@@ -318,7 +324,7 @@ class RedisState:
         prefix: str = "captcha_guard",
         timeout: float = 0.2,
         breaker_cache_ttl: float = 1.0,
-        breaker_cache_permits: int = 1,
+        breaker_cache_permits: int = 8,
     ) -> RedisState:
         """``redis://``, ``rediss://`` or ``unix://`` (with ``?db=N``); clients built lazily."""
         if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
@@ -531,8 +537,9 @@ class RedisState:
             snap = self._snapshots.get(name)
             if snap is not None:
                 if snap.state == "c":
-                    if now < snap.valid_until and snap.grants < self.breaker_cache_permits:
-                        snap.grants += 1
+                    held = self._outstanding.get(name, 0)
+                    if now < snap.valid_until and held < self.breaker_cache_permits:
+                        self._outstanding[name] = held + 1
                         return _Answered(Permit(probe=False, generation=snap.generation))
                 elif snap.state == "o" and now < snap.open_until:
                     return _Answered(None)
@@ -551,13 +558,18 @@ class RedisState:
             self._remember_snapshot(name, state, generation, int(reply[4]), call.sent)
             if not int(reply[2]):
                 return None
-            return Permit(probe=bool(int(reply[3])), generation=generation)
+            probe = bool(int(reply[3]))
+            if not probe:
+                with self._lock:
+                    self._outstanding[name] = self._outstanding.get(name, 0) + 1
+            return Permit(probe=probe, generation=generation)
 
         return parse
 
     def _plan_breaker_record(
         self, name: str, threshold: int, reset_timeout: float, permit: Permit, ok: bool
     ) -> _Call:
+        self.forget_permit(name, permit)
         args = self._breaker_args(name, "record", threshold, reset_timeout, DEFAULT_PROBE_LEASE)
         flags = (permit.generation, int(permit.probe), int(bool(ok)))
         return _Call(_BREAKER, (*args, *flags), self._parse_record(name))
@@ -572,13 +584,28 @@ class RedisState:
 
     def _plan_breaker_release(self, name: str, permit: Permit) -> _Call | _Answered:
         if not permit.probe:
-            return _Answered(None)  # only a probe holds anything to free
+            self.forget_permit(name, permit)
+            return _Answered(None)  # only a probe holds anything on the server
         args = self._breaker_args(name, "release", 1, 0.0, DEFAULT_PROBE_LEASE)
         return _Call(_BREAKER, (*args, permit.generation, 1, 0), lambda reply, call: None)
 
     def _plan_breaker_state(self, name: str, threshold: int, reset_timeout: float) -> _Call:
         args = self._breaker_args(name, "state", threshold, reset_timeout, DEFAULT_PROBE_LEASE)
         return _Call(_BREAKER, (*args, 0, 0, 0), lambda reply, call: _STATES[_text(reply[0])])
+
+    def forget_permit(self, name: str, permit: Permit) -> None:
+        """``permit`` is handed back (recorded or released, here or elsewhere): no I/O.
+
+        ``FailoverState`` calls it when it records one of our permits in-process during an
+        outage, so the count of outstanding permits does not leak."""
+        if permit.probe:
+            return
+        with self._lock:
+            held = self._outstanding.get(name, 0)
+            if held > 1:
+                self._outstanding[name] = held - 1
+            else:
+                self._outstanding.pop(name, None)
 
     def _remember_snapshot(
         self, name: str, state: str, generation: int, open_ms_left: int, sent: float
