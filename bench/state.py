@@ -82,10 +82,16 @@ def awork(counter: Counter) -> dict[str, Callable[[Any], Any]]:
         permit = await arun(ACQUIRE)
         return await arun(record(permit))
 
+    async def overlapping_request(arun: Any) -> Any:
+        permit = await arun(ACQUIRE)
+        await asyncio.sleep(0)  # the provider call: the other requests acquire meanwhile
+        return await arun(record(permit))
+
     return {
         "remember (SET NX PX)": remember,
         "spend (budget script)": spend,
         "request: acquire + record ok": passing_request,
+        "overlapping": overlapping_request,
     }
 
 
@@ -136,11 +142,8 @@ def tcp_redis() -> Iterator[str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     directory = tempfile.mkdtemp(prefix="cg-bench-")
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        + ["--appendonly", "no", "--dir", directory],  # noqa: RUF005
-        stdout=subprocess.DEVNULL,
-    )
+    argv = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(["redis-server", *argv, "--dir", directory], stdout=subprocess.DEVNULL)
     try:
         client = redis.Redis(port=port)
         deadline = time.monotonic() + 10
@@ -156,6 +159,13 @@ def tcp_redis() -> Iterator[str]:
     finally:
         proc.kill()
         proc.wait()
+
+
+def server_note(server: ServerCpu | None, before: tuple[float, int] | None, per: int) -> str:
+    if server is None or before is None:
+        return ""
+    cpu, trips = server.read()
+    return f"{(cpu - before[0]) / per * 1e6:.1f}, {(trips - before[1]) / per:.2f}"
 
 
 def row(label: str, backend: str, result: tuple[float, float, float], extra: str = "") -> None:
@@ -183,85 +193,57 @@ def main() -> None:
     print("| --- | --- | ---: | ---: | ---: | --- |")
     with redis_server() as unix, tcp_redis() as tcp_url:
         targets = [("unix socket", unix.url), ("TCP 127.0.0.1", tcp_url)]
-        for doors in ("sync run", "async arun"):
-            counter = Counter()
-            memory = MemoryState()
-            backends: list[tuple[str, Any, Any]] = [("MemoryState", memory, None)]
-            for where, url in targets:
-                state = RedisState.from_url(url, prefix="bench", timeout=1.0)
-                admin = redis.Redis.from_url(url)
-                backends.append((f"RedisState, {where}", state, admin))
-                if where == "unix socket":
-                    failover = FailoverState(state, MemoryState())
-                    backends.append(("Failover(Redis), unix", failover, admin))
-            if doors == "sync run":
-                work = workloads(counter)
-                for label, fn in work.items():
-                    for name, backend, admin in backends:
-                        server = ServerCpu(admin) if admin else None
-                        before = server.read() if server else None
-                        result = measure(lambda fn=fn, b=backend: fn(b.run), n)
-                        extra = ""
-                        if server and before:
-                            after = server.read()
-                            per = n + min(200, n)
-                            extra = (
-                                f"{(after[0] - before[0]) / per * 1e6:.1f}, "
-                                f"{(after[1] - before[1]) / per:.2f}"
-                            )
-                        row(label, f"{name} ({doors})", result, extra)
-            else:
+        bench_sync(backends_for(targets), n)
+        asyncio.run(bench_async(backends_for(targets), n))
 
-                async def amain(backends: list[tuple[str, Any, Any]] = backends) -> None:
-                    work = awork(counter)
-                    for label, fn in work.items():
-                        for name, backend, admin in backends:
-                            server = ServerCpu(admin) if admin else None
-                            before = server.read() if server else None
-                            result = await ameasure(lambda fn=fn, b=backend: fn(b.arun), n)
-                            extra = ""
-                            if server and before:
-                                after = server.read()
-                                per = n + min(200, n)
-                                extra = (
-                                    f"{(after[0] - before[0]) / per * 1e6:.1f}, "
-                                    f"{(after[1] - before[1]) / per:.2f}"
-                                )
-                            row(label, f"{name} ({doors})", result, extra)
-                    # 16 requests at once per round, as a busy ASGI worker sees them.
-                    for name, backend, admin in backends:
-                        server = ServerCpu(admin) if admin else None
-                        before = server.read() if server else None
-                        rounds = max(1, n // 16)
-                        t0, cpu0 = time.perf_counter(), time.process_time()
-                        for _ in range(rounds):
-                            await asyncio.gather(
-                                *(
-                                    work["request: acquire + record ok"](backend.arun)
-                                    for _ in range(16)
-                                )
-                            )
-                        per = rounds * 16
-                        wall = (time.perf_counter() - t0) / per
-                        cpu = (time.process_time() - cpu0) / per
-                        extra = ""
-                        if server and before:
-                            after = server.read()
-                            extra = (
-                                f"{(after[0] - before[0]) / per * 1e6:.1f}, "
-                                f"{(after[1] - before[1]) / per:.2f}"
-                            )
-                        row(
-                            "request, 16 concurrent (÷16)",
-                            f"{name} ({doors})",
-                            (wall, wall, cpu),
-                            extra,
-                        )
-                    for _, backend, _ in backends:
-                        if hasattr(backend, "aclose"):
-                            await backend.aclose()
 
-                asyncio.run(amain())
+def backends_for(targets: list[tuple[str, str]]) -> list[tuple[str, Any, Any]]:
+    backends: list[tuple[str, Any, Any]] = [("MemoryState", MemoryState(), None)]
+    for where, url in targets:
+        state = RedisState.from_url(url, prefix="bench", timeout=1.0)
+        admin = redis.Redis.from_url(url)
+        backends.append((f"RedisState, {where}", state, admin))
+        if where == "unix socket":
+            backends.append(("Failover(Redis), unix", FailoverState(state, MemoryState()), admin))
+    return backends
+
+
+def bench_sync(backends: list[tuple[str, Any, Any]], n: int) -> None:
+    for label, fn in workloads(Counter()).items():
+        for name, backend, admin in backends:
+            server = ServerCpu(admin) if admin else None
+            before = server.read() if server else None
+            result = measure(lambda fn=fn, b=backend: fn(b.run), n)
+            row(label, f"{name} (run)", result, server_note(server, before, n + min(200, n)))
+
+
+async def bench_async(backends: list[tuple[str, Any, Any]], n: int) -> None:
+    work = awork(Counter())
+    for label, fn in work.items():
+        if label == "overlapping":
+            continue
+        for name, backend, admin in backends:
+            server = ServerCpu(admin) if admin else None
+            before = server.read() if server else None
+            result = await ameasure(lambda fn=fn, b=backend: fn(b.arun), n)
+            row(label, f"{name} (arun)", result, server_note(server, before, n + min(200, n)))
+    # 16 requests at once per round, as a busy ASGI worker sees them.
+    request = work["overlapping"]
+    for name, backend, admin in backends:
+        server = ServerCpu(admin) if admin else None
+        before = server.read() if server else None
+        rounds = max(1, n // 16)
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        for _ in range(rounds):
+            await asyncio.gather(*(request(backend.arun) for _ in range(16)))
+        per = rounds * 16
+        wall = (time.perf_counter() - t0) / per
+        cpu = (time.process_time() - cpu0) / per
+        note = server_note(server, before, per)
+        row("request, 16 at once (per req)", f"{name} (arun)", (wall, wall, cpu), note)
+    for _, backend, _ in backends:
+        if hasattr(backend, "aclose"):
+            await backend.aclose()
 
 
 if __name__ == "__main__":

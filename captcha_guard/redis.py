@@ -298,6 +298,9 @@ class RedisState:
         self._sync: Any = None
         self._async: Any = None
         self._async_loop: Any = None
+        # Tasks beyond the pool's size wait here (within the deadline) for a connection,
+        # rather than fail: cheaper than redis-py's BlockingConnectionPool when none wait.
+        self._async_slots: asyncio.Semaphore | None = None
         if isinstance(client, _AsyncCluster):
             self._async = client
         elif isinstance(client, _aredis.Redis):
@@ -362,20 +365,13 @@ class RedisState:
             if not key.startswith(("maint_", "orig_")) and key not in _BOUNDED_POOL_DROP
         }
         kwargs.update(_bounded_kwargs(self.timeout))
+        ours = module.ConnectionPool(
+            connection_class=pool.connection_class,
+            max_connections=pool.max_connections,
+            **kwargs,
+        )
         if module is _aredis:
-            # Tasks wait (within the deadline) for a free connection rather than fail.
-            ours = module.BlockingConnectionPool(
-                connection_class=pool.connection_class,
-                max_connections=pool.max_connections,
-                timeout=self.timeout,
-                **kwargs,
-            )
-        else:
-            ours = module.ConnectionPool(
-                connection_class=pool.connection_class,
-                max_connections=pool.max_connections,
-                **kwargs,
-            )
+            self._async_slots = asyncio.Semaphore(pool.max_connections)
         return module.Redis(connection_pool=ours)
 
     def __repr__(self) -> str:
@@ -421,13 +417,11 @@ class RedisState:
         # opened it (a server's loop; a test's loop).
         loop = asyncio.get_running_loop()
         if self._async_loop is not loop:
-            pool = _aredis.BlockingConnectionPool.from_url(
-                self._url,
-                max_connections=_ASYNC_POOL_SIZE,
-                timeout=self.timeout,
-                **_bounded_kwargs(self.timeout),
+            pool = _aredis.ConnectionPool.from_url(
+                self._url, max_connections=_ASYNC_POOL_SIZE, **_bounded_kwargs(self.timeout)
             )
             self._async = _aredis.Redis(connection_pool=pool)
+            self._async_slots = asyncio.Semaphore(_ASYNC_POOL_SIZE)
             self._async_loop = loop
         return self._async
 
@@ -470,15 +464,19 @@ class RedisState:
         try:
             if sys.version_info >= (3, 11):
                 async with asyncio.timeout(self.timeout):
-                    reply = await self._asend(client, plan)
+                    reply = await self._asend(client, plan, self._async_slots)
             else:  # pragma: no cover - Python 3.10
-                reply = await asyncio.wait_for(self._asend(client, plan), self.timeout)
+                send = self._asend(client, plan, self._async_slots)
+                reply = await asyncio.wait_for(send, self.timeout)
         except Exception as exc:
             raise self._translate(exc) from exc
         return plan.parse(reply, plan)
 
     @staticmethod
-    async def _asend(client: Any, plan: _Call) -> Any:
+    async def _asend(client: Any, plan: _Call, slots: asyncio.Semaphore | None) -> Any:
+        if slots is not None:
+            async with slots:
+                return await RedisState._asend(client, plan, None)
         if plan.script is None:
             return await client.execute_command(*plan.args)
         try:

@@ -279,6 +279,44 @@ def test_an_outage_seen_by_one_host_opens_the_other_within_one_call(
     assert other.run(op("breaker_acquire", *args)) is None  # and then it is open here too
 
 
+def test_local_permits_are_bounded_by_outstanding_count(
+    shared_server: RedisServer, prefix: str
+) -> None:
+    state = RedisState.from_url(shared_server.url, prefix=prefix, breaker_cache_permits=3)
+    args = ("p", 5, 30.0)
+    with redis.Redis(unix_socket_path=shared_server.socket) as admin:
+
+        def trips() -> int:
+            return int(admin.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+        before = trips()
+        held = [state.run(op("breaker_acquire", *args)) for _ in range(5)]
+        # The first asks (no snapshot yet); two more come from its reply (three outstanding);
+        # the fourth and fifth must ask again.
+        assert trips() - before == 3
+        for permit in held:
+            state.run(op("breaker_record", *args, permit, True))
+        assert trips() - before == 8
+        before = trips()
+        state.run(op("breaker_release", "p", state.run(op("breaker_acquire", *args))))
+        assert trips() == before  # handed back unused: no round trip at all
+
+
+def test_after_the_fleet_opens_a_process_starts_at_most_its_local_permits(
+    shared_server: RedisServer, prefix: str
+) -> None:
+    late = RedisState.from_url(shared_server.url, prefix=prefix, breaker_cache_permits=3)
+    opener = RedisState.from_url(shared_server.url, prefix=prefix)
+    args = ("p", 2, 60.0)
+    late.run(op("breaker_record", *args, late.run(op("breaker_acquire", *args)), True))
+    for _ in range(2):
+        opener.run(op("breaker_record", *args, opener.run(op("breaker_acquire", *args)), False))
+    granted = [late.run(op("breaker_acquire", *args)) for _ in range(10)]
+    # The documented margin: breaker_cache_permits calls, then it asks and hears "open".
+    assert sum(p is not None for p in granted) == 3
+    assert granted[3:] == [None] * 7
+
+
 def test_exactly_one_probe_fleet_wide(shared_server: RedisServer, prefix: str) -> None:
     opener = RedisState.from_url(shared_server.url, prefix=prefix)
     opener.run(
