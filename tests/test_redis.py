@@ -613,3 +613,32 @@ def test_paused_server_is_bounded_by_timeout(
         assert state.outage
     finally:
         own_server.resume()
+
+
+@pytest.mark.anyio
+async def test_works_as_the_least_privileged_acl_user_the_readme_gives(
+    shared_server: RedisServer, prefix: str
+) -> None:
+    with redis.Redis(unix_socket_path=shared_server.socket) as admin:
+        rules = "+set +evalsha +eval +hmget +hset +hincrby +pexpire +pexpireat +time".split()
+        admin.acl_setuser(
+            "captcha",
+            enabled=True,
+            passwords=["+pw-for-tests"],
+            keys=[f"{{{prefix}:*"],
+            commands=["-@all", *rules],
+            reset_channels=True,
+        )
+    url = f"unix://captcha:pw-for-tests@{shared_server.socket}"
+    state = RedisState.from_url(url, prefix=prefix, breaker_cache_permits=0)
+    other = RedisState.from_url(url, prefix=prefix + "x")
+    with pytest.raises(StateUnavailable):  # another prefix is out of this user's reach
+        other.run(op("remember", "pow", "k", 60))
+    assert state.run(op("remember", "pow", "k", 60))
+    assert await state.arun(op("spend", "fallback", "c", 5, 60))
+    args = ("p", 1, 30.0)
+    permit = await state.arun(op("breaker_acquire", *args))
+    assert state.run(op("breaker_record", *args, permit, False)) == Transition(
+        State.CLOSED, State.OPEN
+    )
+    await state.aclose()
