@@ -223,6 +223,14 @@ class MemoryState:
     async def arun(self, op: StateOp) -> Any:
         return self.run(op)
 
+    def bind_breaker(self, name: str, breaker: CircuitBreaker) -> None:
+        """Use this ``CircuitBreaker`` object for ``name`` (a provider's own ``breaker=``),
+        so that reading ``breaker.state`` keeps telling the truth in one process."""
+        if not isinstance(breaker, CircuitBreaker):
+            raise TypeError("breaker must be a CircuitBreaker")
+        with self._lock:
+            self._breakers[name] = breaker
+
     def _breaker(self, name: str, threshold: int, reset_timeout: float) -> CircuitBreaker:
         breaker = self._breakers.get(name)
         if breaker is None:

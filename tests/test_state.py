@@ -68,6 +68,17 @@ def test_memory_breakers_are_per_name() -> None:
     assert state.run(op("breaker_state", "b", 1, 30.0)) is State.CLOSED
 
 
+def test_memory_state_can_use_a_providers_own_breaker() -> None:
+    state = MemoryState()
+    own = CircuitBreaker(1, 30.0)
+    state.bind_breaker("geetest", own)
+    permit = state.run(op("breaker_acquire", "geetest", 1, 30.0))
+    state.run(op("breaker_record", "geetest", 1, 30.0, permit, False))
+    assert own.state is State.OPEN  # the provider's object tells the truth
+    with pytest.raises(TypeError):
+        state.bind_breaker("x", object())  # type: ignore[arg-type]
+
+
 def test_memory_remember_expires_and_refuses_rather_than_forgets() -> None:
     clock = FakeClock()
     state = MemoryState(max_entries=2, clock=clock)
