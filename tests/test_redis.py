@@ -620,7 +620,8 @@ async def test_works_as_the_least_privileged_acl_user_the_readme_gives(
     shared_server: RedisServer, prefix: str
 ) -> None:
     with redis.Redis(unix_socket_path=shared_server.socket) as admin:
-        rules = "+set +evalsha +eval +hmget +hset +hincrby +pexpire +pexpireat +time".split()
+        rules = ["+set", "+evalsha", "+eval", "+hmget", "+hset", "+hincrby", "+time"]
+        rules += ["+pexpire", "+pexpireat"]
         admin.acl_setuser(
             "captcha",
             enabled=True,
