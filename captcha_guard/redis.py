@@ -274,8 +274,8 @@ class RedisState:
     would block the event loop). A plain client's connection settings (address, database,
     auth, TLS) are reused in a pool of our own whose timeouts are ``timeout`` and which never
     retries; your client is left as it is. A cluster client is used as given (async: under a
-    deadline of ``timeout``; sync: build it with ``socket_timeout`` <= ``timeout`` and
-    ``retry=Retry(NoBackoff(), 0)``).
+    deadline of ``timeout``, after fetching its slot map once under a deadline of
+    ``max(1 s, 10 x timeout)``; sync: build it with ``socket_timeout`` <= ``timeout``).
     """
 
     shared = True
@@ -301,8 +301,11 @@ class RedisState:
         # Tasks beyond the pool's size wait here (within the deadline) for a connection,
         # rather than fail: cheaper than redis-py's BlockingConnectionPool when none wait.
         self._async_slots: asyncio.Semaphore | None = None
+        self._cluster_pending = False
+        self._cluster_lock: asyncio.Lock | None = None
         if isinstance(client, _AsyncCluster):
             self._async = client
+            self._cluster_pending = True
         elif isinstance(client, _aredis.Redis):
             self._async = self._rebuild(client, _aredis)
         elif isinstance(client, _SyncCluster):
@@ -460,6 +463,8 @@ class RedisState:
         if isinstance(plan, _Answered):
             return plan.value
         client = self._async_client()
+        if self._cluster_pending:
+            await self._initialize_cluster(client)
         plan.sent = time.monotonic()
         try:
             if sys.version_info >= (3, 11):
@@ -471,6 +476,21 @@ class RedisState:
         except Exception as exc:
             raise self._translate(exc) from exc
         return plan.parse(reply, plan)
+
+    async def _initialize_cluster(self, client: Any) -> None:
+        # A cluster client fetches the slot map on first use; cut short by the per-operation
+        # deadline, redis-py's cluster client is left half-built. So it is fetched once, by
+        # one task, under a longer deadline of its own.
+        if self._cluster_lock is None:
+            self._cluster_lock = asyncio.Lock()
+        async with self._cluster_lock:
+            if not self._cluster_pending:
+                return
+            try:
+                await asyncio.wait_for(client.initialize(), max(1.0, 10 * self.timeout))
+            except Exception as exc:
+                raise self._translate(exc) from exc
+            self._cluster_pending = False
 
     @staticmethod
     async def _asend(client: Any, plan: _Call, slots: asyncio.Semaphore | None) -> Any:

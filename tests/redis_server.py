@@ -97,3 +97,95 @@ def redis_server() -> Iterator[RedisServer]:
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _free_port_pair() -> int:
+    """A TCP port p on 127.0.0.1 with p + 10000 (the cluster bus) free too."""
+    for _ in range(100):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            if port + 10000 > 65535:
+                continue
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no free port pair")
+
+
+@contextmanager
+def redis_cluster(nodes: int = 3) -> Iterator[list[int]]:
+    """A real Redis Cluster of ``nodes`` masters on 127.0.0.1; yields their ports."""
+    assert REDIS_SERVER is not None
+    directory = tempfile.mkdtemp(prefix="cg-cluster-")
+    procs: list[subprocess.Popen[bytes]] = []
+    ports: list[int] = []
+    try:
+        for n in range(nodes):
+            port = _free_port_pair()
+            node_dir = os.path.join(directory, str(n))
+            os.mkdir(node_dir)
+            procs.append(
+                subprocess.Popen(
+                    [
+                        REDIS_SERVER,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        os.path.join(node_dir, "nodes.conf"),
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        node_dir,
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            ports.append(port)
+        deadline = time.monotonic() + 10
+        for port in ports:
+            while (
+                subprocess.run(
+                    ["redis-cli", "-p", str(port), "ping"], capture_output=True
+                ).stdout.strip()
+                != b"PONG"
+            ):
+                assert time.monotonic() < deadline, "cluster node did not start"
+                time.sleep(0.01)
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{p}" for p in ports),
+                *("--cluster-replicas", "0", "--cluster-yes"),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        for port in ports:
+            while (
+                b"cluster_state:ok"
+                not in subprocess.run(
+                    ["redis-cli", "-p", str(port), "cluster", "info"], capture_output=True
+                ).stdout
+            ):
+                assert time.monotonic() < deadline + 20, "cluster did not converge"
+                time.sleep(0.02)
+        yield ports
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)

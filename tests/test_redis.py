@@ -34,7 +34,7 @@ from captcha_guard._state import (
 )
 from captcha_guard.breaker import Permit, State
 from captcha_guard.redis import RedisState
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisServer, redis_cluster, redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -643,3 +643,53 @@ async def test_works_as_the_least_privileged_acl_user_the_readme_gives(
         State.CLOSED, State.OPEN
     )
     await state.aclose()
+
+
+# -- Redis Cluster ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster_ports() -> Iterator[list[int]]:
+    with redis_cluster() as ports:
+        yield ports
+
+
+def test_every_operation_works_on_a_redis_cluster(cluster_ports: list[int], prefix: str) -> None:
+    from redis.cluster import RedisCluster
+
+    client = RedisCluster(host="127.0.0.1", port=cluster_ports[0], socket_timeout=0.2)
+    state = RedisState(client, prefix=prefix, breaker_cache_permits=0)
+    # Keys land on different slots (and nodes); each operation touches exactly one.
+    for k in range(20):
+        assert state.run(op("remember", "pow", f"k{k}", 60))
+        assert not state.run(op("remember", "pow", f"k{k}", 60))
+        assert state.run(op("spend", "fallback", f"c{k}", 1, 86_400))
+        assert not state.run(op("spend", "fallback", f"c{k}", 1, 86_400))
+    for name in ("geetest", "turnstile", "aliyun"):
+        permit = state.run(op("breaker_acquire", name, 1, 30.0))
+        assert state.run(op("breaker_record", name, 1, 30.0, permit, False)) == Transition(
+            State.CLOSED, State.OPEN
+        )
+    slots = {client.keyslot(k) for k in client.scan_iter(match=f"{{{prefix}:*")}
+    assert len(slots) > 3
+    client.close()
+
+
+@pytest.mark.anyio
+async def test_every_operation_works_on_a_redis_cluster_async(
+    cluster_ports: list[int], prefix: str
+) -> None:
+    from redis.asyncio.cluster import RedisCluster
+
+    client = RedisCluster(host="127.0.0.1", port=cluster_ports[1])
+    state = RedisState(client, prefix=prefix, breaker_cache_permits=0).for_asgi()
+    answers = await asyncio.gather(
+        *(state.arun(op("remember", "pow", f"k{k % 10}", 60)) for k in range(40))
+    )
+    assert sum(answers) == 10
+    permit = await state.arun(op("breaker_acquire", "p", 1, 30.0))
+    assert permit is not None
+    assert await state.arun(op("breaker_record", "p", 1, 30.0, permit, False)) == Transition(
+        State.CLOSED, State.OPEN
+    )
+    await client.aclose()
