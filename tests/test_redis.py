@@ -693,3 +693,34 @@ async def test_every_operation_works_on_a_redis_cluster_async(
         State.CLOSED, State.OPEN
     )
     await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_exactly_one_opening_among_concurrent_failures_tasks_and_threads(
+    shared_server: RedisServer, prefix: str
+) -> None:
+    state = RedisState.from_url(shared_server.url, prefix=prefix, timeout=2.0)
+    args = ("tasks", 5, 60.0)
+    permits = [await state.arun(op("breaker_acquire", *args)) for _ in range(30)]
+    transitions = await asyncio.gather(
+        *(state.arun(op("breaker_record", *args, p, False)) for p in permits)
+    )
+    assert [t for t in transitions if t] == [Transition(State.CLOSED, State.OPEN)]
+    await state.aclose()
+
+    sync = RedisState.from_url(shared_server.url, prefix=prefix, timeout=2.0)
+    args = ("threads", 5, 60.0)
+    held = [sync.run(op("breaker_acquire", *args)) for _ in range(30)]
+    seen: list[Any] = []
+    barrier = threading.Barrier(6)
+
+    def fail(mine: list[Permit]) -> None:
+        barrier.wait()
+        seen.extend(sync.run(op("breaker_record", *args, p, False)) for p in mine)
+
+    threads = [threading.Thread(target=fail, args=(held[i::6],)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [t for t in seen if t] == [Transition(State.CLOSED, State.OPEN)]
