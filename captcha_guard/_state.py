@@ -391,7 +391,7 @@ class FailoverState:
     def run(self, op: StateOp) -> Any:
         attempt = None if self._is_local(op) else self._attempt()
         if attempt is None:
-            return self._local(op)
+            return self._local(op, skipped=True)
         try:
             result = self.primary.run(op)
         except StateFull:
@@ -409,7 +409,7 @@ class FailoverState:
     async def arun(self, op: StateOp) -> Any:
         attempt = None if self._is_local(op) else self._attempt()
         if attempt is None:
-            return self._local(op)
+            return self._local(op, skipped=True)
         try:
             result = await self.primary.arun(op)
         except StateFull:
@@ -433,14 +433,15 @@ class FailoverState:
             return isinstance(op.args[1], _LocalPermit)
         return False
 
-    def _local(self, op: StateOp) -> Any:
+    def _local(self, op: StateOp, *, skipped: bool = False) -> Any:
         if op.name not in _STORE_OF_OP:
             raise ValueError(f"unknown state operation {op.name!r}")
-        if op.name in ("breaker_record", "breaker_release"):
+        if skipped and op.name in ("breaker_record", "breaker_release"):
             permit = op.args[3] if op.name == "breaker_record" else op.args[1]
             forget = getattr(self.primary, "forget_permit", None)
             if forget is not None and not isinstance(permit, _LocalPermit):
-                # The primary's permit, handed back here: the primary stops counting it.
+                # The primary's permit, handed back here without asking the primary (which
+                # counts it off by itself when it is asked): it stops counting it.
                 forget(op.args[0], permit)
         result = self.local.run(op)
         if op.name == "breaker_acquire" and result is not None:

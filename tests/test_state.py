@@ -150,6 +150,10 @@ class Primary:
         self.down = False
         self.calls = 0
         self.error: Exception = StateUnavailable("connection")
+        self.forgotten: list[Permit] = []
+
+    def forget_permit(self, name: str, permit: Permit) -> None:
+        self.forgotten.append(permit)
 
     def for_asgi(self) -> Primary:
         return self
@@ -293,3 +297,20 @@ def test_bind_state() -> None:
         bind_state(object(), door="asgi")
     with pytest.raises(ValueError):
         bind_state(None, door="rsgi")  # type: ignore[arg-type]
+
+
+def test_failover_tells_the_primary_of_its_permits_recorded_locally_exactly_once() -> None:
+    clock = FakeClock()
+    primary = Primary()
+    state = FailoverState(primary, backoff=1.0, clock=clock)
+    shared = [state.run(op("breaker_acquire", "p", 5, 30.0)) for _ in range(2)]
+    primary.down = True
+    # Asked and failed: the primary saw the record (and counted it off) itself.
+    state.run(op("breaker_record", "p", 5, 30.0, shared[0], False))
+    assert primary.forgotten == []
+    # Skipped during the back-off: the primary never sees it, so it is told.
+    state.run(op("breaker_record", "p", 5, 30.0, shared[1], False))
+    assert primary.forgotten == [shared[1]]
+    local = state.run(op("breaker_acquire", "p", 5, 30.0))
+    state.run(op("breaker_release", "p", local))
+    assert primary.forgotten == [shared[1]]  # a local permit is none of its business
