@@ -104,6 +104,14 @@ class Browser:
                 raise TimeoutError(f"waited {timeout} s for {what or script!r}; last: {last!r}")
             time.sleep(0.05)
 
+    def cookies(self) -> list[dict[str, Any]]:
+        """The cookies the browser holds for the current page, HttpOnly ones included."""
+        return list(self._call("GET", "/cookie"))
+
+    def delete_cookies(self) -> None:
+        """Forget every cookie of the current page's site (cookies ignore ports)."""
+        self._call("DELETE", "/cookie")
+
     def screenshot(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(self._call("GET", "/screenshot")))
