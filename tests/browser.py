@@ -142,8 +142,12 @@ def _read_port(process: subprocess.Popen[str], timeout: float) -> int:
 
 
 @contextmanager
-def chromium(timeout: float = 30.0) -> Iterator[Browser]:
-    """A headless Chromium session with a throw-away profile, closed on exit."""
+def chromium(timeout: float = 30.0, *, accept_insecure_certs: bool = False) -> Iterator[Browser]:
+    """A headless Chromium session with a throw-away profile, closed on exit.
+
+    ``accept_insecure_certs`` lets it load pages from a test server's self-signed certificate
+    (WebDriver's capability of that name), so HTTPS-only behaviour can be tested on 127.0.0.1.
+    """
     driver = shutil.which("chromedriver")
     if driver is None:
         raise RuntimeError("no chromedriver found: apt-get install chromium-driver")
@@ -162,7 +166,11 @@ def chromium(timeout: float = 30.0) -> Iterator[Browser]:
                 "binary": chromium_binary(),
                 "args": [*CHROMIUM_ARGS, f"--user-data-dir={profile}"],
             }
-            capabilities = {"browserName": "chrome", "goog:chromeOptions": options}
+            capabilities: dict[str, Any] = {
+                "browserName": "chrome",
+                "goog:chromeOptions": options,
+                "acceptInsecureCerts": accept_insecure_certs,
+            }
             answer = client.post("/session", json={"capabilities": {"alwaysMatch": capabilities}})
             value = answer.json()["value"]
             if answer.status_code != 200:

@@ -10,7 +10,9 @@ clearance the way the decision flow will: ``issue_flow`` after a verified pass,
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -201,3 +203,42 @@ def test_browser_with_shared_state_caps_uses_and_revokes(browser: Browser) -> No
         # Another worker (its own Clearance, same secret, same state) revokes them all.
         Clearance(SECRET).revoke_all(state)
         assert post(browser, "/comments") == (403, {"status": "revoked"})
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throw-away self-signed certificate for 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_browser_over_https_gets_a_secure_host_prefixed_cookie(
+    certificate: tuple[Path, Path],
+) -> None:
+    cert, key = certificate
+    clearance = Clearance(SECRET, ttl=600)
+    app = FlowApp(clearance, None)
+    # The browser closes before the server, so no TLS connection of its keeps uvicorn's
+    # shutdown waiting.
+    with (
+        serve_asgi(app, ssl_certfile=str(cert), ssl_keyfile=str(key)) as url,
+        chromium(accept_insecure_certs=True) as secure_browser,
+    ):
+        url = url.replace("http://", "https://", 1)
+        secure_browser.get(url + "/")
+        assert post(secure_browser, "/pass") == (200, {"issued": True})
+        (cookie,) = secure_browser.cookies()
+        # The browser accepted the __Host- prefix: Secure, Path=/, no Domain, over HTTPS.
+        assert cookie["name"].startswith("__Host-cg_clearance-")
+        assert cookie["secure"] is True and cookie["httpOnly"] is True
+        assert cookie["sameSite"] == "Lax" and cookie["path"] == "/"
+        assert cookie["domain"] == "127.0.0.1"
+        assert post(secure_browser, "/comments") == (200, {"status": "valid"})
+        assert post(secure_browser, "/login") == (403, {"status": "absent"})
