@@ -80,6 +80,7 @@ MAX_TTL = 7 * 24 * 3600.0  # Anubis's default lifetime; longer is a session, not
 DEFAULT_COOKIE_NAME = "cg_clearance"
 HOST_PREFIX = "__Host-"
 MIN_SECRET_BYTES = 16
+CLOCK_SKEW = 30  # seconds a host's clock may lag the issuer's before fresh cookies look long
 DEFAULT_MAX_ENTRIES = 100_000
 
 _VERSION = 1
@@ -506,8 +507,9 @@ class Clearance:
         expected = hmac.new(key.mac, head, hashlib.sha256).digest()[:_MAC_BYTES]
         if not hmac.compare_digest(mac, expected):
             return ClearanceCheck(ClearanceStatus.INVALID)
-        # Expired also when it promises more than today's ttl: lowering ttl shortens old ones.
-        if expires <= ctx.now or expires > ctx.now + self.ttl + 1:
+        # Expired also when it promises more than today's ttl (beyond what clocks of two hosts
+        # may disagree by): lowering ttl shortens the cookies already out.
+        if expires <= ctx.now or expires > ctx.now + self.ttl + CLOCK_SKEW:
             return ClearanceCheck(ClearanceStatus.EXPIRED)
         if not hmac.compare_digest(scope_tag, _scope_tag(scope)):
             return ClearanceCheck(ClearanceStatus.WRONG_SCOPE)
@@ -749,6 +751,7 @@ def check_rule_clearance(value: object) -> bool | str:
 
 
 __all__ = [
+    "CLOCK_SKEW",
     "DEFAULT_TTL",
     "GENERATION_KEY",
     "NAMESPACE",
