@@ -784,3 +784,22 @@ def test_the_public_name() -> None:
     import captcha_guard
 
     assert "Clearance" in captcha_guard.__all__ and captcha_guard.Clearance is Clearance
+
+
+def test_a_cached_generation_refuses_a_revoked_cookie_without_a_round_trip() -> None:
+    state = MemoryClearanceState()
+    clearance = Clearance(SECRET, recheck=5, clock=Clock())
+    header = clearance.set_cookie(ctx(), SCOPE, [0], shared=True)
+    assert header is not None
+    clearance.revoke_all(state)  # learns generation 1 at once
+    check = clearance.read(as_cookie(header), ctx(), SCOPE, shared=True)
+    assert (check.status, check.ops) == (S.REVOKED, ())
+
+
+def test_no_cookie_past_what_the_format_can_date() -> None:
+    assert Clearance(SECRET).set_cookie(ctx(now=2.0**32), SCOPE) is None
+
+
+def test_a_pending_check_without_its_token_settles_to_unavailable() -> None:
+    forged = ClearanceCheck(S.VALID, (StateOp(OP_SPEND, (NAMESPACE, "uses:x", 1, 1.0)),))
+    assert Clearance(SECRET).settle(forged, [True]).status is S.UNAVAILABLE
