@@ -54,12 +54,15 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import hashlib
 import hmac
 import ipaddress
 import math
 import os
 import re
+import socket
+import string
 import struct
 import threading
 import time
@@ -90,6 +93,7 @@ _TOKEN_BYTES = _HEAD.size + _MAC_BYTES
 _TOKEN_CHARS = math.ceil(_TOKEN_BYTES * 4 / 3)  # base64url without padding
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+\Z")
 _COOKIE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 token
+_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 _MAX_CANDIDATES = 8  # same-name cookies tried; more is someone stuffing the jar
 
 
@@ -164,7 +168,7 @@ class _Key:
 
 
 def _derive(secret: bytes, label: bytes) -> bytes:
-    return hmac.new(secret, b"captcha-guard/clearance/" + label, hashlib.sha256).digest()
+    return hmac.digest(secret, b"captcha-guard/clearance/" + label, "sha256")
 
 
 def _make_key(secret: str | bytes) -> _Key:
@@ -182,22 +186,37 @@ def _make_key(secret: str | bytes) -> _Key:
     return _Key(kid=_derive(raw, b"kid")[:4], mac=_derive(raw, b"mac"), bind=_derive(raw, b"bind"))
 
 
+@functools.lru_cache(maxsize=1024)  # scopes come from configuration: a handful
 def _scope_tag(scope: str) -> bytes:
     # Unkeyed, so cookie names survive a key rotation; a rule's scope is not a secret.
     return hashlib.sha256(b"captcha-guard/clearance/scope\0" + scope.encode("utf-8")).digest()[:6]
+
+
+@functools.lru_cache(maxsize=1024)
+def _scope_name(scope: str) -> str:
+    return _b64(_scope_tag(scope))
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64_VALUE = {
+    c: i
+    for i, c in enumerate(string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_")
+}
+
+
 def _unb64(text: str) -> bytes | None:
+    """Decode unpadded base64url, in its canonical spelling only (one token, one string: the
+    unused low bits of the last character must be zero)."""
+    unused = len(text) * 6 % 8
+    if not text or len(text) % 4 == 1 or _B64_VALUE.get(text[-1], 1) & ((1 << unused) - 1):
+        return None
     try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         return None
-    # Only the canonical spelling: one token, one string (no free low bits to play with).
-    return data if _b64(data) == text else None
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -229,17 +248,20 @@ def network_of(client: str | None, ipv4_prefix: int, ipv6_prefix: int) -> bytes:
     """The client's network as bytes: its address cut to the configured prefix."""
     if not client:
         return b"?"
+    text = client.strip().partition("%")[0]  # a zone id (fe80::1%eth0) names no network
     try:
-        address = ipaddress.ip_address(client.strip())
-    except ValueError:
+        packed = socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET, text)
+    except (OSError, ValueError):
         return b"?"  # a unix socket or a name: one shared "unknown" network
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # a dual-stack socket's view of an IPv4 client
-    if isinstance(address, ipaddress.IPv4Address):
-        net = ipaddress.ip_network(f"{address}/{ipv4_prefix}", strict=False)
-        return b"4" + bytes([ipv4_prefix]) + net.network_address.packed
-    net6 = ipaddress.ip_network(f"{address.compressed.partition('%')[0]}/{ipv6_prefix}", False)
-    return b"6" + bytes([ipv6_prefix]) + net6.network_address.packed
+    if len(packed) == 16 and packed[:12] == _V4_MAPPED:
+        packed = packed[12:]  # a dual-stack socket's view of an IPv4 client
+    if len(packed) == 4:
+        bits, prefix, family = 32, ipv4_prefix, b"4"
+    else:
+        bits, prefix, family = 128, ipv6_prefix, b"6"
+    shift = bits - prefix
+    masked = int.from_bytes(packed, "big") >> shift << shift
+    return family + bytes([prefix]) + masked.to_bytes(bits // 8, "big")
 
 
 def cookie_values(
@@ -440,7 +462,7 @@ class Clearance:
 
     def cookie_name_for(self, ctx: ClearanceContext, scope: str) -> str | None:
         """The cookie this request may carry for ``scope``; None where no cookie is safe."""
-        base = f"{self.cookie_name}-{_b64(_scope_tag(scope))}"
+        base = f"{self.cookie_name}-{_scope_name(scope)}"
         if self.secure or ctx.https:
             return HOST_PREFIX + base
         if is_loopback_host(ctx.host):
@@ -454,7 +476,7 @@ class Clearance:
             agent = agent.encode("utf-8", "surrogateescape")
         agent_hash = hashlib.sha256(agent or b"").digest() if self.bind_user_agent else b""
         material = b"net\0" + network + b"\0ua\0" + agent_hash
-        return hmac.new(key.bind, material, hashlib.sha256).digest()[:8]
+        return hmac.digest(key.bind, material, "sha256")[:8]
 
     # -- reading --------------------------------------------------------------------------
 
@@ -504,7 +526,7 @@ class Clearance:
         key = self._keys.get(kid)
         if key is None:
             return ClearanceCheck(ClearanceStatus.INVALID)
-        expected = hmac.new(key.mac, head, hashlib.sha256).digest()[:_MAC_BYTES]
+        expected = hmac.digest(key.mac, head, "sha256")[:_MAC_BYTES]
         if not hmac.compare_digest(mac, expected):
             return ClearanceCheck(ClearanceStatus.INVALID)
         # Expired also when it promises more than today's ttl (beyond what clocks of two hosts
@@ -656,7 +678,7 @@ class Clearance:
             self._binding(key, ctx),
             os.urandom(12),
         )
-        mac = hmac.new(key.mac, head, hashlib.sha256).digest()[:_MAC_BYTES]
+        mac = hmac.digest(key.mac, head, "sha256")[:_MAC_BYTES]
         max_age = max(1, int(expires - ctx.now))
         attributes = f"; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
         if name.startswith(HOST_PREFIX):
