@@ -803,3 +803,24 @@ def test_no_cookie_past_what_the_format_can_date() -> None:
 def test_a_pending_check_without_its_token_settles_to_unavailable() -> None:
     forged = ClearanceCheck(S.VALID, (StateOp(OP_SPEND, (NAMESPACE, "uses:x", 1, 1.0)),))
     assert Clearance(SECRET).settle(forged, [True]).status is S.UNAVAILABLE
+
+
+@given(st.ip_addresses(), st.integers(0, 32), st.integers(0, 128))
+def test_network_of_agrees_with_ipaddress(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, v4: int, v6: int
+) -> None:
+    """Differential: our fast prefix cut against the standard library's networks."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    prefix, family = (v4, b"4") if address.version == 4 else (v6, b"6")
+    network = ipaddress.ip_network(f"{address}/{prefix}", strict=False)
+    expected = family + bytes([prefix]) + network.network_address.packed
+    assert network_of(str(address), v4, v6) == expected
+    assert network_of(address.exploded, v4, v6) == expected
+
+
+@pytest.mark.parametrize(
+    "junk", ["1.2.3", "1.2.3.4.5", "256.1.1.1", "::g", "1.2.3.4\x00", "x" * 5000, "%"]
+)
+def test_network_of_junk_is_the_unknown_network(junk: str) -> None:
+    assert network_of(junk, 24, 64) == b"?"
