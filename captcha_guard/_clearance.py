@@ -444,6 +444,10 @@ class Clearance:
         self._keys = by_kid
         # (generation, when read): the shared generation as this process last saw it.
         self._generation: tuple[int, float] | None = None
+        # The highest shared generation this process has seen. A lower one later means the
+        # state lost it (a flush, or a failover standing in with an empty store): honouring
+        # clearances then could revive revoked ones, so none are, until it is caught up.
+        self._highest = -1
 
     def __repr__(self) -> str:  # never the secrets
         return f"Clearance(ttl={self.ttl:g}, max_uses={self.max_uses}, keys={len(self._keys)})"
@@ -593,7 +597,8 @@ class Clearance:
             if op.name == OP_READ_COUNTER:
                 if isinstance(result, bool) or not isinstance(result, int):
                     return ClearanceCheck(ClearanceStatus.UNAVAILABLE, store_error="protocol")
-                self._generation = (result, at)
+                if not self._accept_generation(result, at):
+                    return ClearanceCheck(ClearanceStatus.UNAVAILABLE, store_error="regressed")
                 # "!=" and not "<": a generation from the future means the state was reset,
                 # and a reset must not quietly revive clearances revoked before it.
                 revoked = token.generation != result
@@ -655,8 +660,9 @@ class Clearance:
         for result in results:
             if isinstance(result, bool) or not isinstance(result, int):
                 return None  # the generation did not come: no clearance rather than a stale one
+            if not self._accept_generation(result, ctx.now):
+                return None
             generation = result
-            self._generation = (result, ctx.now)
         if generation is None:
             generation = (
                 self._fresh_generation(ctx.now)
@@ -728,7 +734,15 @@ class Clearance:
 
     def _note_generation(self, value: Any) -> None:
         if isinstance(value, int) and not isinstance(value, bool):
-            self._generation = (value, self.clock())
+            self._accept_generation(value, self.clock())
+
+    def _accept_generation(self, value: int, at: float) -> bool:
+        if value < self._highest:
+            self._generation = None
+            return False
+        self._highest = value
+        self._generation = (value, at)
+        return True
 
 
 #: Which of several same-name cookies speaks for the request: the most telling verdict.

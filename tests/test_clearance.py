@@ -601,8 +601,11 @@ def test_a_reset_state_does_not_revive_revoked_clearances() -> None:
     )
     assert header is not None
     reset = MemoryClearanceState()  # say, a flushed Redis: generation back to 0
+    fresh_worker = Clearance(SECRET, recheck=0)  # never saw generation 1
+    check = fresh_worker.read(as_cookie(header), context, SCOPE, shared=True)
+    assert fresh_worker.settle(check, run_ops(check, reset)).status is S.REVOKED
     check = clearance.read(as_cookie(header), context, SCOPE, shared=True)
-    assert clearance.settle(check, run_ops(check, reset)).status is S.REVOKED
+    assert clearance.settle(check, run_ops(check, reset)).status is S.UNAVAILABLE
 
 
 def test_arevoke_all() -> None:
@@ -824,3 +827,22 @@ def test_network_of_agrees_with_ipaddress(
 )
 def test_network_of_junk_is_the_unknown_network(junk: str) -> None:
     assert network_of(junk, 24, 64) == b"?"
+
+
+def test_a_generation_going_backwards_honours_no_clearance_until_caught_up() -> None:
+    """A failover standing in with an empty store (or a flush) answers generation 0 after this
+    process saw 1: clearances of generation 0, revoked by then, must not come back."""
+    state = MemoryClearanceState()
+    clearance = Clearance(SECRET, recheck=0)
+    revoked = as_cookie(issue(clearance))  # in-process issue: generation 0
+    clearance.revoke_all(state)  # shared generation 1, seen by this process
+    lost = MemoryClearanceState()
+    check = clearance.read(revoked, ctx(), SCOPE, shared=True)
+    final = clearance.settle(check, run_ops(check, lost))
+    assert (final.status, final.store_error) == (S.UNAVAILABLE, "regressed")
+    assert drive(clearance.issue_flow(ctx(), SCOPE, shared=True), lost.run)[1] is None
+    # Caught up (the store back, or revoked again past what was seen): clearances again.
+    _, header = drive(clearance.issue_flow(ctx(), SCOPE, shared=True), state.run)
+    assert header is not None
+    check = clearance.read(as_cookie(header), ctx(), SCOPE, shared=True)
+    assert clearance.settle(check, run_ops(check, state)).cleared
