@@ -43,7 +43,9 @@ State. Two uses, three operations, all in the ``"clearance"`` namespace:
   "generation") -> int`` (new operations: Redis ``GET`` / ``INCR`` of one key that never
   expires) keep the revocation generation. Reading it is cached for ``recheck`` seconds per
   process, so the passing path costs at most the one ``spend`` round trip; a revocation takes
-  effect everywhere within ``recheck`` seconds.
+  effect everywhere within ``recheck`` seconds. A generation lower than one a process has
+  seen (a flushed store, a failover answering from an empty one) honours no clearance: it
+  could revive revoked ones.
 
 A state operation that fails makes the clearance UNAVAILABLE: the request goes to the captcha
 as if it had no cookie. Nothing a client sends raises out of this module.
