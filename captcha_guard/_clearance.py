@@ -96,6 +96,7 @@ _TOKEN_CHARS = math.ceil(_TOKEN_BYTES * 4 / 3)  # base64url without padding
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+\Z")
 _COOKIE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 token
 _V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
+_COOKIE_SEPARATORS = re.compile("[;,]")
 _MAX_CANDIDATES = 8  # same-name cookies tried; more is someone stuffing the jar
 
 
@@ -281,7 +282,9 @@ def cookie_values(
             continue
         if name not in header:
             continue  # the common case: other cookies only, no split needed
-        for part in header.split(";"):
+        # ";" between cookies, and "," where a server joined two Cookie headers into one
+        # (no cookie value of ours holds either).
+        for part in _COOKIE_SEPARATORS.split(header):
             key, eq, value = part.partition("=")
             if eq and key.strip() == name:
                 value = value.strip()

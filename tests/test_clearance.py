@@ -119,6 +119,7 @@ def test_cookie_is_found_among_other_cookies_and_headers() -> None:
     cookie = as_cookie(issue(clearance))
     assert status(clearance, f"a=1; {cookie}; b=2") is S.VALID
     assert status(clearance, [b"a=1", cookie.encode("latin-1")]) is S.VALID
+    assert status(clearance, f"a=1, {cookie}, b=2") is S.VALID  # two headers joined by a server
     name, value = cookie.split("=", 1)
     assert status(clearance, f'{name}="{value}"') is S.VALID  # RFC 6265 allows quotes
 
