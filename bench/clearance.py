@@ -3,7 +3,8 @@
     python -m bench.clearance
 
 Pure CPU (no state round trip: the in-process path, and the op-yielding path whose state
-calls the door makes). One process, best of 5 runs of N calls each, in CPU time (the machine is shared).
+calls the door makes). One process, best of 5 runs of N calls each, in CPU time (the
+machine is shared).
 """
 
 from __future__ import annotations

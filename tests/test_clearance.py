@@ -847,3 +847,19 @@ def test_a_generation_going_backwards_honours_no_clearance_until_caught_up() -> 
     assert header is not None
     check = clearance.read(as_cookie(header), ctx(), SCOPE, shared=True)
     assert clearance.settle(check, run_ops(check, state)).cleared
+
+
+def test_the_module_stays_below_the_doors() -> None:
+    """Sans-I/O and self-contained: it imports only the state protocol of ours."""
+    import ast
+    from pathlib import Path
+
+    import captcha_guard._clearance as module
+
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    ours = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.level > 0 and node.module
+    }
+    assert ours == {"_state"}
