@@ -863,3 +863,38 @@ def test_the_module_stays_below_the_doors() -> None:
         if isinstance(node, ast.ImportFrom) and node.level > 0 and node.module
     }
     assert ours == {"_state"}
+
+
+def test_through_a_real_wsgi_server_with_sync_state() -> None:
+    """The sync door's way: ``state.run(op)`` for each op, under wsgiref on 127.0.0.1."""
+    import httpx
+
+    from tests.servers import serve_wsgi
+
+    state = MemoryClearanceState()
+    clearance = Clearance(SECRET, max_uses=2)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        context = clearance.context(
+            environ.get("REMOTE_ADDR"),
+            environ.get("HTTP_USER_AGENT"),
+            environ["wsgi.url_scheme"] == "https",
+            environ.get("HTTP_HOST"),
+        )
+        headers = [("content-type", "text/plain")]
+        if environ["PATH_INFO"] == "/pass":
+            _, header = drive(clearance.issue_flow(context, SCOPE, shared=True), state.run)
+            assert header is not None
+            headers.append(("set-cookie", header))
+            start_response("200 OK", headers)
+            return [b"issued"]
+        flow = clearance.check_flow(environ.get("HTTP_COOKIE"), context, SCOPE, shared=True)
+        _, check = drive(flow, state.run)
+        start_response("200 OK" if check.cleared else "403 Forbidden", headers)
+        return [check.status.value.encode()]
+
+    with serve_wsgi(app) as url, httpx.Client(base_url=url) as client:
+        answer = client.post("/comments")
+        assert (answer.status_code, answer.text) == (403, "absent")
+        assert client.post("/pass").text == "issued"
+        assert [client.post("/comments").text for _ in range(3)] == ["valid", "valid", "exhausted"]
