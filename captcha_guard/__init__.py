@@ -1,5 +1,6 @@
 """captcha_guard: a server-side captcha gate for ASGI and WSGI apps."""
 
+from ._clearance import Clearance
 from ._version import __version__
 from .asgi import CaptchaGuard
 from .breaker import CircuitBreaker
@@ -24,6 +25,7 @@ __all__ = [
     "AliyunCaptcha",
     "CaptchaGuard",
     "CircuitBreaker",
+    "Clearance",
     "DeepKnow",
     "Denial",
     "FallbackBudget",

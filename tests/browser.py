@@ -104,6 +104,14 @@ class Browser:
                 raise TimeoutError(f"waited {timeout} s for {what or script!r}; last: {last!r}")
             time.sleep(0.05)
 
+    def cookies(self) -> list[dict[str, Any]]:
+        """The cookies the browser holds for the current page, HttpOnly ones included."""
+        return list(self._call("GET", "/cookie"))
+
+    def delete_cookies(self) -> None:
+        """Forget every cookie of the current page's site (cookies ignore ports)."""
+        self._call("DELETE", "/cookie")
+
     def screenshot(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(self._call("GET", "/screenshot")))
@@ -134,8 +142,12 @@ def _read_port(process: subprocess.Popen[str], timeout: float) -> int:
 
 
 @contextmanager
-def chromium(timeout: float = 30.0) -> Iterator[Browser]:
-    """A headless Chromium session with a throw-away profile, closed on exit."""
+def chromium(timeout: float = 30.0, *, accept_insecure_certs: bool = False) -> Iterator[Browser]:
+    """A headless Chromium session with a throw-away profile, closed on exit.
+
+    ``accept_insecure_certs`` lets it load pages from a test server's self-signed certificate
+    (WebDriver's capability of that name), so HTTPS-only behaviour can be tested on 127.0.0.1.
+    """
     driver = shutil.which("chromedriver")
     if driver is None:
         raise RuntimeError("no chromedriver found: apt-get install chromium-driver")
@@ -154,7 +166,11 @@ def chromium(timeout: float = 30.0) -> Iterator[Browser]:
                 "binary": chromium_binary(),
                 "args": [*CHROMIUM_ARGS, f"--user-data-dir={profile}"],
             }
-            capabilities = {"browserName": "chrome", "goog:chromeOptions": options}
+            capabilities: dict[str, Any] = {
+                "browserName": "chrome",
+                "goog:chromeOptions": options,
+                "acceptInsecureCerts": accept_insecure_certs,
+            }
             answer = client.post("/session", json={"capabilities": {"alwaysMatch": capabilities}})
             value = answer.json()["value"]
             if answer.status_code != 200:
