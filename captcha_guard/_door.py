@@ -3,9 +3,10 @@ option added to one is an option of the other."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .fallback import FallbackBudget
 from .gate import DEFAULT_MAX_BODY_SIZE, Gate
@@ -16,6 +17,7 @@ from .rules import Rule
 AppT = TypeVar("AppT")
 ClientT = TypeVar("ClientT")
 RejectT = TypeVar("RejectT")
+DoorT = TypeVar("DoorT", bound="FrontDoor[Any, Any, Any]")
 
 
 class FrontDoor(Generic[AppT, ClientT, RejectT]):
@@ -49,3 +51,13 @@ class FrontDoor(Generic[AppT, ClientT, RejectT]):
         self._owns_client = http_client is None
         # Guards making and closing the client where threads share it (WSGI).
         self._client_lock = threading.Lock()
+
+    @classmethod
+    def from_file(
+        cls: type[DoorT], app: AppT, path: str | os.PathLike[str], **overrides: Any
+    ) -> DoorT:
+        """This door configured by a TOML file (README: "Configuration file"); keyword
+        arguments override what the file sets. A bad file raises ``ConfigError``."""
+        from ._config import door_from_file
+
+        return door_from_file(cls, app, path, overrides)
