@@ -794,11 +794,11 @@ def _state(ctx: _Context, document: dict[str, Any]) -> StateSpec | None:
     url = values.get("url")
     if url is None:
         return None
-    if not re.match(r"(redis|rediss|unix|valkey|valkeys)://", url):
+    if not re.match(r"(redis|rediss|unix)://", url):
         ctx.error(("state", "url"), "must be a redis://, rediss:// or unix:// URL")
         return None
     raw = document["state"].get("url", "")
-    if re.match(r"(redis|rediss|valkey|valkeys)://[^/@]*:[^/@]+@", raw):
+    if re.match(r"(redis|rediss)://[^/@]*:[^/@]+@", raw):
         # A password written in the file is a secret written in the file.
         ctx.error(
             ("state", "url"),
