@@ -852,11 +852,8 @@ def _providers(ctx: _Context, table: Any) -> dict[str, ProviderSpec]:
 
 
 def _check_breaker(ctx: _Context, path: Key, value: Any) -> dict[str, Any]:
-    errors_before = len(ctx.problems)
-    values = _table(ctx, path, value, _BREAKER)
-    if len(ctx.problems) > errors_before:
-        raise _Invalid(path, "see above")
-    return values
+    # Its errors are recorded one by one; the provider is then not built (see _providers).
+    return _table(ctx, path, value, _BREAKER)
 
 
 def _construct(

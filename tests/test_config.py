@@ -664,3 +664,96 @@ def test_proof_of_work_from_a_file(tmp_path: Path) -> None:
     provider = load(path, environ={}).providers["pow"].provider
     assert isinstance(provider, ProofOfWork)
     assert (provider.max_number, provider.expires) == (5000, 60.0)
+
+
+def test_breaker_settings_errors_point_inside_the_breaker_table(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        environment = "test"
+        [providers.turnstile]
+        secret = "literal:x"
+        breaker = { failure_threshold = 0, reset = 1 }
+        """,
+    )
+    found = {(p.line, p.key): p.message for p in problems(path)}
+    line = line_of(path, "breaker =")
+    assert found == {
+        (line, "providers.turnstile.breaker.failure_threshold"): "must be >= 1",
+        (line, "providers.turnstile.breaker.reset"): (
+            "unknown key (known here: failure_threshold, reset_timeout)"
+        ),
+    }
+
+
+def test_state_and_clearance_are_built_by_the_modules_that_own_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mapping to RedisState.from_url and Clearance, with stand-ins for the two modules
+    another branch builds (imported only when the doors take the options)."""
+    import sys
+    import types
+
+    import captcha_guard
+
+    made: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    class RedisState:
+        @classmethod
+        def from_url(cls, *args: Any, **kwargs: Any) -> str:
+            made.append(("state", args, kwargs))
+            return "state"
+
+    def clearance(*args: Any, **kwargs: Any) -> str:
+        made.append(("clearance", args, kwargs))
+        return "clearance"
+
+    redis_module = types.ModuleType("captcha_guard.redis")
+    redis_module.RedisState = RedisState  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "captcha_guard.redis", redis_module)
+    monkeypatch.setattr(captcha_guard, "Clearance", clearance, raising=False)
+    monkeypatch.setitem(DOOR_OPTIONS, "state", True)
+    monkeypatch.setitem(DOOR_OPTIONS, "clearance", True)
+    path = write(
+        tmp_path,
+        POW
+        + """
+        [state]
+        url = "env:REDIS_URL"
+        prefix = "shop"
+        timeout = 0.5
+        [clearance]
+        secret = ["env:NEW", "env:OLD"]
+        ttl = 600
+        [[rules]]
+        pattern = "/a"
+        """,
+    )
+    env = {"REDIS_URL": "redis://r:6379/2", "NEW": "n" * 32, "OLD": "o" * 32}
+    kwargs = load(path, environ=env).door_kwargs()
+    assert (kwargs["state"], kwargs["clearance"]) == ("state", "clearance")
+    assert made == [
+        ("state", ("redis://r:6379/2",), {"prefix": "shop", "timeout": 0.5}),
+        ("clearance", (["n" * 32, "o" * 32],), {"ttl": 600.0}),
+    ]
+
+
+def test_from_file_logs_the_files_warnings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(
+        tmp_path,
+        """
+        [providers.turnstile]
+        secret = "literal:1x0000000000000000000000000000000AA"
+        [[rules]]
+        pattern = "/a"
+        fail_open = false
+        """,
+    )
+    with caplog.at_level(logging.WARNING, "captcha_guard"):
+        CaptchaGuard.from_file(RecordingApp(), path)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "Turnstile's always-pass test secret" in lines[0]
+    assert lines[0].endswith("[test-key]")
+    assert "1x0000000000000000000000000000000AA" not in lines[0]
