@@ -154,6 +154,10 @@ def _judge(spec: ProviderSpec, name: str, answer: Verdict | ProviderFailure) -> 
         )
         return
     hint = answer.details.get("misconfiguration")
+    if isinstance(hint, str) and spec.type == "geetest" and "sign_token" in hint:
+        # A GeeTest that checks the signature before the lot number has just proven it.
+        yield Finding("error", name, f"refused our credentials: {hint}", "probe")
+        return
     if isinstance(hint, str):
         yield Finding("warning", name, f"answered as misconfigured: {hint}", "probe")
         return

@@ -3,6 +3,8 @@ to captcha_guard.testing's emulators on 127.0.0.1 through each provider's ``endp
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import subprocess
 import sys
@@ -12,7 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 import redis
 
@@ -228,6 +232,32 @@ def test_probe_geetest_proves_the_id_and_says_it_cannot_prove_the_key(tmp_path: 
     assert "captcha_key not proven" in good.out  # a wrong key, and the probe cannot see it
     assert unknown.code == 1 and "geetest error -50103" in unknown.out
     assert paused.code == 1 and "geetest error -50105" in paused.out
+
+
+class SignatureFirstGeeTest(GeeTestEmulator):
+    """A GeeTest that checks sign_token before it looks the lot number up (the real one's
+    order is not documented): then the probe can see a wrong captcha_key."""
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        form = dict(parse_qsl(request.content.decode()))
+        lot = form.get("lot_number", "")
+        expected = hmac.new(self.captcha_key.encode(), lot.encode(), hashlib.sha256).hexdigest()
+        if form.get("sign_token") != expected:
+            body = {"status": "success", "result": "fail", "reason": "illegal sign_token"}
+            return httpx.Response(200, json={**body, "captcha_args": {}})
+        return super().answer(request)
+
+
+def test_probe_geetest_reports_a_wrong_key_when_the_answer_shows_it(tmp_path: Path) -> None:
+    emulator = SignatureFirstGeeTest()
+    with serving(emulator) as (endpoint,):
+        wrong = probe(tmp_path, geetest_config(endpoint, emulator.captcha_id), {"KEY": "wrong"})
+        right = probe(
+            tmp_path, geetest_config(endpoint, emulator.captcha_id), {"KEY": emulator.captcha_key}
+        )
+    assert wrong.code == 1, wrong.out
+    assert "refused our credentials: GeeTest refused sign_token: check captcha_key" in wrong.out
+    assert right.code == 0 and "captcha_id is known and active" in right.out
 
 
 def test_probe_deepknow(tmp_path: Path) -> None:
