@@ -100,6 +100,18 @@ TEST_KEYS: dict[str, str] = {
     "EmulatedAccessKeySecret0123456789": "captcha_guard.testing's Alibaba Cloud secret",
 }
 
+#: The vendors' test secrets proper: the vendor answers them with test behaviour (always pass,
+#: always fail, only the dummy token), so probing one proves nothing.
+VENDOR_TEST_SECRETS = frozenset(
+    {
+        "6LeIxAcTAAAAAGG-vFI1TnRWxMZNFuojJ4WifJWe",
+        "0x0000000000000000000000000000000000000000",
+        "1x0000000000000000000000000000000AA",
+        "2x0000000000000000000000000000000AA",
+        "3x0000000000000000000000000000000AA",
+    }
+)
+
 Key = tuple[str | int, ...]
 T = TypeVar("T")
 

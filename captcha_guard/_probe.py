@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from ._config import Config, ProviderSpec, StateSpec
+from ._config import TEST_KEYS, VENDOR_TEST_SECRETS, Config, ProviderSpec, StateSpec
 from .fields import FieldError, Fields
 from .providers.base import Claim, RequestInfo
 from .verdict import Fault, Outcome, ProviderFailure, Verdict
@@ -117,6 +117,13 @@ def probe_provider(spec: ProviderSpec, client: httpx.Client) -> Iterator[Finding
     if not spec.provider.remote:
         yield Finding("note", name, "proof of work is verified locally: nothing to probe")
         return
+    secrets_given = [v for v in spec.options.values() if isinstance(v, str)]
+    known = [TEST_KEYS[v] for v in secrets_given if v in VENDOR_TEST_SECRETS]
+    if known:
+        # A test key's answers are the vendor's test behaviour (Turnstile's refuse every token
+        # but the dummy one as a bad secret): they prove nothing about a production secret.
+        yield Finding("warning", name, f"not probed: uses {known[0]}", "test-key")
+        return
     try:
         claim = _claim(spec)
     except FieldError as exc:  # pragma: no cover - our probe fields are well-formed
@@ -145,7 +152,11 @@ def _judge(spec: ProviderSpec, name: str, answer: Verdict | ProviderFailure) -> 
                 "warning", name, f"cannot tell: the vendor failed ({answer.reason})", "probe"
             )
         return
-    if answer.outcome is Outcome.PASSED:
+    siteverify = spec.type in ("recaptcha", "hcaptcha", "turnstile")
+    # A siteverify refusal carries the vendor's error codes; a verdict without them is the
+    # vendor's success refused by one of our own checks (hostname, action, score).
+    vendor_passed = siteverify and "error_codes" not in answer.details
+    if answer.outcome is Outcome.PASSED or vendor_passed:
         yield Finding(
             "warning",
             name,

@@ -167,6 +167,7 @@ def siteverify_config(kind: str, endpoint: str) -> str:
 [providers.{kind}]
 secret = "env:SECRET"
 endpoint = "{endpoint}"
+hostnames = ["localhost"]
 [[rules]]
 pattern = "/a"
 fail_open = false
@@ -196,16 +197,32 @@ def test_probe_tells_a_good_siteverify_secret_from_a_bad_one(
     assert emulator.secret not in good.out
 
 
+class PassEverything(TurnstileEmulator):
+    """A secret whose every answer is a pass, as a vendor's test secret behaves."""
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"success": True, "hostname": "x", "error-codes": []})
+
+
 def test_probe_finds_a_secret_that_passes_everything(tmp_path: Path) -> None:
+    emulator = PassEverything()
+    with serving(emulator) as (endpoint,):
+        run = probe(tmp_path, siteverify_config("turnstile", endpoint), {"SECRET": "s"})
+    assert run.code == 3
+    assert "a made-up token passed: this secret passes everything (a test key) [test-key]" in (
+        run.out
+    )
+
+
+def test_probe_does_not_ask_about_a_known_test_key(tmp_path: Path) -> None:
     emulator = ReCaptchaEmulator()
     with serving(emulator) as (endpoint,):
         run = probe(
             tmp_path, siteverify_config("recaptcha", endpoint), {"SECRET": RECAPTCHA_TEST_SECRET}
         )
     assert run.code == 3
-    assert (
-        "a made-up token passed: this secret passes everything (a test key) [test-key]" in run.out
-    )
+    assert "not probed: uses reCAPTCHA's test secret (passes every token) [test-key]" in run.out
+    assert emulator.calls == 0
 
 
 def geetest_config(endpoint: str, captcha_id: str) -> str:
