@@ -7,6 +7,8 @@ but should not be shipped. Each finding has a stable code (``captcha-guard check
   memory only: under several workers a token let through in fallback passes once per worker.
 - ``fail-open-budget``: a rule fails open with no ``fallback_limit``: during an outage, made-up
   fields pass as fast as a client can send them (each once).
+- ``no-rules``: nothing is protected. ``unused-provider``: a provider no rule uses (a typo in a
+  rule's ``provider`` usually shows as an error; this is the other half).
 """
 
 from __future__ import annotations
@@ -85,8 +87,19 @@ def _first(rules: list[RuleSpec], method: str, path: str) -> int | None:
 def findings(config: Config, ctx: _Context) -> None:
     """Record every warning about ``config`` in ``ctx``."""
     _test_keys(config, ctx)
+    _unused(config, ctx)
     _unreachable(config, ctx)
     _fail_open(config, ctx)
+
+
+def _unused(config: Config, ctx: _Context) -> None:
+    if not config.rules:
+        ctx.warn(("rules",), "no-rules", "no [[rules]]: no request is protected")
+        return
+    used = {spec.provider for spec in config.rules}
+    for name in config.providers:
+        if name not in used:
+            ctx.warn(("providers", name), "unused-provider", "no rule uses this provider")
 
 
 def _test_keys(config: Config, ctx: _Context) -> None:

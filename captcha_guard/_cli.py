@@ -43,7 +43,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=[],
         metavar="CODE",
         help="a warning code not to count (test-key, unreachable-rule, fail-open-replay, "
-        "fail-open-budget, eviction, probe); repeatable",
+        "fail-open-budget, no-rules, unused-provider, eviction, probe); repeatable",
     )
     explain = commands.add_parser(
         "explain",

@@ -757,3 +757,24 @@ def test_from_file_logs_the_files_warnings(
     assert len(lines) == 1 and "Turnstile's always-pass test secret" in lines[0]
     assert lines[0].endswith("[test-key]")
     assert "1x0000000000000000000000000000000AA" not in lines[0]
+
+
+def test_no_rules_and_unused_providers(tmp_path: Path) -> None:
+    path = write(tmp_path, POW)
+    assert [(w.code, w.key) for w in load(path, environ={}).warnings] == [("no-rules", "rules")]
+    path = write(
+        tmp_path,
+        POW
+        + """
+        [providers.t]
+        type = "turnstile"
+        secret = "literal:x"
+        [[rules]]
+        pattern = "/a"
+        provider = "pow"
+        """,
+    )
+    warnings = load(path, environ={}).warnings
+    assert [(w.code, w.key, w.line) for w in warnings] == [
+        ("unused-provider", "providers.t", line_of(path, "[providers.t]"))
+    ]
