@@ -1,4 +1,5 @@
-"""``python -m captcha_guard demo [--host 127.0.0.1] [--port 8000]``"""
+"""``captcha-guard`` (or ``python -m captcha_guard``): ``demo [--host 127.0.0.1] [--port 8000]``,
+``check FILE [--probe] [--allow CODE]``, ``explain FILE METHOD PATH``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--port", type=int, default=8000, help="port to listen on; 0 picks a free one (8000)"
     )
+    from ._cli import add_commands
+
+    add_commands(commands)
     return root
 
 
@@ -40,6 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         except KeyboardInterrupt:
             pass
+    elif args.command == "check":
+        from ._cli import check
+
+        return check(args.file, probe=args.probe, allow=args.allow)
+    elif args.command == "explain":
+        from ._cli import explain
+
+        return explain(args.file, args.method, args.path)
     return 0
 
 

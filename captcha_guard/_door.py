@@ -4,6 +4,7 @@ one is an option of the other, and the hooks runner."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -16,6 +17,7 @@ from .rules import Rule
 
 AppT = TypeVar("AppT")
 RejectT = TypeVar("RejectT")
+DoorT = TypeVar("DoorT", bound="FrontDoor[Any, Any]")
 
 logger = logging.getLogger("captcha_guard")
 
@@ -54,6 +56,16 @@ class FrontDoor(Generic[AppT, RejectT]):
         self.on_reject = on_reject
         self.http_client = http_client
         self.client_address = client_ip
+
+    @classmethod
+    def from_file(
+        cls: type[DoorT], app: AppT, path: str | os.PathLike[str], **overrides: Any
+    ) -> DoorT:
+        """This door configured by a TOML file (README: "Configuration file"); keyword
+        arguments override what the file sets. A bad file raises ``ConfigError``."""
+        from ._config import door_from_file
+
+        return door_from_file(cls, app, path, overrides)
 
 
 def run_hook_errors(hook: EventHook, exc: Exception) -> None:

@@ -1,0 +1,238 @@
+"""``captcha-guard check --probe``: prove each configured secret against the vendor's API.
+
+Each remote provider is sent one verification of a deliberately invalid token, shaped so that
+our own local check lets it through, and the answer is read with the provider's own fault
+table. What the answer proves differs by vendor:
+
+- reCAPTCHA, hCaptcha, Turnstile: a wrong secret is ``invalid-input-secret``, a right one
+  refuses the token (``invalid-input-response``...): the probe tells. A test secret that
+  passes every token passes the probe too, and says so.
+- GeeTest: an unknown, deleted or paused ``captcha_id`` is an error code (-50101..-50105); a
+  known one refuses the made-up lot number (-5030x). GeeTest looks up the lot number before it
+  checks ``sign_token``, so a wrong ``captcha_key`` cannot be seen without a real solved
+  captcha: the probe proves the id only and says so.
+- DeepKnow: a JWT signed with a wrong secret is refused (status 21/22); a right one gets
+  "session unknown" (41); an unknown scene is 34.
+- Alibaba Cloud: a wrong AccessKey ID or secret, or missing permission, is an HTTP error
+  (InvalidAccessKeyId, SignatureDoesNotMatch, Forbidden.*); a right pair gets a verdict on the
+  parameter (F0xx). An unknown ``scene_id`` shows (F005/F006) only if Alibaba checks SceneId
+  before the parameter, which its documentation does not promise: a pass there is not proof.
+- Proof of work is local: nothing to probe.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ._config import TEST_KEYS, VENDOR_TEST_SECRETS, Config, ProviderSpec, StateSpec
+from .fields import FieldError, Fields
+from .providers.base import Claim, RequestInfo
+from .verdict import Fault, Outcome, ProviderFailure, Verdict
+
+PROBE_TOKEN_PREFIX = "captcha-guard-probe-"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the probe's report. ``level``: ok, error, warning or note."""
+
+    level: str
+    subject: str
+    message: str
+    code: str = ""
+
+
+def probe(config: Config, *, client: httpx.Client | None = None) -> Iterator[Finding]:
+    """Probe every provider and the shared state of ``config``."""
+    own = client is None
+    http = client if client is not None else httpx.Client(follow_redirects=False)
+    try:
+        for spec in config.providers.values():
+            yield from probe_provider(spec, http)
+    finally:
+        if own:
+            http.close()
+    if config.state is not None:
+        yield probe_state(config.state)
+
+
+def probe_fields(spec: ProviderSpec) -> Fields:
+    """What a client would send, well-formed but made up, for ``spec``'s provider."""
+    nonce = secrets.token_hex(16)
+    values: dict[str, str]
+    provider: Any = spec.provider
+    if spec.type == "geetest":
+        values = {
+            "lot_number": nonce,
+            "captcha_output": PROBE_TOKEN_PREFIX + nonce,
+            "pass_token": secrets.token_hex(32),
+            "gen_time": str(int(time.time())),
+        }
+    elif spec.type == "deepknow":
+        values = {spec.options.get("session_field", "session_id"): nonce}
+        samples = {
+            "user_id": "captcha-guard-probe",
+            "user_email": "probe@example.com",
+            "phone_num": "10000000000",
+            "attr": "{}",
+            "flow_id": "1",
+        }
+        defaults = {"user_id": "user_id"}
+        for claim, sample in samples.items():
+            source = spec.options.get(claim, defaults.get(claim))
+            if isinstance(source, str):
+                values[source] = sample
+    elif spec.type == "aliyun":
+        param = {
+            "sceneId": spec.options.get("scene_id") or "captcha-guard-probe",
+            "certifyId": PROBE_TOKEN_PREFIX + nonce,
+            "deviceToken": "cHJvYmU=",
+            "data": "cHJvYmU=",
+        }
+        values = {provider.field: json.dumps(param, separators=(",", ":"))}
+    else:  # the siteverify family
+        values = {provider.field: PROBE_TOKEN_PREFIX + nonce}
+    fields = Fields()
+    fields.extend(values.items())
+    return fields
+
+
+def _claim(spec: ProviderSpec) -> Claim:
+    request = RequestInfo(method="POST", path="/", client_host=None, headers={}, raw={})
+    claim = spec.provider.check(probe_fields(spec), request)
+    if not isinstance(claim, Claim):  # pragma: no cover - only local providers answer here
+        raise FieldError("no claim")
+    return claim
+
+
+def probe_provider(spec: ProviderSpec, client: httpx.Client) -> Iterator[Finding]:
+    name = f"providers.{spec.name}"
+    if not spec.provider.remote:
+        yield Finding("note", name, "proof of work is verified locally: nothing to probe")
+        return
+    secrets_given = [v for v in spec.options.values() if isinstance(v, str)]
+    known = [TEST_KEYS[v] for v in secrets_given if v in VENDOR_TEST_SECRETS]
+    if known:
+        # A test key's answers are the vendor's test behaviour (Turnstile's refuse every token
+        # but the dummy one as a bad secret): they prove nothing about a production secret.
+        yield Finding("warning", name, f"not probed: uses {known[0]}", "test-key")
+        return
+    try:
+        claim = _claim(spec)
+    except FieldError as exc:  # pragma: no cover - our probe fields are well-formed
+        yield Finding("error", name, f"cannot build a probe ({exc})")
+        return
+    request = spec.provider.build_request(claim)
+    request.extensions["timeout"] = httpx.Timeout(spec.provider.timeout).as_dict()
+    try:
+        response = client.send(request)
+        response.read()
+    except httpx.HTTPError as exc:
+        kind = type(exc).__name__
+        where = f"{request.url.scheme}://{request.url.netloc.decode()}"
+        yield Finding("warning", name, f"cannot tell: {where} did not answer ({kind})", "probe")
+        return
+    answer = spec.provider.read_response(claim, response)
+    yield from _judge(spec, name, answer)
+
+
+def _judge(spec: ProviderSpec, name: str, answer: Verdict | ProviderFailure) -> Iterator[Finding]:
+    if isinstance(answer, ProviderFailure):
+        if answer.fault is Fault.OPERATOR:
+            yield Finding("error", name, f"refused our credentials: {answer.reason}", "probe")
+        else:
+            yield Finding(
+                "warning", name, f"cannot tell: the vendor failed ({answer.reason})", "probe"
+            )
+        return
+    siteverify = spec.type in ("recaptcha", "hcaptcha", "turnstile")
+    # A siteverify refusal carries the vendor's error codes; a verdict without them is the
+    # vendor's success refused by one of our own checks (hostname, action, score).
+    vendor_passed = siteverify and "error_codes" not in answer.details
+    if answer.outcome is Outcome.PASSED or vendor_passed:
+        yield Finding(
+            "warning",
+            name,
+            "a made-up token passed: this secret passes everything (a test key)",
+            "test-key",
+        )
+        return
+    hint = answer.details.get("misconfiguration")
+    if isinstance(hint, str) and spec.type == "geetest" and "sign_token" in hint:
+        # A GeeTest that checks the signature before the lot number has just proven it.
+        yield Finding("error", name, f"refused our credentials: {hint}", "probe")
+        return
+    if isinstance(hint, str):
+        yield Finding("warning", name, f"answered as misconfigured: {hint}", "probe")
+        return
+    if spec.type == "geetest":
+        yield Finding("ok", name, "captcha_id is known and active (the made-up lot was refused)")
+        yield Finding(
+            "note",
+            name,
+            "captcha_key not proven: GeeTest looks up the lot number before it checks "
+            "sign_token, so only a really solved captcha tests the key",
+        )
+    elif spec.type == "aliyun":
+        yield Finding("ok", name, "AccessKey pair accepted, with permission to verify")
+        if spec.options.get("scene_id"):
+            yield Finding(
+                "note",
+                name,
+                "scene_id not proven: Alibaba does not document checking SceneId before the "
+                "parameter it refused",
+            )
+    elif spec.type == "deepknow":
+        yield Finding("ok", name, "secret and scene accepted (the made-up session was refused)")
+    else:
+        yield Finding("ok", name, "secret accepted (the made-up token was refused)")
+        if spec.options.get("sitekey"):
+            yield Finding("note", name, "sitekey not proven: only a real token carries one")
+
+
+def probe_state(state: StateSpec) -> Finding:
+    """Whether the shared Redis keeps every key until it expires (``noeviction``)."""
+    try:
+        import redis
+    except ImportError:
+        return Finding(
+            "note", "state", "maxmemory-policy not checked: pip install 'captcha-guard[redis]'"
+        )
+    client = redis.Redis.from_url(state.url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    try:
+        client.ping()
+        try:
+            answer: Mapping[Any, Any] = client.config_get("maxmemory-policy")
+        except redis.ResponseError:
+            return Finding(
+                "note",
+                "state",
+                "maxmemory-policy cannot be read (CONFIG is disabled here): make sure it is "
+                "noeviction",
+            )
+        policy = answer.get("maxmemory-policy")
+    except redis.RedisError as exc:
+        return Finding(
+            "warning", "state", f"cannot reach Redis ({type(exc).__name__}): not checked", "probe"
+        )
+    finally:
+        client.close()
+    if policy != "noeviction":
+        return Finding(
+            "warning",
+            "state",
+            f"maxmemory-policy is {policy!r}, not 'noeviction': under memory pressure Redis "
+            "would evict remembered tokens and let them be replayed",
+            "eviction",
+        )
+    return Finding("ok", "state", "Redis answers and its maxmemory-policy is noeviction")
+
+
+__all__ = ["Finding", "probe", "probe_fields", "probe_provider", "probe_state"]
