@@ -28,10 +28,11 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from ._config import TEST_KEYS, VENDOR_TEST_SECRETS, Config, ProviderSpec, StateSpec
+from ._flow import CallProblem, ProviderCall
+from ._sync import SyncHttpxSender, Urllib3Sender
 from .fields import FieldError, Fields
 from .providers.base import Claim, RequestInfo
 from .verdict import Fault, Outcome, ProviderFailure, Verdict
@@ -49,16 +50,15 @@ class Finding:
     code: str = ""
 
 
-def probe(config: Config, *, client: httpx.Client | None = None) -> Iterator[Finding]:
-    """Probe every provider and the shared state of ``config``."""
-    own = client is None
-    http = client if client is not None else httpx.Client(follow_redirects=False)
+def probe(config: Config, *, client: Any = None) -> Iterator[Finding]:
+    """Probe every provider and the shared state of ``config`` (``client``: an httpx
+    ``Client`` to send through; by default the WSGI door's own urllib3 sender)."""
+    sender = Urllib3Sender() if client is None else SyncHttpxSender(client)
     try:
         for spec in config.providers.values():
-            yield from probe_provider(spec, http)
+            yield from probe_provider(spec, sender)
     finally:
-        if own:
-            http.close()
+        sender.close()
     if config.state is not None:
         yield probe_state(config.state)
 
@@ -112,7 +112,9 @@ def _claim(spec: ProviderSpec) -> Claim:
     return claim
 
 
-def probe_provider(spec: ProviderSpec, client: httpx.Client) -> Iterator[Finding]:
+def probe_provider(
+    spec: ProviderSpec, sender: Urllib3Sender | SyncHttpxSender
+) -> Iterator[Finding]:
     name = f"providers.{spec.name}"
     if not spec.provider.remote:
         yield Finding("note", name, "proof of work is verified locally: nothing to probe")
@@ -130,14 +132,11 @@ def probe_provider(spec: ProviderSpec, client: httpx.Client) -> Iterator[Finding
         yield Finding("error", name, f"cannot build a probe ({exc})")
         return
     request = spec.provider.build_request(claim)
-    request.extensions["timeout"] = httpx.Timeout(spec.provider.timeout).as_dict()
-    try:
-        response = client.send(request)
-        response.read()
-    except httpx.HTTPError as exc:
-        kind = type(exc).__name__
-        where = f"{request.url.scheme}://{request.url.netloc.decode()}"
-        yield Finding("warning", name, f"cannot tell: {where} did not answer ({kind})", "probe")
+    response = sender.send(ProviderCall(request, spec.provider.timeout, spec.name))
+    if isinstance(response, CallProblem):
+        parts = urlsplit(request.url)
+        where = f"{parts.scheme}://{parts.netloc}"
+        yield Finding("warning", name, f"cannot tell: {where} did not answer ({response})", "probe")
         return
     answer = spec.provider.read_response(claim, response)
     yield from _judge(spec, name, answer)
