@@ -12,8 +12,7 @@ from captcha_guard.fields import FieldError, Fields
 from captcha_guard.providers.base import Claim, RequestInfo
 from captcha_guard.providers.geetest import ENDPOINTS, OPERATOR_ERRORS, USER_ERRORS, sign_token
 from captcha_guard.verdict import Fault, ProviderFailure
-
-from .wire import as_httpx, from_httpx
+from tests.wire import as_httpx, from_httpx
 
 CAPTCHA_ID = "647f5ed2ed8acb4be36784e01556bb71"
 CAPTCHA_KEY = "b09a7aafbfd83f73b35a9b530d0337bf"
