@@ -8,7 +8,7 @@ in-process transport go through ``as_httpx``, ``from_httpx`` and ``send_in_proce
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from captcha_guard._flow import (
     ReadBody,
     Route,
 )
-from captcha_guard._request import ClientRequest
+from captcha_guard._request import CAPTCHA_HEADER, ClientRequest
 from captcha_guard.providers._wire import ProviderRequest, ProviderResponse
 from captcha_guard.testing import Emulator
 
@@ -115,14 +115,48 @@ def run_flow(
     return decision
 
 
-def until_call(flow: Flow, *, body: Any = b"") -> ProviderCall:
-    """Run ``flow`` up to its provider call and leave it there (the call is out)."""
+def until_call(flow: Flow, *, body: Any = b"") -> ProviderCall | Decision:
+    """Run ``flow`` up to its provider call and leave it there (the call is out); or, when
+    it decides without one, its decision. Emitted events are dropped."""
     sent: Any = None
     while True:
-        effect = flow.send(sent)
+        try:
+            effect = flow.send(sent)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
         if isinstance(effect, ProviderCall):
             return effect
         sent = body if isinstance(effect, ReadBody) else None
+
+
+def client_request(
+    method: str = "POST",
+    path: str = "/login",
+    client_host: str | None = "127.0.0.1",
+    headers: Mapping[str, str] | None = None,
+    *,
+    content_type: str = "",
+    query: bytes = b"",
+    header_value: str | None = None,
+    content_length: str | None = None,
+) -> ClientRequest:
+    """A fresh request as a door builds it (the flow stores the body on it: never share one).
+    ``header_value`` is the ``x-captcha`` header."""
+    names = dict(headers or {})
+    if content_type:
+        names.setdefault("content-type", content_type)
+    if header_value is not None:
+        names[CAPTCHA_HEADER] = header_value
+    return ClientRequest(
+        method,
+        path,
+        client_host,
+        names,
+        raw={},
+        content_type=content_type,
+        content_length=content_length,
+        query=query,
+    )
 
 
 def in_process(emulator: Emulator) -> Callable[[ProviderCall], ProviderResponse]:
@@ -137,6 +171,7 @@ def in_process(emulator: Emulator) -> Callable[[ProviderCall], ProviderResponse]
 __all__ = [
     "FlowRun",
     "as_httpx",
+    "client_request",
     "drive",
     "from_httpx",
     "in_process",
