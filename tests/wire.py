@@ -73,12 +73,12 @@ class FlowRun:
         return [e for e in self.effects if isinstance(e, ProviderCall)]
 
 
-def drive(flow: Flow, *, body: Any = b"", answer: Answer = None) -> FlowRun:
+def drive(flow: Flow, *, body: Any = b"", answer: Answer = None, sent: Any = None) -> FlowRun:
     """Run ``flow`` to its end: ``ReadBody`` gets ``body`` (bytes or a BodyProblem),
     ``ProviderCall`` gets ``answer`` (called with the ProviderCall when callable), ``Emit``
-    calls its hooks and records the event."""
+    calls its hooks and records the event. ``sent`` is sent first: None for a fresh flow,
+    the answer to the effect it waits on for a flow resumed (after ``until_call``)."""
     run = FlowRun()
-    sent: Any = None
     while True:
         try:
             effect = flow.send(sent)
