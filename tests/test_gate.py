@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from captcha_guard import CircuitBreaker, GeeTest, Outcome, Rule, Verdict
-from captcha_guard._flow import CallProblem, Decision, Deny, Flow, Pass, ProviderCall
+from captcha_guard._flow import BUSY, CallProblem, Decision, Deny, Flow, Pass, ProviderCall
 from captcha_guard.breaker import Permit, State
 from captcha_guard.gate import Gate, Route
 from captcha_guard.providers import ProviderRequest, ProviderResponse
@@ -344,6 +344,44 @@ def test_abandon_frees_the_probe_and_counts_nothing() -> None:
     again = _call(gate).permit
     assert again is not None
     assert again.probe
+
+
+def test_busy_is_a_503_that_charges_nothing_and_frees_the_probe() -> None:
+    clock = FakeClock()
+    breaker = Breaker(failure_threshold=1, reset_timeout=5, clock=clock)
+    gate = _gate(provider=_provider(breaker=breaker))
+    # Closed: BUSY again and again does not open the circuit (one failure would).
+    for _ in range(3):
+        decision = drive(_call(gate).flow, sent=BUSY).decision
+        assert isinstance(decision, Deny)
+        assert (decision.denial.status, decision.denial.error) == (503, "captcha_busy")
+        assert decision.denial.verdict is None  # never a fallback
+    assert breaker.state is State.CLOSED
+    # Half-open: the probe that found no connection is handed back, uncounted.
+    breaker.record(breaker.acquire(), ok=False)  # type: ignore[arg-type]
+    clock.advance(5)
+    call = _call(gate)
+    assert call.permit is not None and call.permit.probe
+    assert isinstance(drive(call.flow, sent=BUSY).decision, Deny)
+    assert breaker.state is State.HALF_OPEN
+    again = _call(gate).permit
+    assert again is not None and again.probe
+
+
+def test_events_are_emitted_for_a_call_and_none_for_a_cancelled_one() -> None:
+    seen: list[object] = []
+    clock = FakeClock()
+    breaker = Breaker(failure_threshold=1, reset_timeout=5, clock=clock)
+    hooks = {"verdict": [seen.append], "breaker": [seen.append]}
+    gate = _gate(provider=_provider(breaker=breaker), event_hooks=hooks)
+    call = _call(gate)
+    call.flow.close()
+    assert seen == []
+    run = drive(_call(gate).flow, sent=from_httpx(httpx.Response(502)))
+    assert isinstance(run.decision, Pass)  # fail-open fallback
+    kinds = [type(event).__name__ for event in run.events]
+    assert kinds == ["BreakerEvent", "VerdictEvent"]
+    assert seen == run.events
 
 
 def test_a_named_provider_is_named_in_the_verdict() -> None:
