@@ -8,7 +8,7 @@ in-process transport go through ``as_httpx``, ``from_httpx`` and ``send_in_proce
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,11 +40,6 @@ def from_httpx(response: httpx.Response) -> ProviderResponse:
     """``response`` as a provider reads it: lower-case header names, the whole body."""
     body = response.read()
     return ProviderResponse(response.status_code, dict(response.headers.items()), body)
-
-
-def to_httpx(response: ProviderResponse) -> httpx.Response:
-    """An httpx response carrying what ``response`` carries (for helpers that read one)."""
-    return httpx.Response(response.status, headers=dict(response.headers), content=response.body)
 
 
 def send_in_process(emulator: Emulator, request: ProviderRequest) -> ProviderResponse:
@@ -159,24 +154,13 @@ def client_request(
     )
 
 
-def in_process(emulator: Emulator) -> Callable[[ProviderCall], ProviderResponse]:
-    """A ProviderCall answerer that sends the call to ``emulator`` in-process."""
-
-    def answer(call: ProviderCall) -> ProviderResponse:
-        return send_in_process(emulator, call.request)
-
-    return answer
-
-
 __all__ = [
     "FlowRun",
     "as_httpx",
     "client_request",
     "drive",
     "from_httpx",
-    "in_process",
     "run_flow",
     "send_in_process",
-    "to_httpx",
     "until_call",
 ]
