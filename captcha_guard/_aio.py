@@ -33,6 +33,8 @@ MAX_CREDIT = 10.0
 
 TIMEOUT: CallProblem = CallProblem("timeout")
 
+_NO_AUTO_HEADERS = ("Content-Type",)
+
 
 class LoopLag:
     """The time one event loop spent stalled while provider calls were out, summed."""
@@ -217,6 +219,9 @@ class AiohttpSender:
                 request.url,
                 headers=request.headers,
                 data=request.body,
+                # Sent as built: no content-type of aiohttp's own (it would name a bare
+                # body, as DeepKnow's, application/octet-stream).
+                skip_auto_headers=_NO_AUTO_HEADERS,
                 allow_redirects=False,
                 proxy=proxy,
                 trace_request_ctx=context,

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from captcha_guard import GeeTest, Rule
+from captcha_guard._flow import Deny, Pass
 from captcha_guard.fields import (
     BodyError,
     FieldError,
@@ -19,10 +20,9 @@ from captcha_guard.fields import (
     parse_urlencoded,
 )
 from captcha_guard.gate import Gate
-from captcha_guard.providers.base import RequestInfo
 from captcha_guard.responses import Denial
 from captcha_guard.testing import GeeTestEmulator
-from captcha_guard.verdict import Verdict
+from tests.wire import client_request, until_call
 
 EMULATOR = GeeTestEmulator()
 
@@ -306,21 +306,19 @@ def _gate() -> Gate:
 
 
 def _begin(body: bytes, content_type: str, query: bytes = b"") -> object:
-    """What the gate does with a request before any network call."""
+    """What the gate does with a request before any network call: its denial, the verdict
+    it let through, or the provider call it would make."""
     gate = _gate()
     route = gate.match("POST", "/login")
     assert route is not None
-    info = RequestInfo("POST", "/login", "127.0.0.1", {}, raw=None)
-    step = gate.begin(
-        route,
-        request=info,
-        content_type=content_type,
-        body=body,
-        query_string=query,
-        header_value=None,
-    )
-    if isinstance(step, Verdict):  # judged locally: the gate's own answer, if any
-        return gate.judge(route, step) or step
+    info = client_request(content_type=content_type, query=query)
+    flow = gate.decide(route, info)
+    step = until_call(flow, body=body)
+    flow.close()  # a call left out is abandoned: nothing counted
+    if isinstance(step, Deny):
+        return step.denial
+    if isinstance(step, Pass):
+        return step.verdict
     return step
 
 

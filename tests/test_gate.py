@@ -1,8 +1,10 @@
-"""The shared decision, without any I/O: the gate is fed the provider's answers directly."""
+"""The shared decision, without any I/O: the gate's flow is fed the provider's answers
+directly (``Gate.decide`` driven by hand, as a door would)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -10,20 +12,37 @@ import httpx
 import pytest
 
 from captcha_guard import CircuitBreaker, GeeTest, Outcome, Rule, Verdict
-from captcha_guard.breaker import State
-from captcha_guard.gate import Call, Gate, Route
+from captcha_guard._flow import BUSY, CallProblem, Decision, Deny, Flow, Pass, ProviderCall
+from captcha_guard.breaker import Permit, State
+from captcha_guard.gate import Gate, Route
+from captcha_guard.providers import ProviderRequest, ProviderResponse
 from captcha_guard.providers.base import Claim, RequestInfo
 from captcha_guard.responses import Denial
 from captcha_guard.testing import GeeTestEmulator
 from tests.helpers import FakeClock, assert_logs_clean, tokens_of
+from tests.wire import client_request, drive, from_httpx, until_call
 
 EMULATOR = GeeTestEmulator()
-INFO = RequestInfo("POST", "/login", "127.0.0.1", {}, raw=None)
 FORM = "application/x-www-form-urlencoded"
+
+
+class Breaker(CircuitBreaker):
+    """A circuit breaker that keeps the permits it gives (the flow holds its own privately)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.permits: list[Permit] = []
+
+    def acquire(self) -> Permit | None:
+        permit = super().acquire()
+        if permit is not None:
+            self.permits.append(permit)
+        return permit
 
 
 def _provider(**kwargs: Any) -> GeeTest:
     kwargs.setdefault("endpoint", "http://127.0.0.1:9/validate")
+    kwargs.setdefault("breaker", Breaker())
     return GeeTest(EMULATOR.captcha_id, EMULATOR.captcha_key, **kwargs)
 
 
@@ -38,21 +57,81 @@ def _route(gate: Gate, path: str = "/login") -> Route:
     return route
 
 
-def _begin(gate: Gate, fields: dict[str, str], path: str = "/login") -> Denial | Verdict | Call:
-    return gate.begin(
-        _route(gate, path),
-        request=INFO,
-        content_type=FORM,
-        body=urlencode(fields).encode(),
-        query_string=b"",
-        header_value=None,
-    )
+@dataclass
+class Call:
+    """A provider call a flow has yielded and waits on (what ``gate.Call`` was): the flow, the
+    effect, and the breaker permit it was given (when its breaker is a ``Breaker``)."""
+
+    flow: Flow
+    effect: ProviderCall
+    permit: Permit | None
+    #: The flow's decision, once ``_finish`` answered the call.
+    decision: Decision | None = None
+
+    @property
+    def request(self) -> ProviderRequest:
+        return self.effect.request
+
+    @property
+    def timeout(self) -> float:
+        return self.effect.timeout
+
+
+def _begin(gate: Gate, fields: dict[str, str], path: str = "/login") -> Decision | Call:
+    """Run the flow up to its provider call (a Call, left out) or to its decision."""
+    route = _route(gate, path)
+    breaker = route.provider.breaker
+    given = len(breaker.permits) if isinstance(breaker, Breaker) else 0
+    flow = gate.decide(route, client_request(content_type=FORM))
+    step = until_call(flow, body=urlencode(fields).encode())
+    if not isinstance(step, ProviderCall):
+        return step
+    permit = None
+    if isinstance(breaker, Breaker):
+        assert len(breaker.permits) == given + 1
+        permit = breaker.permits[-1]
+    return Call(flow, step, permit)
 
 
 def _call(gate: Gate, path: str = "/login") -> Call:
     step = _begin(gate, EMULATOR.issue(), path)
     assert isinstance(step, Call)
     return step
+
+
+def _verdict(decision: Decision | Call) -> Verdict | None:
+    """The verdict a decision carries: the one the app is given, or the one denied."""
+    if isinstance(decision, Pass):
+        return decision.verdict
+    if isinstance(decision, Deny):
+        return decision.denial.verdict
+    return None
+
+
+def _judge(step: Decision | Call) -> Denial | None:
+    """The gate's own answer (what ``gate.judge`` gave), or None when the app is called; of
+    a decision, or of a call ``_finish`` answered."""
+    decision = step.decision if isinstance(step, Call) else step
+    assert decision is not None
+    return decision.denial if isinstance(decision, Deny) else None
+
+
+def _finish(
+    call: Call, *, response: httpx.Response | None = None, error: str | None = None
+) -> Verdict:
+    """Answer the call out with ``response`` or, instead of one, the problem ``error`` names
+    (``gate.finish``'s default, when neither is given: "no answer")."""
+    answer: ProviderResponse | CallProblem
+    if response is not None:
+        answer = from_httpx(response)
+    else:
+        answer = CallProblem((error or "no answer").replace(" ", "_"))
+    decision = drive(call.flow, sent=answer).decision
+    assert decision is not None
+    call.decision = decision
+    verdict = _verdict(decision)
+    assert verdict is not None
+    return verdict
 
 
 def _answer(document: dict[str, Any], status: int = 200) -> httpx.Response:
@@ -110,42 +189,46 @@ def test_a_good_shape_gives_a_call_under_a_permit() -> None:
     call = _call(gate)
     assert call.request.method == "POST"
     assert call.timeout == 5.0
+    assert call.permit is not None
     assert not call.permit.probe
 
 
 def test_malformed_fields_are_rejected_without_a_permit() -> None:
-    breaker = CircuitBreaker(failure_threshold=1)
+    breaker = Breaker(failure_threshold=1)
     gate = _gate(provider=_provider(breaker=breaker))
-    step = _begin(gate, {**EMULATOR.issue(), "gen_time": "abc"})
+    decision = _begin(gate, {**EMULATOR.issue(), "gen_time": "abc"})
+    step = _verdict(decision)
     assert isinstance(step, Verdict)
     assert step.outcome is Outcome.REJECTED
     assert step.reason == "malformed gen_time"
-    denial = gate.judge(_route(gate), step)
+    denial = _judge(decision)
     assert denial is not None and denial.status == 403
     # no permit was taken: the breaker would have nothing to hand it back to
     assert breaker.acquire() is not None and breaker.acquire() is not None
 
 
 def test_open_circuit_falls_back_at_once(caplog: pytest.LogCaptureFixture) -> None:
-    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=60, clock=FakeClock())
+    breaker = Breaker(failure_threshold=1, reset_timeout=60, clock=FakeClock())
     gate = _gate(provider=_provider(breaker=breaker))
     breaker.record(breaker.acquire(), ok=False)  # type: ignore[arg-type]
     with caplog.at_level(logging.WARNING, "captcha_guard"):
-        step = _begin(gate, EMULATOR.issue())
+        decision = _begin(gate, EMULATOR.issue())
+    step = _verdict(decision)
     assert isinstance(step, Verdict)
     assert (step.outcome, step.reason) == (Outcome.FALLBACK, "circuit open")
     assert step.details == {"fault": "provider", "code": None}
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
-    assert gate.judge(_route(gate), step) is None
+    assert _judge(decision) is None
 
 
 def test_fail_open_false_turns_a_fallback_into_503() -> None:
-    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=60, clock=FakeClock())
+    breaker = Breaker(failure_threshold=1, reset_timeout=60, clock=FakeClock())
     gate = _gate(Rule("/login", fail_open=False), provider=_provider(breaker=breaker))
     breaker.record(breaker.acquire(), ok=False)  # type: ignore[arg-type]
-    step = _begin(gate, EMULATOR.issue())
+    decision = _begin(gate, EMULATOR.issue())
+    step = _verdict(decision)
     assert isinstance(step, Verdict)
-    denial = gate.judge(_route(gate), step)
+    denial = _judge(decision)
     assert denial is not None
     assert (denial.status, denial.error, denial.verdict) == (503, "captcha_unavailable", step)
 
@@ -154,7 +237,7 @@ def test_a_provider_that_cannot_build_its_request_falls_back_and_frees_the_probe
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class Broken(GeeTest):
-        def build_request(self, claim: Claim) -> httpx.Request:
+        def build_request(self, claim: Claim) -> ProviderRequest:
             raise RuntimeError("boom")
 
     clock = FakeClock()
@@ -164,7 +247,7 @@ def test_a_provider_that_cannot_build_its_request_falls_back_and_frees_the_probe
     breaker.record(breaker.acquire(), ok=False)  # type: ignore[arg-type]
     clock.advance(10)
     with caplog.at_level(logging.ERROR, "captcha_guard"):
-        step = _begin(gate, EMULATOR.issue())
+        step = _verdict(_begin(gate, EMULATOR.issue()))
     assert isinstance(step, Verdict) and step.outcome is Outcome.FALLBACK
     assert step.details["fault"] == "operator"
     assert any(r.levelno == logging.ERROR for r in caplog.records)
@@ -176,10 +259,10 @@ def test_a_provider_that_cannot_build_its_request_falls_back_and_frees_the_probe
 
 
 def test_a_pass_is_recorded_as_healthy() -> None:
-    breaker = CircuitBreaker(failure_threshold=2)
+    breaker = Breaker(failure_threshold=2)
     gate = _gate(provider=_provider(breaker=breaker))
     breaker.record(breaker.acquire(), ok=False)  # type: ignore[arg-type]
-    verdict = gate.finish(_call(gate), response=_answer(PASS))
+    verdict = _finish(_call(gate), response=_answer(PASS))
     assert verdict.outcome is Outcome.PASSED
     assert verdict.details["captcha_args"] == {"a": 1}
     breaker.record(breaker.acquire(), ok=False)  # type: ignore[arg-type]
@@ -187,20 +270,21 @@ def test_a_pass_is_recorded_as_healthy() -> None:
 
 
 def test_a_rejection_is_a_healthy_call_and_a_403() -> None:
-    breaker = CircuitBreaker(failure_threshold=1)
+    breaker = Breaker(failure_threshold=1)
     gate = _gate(provider=_provider(breaker=breaker))
-    verdict = gate.finish(_call(gate), response=_answer(FAIL))
+    call = _call(gate)
+    verdict = _finish(call, response=_answer(FAIL))
     assert verdict.outcome is Outcome.REJECTED
     assert breaker.state is State.CLOSED
-    denial = gate.judge(_route(gate), verdict)
+    denial = _judge(call)
     assert denial is not None and denial.status == 403
 
 
 def test_a_provider_failure_falls_back_and_counts(caplog: pytest.LogCaptureFixture) -> None:
-    breaker = CircuitBreaker(failure_threshold=1)
+    breaker = Breaker(failure_threshold=1)
     gate = _gate(provider=_provider(breaker=breaker))
     with caplog.at_level(logging.DEBUG, "captcha_guard"):
-        verdict = gate.finish(_call(gate), response=httpx.Response(502, text="bad gateway"))
+        verdict = _finish(_call(gate), response=httpx.Response(502, text="bad gateway"))
     assert (verdict.outcome, verdict.reason) == (Outcome.FALLBACK, "HTTP 502")
     assert breaker.state is State.OPEN
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -209,9 +293,9 @@ def test_a_provider_failure_falls_back_and_counts(caplog: pytest.LogCaptureFixtu
 
 def test_an_error_instead_of_an_answer_falls_back() -> None:
     gate = _gate()
-    verdict = gate.finish(_call(gate), error="timeout")
+    verdict = _finish(_call(gate), error="timeout")
     assert (verdict.outcome, verdict.reason) == (Outcome.FALLBACK, "timeout")
-    assert gate.finish(_call(gate)).reason == "no answer"
+    assert _finish(_call(gate)).reason == "no answer"
 
 
 def test_an_operator_fault_is_logged_at_error_with_its_code(
@@ -219,7 +303,7 @@ def test_an_operator_fault_is_logged_at_error_with_its_code(
 ) -> None:
     gate = _gate()
     with caplog.at_level(logging.DEBUG, "captcha_guard"):
-        verdict = gate.finish(
+        verdict = _finish(
             _call(gate),
             response=_answer({"status": "error", "code": "-50105", "msg": "captcha_id paused"}),
         )
@@ -232,40 +316,81 @@ def test_an_operator_fault_is_logged_at_error_with_its_code(
 
 def test_an_answer_the_provider_cannot_read_falls_back(caplog: pytest.LogCaptureFixture) -> None:
     class Fragile(GeeTest):
-        def read_response(self, claim: Claim, response: httpx.Response) -> Verdict:
+        def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict:
             raise KeyError("surprise")
 
     breaker = CircuitBreaker(failure_threshold=1)
     provider = Fragile(EMULATOR.captcha_id, EMULATOR.captcha_key, breaker=breaker)
     gate = Gate([Rule("/login")], provider)
     with caplog.at_level(logging.ERROR, "captcha_guard"):
-        verdict = gate.finish(_call(gate), response=_answer(PASS))
+        verdict = _finish(_call(gate), response=_answer(PASS))
     assert (verdict.outcome, verdict.reason) == (Outcome.FALLBACK, "answer could not be read")
     assert breaker.state is State.OPEN
 
 
 def test_abandon_frees_the_probe_and_counts_nothing() -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=5, clock=clock)
+    breaker = Breaker(failure_threshold=1, reset_timeout=5, clock=clock)
     gate = _gate(provider=_provider(breaker=breaker))
     breaker.record(breaker.acquire(), ok=False)  # type: ignore[arg-type]
     clock.advance(5)
     call = _call(gate)
+    assert call.permit is not None
     assert call.permit.probe
-    fallback = _begin(gate, EMULATOR.issue())
+    fallback = _verdict(_begin(gate, EMULATOR.issue()))
     assert isinstance(fallback, Verdict) and fallback.reason == "circuit open"
-    gate.abandon(call)
+    call.flow.close()  # the door was cancelled while the call was out
     assert breaker.state is State.HALF_OPEN
-    assert _call(gate).permit.probe
+    again = _call(gate).permit
+    assert again is not None
+    assert again.probe
+
+
+def test_busy_is_a_503_that_charges_nothing_and_frees_the_probe() -> None:
+    clock = FakeClock()
+    breaker = Breaker(failure_threshold=1, reset_timeout=5, clock=clock)
+    gate = _gate(provider=_provider(breaker=breaker))
+    # Closed: BUSY again and again does not open the circuit (one failure would).
+    for _ in range(3):
+        decision = drive(_call(gate).flow, sent=BUSY).decision
+        assert isinstance(decision, Deny)
+        assert (decision.denial.status, decision.denial.error) == (503, "captcha_busy")
+        assert decision.denial.verdict is None  # never a fallback
+    assert breaker.state is State.CLOSED
+    # Half-open: the probe that found no connection is handed back, uncounted.
+    breaker.record(breaker.acquire(), ok=False)  # type: ignore[arg-type]
+    clock.advance(5)
+    call = _call(gate)
+    assert call.permit is not None and call.permit.probe
+    assert isinstance(drive(call.flow, sent=BUSY).decision, Deny)
+    assert breaker.state is State.HALF_OPEN
+    again = _call(gate).permit
+    assert again is not None and again.probe
+
+
+def test_events_are_emitted_for_a_call_and_none_for_a_cancelled_one() -> None:
+    seen: list[object] = []
+    clock = FakeClock()
+    breaker = Breaker(failure_threshold=1, reset_timeout=5, clock=clock)
+    hooks = {"verdict": [seen.append], "breaker": [seen.append]}
+    gate = _gate(provider=_provider(breaker=breaker), event_hooks=hooks)
+    call = _call(gate)
+    call.flow.close()
+    assert seen == []
+    run = drive(_call(gate).flow, sent=from_httpx(httpx.Response(502)))
+    assert isinstance(run.decision, Pass)  # fail-open fallback
+    kinds = [type(event).__name__ for event in run.events]
+    assert kinds == ["BreakerEvent", "VerdictEvent"]
+    assert seen == run.events
 
 
 def test_a_named_provider_is_named_in_the_verdict() -> None:
     gate = _gate(
         Rule("/signup", provider="strict"), Rule("/login"), providers={"strict": _provider()}
     )
-    verdict = gate.finish(_call(gate, "/signup"), response=_answer(PASS))
+    verdict = _finish(_call(gate, "/signup"), response=_answer(PASS))
     assert verdict.provider == "strict"
-    assert gate.finish(_call(gate), response=_answer(PASS)).provider == "geetest"
+    assert _finish(_call(gate), response=_answer(PASS)).provider == "geetest"
 
 
 def test_the_gate_never_logs_a_secret_or_a_token(caplog: pytest.LogCaptureFixture) -> None:
@@ -283,7 +408,7 @@ def test_the_gate_never_logs_a_secret_or_a_token(caplog: pytest.LogCaptureFixtur
         for fields, answer in zip(issued, answers, strict=True):
             step = _begin(gate, fields)
             assert isinstance(step, Call)
-            gate.finish(step, response=answer)
+            _finish(step, response=answer)
     assert {r.levelname for r in caplog.records} >= {"DEBUG", "WARNING", "ERROR"}
     assert_logs_clean(caplog.records, EMULATOR.captcha_key, *tokens_of(issued))
 

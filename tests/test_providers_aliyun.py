@@ -27,6 +27,7 @@ from captcha_guard.providers.base import Claim, RequestInfo
 from captcha_guard.testing import AliyunCaptchaEmulator, Outage
 from captcha_guard.verdict import Fault, ProviderFailure, Verdict
 from tests.guarded import Stage, patient, staged
+from tests.wire import as_httpx, from_httpx
 
 # The official example of signature V3 (providers.md).
 VECTOR_HEADERS = {
@@ -461,7 +462,7 @@ def _claim(provider: AliyunCaptcha, param: str) -> Claim:
 
 def test_the_clock_and_region_choose_date_and_endpoint() -> None:
     provider = AliyunCaptcha("AK", "secret", region="sgp", clock=lambda: 1698315752.0)
-    request = provider.build_request(_claim(provider, '{"sceneId":"s"}'))
+    request = as_httpx(provider.build_request(_claim(provider, '{"sceneId":"s"}')))
     assert str(request.url) == "https://captcha.ap-southeast-1.aliyuncs.com/"
     assert request.headers["x-acs-date"] == "2023-10-26T10:22:32Z" == acs_date(1698315752.0)
     assert "SceneId" not in request.content.decode()  # none configured
@@ -494,13 +495,14 @@ def test_the_replay_key_is_a_hash_of_the_certify_id() -> None:
 )
 def test_odd_answers(status: int, body: object, expected: Fault) -> None:
     provider = AliyunCaptcha("AK", "s")
-    result = provider.read_response(_claim(provider, "{}"), httpx.Response(status, json=body))
+    answer = from_httpx(httpx.Response(status, json=body))
+    result = provider.read_response(_claim(provider, "{}"), answer)
     assert isinstance(result, ProviderFailure) and result.fault is expected
 
 
 def test_a_pass_without_a_code_still_passes() -> None:
     provider = AliyunCaptcha("AK", "s")
-    answer = httpx.Response(200, json={"Result": {"VerifyResult": True}})
+    answer = from_httpx(httpx.Response(200, json={"Result": {"VerifyResult": True}}))
     result = provider.read_response(_claim(provider, "{}"), answer)
     assert isinstance(result, Verdict) and result.passed
 

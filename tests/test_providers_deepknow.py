@@ -18,6 +18,7 @@ from captcha_guard.providers.base import Claim, RequestInfo
 from captcha_guard.testing import DeepKnowEmulator, Outage
 from captcha_guard.verdict import Fault, Outcome, ProviderFailure, Verdict
 from tests.guarded import Stage, patient, staged
+from tests.wire import as_httpx, from_httpx
 
 # GeeTest's example (seed 003): these claims, in this order, under this secret, give this token.
 SEED_SECRET = "your-256-bit-secret"
@@ -359,7 +360,7 @@ def seed_request(host: str | None = None) -> tuple[DeepKnow, Claim]:
 
 def test_the_seed_vector_is_what_we_send() -> None:
     provider, claim = seed_request()
-    request = provider.build_request(claim)
+    request = as_httpx(provider.build_request(claim))
     assert request.content.decode() == SEED_TOKEN
     assert request.url == "https://dkapi.geetest.com/deepknow/v2/verify"
     assert provider.claims(claim) == SEED_CLAIMS
@@ -387,7 +388,7 @@ def test_the_replay_key_hashes_the_session_id() -> None:
 def _answer(
     provider: DeepKnow, claim: Claim, response: httpx.Response
 ) -> Verdict | ProviderFailure:
-    return provider.read_response(claim, response)
+    return provider.read_response(claim, from_httpx(response))
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from captcha_guard.fields import FieldError, Fields
 from captcha_guard.providers.base import Claim, RequestInfo
 from captcha_guard.providers.geetest import ENDPOINTS, OPERATOR_ERRORS, USER_ERRORS, sign_token
 from captcha_guard.verdict import Fault, ProviderFailure
+from tests.wire import as_httpx, from_httpx
 
 CAPTCHA_ID = "647f5ed2ed8acb4be36784e01556bb71"
 CAPTCHA_KEY = "b09a7aafbfd83f73b35a9b530d0337bf"
@@ -49,7 +50,7 @@ def _read(document: Any, status: int = 200) -> Verdict | ProviderFailure:
         response = httpx.Response(status, json=document)
     else:
         response = httpx.Response(status, content=document)
-    return _provider().read_response(_claim(), response)
+    return _provider().read_response(_claim(), from_httpx(response))
 
 
 # ---------------------------------------------------------------- the request
@@ -64,7 +65,7 @@ def test_sign_token_vector_from_providers_md() -> None:
 def test_the_request_is_what_the_vendor_demo_sends() -> None:
     provider = _provider(endpoint="http://gcaptcha4.geetest.com/validate")
     values = _client_fields()
-    request = provider.build_request(provider.check(_fields(values), INFO))
+    request = as_httpx(provider.build_request(provider.check(_fields(values), INFO)))
     # The demo: url = api_server + '/validate?captcha_id=' + id; requests.post(url, query)
     demo_query = {**values, "sign_token": sign_token(CAPTCHA_KEY, LOT)}
     assert request.method == "POST"
@@ -88,7 +89,7 @@ def test_the_request_is_what_the_vendor_demo_sends() -> None:
 def test_the_request_is_the_one_httpx_builds_from_params_and_data(endpoint: str) -> None:
     provider = _provider(endpoint=endpoint)
     values = _client_fields(captcha_output="a+b/c=d&e%f~g")
-    request = provider.build_request(provider.check(_fields(values), INFO))
+    request = as_httpx(provider.build_request(provider.check(_fields(values), INFO)))
     form = {**values, "sign_token": sign_token(CAPTCHA_KEY, LOT)}
     expected = httpx.Request("POST", endpoint, params={"captcha_id": CAPTCHA_ID}, data=form)
     assert (request.method, request.url, request.content) == (
@@ -115,7 +116,7 @@ def test_check_makes_a_claim_keyed_by_the_lot_number() -> None:
 def test_extra_fields_are_not_forwarded() -> None:
     provider = _provider()
     values = {**_client_fields(), "captcha_id": "0" * 32, "sign_token": "forged", "user": "x"}
-    body = provider.build_request(provider.check(_fields(values), INFO)).read().decode()
+    body = as_httpx(provider.build_request(provider.check(_fields(values), INFO))).read().decode()
     sent = dict(parse_qsl(body))
     assert sent["sign_token"] == sign_token(CAPTCHA_KEY, LOT)
     assert "captcha_id" not in sent and "user" not in sent
@@ -137,7 +138,7 @@ def test_extra_fields_are_not_forwarded() -> None:
 def test_regions_map_to_their_endpoints(region: str | None, endpoint: str) -> None:
     provider = _provider(region=region)
     assert provider.endpoint == endpoint
-    assert provider.build_request(_claim(provider)).url.host == httpx.URL(endpoint).host
+    assert as_httpx(provider.build_request(_claim(provider))).url.host == httpx.URL(endpoint).host
 
 
 def test_endpoint_overrides_the_region() -> None:

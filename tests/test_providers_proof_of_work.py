@@ -24,6 +24,7 @@ from captcha_guard import (
     Verdict,
     WSGICaptchaGuard,
 )
+from captcha_guard._flow import Pass
 from captcha_guard.fields import FieldError, Fields
 from captcha_guard.gate import Gate
 from captcha_guard.providers.base import RequestInfo
@@ -31,6 +32,7 @@ from captcha_guard.providers.proof_of_work import derive_key
 from captcha_guard.replay import MemoryReplayStore
 from tests.apps import echo_asgi, echo_wsgi
 from tests.servers import serve_asgi, serve_wsgi
+from tests.wire import client_request, run_flow
 
 SECRET = "test-secret-0123456789abcdef"
 START = 1_700_000_000.0
@@ -287,13 +289,11 @@ def test_a_full_replay_store_refuses_new_solutions_and_says_so(
     assert route is not None
     with caplog.at_level(logging.ERROR, logger="captcha_guard"):
         for _ in range(2):
-            gate.begin(
+            run_flow(
+                gate,
                 route,
-                request=REQUEST,
-                content_type="application/x-www-form-urlencoded",
+                client_request(client_host=None, content_type="application/x-www-form-urlencoded"),
                 body=f"altcha={encode(solve(provider.new_challenge()))}".encode(),
-                query_string=b"",
-                header_value=None,
             )
     assert any("replay store full" in record.getMessage() for record in caplog.records)
 
@@ -319,14 +319,14 @@ def test_the_gate_never_asks_the_breaker_of_a_local_provider() -> None:
     gate = Gate([Rule("/login")], provider)
     route = gate.match("POST", "/login")
     assert route is not None
-    step = gate.begin(
+    decision = run_flow(
+        gate,
         route,
-        request=REQUEST,
-        content_type="application/json",
+        client_request(client_host=None, content_type="application/json"),
         body=json.dumps({"altcha": encode(solve(provider.new_challenge()))}).encode(),
-        query_string=b"",
-        header_value=None,
     )
+    assert isinstance(decision, Pass)  # the flow's form of the old "a Verdict, no Call"
+    step = decision.verdict
     assert isinstance(step, Verdict)
     assert step.passed
 

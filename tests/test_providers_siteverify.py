@@ -28,6 +28,7 @@ from captcha_guard.testing import (
 )
 from captcha_guard.verdict import Fault, Outcome, ProviderFailure, Verdict
 from tests.guarded import Stage, guarded, patient, post, staged
+from tests.wire import as_httpx, from_httpx
 
 
 @dataclass(frozen=True)
@@ -466,7 +467,7 @@ def test_each_turnstile_request_gets_its_own_idempotency_key() -> None:
     first = provider.check(fields, _request())
     second = provider.check(fields, _request())
     assert first.values["idempotency_key"] != second.values["idempotency_key"]
-    request = provider.build_request(first)
+    request = as_httpx(provider.build_request(first))
     assert f"idempotency_key={first.values['idempotency_key']}" in request.content.decode()
 
 
@@ -520,7 +521,7 @@ def test_answers_that_are_not_a_judgement_are_the_providers_fault(
 ) -> None:
     provider = ReCaptcha("s")
     claim = provider.check(_fields(**{"g-recaptcha-response": "03A"}), _request())
-    result = provider.read_response(claim, httpx.Response(status, content=body))
+    result = provider.read_response(claim, from_httpx(httpx.Response(status, content=body)))
     assert isinstance(result, ProviderFailure)
     assert result.fault is fault
 
@@ -529,11 +530,11 @@ def test_error_codes_are_bounded_and_a_bare_string_is_read() -> None:
     provider = Turnstile("s")
     claim = provider.check(_fields(**{"cf-turnstile-response": "0.x"}), _request())
     many = {"success": False, "error-codes": ["x" * 500] + ["bad-request"] * 20}
-    result = provider.read_response(claim, httpx.Response(200, json=many))
+    result = provider.read_response(claim, from_httpx(httpx.Response(200, json=many)))
     assert isinstance(result, Verdict)
     assert result.outcome is Outcome.REJECTED
     assert len(result.reason) < 64 * 8 + 40
     single = {"success": False, "error-codes": "timeout-or-duplicate"}
-    result = provider.read_response(claim, httpx.Response(200, json=single))
+    result = provider.read_response(claim, from_httpx(httpx.Response(200, json=single)))
     assert isinstance(result, Verdict)
     assert result.reason == "turnstile: timeout-or-duplicate"

@@ -16,6 +16,7 @@ from captcha_guard.fields import Fields
 from captcha_guard.providers.aliyun import acs_date, sign
 from captcha_guard.providers.base import RequestInfo
 from captcha_guard.testing import AliyunCaptchaEmulator
+from tests.wire import as_httpx
 
 URL = "https://captcha.test/"
 
@@ -33,7 +34,7 @@ def signed(
     fields = Fields()
     fields.add(provider.field, param)
     claim = provider.check(fields, RequestInfo("POST", "/", None, {}, raw={}))
-    return provider.build_request(claim)
+    return as_httpx(provider.build_request(claim))
 
 
 def send(emulator: AliyunCaptchaEmulator, request: httpx.Request) -> httpx.Response:
@@ -183,8 +184,10 @@ def test_served_for_real_the_host_header_is_signed_with_its_port() -> None:
         )
         fields = Fields()
         fields.add(provider.field, emulator.issue()["captchaVerifyParam"])
-        request = provider.build_request(
-            provider.check(fields, RequestInfo("POST", "/", None, {}, raw={}))
+        request = as_httpx(
+            provider.build_request(
+                provider.check(fields, RequestInfo("POST", "/", None, {}, raw={}))
+            )
         )
         with httpx.Client() as client:
             answer = client.send(request)

@@ -45,7 +45,7 @@ def form_post(url: str, data: Mapping[str, str]) -> ProviderRequest:
     return ProviderRequest(
         "POST",
         url,
-        (("Content-Type", "application/x-www-form-urlencoded"),),
+        (("content-type", "application/x-www-form-urlencoded"),),
         urlencode(data).encode(),
     )
 
