@@ -343,7 +343,7 @@ def test_probe_cannot_tell_when_the_vendor_fails_or_is_away(tmp_path: Path) -> N
         emulator.outage = Outage.REFUSE
         away = probe(tmp_path, siteverify_config("turnstile", endpoint), {"SECRET": "x"})
     assert failing.code == 3 and "cannot tell: the vendor failed (HTTP 500) [probe]" in failing.out
-    assert away.code == 3 and "did not answer (ConnectError) [probe]" in away.out
+    assert away.code == 3 and "did not answer (connect_error) [probe]" in away.out
 
 
 def test_probe_skips_proof_of_work(tmp_path: Path) -> None:
