@@ -26,6 +26,7 @@ from captcha_guard._config import (
     _Locator,
     load,
 )
+from captcha_guard.providers.proof_of_work import derive_key
 from captcha_guard.testing import EmulatorServer, GeeTestEmulator
 from tests.helpers import RecordingApp
 
@@ -419,7 +420,12 @@ def test_secrets_from_the_environment_and_from_files(tmp_path: Path) -> None:
         """,
     )
     config = load(path, environ={"TS": "from-the-environment"})
-    assert config.providers["a"].provider._secret == "a-mounted-secret-0123456789abcdef"  # type: ignore[attr-defined]
+    pow_provider = config.providers["a"].provider
+    assert pow_provider._key == derive_key(  # type: ignore[attr-defined]
+        "a-mounted-secret-0123456789abcdef",
+        pow_provider.realm,  # type: ignore[attr-defined]
+        pow_provider.expires,  # type: ignore[attr-defined]
+    )
     assert config.providers["b"].provider._secret == "from-the-environment"  # type: ignore[attr-defined]
     assert "from-the-environment" not in repr(config)
     (tmp_path / "pow.secret").unlink()
