@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from ._logs import note_verdict
 from ._version import __version__
 from .breaker import Permit
 from .fallback import FallbackBudget, FallbackGuard
@@ -37,15 +38,12 @@ from .responses import (
     unavailable,
 )
 from .rules import Rule
-from .verdict import Fault, Outcome, ProviderFailure, Verdict
+from .verdict import REFUSED, Fault, Outcome, ProviderFailure, Verdict
 
 logger = logging.getLogger("captcha_guard")
 
 DEFAULT_MAX_BODY_SIZE = 1_048_576
 
-#: In a fallback verdict's details: the fallback was refused for want of capacity (a 503,
-#: as if the rule said fail_open=False), with the reason.
-REFUSED = "fallback_refused"
 
 #: The pool of the WSGI door's HTTP client (the ASGI door's is in asgi.py). Every connection
 #: is kept alive: with fewer kept than allowed, a steady load above the keep-alive count
@@ -283,11 +281,7 @@ class Gate:
     def _named(self, route: Route, verdict: Verdict) -> Verdict:
         if verdict.provider != route.provider_name:
             verdict = Verdict(verdict.outcome, verdict.reason, route.provider_name, verdict.details)
-        hint = verdict.details.get("misconfiguration")
-        if hint:
-            logger.error("captcha provider %s: %s", route.provider_name, hint)
-        elif logger.isEnabledFor(logging.DEBUG):
-            logger.debug("captcha %s (%s): %s", verdict.outcome, verdict.provider, verdict.reason)
+        note_verdict(route.provider_name, verdict)
         return verdict
 
     def _fallback(self, route: Route, claim: Claim, failure: ProviderFailure) -> Verdict:
@@ -311,7 +305,7 @@ class Gate:
         logger.warning(
             "captcha provider %s unavailable (%s); fallback refused: %s", name, failure.reason, why
         )
+        details[REFUSED] = why  # a 503, or a 403 that reads generic (responses.rejected)
         if outcome is Outcome.FALLBACK:
-            details[REFUSED] = why
             return Verdict(outcome, f"{failure.reason}; {why}", name, details)
         return Verdict(outcome, why, name, details)

@@ -27,7 +27,7 @@ from altcha.v1 import ChallengeOptions, create_challenge, hash_hex, hmac_hex
 
 from ..fields import FieldError, Fields
 from ..replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
-from ..verdict import Verdict
+from ..verdict import MISCONFIGURATION, REFUSED, SUSPECT, Outcome, Verdict
 from .base import Provider, RequestInfo
 
 #: About 0.05 s on average for altcha's own Python solver on one core; the widget with Web
@@ -143,12 +143,18 @@ class ProofOfWork(Provider):
         try:
             first = self.replay_store.remember(f"altcha:{challenge}", expires_at, now)
         except ReplayStoreFull:
-            # Refused, not forgotten: see MemoryReplayStore. Loud, since the operator may need
-            # a larger store or a shorter ``expires``.
+            # Refused, not forgotten: see MemoryReplayStore. A WARNING, not an ERROR: a client
+            # that solves enough challenges fills the store at will.
             hint = "replay store full: raise its max_entries or lower expires"
             return self.rejected(
-                "proof of work: too many recent solutions, retry later", {"misconfiguration": hint}
+                "proof of work: too many recent solutions, retry later", {SUSPECT: hint}
             )
+        except Exception as exc:
+            # A shared store that cannot answer cannot vouch for the solution: a 503 (the
+            # REFUSED detail), never a 500 and never a pass.
+            hint = f"replay store failed ({type(exc).__name__})"
+            details = {REFUSED: "replay store unavailable", MISCONFIGURATION: hint}
+            return Verdict(Outcome.FALLBACK, f"proof of work: {hint}", self.name, details)
         if not first:
             return self.rejected("proof of work: challenge already used")
         return self.passed("ok", {"expires": expires_at})
