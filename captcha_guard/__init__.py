@@ -1,9 +1,10 @@
 """captcha_guard: a server-side captcha gate for ASGI and WSGI apps."""
 
+from ._client_ip import TrustedProxies
 from ._version import __version__
 from .asgi import CaptchaGuard
 from .breaker import CircuitBreaker
-from .fallback import FallbackBudget, MemoryFallbackBudget
+from .fallback import FallbackBudget, FallbackLimit, MemoryFallbackBudget
 from .providers import (
     AliyunCaptcha,
     DeepKnow,
@@ -26,6 +27,7 @@ __all__ = [
     "DeepKnow",
     "Denial",
     "FallbackBudget",
+    "FallbackLimit",
     "GeeTest",
     "HCaptcha",
     "MemoryFallbackBudget",
@@ -34,6 +36,7 @@ __all__ = [
     "Provider",
     "ReCaptcha",
     "Rule",
+    "TrustedProxies",
     "Turnstile",
     "Verdict",
     "WSGICaptchaGuard",

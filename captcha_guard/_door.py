@@ -7,7 +7,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Generic, TypeVar
 
-from .fallback import FallbackBudget
+from ._client_ip import ClientAddress, ClientIPOption
+from .fallback import FallbackLimitOption
 from .gate import DEFAULT_MAX_BODY_SIZE, Gate
 from .providers.base import Provider
 from .replay import ReplayStore
@@ -33,9 +34,11 @@ class FrontDoor(Generic[AppT, ClientT, RejectT]):
         http_client: ClientT | None = None,
         *,
         replay_store: ReplayStore | None = None,
-        fallback_limit: int | FallbackBudget | None = None,
+        fallback_limit: FallbackLimitOption = None,
+        client_ip: ClientIPOption = None,
     ) -> None:
         self.app = app
+        self.client_address = ClientAddress(client_ip)
         self.gate = Gate(
             rules,
             provider,

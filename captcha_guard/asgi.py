@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 import anyio
 import httpx
 
+from ._client_ip import ClientAddress
 from ._door import FrontDoor
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .gate import Call, Route, describe_error
@@ -93,7 +94,7 @@ class CaptchaGuard(FrontDoor[ASGIApp, httpx.AsyncClient, RejectHandler]):
 
         step = self.gate.begin(
             route,
-            request=_request_info(scope),
+            request=_request_info(scope, self.client_address),
             content_type=head.content_type,
             body=body,
             query_string=scope.get("query_string", b""),
@@ -246,13 +247,12 @@ class _Head:
                 self.captcha = text if self.captcha is None else f"{self.captcha}&{text}"
 
 
-def _request_info(scope: Scope) -> RequestInfo:
-    client = scope.get("client")
+def _request_info(scope: Scope, client_address: ClientAddress) -> RequestInfo:
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
     return RequestInfo(
         method=scope["method"],
         path=scope["path"],
-        client_host=client[0] if client else None,
+        client_host=client_address.asgi(scope),
         headers=headers,
         raw=scope,
     )

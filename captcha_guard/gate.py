@@ -23,7 +23,7 @@ import httpx
 from ._logs import note_verdict
 from ._version import __version__
 from .breaker import Permit
-from .fallback import FallbackBudget, FallbackGuard
+from .fallback import FallbackGuard, FallbackLimitOption
 from .fields import BodyError, FieldError, collect
 from .providers.base import Claim, Provider, RequestInfo
 from .replay import ReplayStore
@@ -103,7 +103,7 @@ class Gate:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         *,
         replay_store: ReplayStore | None = None,
-        fallback_limit: int | FallbackBudget | None = None,
+        fallback_limit: FallbackLimitOption = None,
     ) -> None:
         if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
             raise TypeError("max_body_size must be an int (bytes)")

@@ -14,6 +14,7 @@ from wsgiref.util import is_hop_by_hop
 
 import httpx
 
+from ._client_ip import ClientAddress
 from ._door import FrontDoor
 from ._types import Environ, StartResponse, WSGIApp
 from .gate import CLIENT_LIMITS, Call, Route, describe_error
@@ -72,7 +73,7 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, httpx.Client, WSGIRejectHandler]):
 
         step = self.gate.begin(
             route,
-            request=_request_info(environ),
+            request=_request_info(environ, self.client_address),
             content_type=content_type,
             body=body,
             query_string=environ.get("QUERY_STRING", "").encode("latin-1", "replace"),
@@ -170,7 +171,7 @@ def _route_path(path_info: str) -> str:
         return path_info
 
 
-def _request_info(environ: Environ) -> RequestInfo:
+def _request_info(environ: Environ, client_address: ClientAddress) -> RequestInfo:
     headers = {
         key[5:].replace("_", "-").lower(): value
         for key, value in environ.items()
@@ -183,7 +184,7 @@ def _request_info(environ: Environ) -> RequestInfo:
     return RequestInfo(
         method=environ.get("REQUEST_METHOD", "GET"),
         path=_route_path(path),
-        client_host=environ.get("REMOTE_ADDR") or None,
+        client_host=client_address.wsgi(environ),
         headers=headers,
         raw=environ,
     )

@@ -263,18 +263,17 @@ def test_a_full_replay_store_refuses_new_solutions_and_says_so(
     refused = judge(provider, third)
     assert refused.outcome is Outcome.REJECTED
     assert "retry later" in refused.reason
-    # A client can fill the store: a hint logged at WARNING, never a paging ERROR.
-    assert "replay store full" in refused.details["suspect"]
+    assert "replay store full" in refused.details["misconfiguration"]
     # The used ones are still refused: nothing was forgotten to make room.
     assert judge(provider, first).reason == "proof of work: challenge already used"
     clock.now = START + 61
     fresh = solve(provider.new_challenge())
     assert judge(provider, fresh).passed
-    # And through the gate the operator hears of a full store, at WARNING (a client can fill it).
+    # And through the gate the operator hears of a full store.
     gate = Gate([Rule("/login")], provider)
     route = gate.match("POST", "/login")
     assert route is not None
-    with caplog.at_level(logging.WARNING, logger="captcha_guard"):
+    with caplog.at_level(logging.ERROR, logger="captcha_guard"):
         for _ in range(2):
             gate.begin(
                 route,
@@ -285,7 +284,6 @@ def test_a_full_replay_store_refuses_new_solutions_and_says_so(
                 header_value=None,
             )
     assert any("replay store full" in record.getMessage() for record in caplog.records)
-    assert all(record.levelno < logging.ERROR for record in caplog.records)
 
 
 def test_failed_solutions_do_not_fill_the_replay_store() -> None:

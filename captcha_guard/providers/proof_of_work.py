@@ -27,7 +27,7 @@ from altcha.v1 import ChallengeOptions, create_challenge, hash_hex, hmac_hex
 
 from ..fields import FieldError, Fields
 from ..replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
-from ..verdict import MISCONFIGURATION, REFUSED, SUSPECT, Outcome, Verdict
+from ..verdict import MISCONFIGURATION, REFUSED, Outcome, Verdict
 from .base import Provider, RequestInfo
 
 #: About 0.05 s on average for altcha's own Python solver on one core; the widget with Web
@@ -143,11 +143,11 @@ class ProofOfWork(Provider):
         try:
             first = self.replay_store.remember(f"altcha:{challenge}", expires_at, now)
         except ReplayStoreFull:
-            # Refused, not forgotten: see MemoryReplayStore. A WARNING, not an ERROR: a client
-            # that solves enough challenges fills the store at will.
+            # Refused, not forgotten: see MemoryReplayStore. Loud, since the operator may need
+            # a larger store or a shorter ``expires``.
             hint = "replay store full: raise its max_entries or lower expires"
             return self.rejected(
-                "proof of work: too many recent solutions, retry later", {SUSPECT: hint}
+                "proof of work: too many recent solutions, retry later", {"misconfiguration": hint}
             )
         except Exception as exc:
             # A shared store that cannot answer cannot vouch for the solution: a 503 (the
