@@ -76,8 +76,11 @@ def network_of(
         return NO_ADDRESS
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    prefix = ipv4_prefix if address.version == 4 else ipv6_prefix
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+    # The network by integer arithmetic: ip_network() costs twice as much as all of this.
+    prefix, bits = (ipv4_prefix, 32) if address.version == 4 else (ipv6_prefix, 128)
+    host_bits = bits - prefix
+    network = type(address)(int(address) >> host_bits << host_bits)
+    return f"{network}/{prefix}"
 
 
 def _prefix(value: object, name: str, bits: int) -> int:
