@@ -248,9 +248,14 @@ class FallbackGuard:
             return Outcome.FALLBACK, NO_CAPACITY
         except Exception as exc:
             # A store that cannot answer cannot vouch for anyone: no fallback, for anyone.
-            # The store is ours to fix: ERROR. Only the exception's kind and text, never a key
-            # (a key holds a network).
-            logger.error("captcha fallback store failed (%s): %s", type(exc).__name__, exc)
+            # The store is ours to fix: ERROR. The exception's text helps ("connection
+            # refused"), unless it quotes what we asked for: a lot number or a network is the
+            # client's, and stays out of the log.
+            text = str(exc)[:200]
+            named = [replay_key, client, self.limit.bucket(client) if self.limit else None]
+            if any(part and part != NO_ADDRESS and part in text for part in named):
+                text = "(text withheld: it names the request)"
+            logger.error("captcha fallback store failed (%s): %s", type(exc).__name__, text)
             return Outcome.FALLBACK, NO_CAPACITY
         return None
 

@@ -30,8 +30,9 @@ class MemoryReplayStore:
     """An in-process ReplayStore holding at most ``max_entries`` unexpired keys per use.
 
     A use is the key's namespace, the text before its first ``:`` (``fallback:...`` for the
-    fallback guard, ``altcha:...`` for proof of work; keys without one share a use). Each use has its own ``max_entries``,
-    so one store given to both cannot let a flood of one lock out the other.
+    fallback guard, ``altcha:...`` for proof of work; keys without one share a use). Each use
+    has its own ``max_entries``, so one store given to both cannot let a flood of one lock out
+    the other.
 
     When it is full of keys that have not expired yet, it refuses new ones (ReplayStoreFull)
     rather than forget old ones: forgetting a key early would let that solution be replayed,

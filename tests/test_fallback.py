@@ -430,3 +430,31 @@ def test_fallback_limit_takes_every_spelling() -> None:
     assert spelled is not None and spelled.budget is own and spelled.ipv6_prefix == 64
     with pytest.raises(TypeError, match="spend"):
         FallbackLimit(3, budget=object())  # type: ignore[arg-type]
+
+
+class _TellingStore:
+    """A store whose errors quote the key, as some clients' exceptions do."""
+
+    def remember(self, key: str, expires_at: float, now: float) -> bool:
+        raise KeyError(key)
+
+
+class _TellingBudget:
+    def spend(self, client: str) -> bool:
+        raise RuntimeError(f"cannot count {client}")
+
+
+def test_a_store_error_that_quotes_the_request_is_withheld(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lot = "4dc3cfc2cdff448cad8d13107198d473"
+    with caplog.at_level(logging.ERROR, "captcha_guard"):
+        assert FallbackGuard(_TellingStore()).refusal(f"geetest:{lot}", "198.51.100.9") == (
+            Outcome.FALLBACK,
+            NO_CAPACITY,
+        )
+        told = FallbackGuard(fallback_limit=FallbackLimit(5, budget=_TellingBudget()))
+        assert told.refusal("geetest:x", "2001:db8:1:2::9") == (Outcome.FALLBACK, NO_CAPACITY)
+    assert [r.levelno for r in caplog.records] == [logging.ERROR, logging.ERROR]
+    assert lot not in caplog.text and "2001:db8:1:2" not in caplog.text
+    assert "KeyError" in caplog.text and "RuntimeError" in caplog.text
