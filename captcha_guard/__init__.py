@@ -1,10 +1,11 @@
 """captcha_guard: a server-side captcha gate for ASGI and WSGI apps."""
 
 from ._clearance import Clearance
+from ._client_ip import TrustedProxies
 from ._version import __version__
 from .asgi import CaptchaGuard
 from .breaker import CircuitBreaker
-from .fallback import FallbackBudget, MemoryFallbackBudget
+from .fallback import FallbackBudget, FallbackLimit, MemoryFallbackBudget
 from .providers import (
     AliyunCaptcha,
     DeepKnow,
@@ -29,6 +30,7 @@ __all__ = [
     "DeepKnow",
     "Denial",
     "FallbackBudget",
+    "FallbackLimit",
     "GeeTest",
     "HCaptcha",
     "MemoryFallbackBudget",
@@ -39,6 +41,7 @@ __all__ = [
     "ReCaptcha",
     "ReplayStore",
     "Rule",
+    "TrustedProxies",
     "Turnstile",
     "Verdict",
     "WSGICaptchaGuard",

@@ -8,9 +8,9 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
+from ._client_ip import ClientAddress, ClientIPOption
 from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
-from ._request import ClientAddress
-from .fallback import FallbackBudget
+from .fallback import FallbackLimitOption
 from .providers.base import Provider
 from .replay import ReplayStore
 from .rules import Rule
@@ -38,11 +38,13 @@ class FrontDoor(Generic[AppT, RejectT]):
         on_reject: RejectT | None = None,
         http_client: Any = None,
         replay_store: ReplayStore | None = None,
-        fallback_limit: int | FallbackBudget | None = None,
+        fallback_limit: FallbackLimitOption = None,
         event_hooks: Mapping[str, Iterable[EventHook]] | None = None,
-        client_ip: ClientAddress | None = None,
+        client_ip: ClientIPOption = None,
     ) -> None:
         self.app = app
+        self.client_address = ClientAddress(client_ip)
+        self.client_address = ClientAddress(client_ip)
         self.gate = Gate(
             rules,
             provider,
@@ -55,7 +57,6 @@ class FrontDoor(Generic[AppT, RejectT]):
         )
         self.on_reject = on_reject
         self.http_client = http_client
-        self.client_address = client_ip
 
     @classmethod
     def from_file(

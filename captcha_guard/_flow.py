@@ -46,10 +46,11 @@ from ._events import (
     BreakerEvent,
     VerdictEvent,
 )
+from ._logs import note_verdict
 from ._request import ClientRequest
 from ._version import __version__
 from .breaker import State
-from .fallback import OVER_BUDGET, REPLAYED, FallbackBudget, FallbackGuard
+from .fallback import OVER_BUDGET, REPLAYED, FallbackGuard, FallbackLimitOption
 from .fields import BodyError, FieldError, collect
 from .providers._wire import ProviderRequest, ProviderResponse
 from .providers.base import Claim, Provider
@@ -66,7 +67,7 @@ from .responses import (
     unavailable,
 )
 from .rules import Rule
-from .verdict import Fault, Outcome, ProviderFailure, Verdict
+from .verdict import REFUSED, Fault, Outcome, ProviderFailure, Verdict
 
 logger = logging.getLogger("captcha_guard")
 
@@ -186,7 +187,7 @@ class Gate:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         replay_store: ReplayStore | None = None,
-        fallback_limit: int | FallbackBudget | None = None,
+        fallback_limit: FallbackLimitOption = None,
         event_hooks: Mapping[str, Iterable[EventHook]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -349,18 +350,14 @@ class Gate:
             return Pass(verdict, body)
         if verdict.outcome is Outcome.REJECTED:
             return Deny(rejected(verdict))
-        if refusal is None:
+        if refusal is None and REFUSED not in verdict.details:
             return Pass(verdict, body)
-        return Deny(unavailable(verdict))
+        return Deny(unavailable(verdict))  # fail_open=False, or a refused fallback
 
     def _named(self, route: Route, verdict: Verdict) -> Verdict:
         if verdict.provider != route.provider_name:
             verdict = Verdict(verdict.outcome, verdict.reason, route.provider_name, verdict.details)
-        hint = verdict.details.get("misconfiguration")
-        if hint:
-            logger.error("captcha provider %s: %s", route.provider_name, hint)
-        elif logger.isEnabledFor(logging.DEBUG):
-            logger.debug("captcha %s (%s): %s", verdict.outcome, verdict.provider, verdict.reason)
+        note_verdict(route.provider_name, verdict)
         return verdict
 
     def _fallback(
@@ -388,6 +385,7 @@ class Gate:
         logger.warning(
             "captcha provider %s unavailable (%s); fallback refused: %s", name, failure.reason, why
         )
+        details[REFUSED] = why  # a 503, or a 403 that reads generic (responses.rejected)
         if outcome is Outcome.FALLBACK:
             verdict = Verdict(outcome, f"{failure.reason}; {why}", name, details)
             return verdict, FALLBACK_REFUSED_CAPACITY

@@ -46,8 +46,8 @@ class ClientRequest:
 #: Kept for providers written against the first release.
 RequestInfo = ClientRequest
 
-#: ``client_ip=``'s resolved form: the scope or environ and the peer address, to the address.
-ClientAddress = Callable[[Any, "str | None", Mapping[str, str]], "str | None"]
+#: ``client_ip=``'s resolved form (``_client_ip.ClientAddress.asgi`` or ``.wsgi``).
+ClientAddress = Callable[[Any], "str | None"]
 
 
 def read_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -65,19 +65,14 @@ def read_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     return headers
 
 
-def from_scope(
-    scope: Mapping[str, Any], path: str, client_address: ClientAddress | None
-) -> ClientRequest:
+def from_scope(scope: Mapping[str, Any], path: str, client_address: ClientAddress) -> ClientRequest:
     """The request of an ASGI ``http`` scope; ``path`` is the one the rules matched."""
     headers = read_headers(scope["headers"])
-    client = scope.get("client")
-    peer = client[0] if client else None
-    host = client_address(scope, peer, headers) if client_address is not None else peer
     length = headers.get("content-length")
     return ClientRequest(
         method=scope["method"],
         path=path,
-        client_host=host,
+        client_host=client_address(scope),
         headers=headers,
         raw=scope,
         content_type=headers.get("content-type", ""),
@@ -87,7 +82,7 @@ def from_scope(
 
 
 def from_environ(
-    environ: Mapping[str, Any], path: str, client_address: ClientAddress | None
+    environ: Mapping[str, Any], path: str, client_address: ClientAddress
 ) -> ClientRequest:
     """The request of a WSGI environ; ``path`` is the one the rules matched."""
     headers = {
@@ -101,12 +96,10 @@ def from_environ(
     length = environ.get("CONTENT_LENGTH", "").strip()
     if length:
         headers["content-length"] = length
-    peer = environ.get("REMOTE_ADDR") or None
-    host = client_address(environ, peer, headers) if client_address is not None else peer
     return ClientRequest(
         method=environ.get("REQUEST_METHOD", "GET"),
         path=path,
-        client_host=host,
+        client_host=client_address(environ),
         headers=headers,
         raw=environ,
         content_type=content_type,

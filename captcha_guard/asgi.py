@@ -70,7 +70,7 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
     async def _protect(
         self, route: Route, path: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        request = from_scope(scope, path, self.client_address)
+        request = from_scope(scope, path, self.client_address.asgi)
         flow = self.gate.decide(route, request)
         result: Any = None
         try:

@@ -1,4 +1,4 @@
-"""What keeps fail-open from becoming a bypass: a replay guard and a per-client budget.
+"""What keeps fail-open from becoming a bypass: a replay guard and a per-network budget.
 
 While a provider is down the gate cannot ask whether a captcha is genuine, so it lets
 well-formed requests through. Two pieces of state bound what that lets an attacker do:
@@ -6,24 +6,33 @@ well-formed requests through. Two pieces of state bound what that lets an attack
 - a ``ReplayStore`` (the same interface proof-of-work uses) remembers the one-time id
   (``Claim.replay_key``) of every captcha let through in fallback, so the second use is refused
   and one solved captcha is not a pass for thousands of requests;
-- a ``FallbackBudget`` (optional, ``fallback_limit=``) caps fallbacks per client address per
-  minute, so fresh made-up fields cannot flood a route either.
+- a ``FallbackBudget`` (optional, ``fallback_limit=``) caps fallbacks per client *network* per
+  minute, so fresh made-up fields can neither flood a route nor fill the replay memory. The
+  network is the client's IPv6 /64 (what one host, one home or one cheap server is given) or
+  its IPv4 address, both configurable (``FallbackLimit``): budgeting per IPv6 address would
+  give anyone with one /64 2**64 budgets.
 
-Each store's only operation is atomic (Redis: ``SET NX EXAT``, ``INCR`` + ``EXPIRE``), so a
-shared store can replace the in-memory default without touching providers or front doors.
+Shared-state mapping (issue 10, ``_state.py``): the replay guard is ``remember("fallback",
+replay_key, REPLAY_TTL)``; the budget is ``spend("budget", network_of(client), per_minute,
+BUDGET_WINDOW)``. Each use has its own namespace and so its own capacity: fallbacks never
+fill the proof-of-work memory, nor the other way round (``MemoryReplayStore`` counts per
+namespace too).
+
 Both in-memory defaults are bounded and refuse rather than forget when full: forgetting an id
-would let it be replayed. Whenever a store cannot answer, the fallback is refused.
+would let it be replayed. Whenever a store cannot answer, the fallback is refused (503).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias, runtime_checkable
 
-from .replay import MemoryReplayStore, ReplayStore
+from .replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
 from .verdict import Outcome
 
 logger = logging.getLogger("captcha_guard")
@@ -33,35 +42,75 @@ logger = logging.getLogger("captcha_guard")
 REPLAY_TTL = 600.0
 BUDGET_WINDOW = 60.0
 DEFAULT_BUDGET_CLIENTS = 100_000
+#: The namespaces of the shared-state operations (``remember`` / ``spend``).
+REPLAY_NAMESPACE = "fallback"
+BUDGET_NAMESPACE = "budget"
+#: Networks budgeted as one client by default: an IPv4 address, an IPv6 /64.
+DEFAULT_IPV4_PREFIX = 32
+DEFAULT_IPV6_PREFIX = 64
+#: The bucket of every client whose address is not an IP (a unix socket, none at all).
+NO_ADDRESS = "-"
 
-#: Why a fallback was refused, as the client reads it. The reasons do not say the provider is
-#: down: there is no need to confirm an outage to whoever is probing for one.
+#: Why a fallback was refused: for the log and the verdict only. The client reads a generic
+#: text (responses.FALLBACK_REJECTED_REASON, UNAVAILABLE_REASON), never these.
 REPLAYED = "captcha already used"
-OVER_BUDGET = "too many captcha attempts from this address"
+OVER_BUDGET = "too many fallbacks from this network"
 NO_CAPACITY = "fallback guard full or unavailable"
 
 
+def network_of(
+    client: str | None,
+    *,
+    ipv4_prefix: int = DEFAULT_IPV4_PREFIX,
+    ipv6_prefix: int = DEFAULT_IPV6_PREFIX,
+) -> str:
+    """The budget bucket of ``client``: its network in CIDR notation (``2001:db8::/64``,
+    ``203.0.113.7/32``), or ``NO_ADDRESS`` if it is not an IP address. An IPv4-mapped IPv6
+    address (``::ffff:203.0.113.7``) is the IPv4 address it carries, so a dual-stack socket
+    cannot give one IPv4 client 2**32 buckets."""
+    if not client:
+        return NO_ADDRESS
+    try:
+        address = ipaddress.ip_address(client.split("%", 1)[0])  # drop an IPv6 zone id
+    except ValueError:
+        return NO_ADDRESS
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    # The network by integer arithmetic: ip_network() costs twice as much as all of this.
+    prefix, bits = (ipv4_prefix, 32) if address.version == 4 else (ipv6_prefix, 128)
+    host_bits = bits - prefix
+    network = type(address)(int(address) >> host_bits << host_bits)
+    return f"{network}/{prefix}"
+
+
+def _prefix(value: object, name: str, bits: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= bits:
+        raise ValueError(f"{name} must be an integer from 0 to {bits}")
+    return value
+
+
 class BudgetFull(Exception):
-    """The budget counts as many clients as it may: it cannot count one more."""
+    """The budget counts as many networks as it may: it cannot count one more."""
 
 
 @runtime_checkable
 class FallbackBudget(Protocol):
-    """Counts fallbacks per client address."""
+    """Counts fallbacks per bucket (a client network, see ``network_of``)."""
 
     def spend(self, client: str) -> bool:
-        """Count one fallback for ``client``; True if it is within the budget. Atomic.
-        Raise when the count cannot be kept: the gate then refuses the fallback."""
+        """Count one fallback for the bucket ``client``; True if it is within the budget.
+        Atomic. Raise when the count cannot be kept: the gate then refuses the fallback."""
         ...
 
 
 class MemoryFallbackBudget:
-    """The in-process ``FallbackBudget``: at most ``per_minute`` fallbacks per client in each
+    """The in-process ``FallbackBudget``: at most ``per_minute`` fallbacks per bucket in each
     fixed minute window (a fixed window is what ``INCR`` + ``EXPIRE`` gives a shared store;
     its price is a burst of up to twice the limit across a window boundary).
 
-    At most ``max_clients`` clients are counted at once; when that many are counted in the
-    current window, a new client is refused (``BudgetFull``) rather than let through uncounted.
+    At most ``max_clients`` buckets are counted at once; when that many are counted in the
+    current window, a new one is refused (``BudgetFull``) rather than let through uncounted.
+    The budget has a store of its own, so filling it never touches the replay memory.
     """
 
     def __init__(
@@ -92,12 +141,65 @@ class MemoryFallbackBudget:
             count = self._counts.get(client)
             if count is None:
                 if len(self._counts) >= self.max_clients:
-                    raise BudgetFull(f"fallback budget counts {self.max_clients} clients")
+                    raise BudgetFull(f"fallback budget counts {self.max_clients} networks")
                 count = 0
             if count >= self.per_minute:
                 return False
             self._counts[client] = count + 1
             return True
+
+
+@dataclass(frozen=True)
+class FallbackLimit:
+    """``fallback_limit=`` spelled out: ``per_minute`` fallbacks per client network, the
+    network being the address's first ``ipv4_prefix`` / ``ipv6_prefix`` bits (32 and 64:
+    one IPv4 address, one IPv6 /64). A shorter prefix is stricter (an IPv6 /48 is what a
+    free tunnel broker hands anyone) and lumps more honest neighbours together.
+    ``budget`` replaces the in-memory counter (a shared one, say); ``max_networks`` sizes it.
+    """
+
+    per_minute: int
+    ipv4_prefix: int = DEFAULT_IPV4_PREFIX
+    ipv6_prefix: int = DEFAULT_IPV6_PREFIX
+    max_networks: int = DEFAULT_BUDGET_CLIENTS
+    budget: FallbackBudget | None = None
+
+    def __post_init__(self) -> None:
+        _prefix(self.ipv4_prefix, "ipv4_prefix", 32)
+        _prefix(self.ipv6_prefix, "ipv6_prefix", 128)
+        if self.budget is None:
+            counter = MemoryFallbackBudget(self.per_minute, max_clients=self.max_networks)
+            object.__setattr__(self, "budget", counter)
+        elif not isinstance(self.budget, FallbackBudget):
+            raise TypeError("budget must have a spend(bucket) method")
+
+    def bucket(self, client: str | None) -> str:
+        """The bucket ``client`` spends from: its network (shared state: ``spend("budget",
+        bucket, per_minute, BUDGET_WINDOW)``)."""
+        return network_of(client, ipv4_prefix=self.ipv4_prefix, ipv6_prefix=self.ipv6_prefix)
+
+    def spend(self, client: str | None) -> bool:
+        """Count one fallback for ``client``'s network; True while within the budget."""
+        assert self.budget is not None  # set in __post_init__
+        return self.budget.spend(self.bucket(client))
+
+
+#: What ``fallback_limit=`` accepts: fallbacks per minute per network (an int), the spelled-out
+#: ``FallbackLimit``, a ``FallbackBudget`` of your own (counted per default network), or None.
+FallbackLimitOption: TypeAlias = int | FallbackLimit | FallbackBudget | None
+
+
+def as_limit(option: FallbackLimitOption) -> FallbackLimit | None:
+    """``option`` as a ``FallbackLimit`` (None: no budget)."""
+    if option is None or isinstance(option, FallbackLimit):
+        return option
+    if isinstance(option, FallbackBudget):
+        # A budget of one's own keeps its own limit; per_minute is then only informative.
+        per_minute = getattr(option, "per_minute", 1)
+        if isinstance(per_minute, bool) or not isinstance(per_minute, int) or per_minute < 1:
+            per_minute = 1
+        return FallbackLimit(per_minute, budget=option)
+    return FallbackLimit(option)
 
 
 class FallbackGuard:
@@ -106,7 +208,7 @@ class FallbackGuard:
     def __init__(
         self,
         replay_store: ReplayStore | None = None,
-        fallback_limit: int | FallbackBudget | None = None,
+        fallback_limit: FallbackLimitOption = None,
         *,
         ttl: float = REPLAY_TTL,
         clock: Callable[[], float] = time.time,
@@ -116,11 +218,8 @@ class FallbackGuard:
         self.replay_store: ReplayStore = (
             replay_store if replay_store is not None else MemoryReplayStore()
         )
-        self.budget: FallbackBudget | None
-        if fallback_limit is None or isinstance(fallback_limit, FallbackBudget):
-            self.budget = fallback_limit
-        else:
-            self.budget = MemoryFallbackBudget(fallback_limit)
+        self.limit = as_limit(fallback_limit)
+        self.budget: FallbackBudget | None = self.limit.budget if self.limit else None
         self.ttl = ttl
         self._clock = clock
 
@@ -128,29 +227,56 @@ class FallbackGuard:
         """Why this claim may not fall back (REJECTED: 403; FALLBACK: 503), or None if it may.
 
         The budget is spent before the id is remembered, so a claim the budget refuses can
-        come again once the client's minute is over, and a replayer spends its own budget.
+        come again once its network's minute is over, and a replayer spends its own budget.
         """
         try:
-            if self.budget is not None and not self.budget.spend(client or "-"):
+            limit = self.limit
+            if limit is not None and not limit.spend(client):
                 return Outcome.REJECTED, OVER_BUDGET
             now = self._clock()
-            # Namespaced, so one shared store can serve proof-of-work and fallbacks.
-            if not self.replay_store.remember(f"fallback:{replay_key}", now + self.ttl, now):
+            # Namespaced, so one shared store can serve proof-of-work and fallbacks, each
+            # with a capacity of its own.
+            key = f"{REPLAY_NAMESPACE}:{replay_key}"
+            if not self.replay_store.remember(key, now + self.ttl, now):
                 return Outcome.REJECTED, REPLAYED
+        except (BudgetFull, ReplayStoreFull) as exc:
+            # Full is what a flood of made-up fields (or of networks) does: a client can cause
+            # it, so a WARNING. No fallback for anyone new until entries expire.
+            logger.warning(
+                "captcha fallback guard full (%s): fallbacks refused", type(exc).__name__
+            )
+            return Outcome.FALLBACK, NO_CAPACITY
         except Exception as exc:
             # A store that cannot answer cannot vouch for anyone: no fallback, for anyone.
-            logger.error("captcha fallback store failed (%s): %s", type(exc).__name__, exc)
+            # The store is ours to fix: ERROR. The exception's text helps ("connection
+            # refused"), unless it quotes what we asked for: a lot number or a network is the
+            # client's, and stays out of the log.
+            text = str(exc)[:200]
+            named = [replay_key, client, self.limit.bucket(client) if self.limit else None]
+            if any(part and part != NO_ADDRESS and part in text for part in named):
+                text = "(text withheld: it names the request)"
+            logger.error("captcha fallback store failed (%s): %s", type(exc).__name__, text)
             return Outcome.FALLBACK, NO_CAPACITY
         return None
 
 
 __all__ = [
+    "BUDGET_NAMESPACE",
+    "BUDGET_WINDOW",
+    "DEFAULT_IPV4_PREFIX",
+    "DEFAULT_IPV6_PREFIX",
+    "NO_ADDRESS",
     "NO_CAPACITY",
     "OVER_BUDGET",
     "REPLAYED",
+    "REPLAY_NAMESPACE",
     "REPLAY_TTL",
     "BudgetFull",
     "FallbackBudget",
     "FallbackGuard",
+    "FallbackLimit",
+    "FallbackLimitOption",
     "MemoryFallbackBudget",
+    "as_limit",
+    "network_of",
 ]

@@ -27,7 +27,12 @@ class ReplayStore(Protocol):
 
 
 class MemoryReplayStore:
-    """An in-process ReplayStore holding at most ``max_entries`` unexpired keys.
+    """An in-process ReplayStore holding at most ``max_entries`` unexpired keys per use.
+
+    A use is the key's namespace, the text before its first ``:`` (``fallback:...`` for the
+    fallback guard, ``altcha:...`` for proof of work; keys without one share a use). Each use
+    has its own ``max_entries``, so one store given to both cannot let a flood of one lock out
+    the other.
 
     When it is full of keys that have not expired yet, it refuses new ones (ReplayStoreFull)
     rather than forget old ones: forgetting a key early would let that solution be replayed,
@@ -43,6 +48,7 @@ class MemoryReplayStore:
         self._lock = threading.Lock()
         self._expiry: dict[str, float] = {}
         self._queue: list[tuple[float, str]] = []  # a heap: soonest expiry first
+        self._per_use: dict[str, int] = {}
 
     def __len__(self) -> int:
         with self._lock:
@@ -53,8 +59,11 @@ class MemoryReplayStore:
             self._drop_expired(now)
             if key in self._expiry:
                 return False
-            if len(self._expiry) >= self.max_entries:
+            use = _use(key)
+            held = self._per_use.get(use, 0)
+            if held >= self.max_entries:
                 raise ReplayStoreFull(f"{self.max_entries} unexpired entries")
+            self._per_use[use] = held + 1
             self._expiry[key] = expires_at
             heapq.heappush(self._queue, (expires_at, key))
             return True
@@ -64,7 +73,19 @@ class MemoryReplayStore:
         queue = self._queue
         while queue and queue[0][0] < now:
             _, key = heapq.heappop(queue)
-            self._expiry.pop(key, None)
+            if self._expiry.pop(key, None) is not None:
+                use = _use(key)
+                left = self._per_use[use] - 1
+                if left:
+                    self._per_use[use] = left
+                else:
+                    del self._per_use[use]
+
+
+def _use(key: str) -> str:
+    """The namespace of ``key``: the text before its first ``:`` (none: one shared use)."""
+    head, colon, _ = key.partition(":")
+    return head if colon else ""
 
 
 __all__ = ["DEFAULT_MAX_ENTRIES", "MemoryReplayStore", "ReplayStore", "ReplayStoreFull"]

@@ -1,4 +1,11 @@
-"""The answers the gate gives itself: 400, 403, 408, 413, 503, as JSON or a short HTML page."""
+"""The answers the gate gives itself: 400, 403, 408, 413, 503, as JSON or a short HTML page.
+
+What a client reads is chosen here and nowhere else. A 503 says only that the check cannot be
+made now: never why ("HTTP 500", "timeout", "circuit open" would tell a prober the provider's
+state and when its circuit opens). A 403 from the fallback guard reads like any other refusal
+of a captcha, so it says nothing of the outage, the replay memory or the per-network budget.
+The detail stays in the verdict (``Denial.verdict.reason`` and ``.details``) and the log.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,13 @@ import json
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from .verdict import Verdict
+from .verdict import REFUSED, Verdict
+
+#: The one text of every 503 that a provider's state could explain.
+UNAVAILABLE_REASON = "captcha check unavailable, try again later"
+#: The text of a 403 given while the provider could not be asked (the fallback guard refused):
+#: the same for a replay and for a network over its budget.
+FALLBACK_REJECTED_REASON = "captcha rejected, solve a new one"
 
 
 @dataclass(frozen=True)
@@ -57,11 +70,17 @@ def too_slow() -> Denial:
 
 
 def rejected(verdict: Verdict) -> Denial:
+    """403. A provider's or a shape check's reason is the client's own doing and safe to show;
+    a refusal by the fallback guard is not (it would confirm an outage), so it reads generic."""
+    if REFUSED in verdict.details:
+        return Denial(403, "captcha_rejected", FALLBACK_REJECTED_REASON, verdict)
     return Denial(403, "captcha_rejected", verdict.reason, verdict)
 
 
 def unavailable(verdict: Verdict) -> Denial:
-    return Denial(503, "captcha_unavailable", verdict.reason, verdict)
+    """503 for a provider that cannot be asked (down, circuit open, misconfigured) or a
+    fallback refused for want of capacity: one code, one text, whatever the cause."""
+    return Denial(503, "captcha_unavailable", UNAVAILABLE_REASON, verdict)
 
 
 def busy() -> Denial:

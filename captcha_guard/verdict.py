@@ -7,6 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: In the details of a verdict made while the provider could not be asked: why the fallback
+#: guard refused it (a replay, a network over its budget, no capacity). Its presence is what
+#: tells the answer to read generic (see responses.py).
+REFUSED = "fallback_refused"
+#: In the details of a verdict: a hint that our configuration is wrong, which no client can
+#: cause. Logged at ERROR: someone must act.
+MISCONFIGURATION = "misconfiguration"
+#: In the details of a verdict: a hint that might be a misconfiguration but that a client can
+#: also provoke at will (a token from another site key, a vendor's public test token, a full
+#: store). Logged at WARNING, so a client can never make the gate page anyone.
+SUSPECT = "suspect"
+
 
 class Outcome(str, enum.Enum):
     """How a protected request was judged."""

@@ -71,7 +71,7 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
     def _protect(
         self, route: Route, path: str, environ: Environ, start_response: StartResponse
     ) -> Iterable[bytes]:
-        request = from_environ(environ, path, self.client_address)
+        request = from_environ(environ, path, self.client_address.wsgi)
         flow = self.gate.decide(route, request)
         result: Any = None
         try:

@@ -21,14 +21,19 @@ from captcha_guard import (
     Rule,
 )
 from captcha_guard.fallback import (
+    NO_ADDRESS,
     NO_CAPACITY,
     OVER_BUDGET,
     REPLAY_TTL,
     REPLAYED,
     BudgetFull,
     FallbackGuard,
+    FallbackLimit,
+    as_limit,
+    network_of,
 )
 from captcha_guard.replay import MemoryReplayStore
+from captcha_guard.responses import FALLBACK_REJECTED_REASON
 from captcha_guard.testing import GeeTestEmulator, Outage
 from tests.hardening_kit import CASES, DOORS, ProviderCase, Site, guarded_site
 from tests.helpers import FakeClock, RecordingApp
@@ -185,7 +190,8 @@ def test_a_captcha_falls_back_once_then_is_refused(
     assert first.json()["outcome"] == "fallback"
     for replay in replays:
         assert replay.status_code == 403
-        assert replay.json() == {"error": "captcha_rejected", "reason": "captcha already used"}
+        # Read like any refusal: "already used" would confirm that the gate is in fallback.
+        assert replay.json() == {"error": "captcha_rejected", "reason": FALLBACK_REJECTED_REASON}
     assert fresh.json()["outcome"] == "fallback"
 
 
@@ -196,7 +202,7 @@ def test_a_geetest_lot_replayed_in_other_letter_cases_is_refused() -> None:
         assert s.post(data=fields).json()["outcome"] == "fallback"
         upper = s.post(data={**fields, "lot_number": fields["lot_number"].upper()})
     assert upper.status_code == 403
-    assert upper.json()["reason"] == "captcha already used"
+    assert upper.json()["reason"] == FALLBACK_REJECTED_REASON
 
 
 def test_an_alibaba_parameter_replayed_respaced_or_reordered_is_refused() -> None:
@@ -270,7 +276,7 @@ def test_fallback_limit_caps_each_client(door: str) -> None:
         next_minute = s.post(data=s.emulator.issue())
     assert [r.json()["outcome"] for r in within] == ["fallback", "fallback"]
     assert over.status_code == 403
-    assert over.json()["reason"] == "too many captcha attempts from this address"
+    assert over.json() == {"error": "captcha_rejected", "reason": FALLBACK_REJECTED_REASON}
     assert next_minute.json()["outcome"] == "fallback"
 
 
@@ -345,3 +351,110 @@ def test_the_guard_options_are_checked_at_construction() -> None:
         CaptchaGuard(RecordingApp(), rules=[Rule("/x")], provider=_geetest(), replay_store=object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="fallback_limit"):
         CaptchaGuard(RecordingApp(), rules=[Rule("/x")], provider=_geetest(), fallback_limit=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Budgets by network, and stores that do not starve each other
+
+
+@pytest.mark.parametrize(
+    ("client", "bucket"),
+    [
+        ("203.0.113.7", "203.0.113.7/32"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7/32"),  # dual-stack socket: still one IPv4 address
+        ("fe80::1%eth0", "fe80::/64"),
+        ("unix:/tmp/sock", NO_ADDRESS),
+        ("", NO_ADDRESS),
+        (None, NO_ADDRESS),
+    ],
+)
+def test_the_budget_bucket_is_the_network(client: str | None, bucket: str) -> None:
+    assert network_of(client) == bucket
+
+
+def test_prefixes_are_configurable_and_checked() -> None:
+    assert network_of("2001:db8:1:2::1", ipv6_prefix=48) == "2001:db8:1::/48"
+    assert network_of("203.0.113.7", ipv4_prefix=24) == "203.0.113.0/24"
+    assert FallbackLimit(5, ipv6_prefix=56).bucket("2001:db8:1:2ff::1") == "2001:db8:1:200::/56"
+    for bad in ({"ipv6_prefix": 129}, {"ipv4_prefix": -1}, {"ipv6_prefix": True}):
+        with pytest.raises(ValueError, match="prefix"):
+            FallbackLimit(5, **bad)
+
+
+def test_one_ipv6_64_is_one_budget_however_many_addresses_it_rotates() -> None:
+    clock = FakeClock(start=0.0)
+    limit = FallbackLimit(2, budget=MemoryFallbackBudget(2, clock=clock))
+    guard = FallbackGuard(fallback_limit=limit)
+    answers = [guard.refusal(f"geetest:{n}", f"2001:db8:1:2::{n:x}") for n in range(1, 5)]
+    assert answers == [None, None, (Outcome.REJECTED, OVER_BUDGET), (Outcome.REJECTED, OVER_BUDGET)]
+    assert guard.refusal("geetest:x", "2001:db8:1:3::1") is None
+
+
+def test_a_shared_store_gives_fallbacks_and_proof_of_work_a_capacity_each() -> None:
+    clock = FakeClock()
+    store = MemoryReplayStore(max_entries=3)
+    guard = FallbackGuard(store, clock=clock)
+    # A flood of made-up fields fills the fallback share, and only that.
+    assert [guard.refusal(f"geetest:{n}", None) for n in range(3)] == [None, None, None]
+    assert guard.refusal("geetest:more", None) == (Outcome.FALLBACK, NO_CAPACITY)
+    assert store.remember("altcha:abc", clock.now + 60, clock.now) is True
+    # And the other way round: proof-of-work filling its share leaves fallbacks alone.
+    other = MemoryReplayStore(max_entries=2)
+    for key in ("altcha:1", "altcha:2"):
+        other.remember(key, clock.now + 60, clock.now)
+    assert FallbackGuard(other, clock=clock).refusal("geetest:y", None) is None
+
+
+def test_a_full_guard_is_a_warning_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
+    # Filling it is what an attacker's made-up fields do: it must not page anyone.
+    guard = FallbackGuard(
+        MemoryReplayStore(max_entries=1), fallback_limit=FallbackLimit(100, max_networks=1)
+    )
+    with caplog.at_level(logging.DEBUG, "captcha_guard"):
+        assert guard.refusal("a", "198.51.100.1") is None
+        assert guard.refusal("b", "198.51.100.1") == (Outcome.FALLBACK, NO_CAPACITY)
+        assert guard.refusal("c", "198.51.100.2") == (Outcome.FALLBACK, NO_CAPACITY)
+    assert [r.levelno for r in caplog.records] == [logging.WARNING, logging.WARNING]
+    assert "198.51.100" not in caplog.text
+
+
+def test_fallback_limit_takes_every_spelling() -> None:
+    assert as_limit(None) is None
+    seven = as_limit(7)
+    assert seven is not None and seven.per_minute == 7
+    assert isinstance(seven.budget, MemoryFallbackBudget) and seven.budget.per_minute == 7
+    own = MemoryFallbackBudget(4)
+    spelled = as_limit(own)
+    assert spelled is not None and spelled.budget is own and spelled.ipv6_prefix == 64
+    with pytest.raises(TypeError, match="spend"):
+        FallbackLimit(3, budget=object())  # type: ignore[arg-type]
+
+
+class _TellingStore:
+    """A store whose errors quote the key, as some clients' exceptions do."""
+
+    def remember(self, key: str, expires_at: float, now: float) -> bool:
+        raise KeyError(key)
+
+
+class _TellingBudget:
+    def spend(self, client: str) -> bool:
+        raise RuntimeError(f"cannot count {client}")
+
+
+def test_a_store_error_that_quotes_the_request_is_withheld(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    lot = "4dc3cfc2cdff448cad8d13107198d473"
+    with caplog.at_level(logging.ERROR, "captcha_guard"):
+        assert FallbackGuard(_TellingStore()).refusal(f"geetest:{lot}", "198.51.100.9") == (
+            Outcome.FALLBACK,
+            NO_CAPACITY,
+        )
+        told = FallbackGuard(fallback_limit=FallbackLimit(5, budget=_TellingBudget()))
+        assert told.refusal("geetest:x", "2001:db8:1:2::9") == (Outcome.FALLBACK, NO_CAPACITY)
+    assert [r.levelno for r in caplog.records] == [logging.ERROR, logging.ERROR]
+    assert lot not in caplog.text and "2001:db8:1:2" not in caplog.text
+    assert "KeyError" in caplog.text and "RuntimeError" in caplog.text

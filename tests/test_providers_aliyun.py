@@ -281,7 +281,8 @@ def test_a_complaint_about_parameters_is_403_and_logged(
     answer = stage.post("aliyun", emulator.issue())
     assert answer.status_code == 403
     assert answer.json()["reason"].startswith(f"aliyun {code} (HTTP 40")
-    assert [r.levelno for r in caplog.records] == [logging.ERROR]
+    # The client's parameter can provoke it: a WARNING, never an ERROR a client could trigger.
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from starlette.responses import PlainTextResponse
 
 from captcha_guard import CaptchaGuard, Denial, GeeTest, Outcome, Rule, Verdict
 from captcha_guard.responses import (
+    UNAVAILABLE_REASON,
     bad_request,
     rejected,
     render,
@@ -152,7 +153,8 @@ async def test_503_is_json_for_json_clients(caplog: pytest.LogCaptureFixture) ->
         finally:
             await guard.aclose()
     assert sent.status == 503
-    assert json.loads(sent.body) == {"error": "captcha_unavailable", "reason": "connect error"}
+    # The body names no cause: "connect error" would tell a prober the provider's state.
+    assert json.loads(sent.body) == {"error": "captcha_unavailable", "reason": UNAVAILABLE_REASON}
     assert app.calls == 0
     assert_logs_clean(caplog.records, *env.secrets)
 

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from captcha_guard import CircuitBreaker, Denial, GeeTest, Rule, WSGICaptchaGuard
+from captcha_guard.responses import UNAVAILABLE_REASON
 from captcha_guard.testing import EmulatorServer, GeeTestEmulator, Outage
 from captcha_guard.wsgi import VERDICT_KEY
 from tests.apps import echo_wsgi
@@ -112,7 +113,8 @@ def test_an_unavailable_provider_falls_back_or_answers_503(
     assert fallback.status_code == 200
     assert fallback.json()["outcome"] == "fallback"
     assert strict.status_code == 503
-    assert strict.json() == {"error": "captcha_unavailable", "reason": "HTTP 500"}
+    # The cause ("HTTP 500") is in the verdict and the log, never in the body.
+    assert strict.json() == {"error": "captcha_unavailable", "reason": UNAVAILABLE_REASON}
 
 
 def test_bodies_too_large_or_unparseable_are_refused_before_the_provider(

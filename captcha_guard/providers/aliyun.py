@@ -20,7 +20,14 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from ..breaker import CircuitBreaker
 from ..fields import FieldError, Fields
-from ..verdict import Fault, ProviderFailure, Verdict
+from ..verdict import MISCONFIGURATION, SUSPECT, Fault, ProviderFailure, Verdict
+from ._faults import (
+    ALIYUN,
+    ALIYUN_AUTH_REFUSED,
+    ALIYUN_OPERATOR_STATUSES,
+    ALIYUN_SCENE_CODES,
+    ALIYUN_VERIFY,
+)
 from .base import (
     DEFAULT_TIMEOUT,
     Claim,
@@ -62,23 +69,10 @@ VERIFY_CODES = {
     "F013": "parameter incomplete",
 }
 
-#: Error codes (or their prefixes) that only our signature, key, clock or account cause.
-OPERATOR_CODES = (
-    "SignatureDoesNotMatch",
-    "IncompleteSignature",
-    "InvalidAccessKeyId",
-    "InvalidSecurityToken",
-    "Forbidden",
-    "InvalidTimeStamp",
-    "SignatureNonceUsed",
-    "InvalidAction",
-    "InvalidVersion",
-)
-#: Error codes that say the vendor is overloaded or broken.
-PROVIDER_CODES = ("InternalError", "ServiceUnavailable", "Throttling")
-#: Complaints about the request's parameters. The only parameter we do not control is the
-#: client's, so these could be provoked by a client: a 403 (logged loudly), never a fallback.
-PARAMETER_CODES = ("MissingParameter", "InvalidParameter")
+# The bins of Alibaba's codes are in the one fault table (providers/_faults.py).
+OPERATOR_CODES = tuple(sorted(ALIYUN.codes(Fault.OPERATOR)))
+PROVIDER_CODES = tuple(sorted(ALIYUN.codes(Fault.PROVIDER)))
+PARAMETER_CODES = tuple(sorted(ALIYUN.codes(Fault.USER)))
 
 
 # Signature V3.
@@ -254,15 +248,14 @@ class AliyunCaptcha(Provider):
             verify_result = result.get("VerifyResult")
             if isinstance(verify_result, bool):
                 return self._judge(verify_result, result.get("VerifyCode"), body)
-        code = short_text(body.get("Code"), 64)
+        code = short_text(body.get("Code"), 64) or None
         reason = f"aliyun {code or 'error'} (HTTP {response.status})"
-        if code.startswith(PROVIDER_CODES):
-            return ProviderFailure(reason, Fault.PROVIDER, code)
-        if code.startswith(PARAMETER_CODES):
-            return self._parameter_complaint(reason, code)
-        if code.startswith(OPERATOR_CODES) or response.status in (401, 403):
-            return ProviderFailure(reason, Fault.OPERATOR, code or None)
-        return ProviderFailure(reason, Fault.PROVIDER, code or None)
+        entry = ALIYUN.lookup(code)
+        if entry is ALIYUN.default and response.status in ALIYUN_OPERATOR_STATUSES:
+            entry = ALIYUN_AUTH_REFUSED
+        return ALIYUN.sort(
+            code, provider=self.name, reason=reason, details={"code": code}, entry=entry
+        )
 
     def _judge(
         self, verify_result: bool, raw_code: object, body: Mapping[str, Any]
@@ -278,17 +271,18 @@ class AliyunCaptcha(Provider):
             return self.passed(f"aliyun {code}" if code else "ok", details)
         if verify_result:
             return ProviderFailure(f"inconsistent answer: VerifyResult true with {code}")
-        if code in ("F005", "F006") and self.scene_id is not None:
+        pinned = self.scene_id is not None
+        if code in ALIYUN_SCENE_CODES and pinned:
             # We sent SceneId and checked that the client's parameter names the same scene:
             # the scene id in our configuration is what Alibaba does not know.
             return ProviderFailure(reason, Fault.OPERATOR, code)
-        if code == "F004":
-            details["misconfiguration"] = "Alibaba Cloud CAPTCHA answers F004: test mode is on"
-        return self.rejected(reason, details)
-
-    def _parameter_complaint(self, reason: str, code: str) -> Verdict:
-        hint = f"Alibaba Cloud refused the request's parameters ({code}): check scene_id"
-        return self.rejected(reason, {"code": code, "misconfiguration": hint})
+        verdict = ALIYUN_VERIFY.sort(code, provider=self.name, reason=reason, details=details)
+        if code == "F004" and pinned and isinstance(verdict, Verdict):
+            # Test mode of the scene we pinned is ours to fix, not a client's doing: ERROR.
+            hint = verdict.details.get(SUSPECT)
+            details = {k: v for k, v in verdict.details.items() if k != SUSPECT}
+            verdict = self.rejected(reason, {**details, MISCONFIGURATION: hint})
+        return verdict
 
 
 __all__ = [

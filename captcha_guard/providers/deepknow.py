@@ -19,7 +19,8 @@ from jwt.api_jws import PyJWS
 
 from ..breaker import CircuitBreaker
 from ..fields import FieldError, Fields
-from ..verdict import Fault, ProviderFailure, Verdict
+from ..verdict import SUSPECT, Fault, ProviderFailure, Verdict
+from ._faults import DEEPKNOW
 from .base import (
     DEFAULT_TIMEOUT,
     Claim,
@@ -48,10 +49,9 @@ _PHONE = re.compile(r"[0-9A-Za-z+\-]{1,64}")  # a number, or its lowercase MD5 a
 _FLOW_ID = re.compile(r"[0-9]{1,18}")
 _MAX_ATTR = 4096  # bytes of JSON
 
-#: Answers that the client's session causes: missing, illegal, expired or not its scene.
-USER_STATUSES = frozenset({3, 31, 32, 41})
-#: Answers that say GeeTest refused our JWT (wrong secret, our bug) or our account.
-OPERATOR_STATUSES = frozenset({21, 22, 34, 42, 43, 51, 53})
+# The bins of DeepKnow's statuses are in the one fault table (providers/_faults.py).
+USER_STATUSES = frozenset(int(code) for code in DEEPKNOW.codes(Fault.USER))
+OPERATOR_STATUSES = frozenset(int(code) for code in DEEPKNOW.codes(Fault.OPERATOR))
 
 # The claims in the order of GeeTest's own example, so the seed's token is reproduced exactly.
 _ORDER = ("session_id", "user_id", "user_email", "phone_num", "flow_id", "scene", "attr")
@@ -145,9 +145,10 @@ class DeepKnow(Provider):
             except FieldError:
                 raise
             except Exception as exc:
-                # The site's callable failed: every request would now be refused, so say so.
+                # The site's callable failed. Said at WARNING: a callable often fails for one
+                # kind of request only (no session), which any client can send at will.
                 hint = f"the {claim} callable raised {type(exc).__name__}"
-                return self.rejected(f"deepknow: no {claim}", {"misconfiguration": hint})
+                return self.rejected(f"deepknow: no {claim}", {SUSPECT: hint})
             if value is None:
                 if claim == "user_id":
                     raise FieldError("missing user_id")
@@ -185,12 +186,8 @@ class DeepKnow(Provider):
         if status == 1:
             return self._judge(body)
         reason = f"deepknow status {status if status is not None else '?'}: {message}"
-        if status in USER_STATUSES:
-            return self.rejected(reason, {"status": status})
         code = str(status) if status is not None else None
-        if status in OPERATOR_STATUSES:
-            return ProviderFailure(reason, Fault.OPERATOR, code)
-        return ProviderFailure(reason, Fault.PROVIDER, code)
+        return DEEPKNOW.sort(code, provider=self.name, reason=reason, details={"status": status})
 
     def _judge(self, body: Mapping[str, Any]) -> Verdict | ProviderFailure:
         level = body.get("risk_level")

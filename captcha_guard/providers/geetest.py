@@ -10,7 +10,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from ..breaker import CircuitBreaker
 from ..fields import Fields
-from ..verdict import Fault, ProviderFailure, Verdict
+from ..verdict import MISCONFIGURATION, Fault, ProviderFailure, Verdict
+from ._faults import GEETEST
 from .base import (
     DEFAULT_TIMEOUT,
     Claim,
@@ -44,12 +45,9 @@ _SHAPES: dict[str, re.Pattern[str]] = {
 }
 _CAPTCHA_ID = re.compile(r"[0-9a-zA-Z]{1,64}")
 
-# Error codes the client causes (bad, expired, replayed or forged data): bin 1.
-USER_ERRORS = frozenset(
-    {"-50002", "-50003", "-50004", "-50005"} | {f"-5030{n}" for n in range(1, 9)}
-)
-# Error codes that say our configuration is wrong (captcha id unknown, deleted, paused): bin 3.
-OPERATOR_ERRORS = frozenset({"-50001", "-50101", "-50102", "-50103", "-50104", "-50105"})
+# The bins of GeeTest's error codes are in the one fault table (providers/_faults.py).
+USER_ERRORS = GEETEST.codes(Fault.USER)
+OPERATOR_ERRORS = GEETEST.codes(Fault.OPERATOR)
 
 
 def sign_token(captcha_key: str, lot_number: str) -> str:
@@ -109,13 +107,9 @@ class GeeTest(Provider):
         if status == "success":
             return self._judge(body)
         if status == "error":
-            code = str(body.get("code", ""))
-            msg = short_text(body.get("msg"))
-            if code in USER_ERRORS:
-                return self.rejected(f"geetest error {code}: {msg}", {"code": code})
-            if code in OPERATOR_ERRORS:
-                return ProviderFailure(f"geetest error {code}: {msg}", Fault.OPERATOR, code)
-            return ProviderFailure(f"geetest error {code or '?'}: {msg}", Fault.PROVIDER, code)
+            code = short_text(body.get("code", ""), 16)
+            reason = f"geetest error {code or '?'}: {short_text(body.get('msg'))}"
+            return GEETEST.sort(code, provider=self.name, reason=reason, details={"code": code})
         return ProviderFailure(f"unexpected answer (HTTP {response.status})")
 
     def _judge(self, body: dict[str, Any]) -> Verdict | ProviderFailure:
@@ -130,6 +124,7 @@ class GeeTest(Provider):
                 # We compute sign_token, so GeeTest refusing it means our captcha_key is wrong.
                 # Still the client's 403: whether a request passes must never hinge on a
                 # message an attacker might provoke; but the operator must hear of it.
-                details["misconfiguration"] = "GeeTest refused sign_token: check captcha_key"
+                # No client can cause it: we sign the lot the client sent with our own key.
+                details[MISCONFIGURATION] = "GeeTest refused sign_token: check captcha_key"
             return self.rejected(f"geetest: {reason}", details)
         return ProviderFailure(f"unexpected result {short_text(result)!r}")

@@ -53,7 +53,7 @@ from altcha.v1 import ChallengeOptions, create_challenge, hash_hex, hmac_hex
 
 from ..fields import FieldError, Fields
 from ..replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
-from ..verdict import Verdict
+from ..verdict import MISCONFIGURATION, REFUSED, Outcome, Verdict
 from .base import Provider, RequestInfo
 
 #: About 5 ms of one core's work for a native solver on average (bench/pow_flood.py), about
@@ -223,12 +223,12 @@ class ProofOfWork(Provider):
         except ReplayStoreFull:
             return self.settle(spend, None)
         except Exception as exc:
-            # A shared store that is down: never a pass, never a 500. Refused, and loud, since
-            # every solver is refused until it is back. (The new flow makes this a 503.)
+            # A shared store that cannot answer cannot vouch for the solution: a 503 (the
+            # REFUSED detail), never a pass and never a 500; loud, since every solver is
+            # refused until it is back.
             hint = f"replay store failed ({type(exc).__name__}): every solution is refused"
-            return self.rejected(
-                "proof of work: replay memory unavailable, retry", {"misconfiguration": hint}
-            )
+            details = {REFUSED: "replay store unavailable", MISCONFIGURATION: hint}
+            return Verdict(Outcome.FALLBACK, f"proof of work: {hint}", self.name, details)
         return self.settle(spend, first, _fill(store))
 
     def prepare(self, fields: Fields) -> Verdict | Spend:

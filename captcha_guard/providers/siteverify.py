@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 
 from ..breaker import CircuitBreaker
 from ..fields import Fields
-from ..verdict import Fault, ProviderFailure, Verdict
+from ..verdict import MISCONFIGURATION, Fault, ProviderFailure, Verdict
+from ._faults import SITEVERIFY
 from .base import (
     DEFAULT_TIMEOUT,
     Claim,
@@ -37,18 +38,9 @@ TURNSTILE_ENDPOINT = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
 # characters or beyond this bound is junk that no vendor needs to see.
 TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 
-#: Codes only our own request can cause: the secret is missing or wrong.
-OPERATOR_CODES = frozenset({"missing-input-secret", "invalid-input-secret"})
-#: Codes that say the vendor itself failed.
-PROVIDER_CODES = frozenset({"internal-error"})
-#: Codes that look like a key mix-up on our side, but that a client provokes at will by sending
-#: a token minted under another site key (or hCaptcha's public test key). Falling back on them
-#: would open a bypass, so they are the client's 403, with an ERROR line for the operator.
-SUSPECT_CODES: Mapping[str, str] = {
-    "sitekey-secret-mismatch": "the token's site key is not registered with this secret "
-    "(check the secret and sitekey=, or a client sent a token from another site key)",
-    "not-using-dummy-passcode": "a test secret or test site key is mixed with a real one",
-}
+# The bins of the error codes are in the one fault table (providers/_faults.py).
+OPERATOR_CODES = SITEVERIFY.codes(Fault.OPERATOR)
+PROVIDER_CODES = SITEVERIFY.codes(Fault.PROVIDER)
 
 
 class Siteverify(Provider):
@@ -138,19 +130,11 @@ class Siteverify(Provider):
 
     def _refusal(self, codes: list[str]) -> Verdict | ProviderFailure:
         listed = ", ".join(codes) or "no error code"
-        reason = f"{self.name}: {listed}"
-        operator = [c for c in codes if c in OPERATOR_CODES]
-        if operator:
-            return ProviderFailure(reason, Fault.OPERATOR, operator[0])
-        provider = [c for c in codes if c in PROVIDER_CODES]
-        if provider:
-            return ProviderFailure(reason, Fault.PROVIDER, provider[0])
-        details: dict[str, Any] = {"error_codes": codes}
-        hints = [SUSPECT_CODES[c] for c in codes if c in SUSPECT_CODES]
-        if hints:
-            details["misconfiguration"] = f"{self.name} answered {listed}: {hints[0]}"
-        # Every other refusal, listed or new, says the token is no good: the client's fault.
-        return self.rejected(reason, details)
+        code, entry = SITEVERIFY.decisive(codes)
+        details = {"error_codes": codes}
+        return SITEVERIFY.sort(
+            code, provider=self.name, reason=f"{self.name}: {listed}", details=details, entry=entry
+        )
 
 
 class ReCaptcha(Siteverify):
@@ -194,7 +178,9 @@ class ReCaptcha(Siteverify):
         details["action"] = _text(body.get("action"), 100) or None
         if self.min_score is not None:
             if score is None:
-                details["misconfiguration"] = (
+                # success: true means the token is valid for our secret, so its kind (v2 or
+                # v3) is our key's, not the client's choice: ours to fix.
+                details[MISCONFIGURATION] = (
                     "min_score is set but reCAPTCHA sent no score: is this a v2 secret?"
                 )
                 return self.rejected("recaptcha: no score", details)
@@ -250,7 +236,8 @@ class HCaptcha(Siteverify):
             details["score_reason"] = [_text(r, 100) for r in reasons[:20]]
         if self.max_score is not None:
             if score is None:
-                details["misconfiguration"] = (
+                # As for reCAPTCHA: a valid token's score depends on our account, not the client.
+                details[MISCONFIGURATION] = (
                     "max_score is set but hCaptcha sent no score: it needs hCaptcha Enterprise"
                 )
                 return self.rejected("hcaptcha: no score", details)

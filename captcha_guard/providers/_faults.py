@@ -1,0 +1,296 @@
+"""Every vendor's fault table: which answer is whose fault, in one place to audit.
+
+Theory of operation. A provider's answer is either a judgement on the captcha (passed, or the
+user's fault) or a failure to judge (the provider's fault, or ours). Each vendor names its
+failures with codes; this module maps every documented code to one of the three bins of
+DESIGN.md, with a one-line reason, and gives each vendor an explicit default for codes it
+does not list. Providers' ``read_response`` look codes up here and nowhere else.
+
+The rule behind every entry: an attacker controls everything the client sends and nothing
+else, so a code that a client's input can cause must be the user's bin (a 403): if it fell
+back, that input would be a bypass while the provider is healthy. A code lands in the
+provider's or the operator's bin only when no client input can cause it. Where a code is in
+the user's bin but may also mean our configuration is wrong (a token from another site key
+looks the same as a wrong secret), the entry carries a ``hint`` that is logged at WARNING:
+never at ERROR, which a client could then trigger at will.
+
+The defaults differ per vendor, on purpose; ``docs/faults.md`` gives each one's reasoning:
+
+- siteverify (reCAPTCHA, hCaptcha, Turnstile): unknown code → user. Its only client input
+  is the token itself, and the vendors keep adding codes about tokens.
+- GeeTest, DeepKnow, Alibaba (API errors): unknown code → provider. Their documented
+  client-caused codes are all listed and every client field is shape-checked before the
+  call; a new code is most likely the vendor's own trouble, and the fallback guard bounds
+  what a fallback lets through.
+- Alibaba (``VerifyCode`` in a verification result): unknown code → user: the answer is a
+  judgement of the captcha, whatever its code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ..verdict import SUSPECT, Fault, Outcome, ProviderFailure, Verdict
+
+# When one answer carries several codes, the bin that wins: a code no client can cause says
+# more about the answer than one a client can.
+_PRECEDENCE = {Fault.OPERATOR: 0, Fault.PROVIDER: 1, Fault.USER: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One code's bin and why; ``hint`` for a user-bin code that may also be our mistake."""
+
+    fault: Fault
+    why: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class FaultTable:
+    """A vendor's codes and their bins. ``default`` is the bin of any code not listed (and of
+    an answer with no code at all). With ``prefixes``, an entry also covers the codes that
+    extend it (Alibaba's ``Throttling`` covers ``Throttling.User``); the longest one wins."""
+
+    vendor: str
+    entries: Mapping[str, Entry]
+    default: Entry
+    prefixes: bool = False
+    _longest_first: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entries", MappingProxyType(dict(self.entries)))
+        ordered = tuple(sorted(self.entries, key=len, reverse=True))
+        object.__setattr__(self, "_longest_first", ordered)
+
+    def lookup(self, code: str | None) -> Entry:
+        if not code:
+            return self.default
+        entry = self.entries.get(code)
+        if entry is not None:
+            return entry
+        if self.prefixes:
+            for known in self._longest_first:
+                if code.startswith(known):
+                    return self.entries[known]
+        return self.default
+
+    def fault(self, code: str | None) -> Fault:
+        return self.lookup(code).fault
+
+    def codes(self, fault: Fault) -> frozenset[str]:
+        """The listed codes in ``fault``'s bin."""
+        return frozenset(code for code, entry in self.entries.items() if entry.fault is fault)
+
+    def decisive(self, codes: Iterable[str]) -> tuple[str | None, Entry]:
+        """The code that decides an answer carrying ``codes`` (the default if none)."""
+        found = [(code, self.lookup(code)) for code in codes]
+        if not found:
+            return None, self.default
+        return min(found, key=lambda pair: _PRECEDENCE[pair[1].fault])
+
+    def sort(
+        self,
+        code: str | None,
+        *,
+        provider: str,
+        reason: str,
+        details: Mapping[str, Any] | None = None,
+        entry: Entry | None = None,
+    ) -> Verdict | ProviderFailure:
+        """``code``'s answer (or ``entry``'s, when the caller chose it): the user's bin is a
+        rejected verdict (with the entry's hint, to be logged at WARNING), the others a
+        provider failure, which the gate falls back on."""
+        entry = entry if entry is not None else self.lookup(code)
+        if entry.fault is not Fault.USER:
+            return ProviderFailure(reason, entry.fault, code)
+        judged = dict(details or {})
+        if entry.hint:
+            judged[SUSPECT] = f"{provider} answered {code or 'no code'}: {entry.hint}"
+        return Verdict(Outcome.REJECTED, reason, provider, judged)
+
+
+def user(why: str, hint: str | None = None) -> Entry:
+    return Entry(Fault.USER, why, hint)
+
+
+def provider(why: str) -> Entry:
+    return Entry(Fault.PROVIDER, why)
+
+
+def operator(why: str) -> Entry:
+    return Entry(Fault.OPERATOR, why)
+
+
+# GeeTest v4 /validate: the codes of ``{"status": "error", "code": ...}`` answers (seed 002).
+# A ``{"status": "success", "result": "fail"}`` answer is a judgement: always the user's.
+
+GEETEST = FaultTable(
+    "geetest",
+    {
+        "-50000": provider("GeeTest's runtime error"),
+        "-50001": operator("illegal risk_type: a parameter only our request sets"),
+        "-50002": user("param decrypt error: the client's encrypted output is bad"),
+        "-50003": user("duplicate verification: the client replayed its captcha"),
+        "-50004": user("jsonp xss: markup in the client's fields"),
+        "-50005": user("illegal gen_time: the client's field (shape-checked, still theirs)"),
+        "-50101": operator("captcha_id missing: we send it"),
+        "-50102": operator("illegal captcha_id: our configuration"),
+        "-50103": operator("captcha_id unknown: our configuration"),
+        "-50104": operator("captcha_id deleted: our account"),
+        "-50105": operator("captcha_id paused: our account"),
+        "-50301": user("not proof: the client's lot_number is unknown or expired"),
+        "-50302": user("lot_number missing: the client's field"),
+        "-50303": user("illegal lot_number: the client's field"),
+        "-50304": user("lot_number not issued for this captcha_id: the client's field"),
+        "-50305": user("lot_number expired: the client was too slow or replays"),
+        "-50306": user("process_token error: the client's pass_token"),
+        "-50307": user("payload error: the client's captcha_output"),
+        "-50308": user("payload used: the client replayed its captcha"),
+    },
+    provider("undocumented: every client field is shape-checked first, so GeeTest's own"),
+)
+
+# The siteverify family's ``error-codes`` (reCAPTCHA, hCaptcha and Turnstile documentation).
+
+SITEVERIFY = FaultTable(
+    "siteverify",
+    {
+        "missing-input-secret": operator("we send the secret"),
+        "invalid-input-secret": operator("our secret is wrong"),
+        "internal-error": provider("the vendor failed (Turnstile documents it: retry)"),
+        "missing-input-response": user("the client sent no token"),
+        "invalid-input-response": user("the client's token is not one"),
+        "bad-request": user("the request's only free part is the client's token"),
+        "timeout-or-duplicate": user("the client's token expired or was used"),
+        "expired-input-response": user("the client's token expired"),
+        "already-seen-response": user("the client's token was used"),
+        "invalid-or-already-seen-response": user("the client's token is bad or was used"),
+        "missing-remoteip": user("remoteip is the client's address, which it chooses"),
+        "invalid-remoteip": user("remoteip is the client's address, which it chooses"),
+        "sitekey-secret-mismatch": user(
+            "any client can send a token minted under another site key",
+            hint="the token's site key is not registered with this secret "
+            "(check the secret and sitekey=, or a client sent a token from another site key)",
+        ),
+        "not-using-dummy-passcode": user(
+            "any client can send hCaptcha's public test token",
+            hint="a test secret or test site key is mixed with a real one "
+            "(or a client sent hCaptcha's public test token)",
+        ),
+    },
+    user("undocumented: the client's token is the request's only free part"),
+)
+
+# GeeTest DeepKnow: ``status`` of the /deepknow/v2/verify answer (seed 003); 1 is a judgement.
+
+DEEPKNOW = FaultTable(
+    "deepknow",
+    {
+        "2": provider("server busy"),
+        "3": user("missing session_id: the client's field"),
+        "4": provider("server error"),
+        "5": provider("engine timeout"),
+        "21": operator("JWT signature refused: our monitoring secret"),
+        "22": operator("JWT decode error: we build the token"),
+        "31": user("session_id illegal: the client's field"),
+        "32": user("session_id not for this scene: the client's field"),
+        "33": provider("engine error"),
+        "34": operator("scene not found: scene= is ours"),
+        "41": user("session expired or unknown: the client's field"),
+        "42": operator("account not found: ours"),
+        "43": operator("account disabled: ours"),
+        "51": operator("JWT algorithm refused: we sign HS256"),
+        "52": provider("rule engine error"),
+        "53": operator("illegal JWT payload: we build it from checked claims"),
+        "99": provider("unknown error, by the vendor's own word"),
+    },
+    provider("undocumented: the client's fields are all shape-checked before the call"),
+)
+
+# Alibaba Cloud: the ``Code`` of an OpenAPI error answer (4xx/5xx, no ``Result``), by prefix.
+
+ALIYUN = FaultTable(
+    "aliyun",
+    {
+        "InternalError": provider("Alibaba's own failure"),
+        "ServiceUnavailable": provider("Alibaba's own failure"),
+        "Throttling": provider("rate-limited: our volume, not the client's captcha"),
+        "MissingParameter": user(
+            "the only parameter we do not control is the client's CaptchaVerifyParam",
+            hint="Alibaba Cloud refused the request's parameters: check scene_id",
+        ),
+        "InvalidParameter": user(
+            "the only parameter we do not control is the client's CaptchaVerifyParam",
+            hint="Alibaba Cloud refused the request's parameters: check scene_id",
+        ),
+        "SignatureDoesNotMatch": operator("our AccessKey secret"),
+        "IncompleteSignature": operator("our signer"),
+        "InvalidAccessKeyId": operator("our AccessKey id"),
+        "InvalidSecurityToken": operator("our STS token"),
+        "Forbidden": operator("our RAM permissions"),
+        "InvalidTimeStamp": operator("our clock"),
+        "SignatureNonceUsed": operator("our nonce (fresh per request: our bug)"),
+        "InvalidAction": operator("our API action"),
+        "InvalidVersion": operator("our API version"),
+    },
+    provider("undocumented: client complaints come as Parameter codes or F codes"),
+    prefixes=True,
+)
+
+#: HTTP statuses that make an unlisted Alibaba code ours: an authentication or permission
+#: answer is about our key, whatever its code says.
+ALIYUN_OPERATOR_STATUSES = frozenset({401, 403})
+ALIYUN_AUTH_REFUSED = operator("HTTP 401/403 with an unlisted code: about our key or account")
+
+# Alibaba Cloud: the ``VerifyCode`` of a verification result (``VerifyResult: false``).
+
+ALIYUN_VERIFY = FaultTable(
+    "aliyun-verify",
+    {
+        "F001": user("risk: the captcha failed"),
+        "F002": user("parameter empty: the client's"),
+        "F003": user("parameter malformed: the client's"),
+        "F004": user(
+            "test mode: with scene_id unset, the client names the scene",
+            hint="Alibaba Cloud CAPTCHA answers F004: test mode is on",
+        ),
+        "F005": user("scene unknown: the client's scene, unless we pinned scene_id"),
+        "F006": user("scene not ours: the client's scene, unless we pinned scene_id"),
+        "F007": user("expired: the client was too slow"),
+        "F008": user("already verified: a replay"),
+        "F009": user("virtual device: the client's"),
+        "F010": user("too many requests from the client's IP"),
+        "F011": user("too many requests from the client's device"),
+        "F012": user("scene mismatch: the client's parameter"),
+        "F013": user("parameter incomplete: the client's"),
+    },
+    user("a verification result judges the captcha, whatever its code (F015..F024 included)"),
+)
+
+#: Verify codes that mean our pinned ``scene_id`` is wrong: operator when we pinned it (the
+#: client's parameter was checked to name the same scene), user otherwise (see ALIYUN_VERIFY).
+ALIYUN_SCENE_CODES = frozenset({"F005", "F006"})
+
+#: Every table, for audits and tests.
+TABLES: tuple[FaultTable, ...] = (GEETEST, SITEVERIFY, DEEPKNOW, ALIYUN, ALIYUN_VERIFY)
+
+__all__ = [
+    "ALIYUN",
+    "ALIYUN_AUTH_REFUSED",
+    "ALIYUN_OPERATOR_STATUSES",
+    "ALIYUN_SCENE_CODES",
+    "ALIYUN_VERIFY",
+    "DEEPKNOW",
+    "GEETEST",
+    "SITEVERIFY",
+    "TABLES",
+    "Entry",
+    "FaultTable",
+    "operator",
+    "provider",
+    "user",
+]
