@@ -53,8 +53,9 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                receive = self._watch_shutdown(receive)
-            await self.app(scope, receive, send)
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
             return
         method, path = scope["method"], route_path(scope["path"], scope.get("root_path", ""))
         route = self.gate.match(method, path)
@@ -137,14 +138,35 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
         headers, body = render(denial, as_json=as_json)
         await _send(send, denial.status, headers, body)
 
-    def _watch_shutdown(self, receive: Receive) -> Receive:
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app's lifespan, watched for shutdown to close our client. An app that does not
+        speak lifespan (it returns or raises at once, as many plain apps do) would leave the
+        client open at shutdown: then the door speaks the protocol for itself."""
+        seen = False
+
         async def watched() -> Message:
+            nonlocal seen
+            seen = True
             message = await receive()
             if message["type"] == "lifespan.shutdown":
                 await self.aclose()
             return message
 
-        return watched
+        try:
+            await self.app(scope, watched, send)
+        except Exception:
+            if seen:
+                raise
+        if seen:
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 async def _read_body(receive: Receive, ask: ReadBody) -> bytes | BodyProblem:
