@@ -11,7 +11,7 @@ from .fallback import FallbackBudget
 from .gate import DEFAULT_MAX_BODY_SIZE, Gate
 from .providers.base import Provider
 from .replay import ReplayStore
-from .rules import Rule
+from .rules import Rule, app_prefixes
 
 AppT = TypeVar("AppT")
 ClientT = TypeVar("ClientT")
@@ -43,6 +43,7 @@ class FrontDoor(Generic[AppT, ClientT, RejectT]):
             max_body_size,
             replay_store=replay_store,
             fallback_limit=fallback_limit,
+            prefixes=app_prefixes(app),
         )
         self.on_reject = on_reject
         self._client = http_client

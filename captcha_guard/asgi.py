@@ -49,6 +49,11 @@ class CaptchaGuard(FrontDoor[ASGIApp, httpx.AsyncClient, RejectHandler]):
             else:
                 await _send(send, reply.status, reply.headers, reply.body)
             return
+        if isinstance(route, Denial):  # bad_path
+            head = _Head(scope["headers"])
+            as_json = wants_json(head.accept, head.content_type)
+            await self._deny(route, as_json, scope, receive, send)
+            return
         await self._protect(route, scope, receive, send)
 
     _pools: _Pools | None = None

@@ -36,7 +36,7 @@ from .responses import (
     too_large,
     unavailable,
 )
-from .rules import Rule
+from .rules import BadPath, Rule, RuleTable
 from .verdict import Fault, Outcome, ProviderFailure, Verdict
 
 logger = logging.getLogger("captcha_guard")
@@ -55,6 +55,9 @@ CLIENT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 #: Sent with every provider call. Requests are sent as built, without the client's default
 #: headers, and some vendors' edge firewalls refuse a request that names no agent at all.
 USER_AGENT = f"captcha-guard/{__version__}"
+
+#: A protected-method request whose path holds a control character (see rules.py).
+BAD_PATH_DENIAL = Denial(400, "bad_path", "control character in the request path")
 
 # A content-length with more digits than this is over any max_body_size (and int() refuses
 # strings of thousands of digits outright).
@@ -106,6 +109,7 @@ class Gate:
         *,
         replay_store: ReplayStore | None = None,
         fallback_limit: int | FallbackBudget | None = None,
+        prefixes: Iterable[str] = (),
     ) -> None:
         if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
             raise TypeError("max_body_size must be an int (bytes)")
@@ -125,7 +129,7 @@ class Gate:
         self.fallback = FallbackGuard(replay_store, fallback_limit)
         self.providers = tuple({id(r.provider): r.provider for r in routes}.values())
         # Most requests are GETs to unprotected pages: one set lookup turns them away.
-        self._methods = frozenset(m for r in routes for m in r.rule.methods)
+        self._table = RuleTable(((r.rule, r) for r in routes), prefixes=prefixes)
         self._challenges = self._challenge_paths([provider, *named.values()])
 
     @staticmethod
@@ -154,13 +158,13 @@ class Gate:
         fail_open = True if rule.fail_open is None else rule.fail_open
         return Route(rule, name, chosen, fail_open)
 
-    def match(self, method: str, path: str) -> Route | None:
-        if method not in self._methods:
-            return None
-        for route in self.routes:
-            if route.rule.matches(method, path):
-                return route
-        return None
+    def match(self, method: str, path: str) -> Route | Denial | None:
+        """The route protecting ``method path`` (the path below ``root_path``), None, or a
+        400 ``bad_path`` for a protected-method path the rules cannot judge (rules.py)."""
+        found = self._table.match(method, path)
+        if isinstance(found, BadPath):
+            return BAD_PATH_DENIAL
+        return found
 
     def challenge(self, method: str, path: str) -> Reply | None:
         """A fresh challenge when ``path`` is a provider's challenge path, else None."""

@@ -47,6 +47,9 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, httpx.Client, WSGIRejectHandler]):
             if reply is None:
                 return self.app(environ, start_response)
             return _respond(start_response, reply.status, reply.headers, reply.body)
+        if isinstance(route, Denial):  # bad_path
+            as_json = wants_json(environ.get("HTTP_ACCEPT", ""), environ.get("CONTENT_TYPE", ""))
+            return self._deny(route, as_json, environ, start_response)
         return self._protect(route, environ, start_response)
 
     def close(self) -> None:
