@@ -129,7 +129,8 @@ class Gate:
         self.fallback = FallbackGuard(replay_store, fallback_limit)
         self.providers = tuple({id(r.provider): r.provider for r in routes}.values())
         # Most requests are GETs to unprotected pages: one set lookup turns them away.
-        self._table = RuleTable(((r.rule, r) for r in routes), prefixes=prefixes)
+        self._table = table = RuleTable(((r.rule, r) for r in routes), prefixes=prefixes)
+        self._spelled = table.spelled if table.exhaustive else None
         self._challenges = self._challenge_paths([provider, *named.values()])
 
     @staticmethod
@@ -161,10 +162,13 @@ class Gate:
     def match(self, method: str, path: str) -> Route | Denial | None:
         """The route protecting ``method path`` (the path below ``root_path``), None, or a
         400 ``bad_path`` for a protected-method path the rules cannot judge (rules.py)."""
+        spelled = self._spelled
+        if spelled is not None and method not in spelled and method.isascii():
+            return None  # RuleTable.match's own first test, inlined: the hot path
         found = self._table.match(method, path)
-        if isinstance(found, BadPath):
+        if found.__class__ is BadPath:
             return BAD_PATH_DENIAL
-        return found
+        return found  # type: ignore[return-value]
 
     def challenge(self, method: str, path: str) -> Reply | None:
         """A fresh challenge when ``path`` is a provider's challenge path, else None."""

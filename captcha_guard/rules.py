@@ -235,9 +235,16 @@ class RuleTable(Generic[T]):
     def __init__(self, entries: Iterable[tuple[Rule, T]], *, prefixes: Iterable[str] = ()) -> None:
         self.entries = tuple(entries)
         self.methods = frozenset(m for rule, _ in self.entries for m in rule.methods)
-        self._spelled = frozenset(s for m in self.methods for s in _spellings(m))
-        self._long = any(sum(c.isalpha() for c in m) > _MAX_SPELLED for m in self.methods)
+        #: Every letter-case spelling of the protected methods. A method not in it is
+        #: unmatched when it is ASCII and ``exhaustive`` (no method too long to spell out):
+        #: that test alone, inlined, is a door's hot path.
+        self.spelled = frozenset(s for m in self.methods for s in _spellings(m))
+        self.exhaustive = all(sum(c.isalpha() for c in m) <= _MAX_SPELLED for m in self.methods)
         self.prefixes = tuple(p for p in dict.fromkeys(prefixes) if p and p != "/")
+        self._compiled = tuple(
+            (rule.methods, rule.regex, isinstance(rule.pattern, str), value)
+            for rule, value in self.entries
+        )
 
     def match(self, method: str, path: str) -> T | BadPath | None:
         """What the rules say of a request: the first matching entry's value, ``BAD_PATH``, or
@@ -246,26 +253,41 @@ class RuleTable(Generic[T]):
         ``method`` as the server gave it; ``path`` the path below the ASGI ``root_path`` (or
         PATH_INFO), percent-decoded as the server gives it to the app.
         """
-        if method not in self._spelled:
+        if method not in self.spelled:
             # The hot path: a GET, when no rule names GET. Only a method no spelling set
-            # holds can still upper-case to a protected one ("ß" is "SS", say).
-            if method.isascii() and not self._long:
+            # holds can still upper-case to a protected one ("\u017f" is "S", say).
+            if self.exhaustive and method.isascii():
                 return None
             if method.upper() not in self.methods:
                 return None
-        method = method.upper()
+        if method not in self.methods:
+            method = method.upper()
         if has_control(path):
             return BAD_PATH
-        candidates = [path]
-        for prefix in self.prefixes:
-            # Like Django's removeprefix, no "/" boundary asked: a superset of Starlette's.
-            if path.startswith(prefix):
-                candidates.append(path[len(prefix) :] or "/")
-        for rule, value in self.entries:
-            if method in rule.methods:
-                for candidate in candidates:
-                    if rule.matches_path(candidate):
-                        return value
+        found = self._scan(method, path)
+        if found is None and self.prefixes:
+            for prefix in self.prefixes:
+                # Like Django's removeprefix, no "/" boundary asked: a superset of Starlette's.
+                if path.startswith(prefix):
+                    found = self._scan(method, path[len(prefix) :] or "/")
+                    if found is not None:
+                        break
+        return found
+
+    def _scan(self, method: str, path: str) -> T | None:
+        merged = normalize_path(path) if "//" in path else path or "/"
+        for methods, regex, is_route, value in self._compiled:
+            if method not in methods:
+                continue
+            if is_route:
+                if regex.match(merged) is not None:
+                    return value
+            # A regex sees the path as sent and as a slash-merging proxy or framework would
+            # route it, so ``//login`` cannot slip past ``re.compile("/login")``.
+            elif regex.fullmatch(path) is not None or (
+                merged is not path and regex.fullmatch(merged) is not None
+            ):
+                return value
         return None
 
 
