@@ -179,23 +179,23 @@ KNOWN_DIVERGENCES = [
 ]
 
 
-def _observe(ports: dict[Target, int], combo: tuple[str, str]) -> list[Observation]:
+def _observe(
+    ports: dict[Target, int],
+    combo: tuple[str, str],
+    corpus: list[tuple[str, str]] = CORPUS,
+    prefix: str = "",
+) -> list[Observation]:
     server, framework = combo
-    bare_port = ports[Target(server, framework, False)]
-    gated_port = ports[Target(server, framework, True)]
+    bare_port = ports[Target(server, framework, False, prefix)]
+    gated_port = ports[Target(server, framework, True, prefix)]
 
     def one(line: tuple[str, str]) -> Observation:
         method, target = line
-        return Observation(
-            combo,
-            method,
-            target,
-            request(bare_port, method, target),
-            request(gated_port, method, target),
-        )
+        bare, gated = request(bare_port, method, target), request(gated_port, method, target)
+        return Observation(combo, method, target, bare, gated)
 
     with ThreadPoolExecutor(4) as pool:
-        return list(pool.map(one, CORPUS))
+        return list(pool.map(one, corpus))
 
 
 @pytest.fixture(scope="module")
@@ -243,6 +243,79 @@ def test_a_control_character_is_a_bad_path_whatever_the_server(
             assert (o.gated.status, o.gated.error) == (400, "bad_path"), (combo, o.label, o.gated)
             answered += 1
     assert answered >= len(TRAILING_CONTROLS) * 2  # every server lets some of them through
+
+
+# ---------------------------------------------------------------- prefixes the app strips
+
+#: (server, framework, the server's own prefix): each app wrapped from outside, the way the
+#: README says not to need to care about. The process runs Django with FORCE_SCRIPT_NAME=/app.
+PREFIXED = [
+    ("uvicorn-h11", "fastapi-root", ""),  # CaptchaGuard(FastAPI(root_path="/app"))
+    ("uvicorn-httptools", "fastapi-root", ""),
+    ("uvicorn-h11", "django-asgi", ""),  # CaptchaGuard(get_asgi_application()), FORCE_SCRIPT_NAME
+    ("uvicorn-h11", "starlette", "/app"),  # uvicorn --root-path /app (it adds the prefix)
+    ("uvicorn-h11", "fastapi-root", "/app"),  # both
+    ("waitress", "flask", "/app"),  # waitress url_prefix: SCRIPT_NAME /app
+    ("waitress", "django-wsgi", "/app"),
+    ("gunicorn", "django-wsgi", ""),  # FORCE_SCRIPT_NAME under WSGI: reverse() only
+]
+#: Where the login view is, as the client sends it: what the test checks the corpus reaches.
+LOGIN_AT = {
+    ("uvicorn-h11", "fastapi-root", ""): "/app/login",
+    ("uvicorn-httptools", "fastapi-root", ""): "/app/login",
+    ("uvicorn-h11", "django-asgi", ""): "/app/login",
+    ("uvicorn-h11", "starlette", "/app"): "/login",
+    ("uvicorn-h11", "fastapi-root", "/app"): "/login",
+    ("waitress", "flask", "/app"): "/app/login",
+    ("waitress", "django-wsgi", "/app"): "/app/login",
+    ("gunicorn", "django-wsgi", ""): "/login",
+}
+PREFIX_CORPUS: list[tuple[str, str]] = [
+    ("POST", p)
+    for p in (
+        "/app/login",
+        "/login",
+        "/app/login/",
+        "/app//login",
+        "//app/login",
+        "/app/app/login",
+        "/applogin",
+        "/app",
+        "/app/",
+        "/APP/login",
+        "/app%2Flogin",
+        "/app/posts/1/comments",
+        "/app/posts/%D9%A1/comments",
+        "/app/reports/x",
+        "/app/login%0A",
+    )
+] + [("post", "/app/login"), ("POST", "/app/./login")]
+
+
+@pytest.fixture(scope="module")
+def prefixed() -> Iterator[dict[tuple[str, str, str], list[Observation]]]:
+    targets = [Target(s, f, g, p) for s, f, p in PREFIXED for g in (False, True)]
+    with zoo(targets, env={"ROUTING_FORCE_SCRIPT_NAME": "/app"}) as ports:
+        yield {(s, f, p): _observe(ports, (s, f), PREFIX_CORPUS, p) for s, f, p in PREFIXED}
+
+
+@pytest.mark.parametrize("where", PREFIXED, ids=[f"{s}-{f}{p}" for s, f, p in PREFIXED])
+def test_a_prefix_the_app_strips_itself_is_stripped_by_the_gate(
+    prefixed: dict[tuple[str, str, str], list[Observation]], where: tuple[str, str, str]
+) -> None:
+    observations = prefixed[where]
+    violations = [f"{o.label!r}: {v}" for o in observations if (v := o.violation())]
+    assert not violations, "\n".join(violations)
+    found = {o.label: o for o in observations}
+    login = found[f"POST {LOGIN_AT[where]}"]
+    assert login.bare.view == "login", login.bare
+    assert login.gated.error == "captcha_rejected", login.gated
+    if where[1] in ("fastapi-root", "django-asgi") and not where[2]:
+        # The app strips /app itself, and still routes /login too: both are guarded.
+        assert found["POST /login"].bare.view == "login"
+    if where == ("gunicorn", "django-wsgi", ""):
+        # Under WSGI, Django routes PATH_INFO whatever FORCE_SCRIPT_NAME says.
+        assert found["POST /app/login"].bare.view is None
 
 
 def table(observed: dict[tuple[str, str], list[Observation]], labels: list[str]) -> str:
