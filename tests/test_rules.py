@@ -5,6 +5,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.convertors import Convertor, register_url_convertor
 
 from captcha_guard import CaptchaGuard, GeeTest, Rule
@@ -512,3 +514,42 @@ def test_compiled_regex_also_sees_the_slash_merged_path() -> None:
     assert rule.matches("POST", "//login")
     assert rule.matches("POST", "/login")
     assert not rule.matches("POST", "/login/extra")
+
+
+# ---------------------------------------------------------------- properties
+
+#: Characters that sit on the edges of what routers take: digits of several scripts, signs,
+#: blanks, separators, letters, controls, and what percent-decoding can produce.
+EDGE_ALPHABET = "0123456789\u0661\uff11\u00b9+-_. \t\n\r\x00\x7f\x85\xa0/;:{}eExXabfinINFaN\u017f"
+
+
+@given(st.text(EDGE_ALPHABET, min_size=0, max_size=12))
+def test_every_segment_a_router_routes_is_matched_or_refused(segment: str) -> None:
+    """For each convertor: whatever Starlette, Werkzeug, Django or FastAPI's pydantic would
+    route, the gate matches, or refuses whole as a bad path. Never unmatched."""
+    path = f"/x/{segment}"
+    for name in ("str", "int", "float", "uuid", "path"):
+        table = RuleTable([(Rule(f"/x/{{v:{name}}}"), name)])
+        routers = [_starlette(name), _werkzeug(name), _django(name), _pydantic(name)]
+        for routes in routers:
+            if routes is None:
+                continue
+            try:
+                taken = routes(path)
+            except (ValueError, AssertionError):
+                taken = False
+            if taken:
+                assert table.match("POST", path) in (name, BAD_PATH), (name, routes, path)
+
+
+@given(
+    st.text(min_size=0, max_size=20),
+    st.sampled_from(CONTROLS),
+    st.integers(min_value=0, max_value=20),
+    st.sampled_from(["POST", "post", "Put", "dElEtE", "PATCH"]),
+)
+def test_a_control_anywhere_is_a_bad_path(text: str, control: str, at: int, method: str) -> None:
+    table = RuleTable([(Rule("/login"), "login")], prefixes=["/app"])
+    path = "/" + text[:at] + control + text[at:]
+    assert table.match(method, path) is BAD_PATH
+    assert table.match("GET", path) is None
