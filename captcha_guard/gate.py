@@ -4,7 +4,8 @@ Both front doors drive a Gate the same way and differ only in reading the body a
 the provider's request:
 
     route = gate.match(method, path)           # None: gate.challenge(method, path), a Reply
-                                               #   to send or None: call the app, touch nothing
+                                               #   to send or None: call the app, touch nothing;
+                                               #   a Denial: send it (400 bad_path)
     step = gate.begin(route, ...)              # Denial (400/403), Verdict (local or fallback)
     if isinstance(step, Call):                 #   or a Call to send
         verdict = gate.finish(step, response=... | error=...)   (or gate.abandon(step),

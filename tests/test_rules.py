@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -9,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.convertors import Convertor, register_url_convertor
 
-from captcha_guard import CaptchaGuard, GeeTest, Rule
+from captcha_guard import CaptchaGuard, GeeTest, Rule, WSGICaptchaGuard
 from captcha_guard.rules import (
     BAD_PATH,
     DEFAULT_METHODS,
@@ -20,7 +21,7 @@ from captcha_guard.rules import (
     normalize_path,
     route_path,
 )
-from tests.helpers import RecordingApp
+from tests.helpers import RecordingApp, body_receive, call, http_scope
 
 # ---------------------------------------------------------------- converters
 
@@ -553,3 +554,46 @@ def test_a_control_anywhere_is_a_bad_path(text: str, control: str, at: int, meth
     path = "/" + text[:at] + control + text[at:]
     assert table.match(method, path) is BAD_PATH
     assert table.match("GET", path) is None
+
+
+# ---------------------------------------------------------------- through the doors
+
+
+@pytest.mark.anyio
+async def test_the_asgi_door_answers_a_bad_path_itself() -> None:
+    app = RecordingApp()
+    guard = CaptchaGuard(app, rules=[Rule("/login")], provider=_geetest())
+    html = await call(guard, http_scope("/login\n"), body_receive(b""))
+    as_json = await call(
+        guard, http_scope("/login\n", headers=[(b"accept", b"application/json")]), body_receive(b"")
+    )
+    passed = await call(guard, http_scope("/login\n", method="GET"), body_receive(b""))
+    assert html.status == 400 and b"control character" in html.body
+    assert html.headers["content-type"].startswith("text/html")
+    assert as_json.status == 400
+    assert json.loads(as_json.body)["error"] == "bad_path"
+    assert passed.status == 200 and app.calls == 1  # GET: no rule names it
+
+
+def test_the_wsgi_door_answers_a_bad_path_itself_and_on_reject_sees_it() -> None:
+    seen: list[Any] = []
+
+    def on_reject(denial: Any, environ: Any) -> Any:
+        seen.append(denial)
+
+        def answer(environ: Any, start_response: Any) -> list[bytes]:
+            start_response("418 I'm a teapot", [("content-type", "text/plain")])
+            return [denial.error.encode()]
+
+        return answer
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        raise AssertionError("the app must not be called")
+
+    guard = WSGICaptchaGuard(app, rules=[Rule("/login")], provider=_geetest(), on_reject=on_reject)
+    statuses: list[str] = []
+    # PEP 3333: PATH_INFO is the decoded bytes as latin-1; "%C2%85" (NEL) arrives as "Â\x85".
+    environ = {"REQUEST_METHOD": "post", "PATH_INFO": "/login\xc2\x85", "wsgi.input": None}
+    body = guard(environ, lambda status, headers: statuses.append(status))
+    assert statuses == ["418 I'm a teapot"] and b"".join(body) == b"bad_path"
+    assert seen[0].status == 400 and seen[0].error == "bad_path"
