@@ -13,7 +13,7 @@ from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
 from .fallback import FallbackLimitOption
 from .providers.base import Provider
 from .replay import ReplayStore
-from .rules import Rule
+from .rules import Rule, app_prefixes
 
 AppT = TypeVar("AppT")
 RejectT = TypeVar("RejectT")
@@ -54,6 +54,7 @@ class FrontDoor(Generic[AppT, RejectT]):
             replay_store=replay_store,
             fallback_limit=fallback_limit,
             event_hooks=event_hooks,
+            prefixes=app_prefixes(app),
         )
         self.on_reject = on_reject
         self.http_client = http_client

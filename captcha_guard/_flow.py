@@ -66,7 +66,7 @@ from .responses import (
     too_slow,
     unavailable,
 )
-from .rules import Rule
+from .rules import BadPath, Rule, RuleTable
 from .verdict import REFUSED, Fault, Outcome, ProviderFailure, Verdict
 
 logger = logging.getLogger("captcha_guard")
@@ -75,6 +75,9 @@ DEFAULT_MAX_BODY_SIZE = 1_048_576
 #: Seconds a protected request's whole body may take to arrive: a client trickling bytes
 #: holds a connection and memory, so it is cut off. Generous for a login form on a bad link.
 DEFAULT_BODY_TIMEOUT = 10.0
+
+#: A protected-method request whose path holds a control character (see rules.py).
+BAD_PATH_DENIAL = Denial(400, "bad_path", "control character in the request path")
 
 #: Sent with every provider call: some vendors' edge firewalls refuse a request naming no agent.
 USER_AGENT = f"captcha-guard/{__version__}"
@@ -189,6 +192,7 @@ class Gate:
         replay_store: ReplayStore | None = None,
         fallback_limit: FallbackLimitOption = None,
         event_hooks: Mapping[str, Iterable[EventHook]] | None = None,
+        prefixes: Iterable[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
@@ -218,18 +222,22 @@ class Gate:
         self._breaker_hooks = self.hooks.get("breaker", ())
         self._clock = clock
         # Most requests are GETs to unprotected pages: one set lookup turns them away.
-        self._methods = frozenset(m for r in routes for m in r.rule.methods)
+        self._table = table = RuleTable(((r.rule, r) for r in routes), prefixes=prefixes)
+        self._spelled = table.spelled if table.exhaustive else None
         self._challenges = _challenge_paths([provider, *named.values()])
 
     # Before any byte is read.
 
-    def match(self, method: str, path: str) -> Route | None:
-        if method not in self._methods:
-            return None
-        for route in self.routes:
-            if route.rule.matches(method, path):
-                return route
-        return None
+    def match(self, method: str, path: str) -> Route | Denial | None:
+        """The route protecting ``method path`` (the path below ``root_path``), None, or a
+        400 ``bad_path`` for a protected-method path the rules cannot judge (rules.py)."""
+        spelled = self._spelled
+        if spelled is not None and method not in spelled and method.isascii():
+            return None  # RuleTable.match's own first test, inlined: the hot path
+        found = self._table.match(method, path)
+        if found.__class__ is BadPath:
+            return BAD_PATH_DENIAL
+        return found  # type: ignore[return-value]
 
     def challenge(self, method: str, path: str) -> Reply | None:
         """A fresh challenge when ``path`` is a provider's challenge path, else None."""

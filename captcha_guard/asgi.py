@@ -28,7 +28,7 @@ from ._flow import (
     ReadBody,
     Route,
 )
-from ._request import from_scope
+from ._request import from_scope, read_headers
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .responses import Denial, render, wants_json
 from .rules import route_path
@@ -66,7 +66,12 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             else:
                 await _send(send, reply.status, reply.headers, reply.body)
             return
-        await self._protect(route, path, scope, receive, send)
+        if type(route) is Denial:  # bad_path
+            headers = read_headers(scope["headers"])
+            as_json = wants_json(headers.get("accept", ""), headers.get("content-type", ""))
+            await self._deny(route, as_json, scope, receive, send)
+            return
+        await self._protect(route, path, scope, receive, send)  # type: ignore[arg-type]
 
     async def _protect(
         self, route: Route, path: str, scope: Scope, receive: Receive, send: Send

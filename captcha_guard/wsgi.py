@@ -60,7 +60,10 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
             if reply is None:
                 return self.app(environ, start_response)
             return _respond(start_response, reply.status, reply.headers, reply.body)
-        return self._protect(route, path, environ, start_response)
+        if type(route) is Denial:  # bad_path
+            as_json = wants_json(environ.get("HTTP_ACCEPT", ""), environ.get("CONTENT_TYPE", ""))
+            return self._deny(route, as_json, environ, start_response)
+        return self._protect(route, path, environ, start_response)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Close the pooled HTTP client, if this middleware made it."""
@@ -100,6 +103,11 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         if denial is None:  # pragma: no cover - a WSGI client cannot leave mid-read unseen
             return []
         as_json = wants_json(request.accept, request.content_type)
+        return self._deny(denial, as_json, environ, start_response)
+
+    def _deny(
+        self, denial: Denial, as_json: bool, environ: Environ, start_response: StartResponse
+    ) -> Iterable[bytes]:
         if self.on_reject is not None:
             return self.on_reject(denial, environ)(environ, start_response)
         headers, body = render(denial, as_json=as_json)

@@ -49,6 +49,8 @@ DOORS = ["asgi", "wsgi"]
 #: The path every protected site guards, and one it leaves alone.
 PROTECTED = "/login"
 UNPROTECTED = "/about"
+#: A protected route with a convertor in it.
+PROTECTED_WITH_ID = "/posts/{id:int}/comments"
 
 
 @dataclass(frozen=True)
@@ -241,14 +243,16 @@ def guarded_site(
     timeout: float = 1.0,
     failure_threshold: int = 5,
     reset_timeout: float = 30.0,
+    http: str = "auto",
     **guard_options: Any,
 ) -> Iterator[Site]:
     """``case``'s provider behind the ``door`` front door ("asgi": CaptchaGuard under uvicorn,
-    "wsgi": WSGICaptchaGuard under a threaded wsgiref server), its emulator served for real."""
+    "wsgi": WSGICaptchaGuard under a threaded wsgiref server), its emulator served for real.
+    ``http`` is uvicorn's parser: "auto" (httptools when installed), "h11" or "httptools"."""
     emulator = case.emulator()
     clock = FakeClock()
     breaker = CircuitBreaker(failure_threshold, reset_timeout, clock=clock)
-    rules = [Rule(PROTECTED), Rule("/pay", fail_open=False)]
+    rules = [Rule(PROTECTED), Rule("/pay", fail_open=False), Rule(PROTECTED_WITH_ID)]
     with emulator.serve() as upstream:
         provider = case.provider(emulator, upstream.endpoint(case.path), timeout, breaker)
         app: RecordingApp | RecordingWSGIApp
@@ -256,7 +260,7 @@ def guarded_site(
         if door == "asgi":
             app = RecordingApp()
             guard = CaptchaGuard(app, rules=rules, provider=provider, **guard_options)
-            server = serve_asgi(guard)
+            server = serve_asgi(guard, http=http)
         elif door == "wsgi":
             app = RecordingWSGIApp()
             guard = WSGICaptchaGuard(app, rules=rules, provider=provider, **guard_options)

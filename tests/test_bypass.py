@@ -16,6 +16,7 @@ import pytest
 
 from captcha_guard.testing import Outage
 from tests.hardening_kit import CASES, DOORS, PROTECTED, ProviderCase, Site, guarded_site
+from tests.routing_zoo import request as raw_request
 
 THRESHOLD = 3
 MAX_BODY = 256 * 1024
@@ -256,17 +257,21 @@ CATALOGUE = [(case, attempt) for case in CASES for attempt in catalogue(case)]
 
 
 @pytest.fixture(scope="module")
-def sites() -> Iterator[Callable[[ProviderCase, str], Site]]:
+def sites() -> Iterator[Callable[..., Site]]:
     """One site per provider and front door, made when first asked for, kept for the module."""
     made: dict[tuple[str, str], Site] = {}
     with ExitStack() as stack:
 
-        def site_for(case: ProviderCase, door: str) -> Site:
-            key = (case.name, door)
+        def site_for(case: ProviderCase, door: str, http: str = "auto") -> Site:
+            key = (case.name, door, http)
             if key not in made:
                 made[key] = stack.enter_context(
                     guarded_site(
-                        case, door=door, failure_threshold=THRESHOLD, max_body_size=MAX_BODY
+                        case,
+                        door=door,
+                        failure_threshold=THRESHOLD,
+                        max_body_size=MAX_BODY,
+                        http=http,
                     )
                 )
             return made[key]
@@ -324,3 +329,69 @@ def _with_accept(kwargs: dict[str, Any]) -> dict[str, Any]:
     if cookies:
         headers["cookie"] = "; ".join(f"{k}={quote(str(v))}" for k, v in cookies.items())
     return {**kwargs, "headers": headers}
+
+
+# ---------------------------------------------------------------- routing
+
+#: Request lines a real router sends to a protected view (tests/test_routing_differential.py
+#: shows which one does what), each sent as raw bytes so no client normalises it: the gate must
+#: match them (403, no fields) or refuse them (400 bad_path), never hand them to the app.
+ROUTING_ATTEMPTS: list[tuple[str, str, int]] = [
+    *[(m, "/login", 403) for m in ("post", "Post", "pOsT", "put", "Delete", "patch")],
+    *[
+        ("POST", p, 403)
+        for p in ("/login/", "//login", "/login//", "/l%6Fgin", "/%6C%6F%67%69%6E", "/login%2F")
+    ],
+    *[
+        ("POST", f"/posts/{seg}/comments", 403)
+        for seg in ("%D9%A1", "%EF%BC%91", "+1", "-1", "%201", "1%20", "1_0", "1.0", "007")
+    ],
+    ("post", "/posts/1/comments/", 403),
+    *[
+        ("POST", p, 400)
+        for p in (
+            "/login%0A",
+            "/login%0D%0A",
+            "/login%0D",
+            "/login%00",
+            "/login%09",
+            "/login%1F",
+            "/login%7F",
+            "/login%C2%85",
+            "/lo%0Agin",
+            "/%0Alogin",
+            "/login/%0A",
+            "/posts/1%0A/comments",
+            "/posts/1/comments%0A",
+            "/about%0A",  # no rule, but a protected method: refused whole
+        )
+    ],
+    ("post", "/login%0A", 400),
+]
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize(
+    ("method", "target", "status"),
+    ROUTING_ATTEMPTS,
+    ids=[f"{m} {t}" for m, t, _ in ROUTING_ATTEMPTS],
+)
+def test_routing_variants_are_matched_or_refused(
+    sites: Callable[..., Site],
+    method: str,
+    target: str,
+    status: int,
+    door: str,
+    state: str,
+) -> None:
+    # Routing is decided before any provider is consulted: one provider stands for all. h11,
+    # because httptools refuses a lower-case method itself (400 before any app sees it).
+    site = sites(CASES[0], door, "h11")
+    enter(site, state)
+    app_calls, provider_calls = site.app.calls, site.emulator.calls
+    answer = raw_request(int(site.url.rsplit(":", 1)[1]), method, target)
+    assert answer.status == status, answer
+    assert answer.error == ("bad_path" if status == 400 else "captcha_rejected")
+    assert site.app.calls == app_calls
+    assert site.emulator.calls == provider_calls

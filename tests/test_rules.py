@@ -1,19 +1,27 @@
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.convertors import Convertor, register_url_convertor
 
-from captcha_guard import CaptchaGuard, GeeTest, Rule
+from captcha_guard import CaptchaGuard, GeeTest, Rule, WSGICaptchaGuard
 from captcha_guard.rules import (
+    BAD_PATH,
     DEFAULT_METHODS,
-    compile_pattern,
+    RuleTable,
+    app_prefixes,
     first_match,
+    has_control,
     normalize_path,
     route_path,
 )
-from tests.helpers import RecordingApp
+from tests.helpers import RecordingApp, body_receive, call, http_scope
 
 # ---------------------------------------------------------------- converters
 
@@ -23,8 +31,28 @@ from tests.helpers import RecordingApp
     [
         ("/u/{name}", ["/u/bob", "/u/b.o-b_1", "/u/%20"], ["/u/", "/u/a/b"]),
         ("/u/{name:str}", ["/u/bob"], ["/u/", "/u/a/b"]),
-        ("/n/{n:int}", ["/n/0", "/n/42", "/n/007"], ["/n/", "/n/-1", "/n/1.5", "/n/x", "/n/4 2"]),
-        ("/f/{x:float}", ["/f/1", "/f/1.5", "/f/10.25"], ["/f/.5", "/f/1.", "/f/-1.0", "/f/1e3"]),
+        # Wider than Starlette's [0-9]+: Werkzeug's \\d takes any Unicode digit and a signed
+        # convertor a sign, FastAPI's pydantic blanks around, "_" and "1.0" (see rules.py).
+        (
+            "/n/{n:int}",
+            [
+                "/n/0",
+                "/n/42",
+                "/n/007",
+                "/n/-1",
+                "/n/+1",
+                "/n/\u0661",
+                "/n/1_000",
+                "/n/ 1 ",
+                "/n/1.0",
+            ],
+            ["/n/", "/n/1.5", "/n/x", "/n/4 2", "/n/1e3", "/n/0x10", "/n/\u00b9"],
+        ),
+        (
+            "/f/{x:float}",
+            ["/f/1", "/f/1.5", "/f/10.25", "/f/.5", "/f/1.", "/f/-1.0", "/f/1e3", "/f/inf"],
+            ["/f/", "/f/x", "/f/1.2.3", "/f/.", "/f/e3"],
+        ),
         (
             "/id/{u:uuid}",
             [
@@ -44,17 +72,156 @@ def test_converters(pattern: str, matching: list[str], not_matching: list[str]) 
         assert not rule.matches("POST", path), path
 
 
-def test_converters_match_what_starlette_routes() -> None:
+UUID = "0b7a1c2e-3f4d-4a5b-8c6d-7e8f9a0b1c2d"
+#: Segments that some router takes, or nearly takes, for some convertor.
+SEGMENTS = [
+    "12",
+    "007",
+    "-1",
+    "+1",
+    "\u0661\u0662",
+    "\uff11",
+    "1_000",
+    " 1",
+    "1 ",
+    "1.0",
+    "1.00",
+    "1.5",
+    ".5",
+    "1.",
+    "1e3",
+    "-1.5e-3",
+    "inf",
+    "NaN",
+    "1.2.3",
+    "0x10",
+    "\u00b9",
+    "x",
+    "a b",
+    "",
+    UUID,
+    UUID.upper(),
+    UUID.replace("-", ""),
+    "{" + UUID + "}",
+    "urn:uuid:" + UUID,
+    UUID[:-1],
+]
+
+
+def _starlette(name: str) -> Callable[[str], bool]:
     from starlette.routing import compile_path
 
-    for name in ("str", "int", "float", "uuid", "path"):
-        ours = compile_pattern(f"/x/{{v:{name}}}")
-        theirs, _, _ = compile_path(f"/x/{{v:{name}}}")
-        for sample in ("/x/12", "/x/1.5", "/x/a/b", "/x/0b7a1c2e3f4d4a5b8c6d7e8f9a0b1c2d", "/x/"):
-            assert (ours.match(sample) is not None) == (theirs.match(sample) is not None), (
-                name,
-                sample,
-            )
+    regex, _, convertors = compile_path(f"/x/{{v:{name}}}")
+
+    def routes(path: str) -> bool:
+        match = regex.match(path)
+        if match is None:
+            return False
+        convertors["v"].convert(match["v"])
+        return True
+
+    return routes
+
+
+def _werkzeug(name: str) -> Callable[[str], bool]:
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.routing import Map
+    from werkzeug.routing import Rule as WerkzeugRule
+
+    spelled = {"str": "string", "int": "int", "float": "float", "uuid": "uuid", "path": "path"}
+    adapters = [
+        Map([WerkzeugRule(f"/x/<{spelled[name]}{args}:v>", endpoint="v")]).bind("h")
+        for args in (["", "(signed=True)"] if name in ("int", "float") else [""])
+    ]
+
+    def routes(path: str) -> bool:
+        for adapter in adapters:
+            try:
+                adapter.match(path, method="POST")
+                return True
+            except HTTPException:
+                continue
+        return False
+
+    return routes
+
+
+def _django(name: str) -> Callable[[str], bool] | None:
+    if name == "float":
+        return None  # Django has no float convertor
+    from django.urls.resolvers import RoutePattern
+
+    pattern = RoutePattern(f"x/<{name}:v>", is_endpoint=True)
+    return lambda path: pattern.match(path[1:]) is not None
+
+
+def _pydantic(name: str) -> Callable[[str], bool] | None:
+    """FastAPI's ``/x/{v}`` with ``v: int`` (float, UUID): routed as [^/]+, then validated."""
+    import uuid
+
+    from pydantic import TypeAdapter, ValidationError
+
+    kinds: dict[str, Any] = {"int": int, "float": float, "uuid": uuid.UUID}
+    if name not in kinds:
+        return None
+    adapter = TypeAdapter(kinds[name])
+
+    def routes(path: str) -> bool:
+        value = path[len("/x/") :]
+        if not value or "/" in value:
+            return False
+        try:
+            adapter.validate_python(value)
+        except ValidationError:
+            return False
+        return True
+
+    return routes
+
+
+@pytest.mark.parametrize("name", ["str", "int", "float", "uuid", "path"])
+def test_converters_match_at_least_what_every_router_routes(name: str) -> None:
+    ours = Rule(f"/x/{{v:{name}}}")
+    routers = {
+        "starlette": _starlette(name),
+        "werkzeug": _werkzeug(name),
+        "django": _django(name),
+        "fastapi": _pydantic(name),
+    }
+    taken_by: dict[str, set[str]] = {router: set() for router in routers}
+    for segment in SEGMENTS:
+        path = f"/x/{segment}"
+        for router, routes in routers.items():
+            if routes is None:
+                continue
+            try:
+                taken = routes(path)
+            except (ValueError, AssertionError):
+                taken = False
+            if taken:
+                taken_by[router].add(segment)
+                assert ours.matches("POST", path), (router, path)
+    # The samples reach the routers, and the divergences that make the superset necessary
+    # are real (were one of them to go away upstream, this says so).
+    assert all(taken_by[r] for r, routes in routers.items() if routes is not None)
+    if name == "int":
+        assert "\u0661\u0662" in taken_by["werkzeug"] and "-1" in taken_by["werkzeug"]
+        assert {" 1", "+1", "1_000", "1.0"} <= taken_by["fastapi"]
+        assert taken_by["starlette"] == taken_by["django"] == {"12", "007"}
+    if name == "uuid":
+        assert {"{" + UUID + "}", "urn:uuid:" + UUID} <= taken_by["fastapi"]
+
+
+def test_convertors_take_linear_time_on_a_long_segment() -> None:
+    # A regex with two quantifiers over one character class backtracks quadratically on a
+    # segment that almost matches: 40 000 digits then a letter would take minutes.
+    import time
+
+    for name in ("int", "float", "uuid"):
+        rule = Rule(f"/x/{{v:{name}}}/y")
+        started = time.perf_counter()
+        assert not rule.matches("POST", "/x/" + "1" * 40_000 + "z/y")
+        assert time.perf_counter() - started < 2.0, name  # linear: about a millisecond
 
 
 def test_a_convertor_registered_with_starlette_is_known() -> None:
@@ -167,6 +334,80 @@ def test_methods_are_uppercased_and_only_those_match() -> None:
     assert not rule.matches("PUT", "/search")
 
 
+def test_a_request_method_matches_in_any_letter_case() -> None:
+    # Django and Werkzeug upper-case the method before routing: "post" runs the POST view.
+    rule = Rule("/login")
+    table = RuleTable([(rule, "login")])
+    for method in ("POST", "post", "Post", "pOsT", "delete", "Patch", "put"):
+        assert rule.matches(method, "/login"), method
+        assert table.match(method, "/login") == "login", method
+    for method in ("GET", "get", "OPTIONS", "posts", "POS", "P0ST"):
+        assert table.match(method, "/login") is None, method
+
+
+def test_a_method_that_upper_cases_to_a_protected_one_matches() -> None:
+    # "\u017f" (long s) upper-cases to "S", as Django's str.upper() would have it.
+    table = RuleTable([(Rule("/login"), "login")])
+    assert table.match("PO\u017fT", "/login") == "login"
+    long = Rule("/dav", methods=["VERSION-CONTROL", "BASELINE-CONTROL"])
+    table = RuleTable([(long, "dav")])
+    assert table.match("version-control", "/dav") == "dav"
+    assert table.match("Baseline-Control", "/dav") == "dav"
+    assert table.match("GET", "/dav") is None
+
+
+CONTROLS = [chr(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]]
+
+
+@pytest.mark.parametrize("control", CONTROLS, ids=[f"U+{ord(c):04X}" for c in CONTROLS])
+def test_a_control_character_in_a_protected_method_path_is_a_bad_path(control: str) -> None:
+    table = RuleTable([(Rule("/login"), "login"), (Rule("/search", methods=["GET"]), "s")])
+    for path in (f"/login{control}", f"/{control}login", f"/lo{control}gin", f"/other{control}"):
+        assert table.match("POST", path) is BAD_PATH, repr(path)
+        assert table.match("post", path) is BAD_PATH, repr(path)
+        assert table.match("GET", path) is BAD_PATH, repr(path)  # a rule names GET
+    assert first_match([Rule("/login")], "POST", f"/login{control}") is None
+
+
+def test_controls_in_unprotected_methods_pass_and_other_characters_are_not_controls() -> None:
+    table = RuleTable([(Rule("/login"), "login")])
+    assert table.match("GET", "/login\n") is None  # no rule names GET: the app's business
+    for text in ("\u00a0", "\u2028", "\u200b", "\ufffd", "\u00e9", " ", "\u0661"):
+        assert not has_control(f"/a{text}b"), repr(text)
+        assert table.match("POST", f"/login{text}") is None, repr(text)
+    assert table.match("POST", "/log\u00e9") is None
+
+
+def test_learned_prefixes_are_stripped_too() -> None:
+    table = RuleTable([(Rule("/login"), "login")], prefixes=["/app", "", "/"])
+    assert table.prefixes == ("/app",)
+    assert table.match("POST", "/app/login") == "login"
+    assert table.match("POST", "/login") == "login"
+    assert table.match("POST", "/app//login") == "login"
+    assert table.match("POST", "/other/login") is None
+    assert RuleTable([(Rule("/login"), "x")]).match("POST", "/app/login") is None
+
+
+@pytest.mark.filterwarnings("ignore:The `root_path` parameter is deprecated")
+def test_prefixes_are_learned_from_fastapi_through_wrappers() -> None:
+    from fastapi import FastAPI
+    from starlette.applications import Starlette
+
+    class Wrapper:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+    assert app_prefixes(FastAPI(root_path="/app")) == ("/app",)
+    assert app_prefixes(Wrapper(Wrapper(FastAPI(root_path="/api/v1")))) == ("/api/v1",)
+    assert app_prefixes(FastAPI()) == ()
+    assert app_prefixes(Starlette()) == ()
+    looped = Wrapper(None)
+    looped.app = looped
+    assert app_prefixes(looped) == ()
+    guard = CaptchaGuard(FastAPI(root_path="/app"), rules=[Rule("/login")], provider=_geetest())
+    assert guard.gate.match("POST", "/app/login") is not None
+
+
 def test_a_rule_on_get_also_covers_head() -> None:
     # Starlette answers HEAD with the GET endpoint: a gate on GET alone would leave a side door.
     rule = Rule("/export", methods=["GET"])
@@ -274,3 +515,85 @@ def test_compiled_regex_also_sees_the_slash_merged_path() -> None:
     assert rule.matches("POST", "//login")
     assert rule.matches("POST", "/login")
     assert not rule.matches("POST", "/login/extra")
+
+
+# ---------------------------------------------------------------- properties
+
+#: Characters that sit on the edges of what routers take: digits of several scripts, signs,
+#: blanks, separators, letters, controls, and what percent-decoding can produce.
+EDGE_ALPHABET = "0123456789\u0661\uff11\u00b9+-_. \t\n\r\x00\x7f\x85\xa0/;:{}eExXabfinINFaN\u017f"
+
+
+@given(st.text(EDGE_ALPHABET, min_size=0, max_size=12))
+def test_every_segment_a_router_routes_is_matched_or_refused(segment: str) -> None:
+    """For each convertor: whatever Starlette, Werkzeug, Django or FastAPI's pydantic would
+    route, the gate matches, or refuses whole as a bad path. Never unmatched."""
+    path = f"/x/{segment}"
+    for name in ("str", "int", "float", "uuid", "path"):
+        table = RuleTable([(Rule(f"/x/{{v:{name}}}"), name)])
+        routers = [_starlette(name), _werkzeug(name), _django(name), _pydantic(name)]
+        for routes in routers:
+            if routes is None:
+                continue
+            try:
+                taken = routes(path)
+            except (ValueError, AssertionError):
+                taken = False
+            if taken:
+                assert table.match("POST", path) in (name, BAD_PATH), (name, routes, path)
+
+
+@given(
+    st.text(min_size=0, max_size=20),
+    st.sampled_from(CONTROLS),
+    st.integers(min_value=0, max_value=20),
+    st.sampled_from(["POST", "post", "Put", "dElEtE", "PATCH"]),
+)
+def test_a_control_anywhere_is_a_bad_path(text: str, control: str, at: int, method: str) -> None:
+    table = RuleTable([(Rule("/login"), "login")], prefixes=["/app"])
+    path = "/" + text[:at] + control + text[at:]
+    assert table.match(method, path) is BAD_PATH
+    assert table.match("GET", path) is None
+
+
+# ---------------------------------------------------------------- through the doors
+
+
+@pytest.mark.anyio
+async def test_the_asgi_door_answers_a_bad_path_itself() -> None:
+    app = RecordingApp()
+    guard = CaptchaGuard(app, rules=[Rule("/login")], provider=_geetest())
+    html = await call(guard, http_scope("/login\n"), body_receive(b""))
+    as_json = await call(
+        guard, http_scope("/login\n", headers=[(b"accept", b"application/json")]), body_receive(b"")
+    )
+    passed = await call(guard, http_scope("/login\n", method="GET"), body_receive(b""))
+    assert html.status == 400 and b"control character" in html.body
+    assert html.headers["content-type"].startswith("text/html")
+    assert as_json.status == 400
+    assert json.loads(as_json.body)["error"] == "bad_path"
+    assert passed.status == 200 and app.calls == 1  # GET: no rule names it
+
+
+def test_the_wsgi_door_answers_a_bad_path_itself_and_on_reject_sees_it() -> None:
+    seen: list[Any] = []
+
+    def on_reject(denial: Any, environ: Any) -> Any:
+        seen.append(denial)
+
+        def answer(environ: Any, start_response: Any) -> list[bytes]:
+            start_response("418 I'm a teapot", [("content-type", "text/plain")])
+            return [denial.error.encode()]
+
+        return answer
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        raise AssertionError("the app must not be called")
+
+    guard = WSGICaptchaGuard(app, rules=[Rule("/login")], provider=_geetest(), on_reject=on_reject)
+    statuses: list[str] = []
+    # PEP 3333: PATH_INFO is the decoded bytes as latin-1; "%C2%85" (NEL) arrives as "Â\x85".
+    environ = {"REQUEST_METHOD": "post", "PATH_INFO": "/login\xc2\x85", "wsgi.input": None}
+    body = guard(environ, lambda status, headers: statuses.append(status))
+    assert statuses == ["418 I'm a teapot"] and b"".join(body) == b"bad_path"
+    assert seen[0].status == 400 and seen[0].error == "bad_path"

@@ -1,0 +1,221 @@
+"""Real framework apps for the routing differential (tests/test_routing_differential.py).
+
+Each framework serves the same protected views, in its own route syntax, and each view
+answers ``{"view": NAME, "verdict": OUTCOME or null}``: a response with "view" in it proves
+the framework's router ran that view. ``gated(...)`` wraps an app in the front door with
+``RULES`` and a provider that refuses every request (no captcha fields are ever sent, so
+GeeTest's local shape check says 403; its endpoint is never called), so a request the gate
+matched shows as a 403 ``captcha_rejected`` and one it refused as a 400 ``bad_path``.
+
+Importable without Django configured; ``django_setup()`` configures it once per process
+(tests/routing_zoo.py runs these apps in a subprocess of their own, so a Django settings
+object here never meets another test's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+# FastAPI reads view annotations by name from this module's globals (postponed annotations).
+from fastapi import Request
+
+from captcha_guard import CaptchaGuard, GeeTest, Rule, WSGICaptchaGuard
+
+#: The gate's rules: the same table in front of every framework, in Starlette syntax.
+RULES = [
+    Rule("/login"),
+    Rule("/posts/{id:int}/comments"),
+    Rule(re.compile(r"/reports/[^/]+")),  # the compiled-regex escape hatch
+    Rule("/legacy"),
+]
+
+#: Where each framework's views live: (view name, a request path that reaches it).
+VIEWS = {
+    "login": "/login",
+    "comments": "/posts/1/comments",
+    "reports": "/reports/x",
+    "legacy": "/legacy/",  # Django only: re_path(r"^legacy/$"), with the `$` users write
+}
+
+
+def provider() -> GeeTest:
+    return GeeTest("0" * 32, "routing-differential", endpoint="http://127.0.0.1:9/validate")
+
+
+def gated(app: Any, door: str) -> Any:
+    if door == "asgi":
+        return CaptchaGuard(app, rules=RULES, provider=provider())
+    return WSGICaptchaGuard(app, rules=RULES, provider=provider())
+
+
+def _answer(view: str, verdict: Any) -> dict[str, Any]:
+    return {"view": view, "verdict": verdict.outcome.value if verdict is not None else None}
+
+
+# ---------------------------------------------------------------- Starlette
+
+
+def starlette_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    def view(name: str) -> Any:
+        async def endpoint(request: Request) -> JSONResponse:
+            verdict = request.scope.get("state", {}).get("captcha")
+            return JSONResponse(_answer(name, verdict))
+
+        return endpoint
+
+    return Starlette(
+        routes=[
+            Route("/login", view("login"), methods=["POST"]),
+            Route("/posts/{id:int}/comments", view("comments"), methods=["POST"]),
+            Route("/reports/{name}", view("reports"), methods=["POST"]),
+        ]
+    )
+
+
+# ---------------------------------------------------------------- FastAPI
+
+
+def fastapi_app(root_path: str = "") -> Any:
+    import warnings
+
+    from fastapi import FastAPI
+
+    with warnings.catch_warnings():  # root_path= is deprecated, and still routes so
+        warnings.simplefilter("ignore")
+        app = FastAPI(root_path=root_path) if root_path else FastAPI()
+
+    def verdict_of(request: Request) -> Any:
+        return request.scope.get("state", {}).get("captcha")
+
+    @app.post("/login")
+    async def login(request: Request) -> dict[str, Any]:
+        return _answer("login", verdict_of(request))
+
+    # The FastAPI way: `{id}` in the path, the type from the annotation (pydantic, lax).
+    @app.post("/posts/{id}/comments")
+    async def comments(id: int, request: Request) -> dict[str, Any]:
+        return _answer("comments", verdict_of(request))
+
+    @app.post("/reports/{name}")
+    async def reports(name: str, request: Request) -> dict[str, Any]:
+        return _answer("reports", verdict_of(request))
+
+    return app
+
+
+# ---------------------------------------------------------------- Flask
+
+
+def flask_app() -> Any:
+    from flask import Flask, jsonify, request
+
+    app = Flask("routing_flask")
+
+    def verdict_of() -> Any:
+        return request.environ.get("captcha_guard.verdict")
+
+    @app.post("/login")
+    def login() -> Any:
+        return jsonify(_answer("login", verdict_of()))
+
+    @app.post("/posts/<int:id>/comments")
+    def comments(id: int) -> Any:
+        return jsonify(_answer("comments", verdict_of()))
+
+    @app.post("/reports/<name>")
+    def reports(name: str) -> Any:
+        return jsonify(_answer("reports", verdict_of()))
+
+    return app
+
+
+# ---------------------------------------------------------------- Django
+
+urlpatterns: list[Any] = []
+
+
+def django_setup() -> None:
+    """Configure Django for this process (ROOT_URLCONF is this module), once."""
+    from django.conf import settings
+
+    if settings.configured:
+        return
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="routing-differential",
+        ALLOWED_HOSTS=["*"],
+        ROOT_URLCONF=__name__,
+        MIDDLEWARE=[],
+        INSTALLED_APPS=[],
+        FORCE_SCRIPT_NAME=os.environ.get("ROUTING_FORCE_SCRIPT_NAME") or None,
+    )
+    import django
+    from django.http import HttpRequest, HttpResponse
+    from django.urls import path, re_path
+
+    django.setup()
+
+    def view(name: str) -> Any:
+        def endpoint(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+            if request.method != "POST":
+                return HttpResponse(status=405)
+            scope = getattr(request, "scope", None)
+            if scope is not None:
+                verdict = scope.get("state", {}).get("captcha")
+            else:
+                verdict = request.META.get("captcha_guard.verdict")
+            body = json.dumps(_answer(name, verdict))
+            return HttpResponse(body, content_type="application/json")
+
+        return endpoint
+
+    urlpatterns[:] = [
+        path("login", view("login")),
+        path("posts/<int:id>/comments", view("comments")),
+        path("reports/<str:name>", view("reports")),
+        re_path(r"^legacy/$", view("legacy")),
+    ]
+
+
+def django_asgi() -> Any:
+    django_setup()
+    from django.core.asgi import get_asgi_application
+
+    return get_asgi_application()
+
+
+def django_wsgi() -> Any:
+    django_setup()
+    from django.core.wsgi import get_wsgi_application
+
+    return get_wsgi_application()
+
+
+#: name -> (door, factory)
+FRAMEWORKS: dict[str, tuple[str, Any]] = {
+    "starlette": ("asgi", starlette_app),
+    "fastapi": ("asgi", fastapi_app),
+    "django-asgi": ("asgi", django_asgi),
+    "fastapi-root": ("asgi", lambda: fastapi_app(root_path="/app")),
+    "flask": ("wsgi", flask_app),
+    "django-wsgi": ("wsgi", django_wsgi),
+}
+
+
+def build(framework: str, gate: bool) -> Any:
+    door, factory = FRAMEWORKS[framework]
+    app = factory()
+    return gated(app, door) if gate else app
+
+
+def from_env() -> Any:
+    """For gunicorn: ``tests.routing_apps:from_env()``, the app named by ROUTING_APP
+    (``flask``, ``django-wsgi``) and ROUTING_GATED (``1`` or ``0``)."""
+    return build(os.environ["ROUTING_APP"], os.environ.get("ROUTING_GATED") == "1")

@@ -1,0 +1,311 @@
+"""Many real servers at once, for the routing differential: uvicorn (h11 and httptools),
+wsgiref, the Werkzeug dev server and waitress in threads of one subprocess, gunicorn in
+processes of its own, each on a listening socket the test made (OS-picked port, 127.0.0.1).
+
+    with zoo([Target("uvicorn-h11", "starlette", gated=True), ...]) as ports: ...
+
+The parent binds and listens, then hands the sockets down (``pass_fds``), so a connection made
+before a server's accept loop runs waits in the backlog instead of being refused. The subprocess
+prints ``ready`` once every server is up; closing its stdin ends it.
+
+``request(port, method, target)`` sends one request as raw bytes over a fresh socket, so no
+client library normalises the method or the request target.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+ASGI_SERVERS = ("uvicorn-h11", "uvicorn-httptools")
+WSGI_SERVERS = ("wsgiref", "werkzeug", "waitress", "gunicorn")
+STARTUP = 60.0  # seconds: a bound for a loaded machine, not a guess at how long it takes
+
+
+@dataclass(frozen=True)
+class Target:
+    server: str
+    framework: str
+    gated: bool
+    prefix: str = ""  # uvicorn's root_path / waitress's url_prefix
+
+    @property
+    def name(self) -> str:
+        extra = f"@{self.prefix}" if self.prefix else ""
+        return f"{self.server}/{self.framework}{extra}/{'gated' if self.gated else 'bare'}"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+    @property
+    def document(self) -> dict[str, Any] | None:
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    @property
+    def view(self) -> str | None:
+        """The protected view that ran, if one did."""
+        document = self.document
+        return document.get("view") if document is not None and self.status == 200 else None
+
+    @property
+    def verdict(self) -> str | None:
+        document = self.document
+        return document.get("verdict") if document is not None else None
+
+    @property
+    def error(self) -> str | None:
+        document = self.document
+        return document.get("error") if document is not None else None
+
+
+def _listener() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def _wait_ready(process: subprocess.Popen[str]) -> None:
+    assert process.stdout is not None
+    deadline = time.monotonic() + STARTUP
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RuntimeError("routing zoo did not start")
+        readable, _, _ = select.select([process.stdout], [], [], left)
+        if readable:
+            line = process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"routing zoo exited with {process.wait()}")
+            if line.strip() == "ready":
+                return
+
+
+@contextmanager
+def zoo(targets: list[Target], env: dict[str, str] | None = None) -> Iterator[dict[Target, int]]:
+    """Serve every target; yield its port."""
+    sockets = {target: _listener() for target in targets}
+    ports = {target: sock.getsockname()[1] for target, sock in sockets.items()}
+    processes: list[subprocess.Popen[str]] = []
+    try:
+        threaded = [t for t in targets if t.server != "gunicorn"]
+        if threaded:
+            spec = [{**asdict(t), "fd": sockets[t].fileno()} for t in threaded]
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "tests.routing_zoo", json.dumps(spec)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    pass_fds=[sockets[t].fileno() for t in threaded],
+                    env=_env(env or {}),
+                )
+            )
+        for target in (t for t in targets if t.server == "gunicorn"):
+            fd = sockets[target].fileno()
+            command = [
+                *(sys.executable, "-m", "gunicorn", "--bind", f"fd://{fd}"),
+                *("--workers", "1", "--worker-class", "sync", "--log-level", "error"),
+                "--no-control-socket",
+                "tests.routing_apps:from_env()",
+            ]
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    pass_fds=[fd],
+                    env=_env(
+                        {
+                            **(env or {}),
+                            "ROUTING_APP": target.framework,
+                            "ROUTING_GATED": "1" if target.gated else "0",
+                        }
+                    ),
+                )
+            )
+        if threaded:
+            _wait_ready(processes[0])
+        # gunicorn needs no signal: its socket listens already, requests wait in the backlog.
+        yield ports
+    finally:
+        for sock in sockets.values():
+            sock.close()
+        for process in processes:
+            if process.stdin is not None:
+                process.stdin.close()  # the zoo ends on EOF
+            else:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(20)
+            if process.stdout is not None:
+                process.stdout.close()
+
+
+def request(port: int, method: str, target: str, timeout: float = 30.0) -> Answer:
+    """One request, as raw bytes, over a fresh connection; the answer (status 0: none)."""
+    head = (
+        f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n"
+        "Accept: application/json\r\nConnection: close\r\n\r\n"
+    )
+    chunks: list[bytes] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(head.encode("latin-1"))
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    raw = b"".join(chunks)
+    status_line, _, rest = raw.partition(b"\r\n")
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        return Answer(0, raw)
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" in headers.lower():
+        body = _dechunk(body)
+    return Answer(int(parts[1]), body)
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = []
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out.append(data[:size])
+        data = data[size + 2 :]
+    return b"".join(out)
+
+
+# ---------------------------------------------------------------- the subprocess
+
+
+def _serve_uvicorn(app: Any, sock: socket.socket, http: str, prefix: str) -> threading.Event:
+    import asyncio
+
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, http=http, lifespan="off", log_level="critical", root_path=prefix, access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    started = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + STARTUP
+        while not server.started and thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling a flag uvicorn sets; the deadline is the bound
+        started.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    return started
+
+
+def _serve_wsgiref(app: Any, sock: socket.socket) -> None:
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+        def server_bind(self) -> None:  # the socket is bound and listening already
+            self.socket.close()
+            self.socket = sock
+            self.server_address = sock.getsockname()
+            self.server_name, self.server_port = "127.0.0.1", self.server_address[1]
+            self.setup_environ()
+
+        def server_activate(self) -> None:
+            return
+
+    server = Server(("127.0.0.1", 0), Quiet)
+    server.set_app(app)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+
+
+def _serve_werkzeug(app: Any, sock: socket.socket) -> None:
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", sock.getsockname()[1], app, threaded=True, fd=sock.fileno())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+def _serve_waitress(app: Any, sock: socket.socket, prefix: str) -> None:
+    import waitress
+
+    options: dict[str, Any] = {"url_prefix": prefix} if prefix else {}
+    server = waitress.create_server(app, map={}, sockets=[sock], threads=4, **options)
+    threading.Thread(target=server.run, daemon=True).start()
+
+
+def main(spec: list[dict[str, Any]]) -> None:
+    from tests.routing_apps import build
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    logging.getLogger("waitress").setLevel(logging.ERROR)
+    logging.getLogger("django").setLevel(logging.CRITICAL)
+    pending = []
+    for item in spec:
+        sock = socket.socket(fileno=item["fd"])
+        app = build(item["framework"], item["gated"])
+        server, prefix = item["server"], item["prefix"]
+        if server in ASGI_SERVERS:
+            pending.append(_serve_uvicorn(app, sock, server.split("-")[1], prefix))
+        elif server == "wsgiref":
+            _serve_wsgiref(app, sock)
+        elif server == "werkzeug":
+            _serve_werkzeug(app, sock)
+        elif server == "waitress":
+            _serve_waitress(app, sock, prefix)
+        else:
+            raise ValueError(f"unknown server {server!r}")
+    for started in pending:
+        started.wait()
+    print("ready", flush=True)
+    sys.stdin.read()  # until the parent closes it
+    os._exit(0)  # daemon threads hold the servers: no orderly shutdown is needed
+
+
+if __name__ == "__main__":
+    main(json.loads(sys.argv[1]))

@@ -1,0 +1,345 @@
+"""The gate's match against what real routers route, with the same bytes.
+
+Every request line of ``CORPUS`` goes, as raw bytes, to each framework's app served bare and
+served behind the gate, under every server that can serve it (uvicorn with h11 and with
+httptools; wsgiref, the Werkzeug dev server, waitress and gunicorn). The invariant:
+
+    if the bare app runs a protected view for a request, the gated app either runs it with a
+    verdict, or answers the request itself with a 4xx.
+
+The gate's provider refuses everything (tests/routing_apps.py), so in practice "gated" must be
+the gate's own 403 ``captcha_rejected`` or 400 ``bad_path``. ``KNOWN_DIVERGENCES`` pins the
+variants that did run a view unguarded before rules.py learnt better: if an upgrade of a
+framework stops routing one of them, the harness says so instead of quietly testing less.
+
+    python -m tests.test_routing_differential     prints what each router did (the table)
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pytest
+
+from tests.routing_zoo import ASGI_SERVERS, WSGI_SERVERS, Answer, Target, request, zoo
+
+ASGI_FRAMEWORKS = ("starlette", "fastapi", "django-asgi")
+WSGI_FRAMEWORKS = ("flask", "django-wsgi")
+COMBOS = [(s, f) for s in ASGI_SERVERS for f in ASGI_FRAMEWORKS] + [
+    (s, f) for s in WSGI_SERVERS for f in WSGI_FRAMEWORKS
+]
+GATE_ERRORS = {"captcha_rejected", "bad_path"}
+
+
+def _controls() -> list[tuple[str, str]]:
+    codes = [*range(0x20), 0x7F]
+    lines = [("POST", f"/login%{c:02X}") for c in codes]  # trailing, every one
+    for c in (0x00, 0x09, 0x0A, 0x0D, 0x1F, 0x7F):
+        lines += [("POST", f"/%{c:02X}login"), ("POST", f"/lo%{c:02X}gin")]
+        lines += [("POST", f"/posts/1%{c:02X}/comments"), ("POST", f"/reports/x%{c:02X}")]
+    lines += [
+        ("POST", "/login%0D%0A"),
+        ("POST", "/login%0A%0A"),
+        ("POST", "/login/%0A"),
+        ("POST", "/login%C2%85"),  # NEL, a C1 control, UTF-8 encoded
+        ("POST", "/login%E2%80%A8"),  # LINE SEPARATOR: not a control, no router strips it
+        ("POST", "/legacy/%0A"),  # Django re_path(r"^legacy/$")
+        ("POST", "/login\t"),  # a raw tab: some servers split the request line on it
+        ("POST\t/login", ""),
+    ]
+    return lines
+
+
+CORPUS: list[tuple[str, str]] = [
+    # methods
+    *[(m, "/login") for m in ("POST", "post", "Post", "pOST", "PUT", "delete", "Patch")],
+    ("post", "/posts/1/comments"),
+    # slashes and dots
+    *[
+        ("POST", p)
+        for p in (
+            "/login/",
+            "//login",
+            "/login//",
+            "///login",
+            "/./login",
+            "/x/../login",
+            "/%2e/login",
+            "/x/%2e%2e/login",
+            "/login/.",
+            "/login%2F",
+            "/%2Flogin",
+            "/login%5C",
+            "/login\\",
+            "/login;x=1",
+            "/login;",
+            "/login%3Bx",
+            "/l%6Fgin",
+            "/%6C%6F%67%69%6E",
+            "/LOGIN",
+            "/Login",
+            "/login%20",
+            "/%20/login",
+            "/login.",
+            "/login?x=1",
+            "/login%3F",
+            "/login#x",
+            "/login%23x",
+            "/login%00.json",
+            "http://127.0.0.1/login",
+            "/login%FF",
+            "/log%C4%B1n",
+        )
+    ],
+    # convertors
+    *[
+        ("POST", f"/posts/{seg}/comments")
+        for seg in (
+            "1",
+            "007",
+            "+1",
+            "-1",
+            "%D9%A1",  # ARABIC-INDIC DIGIT ONE
+            "%EF%BC%91",  # FULLWIDTH DIGIT ONE
+            "%C2%B9",  # SUPERSCRIPT ONE: not a decimal digit
+            "1_0",
+            "1.0",
+            "1.5",
+            "%201",
+            "1%20",
+            "1e3",
+            "0x1",
+        )
+    ],
+    *[
+        ("POST", p)
+        for p in (
+            "/posts/1/comments/",
+            "/posts//1/comments",
+            "//posts/1/comments",
+            "/posts/1/comments%0A",
+        )
+    ],
+    # the compiled-regex rule
+    *[
+        ("POST", p)
+        for p in ("/reports/x", "/reports/x/", "//reports/x", "/reports//x", "/reports/x;y")
+    ],
+    ("POST", "/legacy/"),
+    *_controls(),
+]
+
+
+@dataclass(frozen=True)
+class Observation:
+    combo: tuple[str, str]
+    method: str
+    target: str
+    bare: Answer
+    gated: Answer
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.target}" if self.target else self.method
+
+    def violation(self) -> str | None:
+        bare, gated = self.bare, self.gated
+        if gated.status >= 500 and bare.status < 500:
+            return f"gated {gated.status} where bare {bare.status}"
+        if bare.view is None:
+            return None
+        if gated.view is not None and gated.verdict is not None:
+            return None  # the view ran with a verdict: judged
+        if 400 <= gated.status < 500 and gated.view is None:
+            return None  # answered without the view: by the gate (the same app cannot 4xx)
+        return f"bare ran {bare.view!r}; gated answered {gated.status} {gated.body[:80]!r}"
+
+
+#: (server, framework, request line) whose bare app runs a protected view, and which the gate
+#: on main let through unguarded (54 such observations over the corpus); checked to hold.
+KNOWN_DIVERGENCES = [
+    ("uvicorn-h11", "starlette", "POST /login%0A"),
+    ("uvicorn-httptools", "starlette", "POST /posts/1/comments%0A"),
+    ("uvicorn-h11", "fastapi", "POST /login%0A"),
+    ("uvicorn-h11", "fastapi", "POST /posts/%201/comments"),
+    ("uvicorn-h11", "fastapi", "POST /posts/1_0/comments"),
+    ("uvicorn-h11", "fastapi", "POST /posts/+1/comments"),
+    ("uvicorn-h11", "fastapi", "POST /posts/1.0/comments"),
+    ("uvicorn-httptools", "fastapi", "POST /posts/-1/comments"),
+    ("uvicorn-httptools", "fastapi", "POST /posts/1%09/comments"),
+    ("uvicorn-h11", "django-asgi", "post /login"),
+    ("wsgiref", "flask", "post /login"),
+    ("wsgiref", "flask", "POST /posts/%D9%A1/comments"),
+    ("werkzeug", "flask", "POST /posts/%EF%BC%91/comments"),
+    ("werkzeug", "django-wsgi", "Post /login"),
+    ("gunicorn", "flask", "POST /posts/%D9%A1/comments"),
+]
+
+
+def _observe(
+    ports: dict[Target, int],
+    combo: tuple[str, str],
+    corpus: list[tuple[str, str]] = CORPUS,
+    prefix: str = "",
+) -> list[Observation]:
+    server, framework = combo
+    bare_port = ports[Target(server, framework, False, prefix)]
+    gated_port = ports[Target(server, framework, True, prefix)]
+
+    def one(line: tuple[str, str]) -> Observation:
+        method, target = line
+        bare, gated = request(bare_port, method, target), request(gated_port, method, target)
+        return Observation(combo, method, target, bare, gated)
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(one, corpus))
+
+
+@pytest.fixture(scope="module")
+def observed() -> Iterator[dict[tuple[str, str], list[Observation]]]:
+    targets = [Target(s, f, g) for s, f in COMBOS for g in (False, True)]
+    with zoo(targets) as ports:
+        yield {combo: _observe(ports, combo) for combo in COMBOS}
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids=[f"{s}-{f}" for s, f in COMBOS])
+def test_the_gate_sees_every_request_the_app_routes_to_a_protected_view(
+    observed: dict[tuple[str, str], list[Observation]], combo: tuple[str, str]
+) -> None:
+    observations = observed[combo]
+    violations = [f"{o.label!r}: {v}" for o in observations if (v := o.violation())]
+    assert not violations, "\n".join(violations)
+    # The corpus reaches the views: the plain spellings run them bare, and are 403 gated.
+    plain = {o.label: o for o in observations}
+    assert plain["POST /login"].bare.view == "login"
+    assert plain["POST /login"].gated.error == "captcha_rejected"
+    assert plain["POST /posts/1/comments"].bare.view == "comments"
+    assert plain["POST /reports/x"].bare.view == "reports"
+
+
+def test_the_known_divergences_still_run_a_view_bare(
+    observed: dict[tuple[str, str], list[Observation]],
+) -> None:
+    for server, framework, label in KNOWN_DIVERGENCES:
+        found = {o.label: o for o in observed[(server, framework)]}[label]
+        assert found.bare.view is not None, (server, framework, label, found.bare)
+        assert found.gated.error in GATE_ERRORS, (server, framework, label, found.gated)
+
+
+TRAILING_CONTROLS = {f"POST /login%{c:02X}" for c in [*range(0x20), 0x7F]}
+
+
+def test_a_control_character_is_a_bad_path_whatever_the_server(
+    observed: dict[tuple[str, str], list[Observation]],
+) -> None:
+    answered = 0
+    for combo, observations in observed.items():
+        for o in observations:
+            if o.label not in TRAILING_CONTROLS or o.bare.status == 400 == o.gated.status:
+                continue  # the server itself refused it (same answer bare): nothing reached us
+            assert (o.gated.status, o.gated.error) == (400, "bad_path"), (combo, o.label, o.gated)
+            answered += 1
+    assert answered >= len(TRAILING_CONTROLS) * 2  # every server lets some of them through
+
+
+# ---------------------------------------------------------------- prefixes the app strips
+
+#: (server, framework, the server's own prefix): each app wrapped from outside, the way the
+#: README says not to need to care about. The process runs Django with FORCE_SCRIPT_NAME=/app.
+PREFIXED = [
+    ("uvicorn-h11", "fastapi-root", ""),  # CaptchaGuard(FastAPI(root_path="/app"))
+    ("uvicorn-httptools", "fastapi-root", ""),
+    ("uvicorn-h11", "django-asgi", ""),  # CaptchaGuard(get_asgi_application()), FORCE_SCRIPT_NAME
+    ("uvicorn-h11", "starlette", "/app"),  # uvicorn --root-path /app (it adds the prefix)
+    ("uvicorn-h11", "fastapi-root", "/app"),  # both
+    ("waitress", "flask", "/app"),  # waitress url_prefix: SCRIPT_NAME /app
+    ("waitress", "django-wsgi", "/app"),
+    ("gunicorn", "django-wsgi", ""),  # FORCE_SCRIPT_NAME under WSGI: reverse() only
+]
+#: Where the login view is, as the client sends it: what the test checks the corpus reaches.
+LOGIN_AT = {
+    ("uvicorn-h11", "fastapi-root", ""): "/app/login",
+    ("uvicorn-httptools", "fastapi-root", ""): "/app/login",
+    ("uvicorn-h11", "django-asgi", ""): "/app/login",
+    ("uvicorn-h11", "starlette", "/app"): "/login",
+    ("uvicorn-h11", "fastapi-root", "/app"): "/login",
+    ("waitress", "flask", "/app"): "/app/login",
+    ("waitress", "django-wsgi", "/app"): "/app/login",
+    ("gunicorn", "django-wsgi", ""): "/login",
+}
+PREFIX_CORPUS: list[tuple[str, str]] = [
+    ("POST", p)
+    for p in (
+        "/app/login",
+        "/login",
+        "/app/login/",
+        "/app//login",
+        "//app/login",
+        "/app/app/login",
+        "/applogin",
+        "/app",
+        "/app/",
+        "/APP/login",
+        "/app%2Flogin",
+        "/app/posts/1/comments",
+        "/app/posts/%D9%A1/comments",
+        "/app/reports/x",
+        "/app/login%0A",
+    )
+] + [("post", "/app/login"), ("POST", "/app/./login")]
+
+
+@pytest.fixture(scope="module")
+def prefixed() -> Iterator[dict[tuple[str, str, str], list[Observation]]]:
+    targets = [Target(s, f, g, p) for s, f, p in PREFIXED for g in (False, True)]
+    with zoo(targets, env={"ROUTING_FORCE_SCRIPT_NAME": "/app"}) as ports:
+        yield {(s, f, p): _observe(ports, (s, f), PREFIX_CORPUS, p) for s, f, p in PREFIXED}
+
+
+@pytest.mark.parametrize("where", PREFIXED, ids=[f"{s}-{f}{p}" for s, f, p in PREFIXED])
+def test_a_prefix_the_app_strips_itself_is_stripped_by_the_gate(
+    prefixed: dict[tuple[str, str, str], list[Observation]], where: tuple[str, str, str]
+) -> None:
+    observations = prefixed[where]
+    violations = [f"{o.label!r}: {v}" for o in observations if (v := o.violation())]
+    assert not violations, "\n".join(violations)
+    found = {o.label: o for o in observations}
+    login = found[f"POST {LOGIN_AT[where]}"]
+    assert login.bare.view == "login", login.bare
+    assert login.gated.error == "captcha_rejected", login.gated
+    if where[1] in ("fastapi-root", "django-asgi") and not where[2]:
+        # The app strips /app itself, and still routes /login too: both are guarded.
+        assert found["POST /login"].bare.view == "login"
+    if where == ("gunicorn", "django-wsgi", ""):
+        # Under WSGI, Django routes PATH_INFO whatever FORCE_SCRIPT_NAME says.
+        assert found["POST /app/login"].bare.view is None
+
+
+def table(observed: dict[tuple[str, str], list[Observation]], labels: list[str]) -> str:
+    """Markdown: what each bare app did with each request line (the view it ran or the status),
+    and what the gate answered."""
+    header = "| request | " + " | ".join(f"{s} {f}" for s, f in COMBOS) + " |"
+    rows = [header, "|" + " --- |" * (len(COMBOS) + 1)]
+    for label in labels:
+        cells = []
+        for combo in COMBOS:
+            o = {x.label: x for x in observed[combo]}[label]
+            bare = f"**{o.bare.view}**" if o.bare.view else str(o.bare.status)
+            gated = o.gated.error or str(o.gated.status)
+            cells.append(f"{bare} / {gated}")
+        rows.append(f"| `{label}` | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    targets = [Target(s, f, g) for s, f in COMBOS for g in (False, True)]
+    with zoo(targets) as ports:
+        seen = {combo: _observe(ports, combo) for combo in COMBOS}
+    wanted = sys.argv[1:] or [f"{m} {t}" if t else m for m, t in CORPUS]
+    print(table(seen, wanted))
+    bad = [(c, o.label, v) for c, obs in seen.items() for o in obs if (v := o.violation())]
+    for item in bad:
+        print("VIOLATION", *item)
