@@ -3,13 +3,16 @@ one is an option of the other, and the hooks runner."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from ._client_ip import ClientAddress, ClientIPOption
+from ._events import StoreErrorEvent
 from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
+from ._state import bind_state
 from .fallback import FallbackLimitOption
 from .providers.base import Provider
 from .replay import ReplayStore
@@ -26,6 +29,8 @@ class FrontDoor(Generic[AppT, RejectT]):
     """The app, the gate, the reject handler, and the HTTP client given (or None: the door
     makes its own on first use and closes it; a given one is the caller's to close)."""
 
+    door: ClassVar[Literal["asgi", "wsgi"]]
+
     def __init__(
         self,
         app: AppT,
@@ -41,6 +46,7 @@ class FrontDoor(Generic[AppT, RejectT]):
         fallback_limit: FallbackLimitOption = None,
         event_hooks: Mapping[str, Iterable[EventHook]] | None = None,
         client_ip: ClientIPOption = None,
+        state: Any = None,
     ) -> None:
         self.app = app
         self.client_address = ClientAddress(client_ip)
@@ -55,7 +61,15 @@ class FrontDoor(Generic[AppT, RejectT]):
             fallback_limit=fallback_limit,
             event_hooks=event_hooks,
             prefixes=app_prefixes(app),
+            shared=state is not None,
         )
+        #: Where the flow's state operations are performed (None: in process, inline).
+        self.state = None
+        if state is not None:
+            self.state = bind_state(state, door=self.door, on_error=self._store_error)
+            local: Any = getattr(self.state, "local", self.state)
+            for route in self.gate.routes:  # the in-process state keeps breaker.state true
+                local.bind_breaker(route.provider_name, route.provider.breaker)
         self.on_reject = on_reject
         self.http_client = http_client
 
@@ -68,6 +82,35 @@ class FrontDoor(Generic[AppT, RejectT]):
         from ._config import door_from_file
 
         return door_from_file(cls, app, path, overrides)
+
+    def _store_error(self, event: StoreErrorEvent) -> None:
+        for hook in self.gate.hooks.get("store_error", ()):
+            try:
+                outcome = hook(event)
+                if inspect.isawaitable(outcome):
+                    _schedule(outcome)
+            except Exception as exc:
+                run_hook_errors(hook, exc)
+
+
+def _schedule(awaitable: Any) -> None:
+    """An async hook called from inside a state operation: run it on the loop, unawaited."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop().create_task(_quietly(awaitable))
+    except RuntimeError:  # no loop (WSGI): nothing would run it
+        close = getattr(awaitable, "close", None)
+        if close is not None:
+            close()
+        logger.error("captcha_guard: an async event hook cannot run under WSGI")
+
+
+async def _quietly(awaitable: Any) -> None:
+    try:
+        await awaitable
+    except Exception as exc:
+        logger.error("captcha_guard event hook failed: %s", type(exc).__name__)
 
 
 def run_hook_errors(hook: EventHook, exc: Exception) -> None:

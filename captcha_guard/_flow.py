@@ -48,13 +48,23 @@ from ._events import (
 )
 from ._logs import note_verdict
 from ._request import ClientRequest
+from ._state import StateFull, StateOp, Transition
 from ._version import __version__
-from .breaker import State
-from .fallback import OVER_BUDGET, REPLAYED, FallbackGuard, FallbackLimitOption
+from .breaker import Permit
+from .fallback import (
+    BUDGET_WINDOW,
+    NO_CAPACITY,
+    OVER_BUDGET,
+    REPLAYED,
+    BudgetFull,
+    FallbackGuard,
+    FallbackLimitOption,
+    MemoryFallbackBudget,
+)
 from .fields import BodyError, FieldError, collect
 from .providers._wire import ProviderRequest, ProviderResponse
 from .providers.base import Claim, Provider
-from .replay import ReplayStore
+from .replay import ReplayStore, ReplayStoreFull
 from .responses import (
     Denial,
     Reply,
@@ -67,7 +77,7 @@ from .responses import (
     unavailable,
 )
 from .rules import BadPath, Rule, RuleTable
-from .verdict import REFUSED, Fault, Outcome, ProviderFailure, Verdict
+from .verdict import MISCONFIGURATION, REFUSED, Fault, Outcome, ProviderFailure, Verdict
 
 logger = logging.getLogger("captcha_guard")
 
@@ -78,6 +88,10 @@ DEFAULT_BODY_TIMEOUT = 10.0
 
 #: A protected-method request whose path holds a control character (see rules.py).
 BAD_PATH_DENIAL = Denial(400, "bad_path", "control character in the request path")
+
+#: A shared breaker's probe is a lease this much longer than the provider's timeout: if its
+#: holder dies, another worker probes after that.
+PROBE_LEASE_MARGIN = 1.0
 
 #: Sent with every provider call: some vendors' edge firewalls refuse a request naming no agent.
 USER_AGENT = f"captcha-guard/{__version__}"
@@ -136,7 +150,7 @@ class Emit:
     event: object
 
 
-Effect = ReadBody | ProviderCall | Emit
+Effect = ReadBody | ProviderCall | Emit | StateOp
 
 
 # What a flow returns.
@@ -176,6 +190,8 @@ class Route:
     fail_open: bool
     #: The rule as events and metrics label it: its pattern as configured.
     label: str
+    #: A proof-of-work provider whose replay memory lives in shared state.
+    pow_shared: bool = False
 
 
 class Gate:
@@ -193,6 +209,7 @@ class Gate:
         fallback_limit: FallbackLimitOption = None,
         event_hooks: Mapping[str, Iterable[EventHook]] | None = None,
         prefixes: Iterable[str] = (),
+        shared: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
@@ -211,11 +228,17 @@ class Gate:
         for rule in rules:
             if not isinstance(rule, Rule):
                 raise TypeError(f"rules must be Rule objects, got {rule!r}")
-            routes.append(_bind(rule, provider, named))
+            routes.append(_bind(rule, provider, named, shared))
         self.routes = tuple(routes)
         self.max_body_size = max_body_size
         self.body_timeout = float(body_timeout)
         self.fallback = FallbackGuard(replay_store, fallback_limit)
+        #: With ``state=``: breakers, replay memory and budgets are operations the door
+        #: performs on shared state, except the pieces given explicitly (they win).
+        self.shared = shared
+        self._shared_replay = shared and replay_store is None
+        budget = self.fallback.limit.budget if self.fallback.limit is not None else None
+        self._shared_budget = shared and isinstance(budget, MemoryFallbackBudget)
         self.providers = tuple({id(r.provider): r.provider for r in routes}.values())
         self.hooks = _check_hooks(event_hooks)
         self._verdict_hooks = self.hooks.get("verdict", ())
@@ -282,21 +305,31 @@ class Gate:
         except BodyError as exc:
             return Deny(bad_request(str(exc)))
         provider = route.provider
+        spend = None
         try:
-            checked = provider.check(fields, request)
+            if self.shared and route.pow_shared:
+                # Proof of work with shared memory: the remembering is an operation.
+                checked = provider.prepare(fields)  # type: ignore[attr-defined]
+                if not isinstance(checked, Verdict):
+                    spend, checked = checked, None
+            else:
+                checked = provider.check(fields, request)
         except FieldError as exc:
             checked = provider.rejected(str(exc))
+        if spend is not None:
+            checked = yield from self._settle_pow(route, spend)
         if isinstance(checked, Verdict):
             verdict = self._named(route, checked)
             yield from self._verdict_event(route, verdict, None)
             return self._answer(route, verdict, body)
 
-        permit = provider.breaker.acquire()
+        permit = yield from self._acquire(route)
         if permit is None:
-            verdict, refusal = self._fallback(route, checked, ProviderFailure("circuit open"))
+            failure = ProviderFailure("circuit open")
+            verdict, refusal = yield from self._fallback(route, checked, failure)
             yield from self._verdict_event(route, verdict, None, refusal)
             return self._answer(route, verdict, body, refusal)
-        before = provider.breaker.state if self._breaker_hooks else None
+        before = provider.breaker.state if self._breaker_hooks and not self.shared else None
         settled = False
         try:
             try:
@@ -305,18 +338,18 @@ class Gate:
                 logger.exception(
                     "captcha provider %s could not build its request", route.provider_name
                 )
-                failure = ProviderFailure("request could not be built", Fault.OPERATOR)
-                provider.breaker.release(permit)
                 settled = True
-                verdict, refusal = self._fallback(route, checked, failure)
+                yield from self._release(route, permit)
+                failure = ProviderFailure("request could not be built", Fault.OPERATOR)
+                verdict, refusal = yield from self._fallback(route, checked, failure)
                 yield from self._verdict_event(route, verdict, None, refusal)
                 return self._answer(route, verdict, body, refusal)
             started = self._clock()
             answer = yield ProviderCall(outgoing, provider.timeout, route.provider_name)
             duration = self._clock() - started
             if answer is BUSY:
-                provider.breaker.release(permit)
                 settled = True
+                yield from self._release(route, permit)
                 logger.warning(
                     "captcha provider %s: no free connection or event-loop time within %ss",
                     route.provider_name,
@@ -324,19 +357,67 @@ class Gate:
                 )
                 return Deny(busy())
             result = self._read(route, checked, answer)
-            provider.breaker.record(permit, ok=not isinstance(result, ProviderFailure))
             settled = True
+            ok = not isinstance(result, ProviderFailure)
+            transition = yield from self._record(route, permit, ok)
         finally:
-            if not settled:  # cancelled while the call was out: count nothing
+            if not settled and not self.shared:
+                # Cancelled while the call was out: count nothing, free a probe. (A shared
+                # breaker's probe is a lease on the server, and expires on its own.)
                 provider.breaker.release(permit)
         if before is not None:
-            yield from self._breaker_event(route, before)
+            after = provider.breaker.state
+            transition = None if after is before else Transition(before, after)
+        if transition is not None and self._breaker_hooks:
+            event = BreakerEvent(route.provider_name, transition.old, transition.new)
+            yield Emit(self._breaker_hooks, event)
         if isinstance(result, ProviderFailure):
-            verdict, refusal = self._fallback(route, checked, result)
+            verdict, refusal = yield from self._fallback(route, checked, result)
         else:
             verdict, refusal = self._named(route, result), None
         yield from self._verdict_event(route, verdict, duration, refusal)
         return self._answer(route, verdict, body, refusal)
+
+    # Shared state: an operation the door performs when state= is set, inline otherwise.
+
+    def _acquire(self, route: Route) -> Generator[Effect, Any, Permit | None]:
+        breaker = route.provider.breaker
+        if not self.shared:
+            return breaker.acquire()
+        lease = route.provider.timeout + PROBE_LEASE_MARGIN
+        args = (route.provider_name, breaker.failure_threshold, breaker.reset_timeout, lease)
+        permit: Permit | None = yield StateOp("breaker_acquire", args)
+        return permit
+
+    def _record(
+        self, route: Route, permit: Permit, ok: bool
+    ) -> Generator[Effect, Any, Transition | None]:
+        breaker = route.provider.breaker
+        if not self.shared:
+            breaker.record(permit, ok=ok)
+            return None
+        args = (route.provider_name, breaker.failure_threshold, breaker.reset_timeout, permit, ok)
+        transition: Transition | None = yield StateOp("breaker_record", args)
+        return transition
+
+    def _release(self, route: Route, permit: Permit) -> Generator[Effect, Any, None]:
+        if not self.shared:
+            route.provider.breaker.release(permit)
+            return
+        yield StateOp("breaker_release", (route.provider_name, permit))
+
+    def _settle_pow(self, route: Route, spend: Any) -> Generator[Effect, Any, Verdict]:
+        provider: Any = route.provider
+        try:
+            first = yield StateOp("remember", (spend.namespace, spend.key, spend.ttl))
+        except StateFull:
+            first = None
+        except Exception as exc:
+            hint = f"replay store failed ({type(exc).__name__}): every solution is refused"
+            details = {REFUSED: "replay store unavailable", MISCONFIGURATION: hint}
+            return Verdict(Outcome.FALLBACK, f"proof of work: {hint}", provider.name, details)
+        verdict: Verdict = provider.settle(spend, first)
+        return verdict
 
     # The decisions the flow is made of.
 
@@ -370,7 +451,7 @@ class Gate:
 
     def _fallback(
         self, route: Route, claim: Claim, failure: ProviderFailure
-    ) -> tuple[Verdict, str | None]:
+    ) -> Generator[Effect, Any, tuple[Verdict, str | None]]:
         """The verdict of a request whose provider could not judge it, and why a fallback
         was refused (one of the FALLBACK_REFUSED_* codes; None: let through)."""
         name = route.provider_name
@@ -384,7 +465,10 @@ class Gate:
         details: dict[str, object] = {"fault": failure.fault.value, "code": failure.code}
         if not route.fail_open:
             return Verdict(Outcome.FALLBACK, failure.reason, name, details), FALLBACK_REFUSED_RULE
-        refusal = self.fallback.refusal(claim.replay_key, claim.request.client_host)
+        if self.shared:
+            refusal = yield from self._shared_refusal(claim)
+        else:
+            refusal = self.fallback.refusal(claim.replay_key, claim.request.client_host)
         if refusal is None:
             if failure.fault is not Fault.OPERATOR:
                 logger.warning("captcha provider %s unavailable: %s", name, failure.reason)
@@ -399,6 +483,39 @@ class Gate:
             return verdict, FALLBACK_REFUSED_CAPACITY
         code = {REPLAYED: FALLBACK_REFUSED_REPLAY, OVER_BUDGET: FALLBACK_REFUSED_BUDGET}
         return Verdict(outcome, why, name, details), code.get(why, FALLBACK_REFUSED_CAPACITY)
+
+    def _shared_refusal(self, claim: Claim) -> Generator[Effect, Any, tuple[Outcome, str] | None]:
+        """``FallbackGuard.refusal`` with the pieces that live in shared state as operations:
+        the budget (unless a ``FallbackBudget`` of the site's own was given) and the replay
+        memory (unless a ``replay_store`` was given). Same order, same answers."""
+        guard, client = self.fallback, claim.request.client_host
+        try:
+            limit = guard.limit
+            if limit is not None:
+                if self._shared_budget:
+                    args = ("budget", limit.bucket(client), limit.per_minute, BUDGET_WINDOW)
+                    within = yield StateOp("spend", args)
+                else:
+                    within = limit.spend(client)
+                if not within:
+                    return Outcome.REJECTED, OVER_BUDGET
+            if self._shared_replay:
+                first = yield StateOp("remember", ("fallback", claim.replay_key, guard.ttl))
+            else:
+                now = time.time()
+                key = f"fallback:{claim.replay_key}"
+                first = guard.replay_store.remember(key, now + guard.ttl, now)
+            if not first:
+                return Outcome.REJECTED, REPLAYED
+        except (StateFull, BudgetFull, ReplayStoreFull) as exc:
+            logger.warning(
+                "captcha fallback guard full (%s): fallbacks refused", type(exc).__name__
+            )
+            return Outcome.FALLBACK, NO_CAPACITY
+        except Exception as exc:
+            logger.error("captcha fallback store failed (%s)", type(exc).__name__)
+            return Outcome.FALLBACK, NO_CAPACITY
+        return None
 
     # Events: yielded only when someone listens, so they cost nothing otherwise.
 
@@ -429,11 +546,6 @@ class Gate:
             replay=replay,
         )
         yield Emit(self._verdict_hooks, event)
-
-    def _breaker_event(self, route: Route, before: State) -> Generator[Effect, Any, None]:
-        after = route.provider.breaker.state
-        if after is not before:
-            yield Emit(self._breaker_hooks, BreakerEvent(route.provider_name, before, after))
 
 
 def _code(verdict: Verdict, refusal: str | None) -> str:
@@ -468,7 +580,9 @@ def _body_denial(problem: BodyProblem, limit: int) -> Denial | None:
     return None  # DISCONNECTED
 
 
-def _bind(rule: Rule, default: Provider | None, named: Mapping[str, Provider]) -> Route:
+def _bind(
+    rule: Rule, default: Provider | None, named: Mapping[str, Provider], shared: bool
+) -> Route:
     if rule.provider is None:
         if default is None:
             raise ValueError(f"{rule!r} uses the default provider, but provider= is not set")
@@ -481,7 +595,8 @@ def _bind(rule: Rule, default: Provider | None, named: Mapping[str, Provider]) -
     fail_open = True if rule.fail_open is None else rule.fail_open
     pattern = rule.pattern
     label = pattern if isinstance(pattern, str) else pattern.pattern
-    return Route(rule, name, chosen, fail_open, label)
+    pow_shared = shared and not getattr(chosen, "replay_store_given", True)
+    return Route(rule, name, chosen, fail_open, label, pow_shared)
 
 
 def _challenge_paths(configured: Iterable[Provider | None]) -> dict[str, Provider]:

@@ -223,6 +223,12 @@ class MemoryState:
     async def arun(self, op: StateOp) -> Any:
         return self.run(op)
 
+    def close(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
     def bind_breaker(self, name: str, breaker: CircuitBreaker) -> None:
         """Use this ``CircuitBreaker`` object for ``name`` (a provider's own ``breaker=``),
         so that reading ``breaker.state`` keeps telling the truth in one process."""

@@ -29,6 +29,7 @@ from ._flow import (
     Route,
 )
 from ._request import from_scope, read_headers
+from ._state import StateOp
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .responses import Denial, render, wants_json
 from .rules import route_path
@@ -47,6 +48,7 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
     ``aiohttp.ClientSession`` or an ``httpx``/``httpx2`` ``AsyncClient``.
     """
 
+    door = "asgi"
     _sender: AiohttpSender | HttpxSender | None = None
     _owned_httpx: Any = None
 
@@ -79,10 +81,19 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
         request = from_scope(scope, path, self.client_address.asgi)
         flow = self.gate.decide(route, request)
         result: Any = None
+        error: Exception | None = None
         try:
             while True:
-                effect = flow.send(result)
-                if type(effect) is ProviderCall:
+                if error is None:
+                    effect = flow.send(result)
+                else:
+                    effect, error = flow.throw(error), None
+                if type(effect) is StateOp:
+                    try:
+                        result = await self.state.arun(effect)  # type: ignore[union-attr]
+                    except Exception as exc:  # the flow decides what a failed operation means
+                        error = exc
+                elif type(effect) is ProviderCall:
                     result = await self._sender_for().send(effect)
                 elif type(effect) is ReadBody:
                     result = await _read_body(receive, effect)
@@ -133,6 +144,8 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
         owned, self._owned_httpx = self._owned_httpx, None
         if owned is not None:
             await owned.aclose()
+        if self.state is not None:
+            await self.state.aclose()
 
     async def _deny(
         self, denial: Denial, as_json: bool, scope: Scope, receive: Receive, send: Send

@@ -29,6 +29,7 @@ from ._flow import (
     Route,
 )
 from ._request import from_environ
+from ._state import StateOp
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._types import Environ, StartResponse, WSGIApp
 from .responses import Denial, render, status_line, wants_json
@@ -49,6 +50,7 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
     ``Client`` (by default the door keeps a urllib3 pool).
     """
 
+    door = "wsgi"
     _sender: Urllib3Sender | SyncHttpxSender | None = None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -70,6 +72,8 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         sender, self._sender = self._sender, None
         if sender is not None:
             sender.close()
+        if self.state is not None:
+            self.state.close()
 
     def _protect(
         self, route: Route, path: str, environ: Environ, start_response: StartResponse
@@ -77,10 +81,19 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         request = from_environ(environ, path, self.client_address.wsgi)
         flow = self.gate.decide(route, request)
         result: Any = None
+        error: Exception | None = None
         try:
             while True:
-                effect = flow.send(result)
-                if type(effect) is ProviderCall:
+                if error is None:
+                    effect = flow.send(result)
+                else:
+                    effect, error = flow.throw(error), None
+                if type(effect) is StateOp:
+                    try:
+                        result = self.state.run(effect)  # type: ignore[union-attr]
+                    except Exception as exc:  # the flow decides what a failed operation means
+                        error = exc
+                elif type(effect) is ProviderCall:
                     result = self._sender_for().send(effect)
                 elif type(effect) is ReadBody:
                     result = _read_body(environ, request.content_length, effect)

@@ -166,6 +166,8 @@ class ProofOfWork(Provider):
         self._level_of = {number: index for index, number in enumerate(levels)}
         self._key = derive_key(secret, self.realm, self.expires)
         self.replay_stores: tuple[ReplayStore, ...] = _stores(replay_store, len(levels))
+        #: Stores given here win over a door's shared ``state=`` (which else holds them).
+        self.replay_store_given = replay_store is not None
         # Per level, until when this process believes the level's memory is full: new
         # challenges skip it until then. A hint only: a wrong one costs work, never safety.
         self._full_until = [float("-inf")] * len(levels)
