@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Generic, TypeVar
 
 from .fallback import FallbackBudget
+from .fields import ParseLimits
 from .gate import DEFAULT_MAX_BODY_SIZE, Gate
 from .providers.base import Provider
 from .replay import ReplayStore
@@ -34,6 +35,7 @@ class FrontDoor(Generic[AppT, ClientT, RejectT]):
         *,
         replay_store: ReplayStore | None = None,
         fallback_limit: int | FallbackBudget | None = None,
+        parse_limits: ParseLimits | None = None,
     ) -> None:
         self.app = app
         self.gate = Gate(
@@ -43,6 +45,7 @@ class FrontDoor(Generic[AppT, ClientT, RejectT]):
             max_body_size,
             replay_store=replay_store,
             fallback_limit=fallback_limit,
+            parse_limits=parse_limits,
         )
         self.on_reject = on_reject
         self._client = http_client

@@ -23,7 +23,7 @@ import httpx
 from ._version import __version__
 from .breaker import Permit
 from .fallback import FallbackBudget, FallbackGuard
-from .fields import BodyError, FieldError, collect
+from .fields import BodyError, FieldError, ParseLimits, collect
 from .providers.base import Claim, Provider, RequestInfo
 from .replay import ReplayStore
 from .responses import (
@@ -106,7 +106,11 @@ class Gate:
         *,
         replay_store: ReplayStore | None = None,
         fallback_limit: int | FallbackBudget | None = None,
+        parse_limits: ParseLimits | None = None,
     ) -> None:
+        if parse_limits is not None and not isinstance(parse_limits, ParseLimits):
+            raise TypeError("parse_limits must be a ParseLimits")
+        self.parse_limits = parse_limits
         if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
             raise TypeError("max_body_size must be an int (bytes)")
         if max_body_size < 0:
@@ -199,9 +203,10 @@ class Gate:
                 body=body,
                 query_string=query_string,
                 header_value=header_value,
+                limits=self.parse_limits,
             )
         except BodyError as exc:
-            return bad_request(str(exc))
+            return Denial(exc.status, exc.code, str(exc))
         provider = route.provider
         try:
             checked = provider.check(fields, request)

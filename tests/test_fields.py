@@ -11,6 +11,7 @@ from captcha_guard.fields import (
     BodyError,
     FieldError,
     Fields,
+    ParseLimits,
     collect,
     media_type,
     parse_body,
@@ -97,15 +98,39 @@ def test_urlencoded_duplicate_is_refused() -> None:
         fields.one("lot_number")
 
 
-@pytest.mark.parametrize("body", [b"a=%ff", b"a=\xff\xfe", b"\xc3("])
-def test_urlencoded_that_is_not_utf8_is_a_body_error(body: bytes) -> None:
-    with pytest.raises(BodyError):
-        parse_urlencoded(body)
+@pytest.mark.parametrize(
+    ("body", "name", "why"),
+    [
+        (b"a=%ff", "a", "percent-escapes that are not UTF-8"),
+        (b"a=Jos%E9", "a", "percent-escapes that are not UTF-8"),  # accept-charset=ISO-8859-1
+        (b"a=\xff\xfe", "a", "raw non-ASCII bytes"),
+        (b"a=zo\xc3\xab", "a", "raw non-ASCII bytes"),  # Starlette reads "zoÃ«", Django "zoë"
+        (b"%E9=1", "\ufffd", "a name that percent-escapes"),
+    ],
+)
+def test_urlencoded_values_frameworks_read_differently_are_unreadable(
+    body: bytes, name: str, why: str
+) -> None:
+    fields = _collect(body + b"&lot_number=abc", "application/x-www-form-urlencoded")
+    assert fields.one("lot_number") == "abc"  # the rest of the form is read: no 400
+    with pytest.raises(FieldError, match=why):
+        fields.one(name)
 
 
-def test_urlencoded_with_too_many_fields_is_a_body_error() -> None:
-    with pytest.raises(BodyError):
-        parse_urlencoded(b"&".join(b"a%d=1" % i for i in range(10_001)))
+def test_urlencoded_only_ampersand_separates() -> None:
+    # python-multipart before 0.0.30 split on ';' too: Starlette then saw a second field.
+    assert parse_urlencoded(b"a=1;lot_number=x") == [("a", "1;lot_number=x")]
+
+
+def test_urlencoded_with_too_many_fields_is_a_413() -> None:
+    with pytest.raises(BodyError) as caught:
+        parse_urlencoded(b"&".join(b"a%d=1" % i for i in range(1001)))
+    assert (caught.value.status, caught.value.code) == (413, "too_many_fields")
+    # empty pieces are not fields, and 1,000 is the limit, not over it
+    assert len(parse_urlencoded(b"&&" + b"&".join(b"a=1" for _ in range(1000)) + b"&&")) == 1000
+    small = ParseLimits(max_fields=3)
+    with pytest.raises(BodyError, match="more than 3 urlencoded fields"):
+        parse_urlencoded(b"a=1&b=2&c=3&d=4", small)
 
 
 # ---------------------------------------------------------------- multipart
@@ -155,10 +180,15 @@ def test_multipart_garbage_is_a_body_error() -> None:
         parse_multipart("multipart/form-data; boundary=x", b"this is not multipart at all")
 
 
-def test_multipart_field_that_is_not_utf8_is_a_body_error() -> None:
-    body = b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n\xff\xfe\r\n--x--\r\n'
-    with pytest.raises(BodyError):
-        parse_multipart("multipart/form-data; boundary=x", body)
+def test_multipart_field_that_is_not_utf8_is_unreadable_not_a_400() -> None:
+    body = (
+        b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\n\xff\xfe\r\n'
+        b'--x\r\nContent-Disposition: form-data; name="b"\r\n\r\nok\r\n--x--\r\n'
+    )
+    fields = _collect(body, "multipart/form-data; boundary=x")
+    assert fields.one("b") == "ok"
+    with pytest.raises(FieldError, match="a is not UTF-8"):
+        fields.one("a")
 
 
 # ---------------------------------------------------------------- JSON
@@ -238,9 +268,15 @@ def test_query_string() -> None:
         assert fields.one(name) == value
 
 
-def test_query_string_not_utf8_is_a_body_error() -> None:
-    with pytest.raises(BodyError, match="query string"):
-        _collect(query=b"a=%ff")
+def test_query_string_not_utf8_is_unreadable() -> None:
+    with pytest.raises(FieldError, match="a has percent-escapes that are not UTF-8"):
+        _collect(query=b"a=%ff").one("a")
+
+
+def test_query_string_over_the_limit_says_so() -> None:
+    with pytest.raises(BodyError, match="^query string: more than 1000") as caught:
+        _collect(query=b"&".join([b"a=1"] * 1001))
+    assert caught.value.status == 413
 
 
 def test_x_captcha_header() -> None:
@@ -252,9 +288,13 @@ def test_x_captcha_header() -> None:
         assert fields.one(name) == value
 
 
-def test_x_captcha_header_not_urlencoded_utf8_is_a_body_error() -> None:
-    with pytest.raises(BodyError, match="x-captcha"):
-        _collect(header="a=%ff")
+def test_x_captcha_header_not_utf8_is_unreadable() -> None:
+    with pytest.raises(FieldError, match="a has percent-escapes"):
+        _collect(header="a=%ff").one("a")
+    with pytest.raises(BodyError, match="x-captcha header: .*beyond latin-1"):
+        _collect(header="a=\u20ac")
+    with pytest.raises(BodyError, match="x-captcha header: more than 1000"):
+        _collect(header="&".join(["a=1"] * 1001))
 
 
 @pytest.mark.parametrize(
@@ -340,17 +380,15 @@ def test_non_object_json_is_403_at_the_gate() -> None:
 
 def test_unparseable_bodies_are_400_at_the_gate() -> None:
     bad = [
-        (b"{", "application/json"),
-        (b"[" * 100_000, "application/json"),
-        (b"a=%ff", "application/x-www-form-urlencoded"),
-        (b"--x\r\n", "multipart/form-data; boundary=x"),
-        (b"x", "multipart/form-data"),
+        (b"{", "application/json", "bad_request"),
+        (b"[" * 10_000, "application/json", "json_too_deep"),
+        (b"--x\r\n", "multipart/form-data; boundary=x", "bad_request"),
+        (b"x", "multipart/form-data", "bad_request"),
     ]
-    for body, content_type in bad:
+    for body, content_type, error in bad:
         step = _begin(body, content_type)
         assert isinstance(step, Denial), (body[:10], content_type)
-        assert step.status == 400
-        assert step.error == "bad_request"
+        assert (step.status, step.error) == (400, error)
 
 
 def test_duplicates_across_sources_are_403_at_the_gate() -> None:
