@@ -165,6 +165,7 @@ def media_type(content_type: str) -> str:
 # that are not UTF-8 (Starlette and Django put U+FFFD, Werkzeug keeps "%E9"), which is what a
 # form posted with accept-charset="ISO-8859-1" carries.
 
+_AMPERSANDS = re.compile(rb"&&+")
 _RAW_BYTES = "has raw non-ASCII bytes, which frameworks decode differently (percent-encode them)"
 _NOT_UTF8 = "has percent-escapes that are not UTF-8, which frameworks decode differently"
 
@@ -188,9 +189,17 @@ def parse_urlencoded(
             data = data.encode("latin-1")  # how servers hand over header and query bytes
         except UnicodeEncodeError:
             raise BodyError("urlencoded text with characters beyond latin-1") from None
-    pieces = data.split(b"&")
-    if len(pieces) - pieces.count(b"") > limits.max_fields:
-        raise _over("too_many_fields", f"more than {limits.max_fields} urlencoded fields")
+    # Split no further than one piece over the limit: the work stops where the limit does.
+    pieces = data.split(b"&", limits.max_fields)
+    if len(pieces) > limits.max_fields:
+        too_many = _over("too_many_fields", f"more than {limits.max_fields} urlencoded fields")
+        if len(pieces) - pieces.count(b"") > limits.max_fields:
+            raise too_many
+        # Empty pieces ("a=1&&b=2") are no fields: squeeze them out and count again.
+        data = _AMPERSANDS.sub(b"&", data).strip(b"&")
+        if data.count(b"&") >= limits.max_fields:
+            raise too_many
+        pieces = data.split(b"&")
     pairs: list[tuple[str, object]] = []
     for piece in pieces:
         if not piece:

@@ -274,7 +274,7 @@ def test_query_string_not_utf8_is_unreadable() -> None:
 
 
 def test_query_string_over_the_limit_says_so() -> None:
-    with pytest.raises(BodyError, match="^query string: more than 1000") as caught:
+    with pytest.raises(BodyError, match=r"^query string: more than 1000") as caught:
         _collect(query=b"&".join([b"a=1"] * 1001))
     assert caught.value.status == 413
 
@@ -291,7 +291,7 @@ def test_x_captcha_header() -> None:
 def test_x_captcha_header_not_utf8_is_unreadable() -> None:
     with pytest.raises(FieldError, match="a has percent-escapes"):
         _collect(header="a=%ff").one("a")
-    with pytest.raises(BodyError, match="x-captcha header: .*beyond latin-1"):
+    with pytest.raises(BodyError, match=r"x-captcha header: .*beyond latin-1"):
         _collect(header="a=\u20ac")
     with pytest.raises(BodyError, match="x-captcha header: more than 1000"):
         _collect(header="&".join(["a=1"] * 1001))
