@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote, unquote_to_bytes
 
 from python_multipart.multipart import parse_options_header
 
@@ -207,9 +207,34 @@ def parse_urlencoded(
         raw_name, _, raw_value = piece.partition(b"=")
         name, bad_name = _component(raw_name)
         value, bad_value = _component(raw_value)
-        why = f"has a name that {bad_name.removeprefix('has ')}" if bad_name else bad_value
-        pairs.append((name, Unreadable(why) if why else value))
+        if bad_name:
+            # Each framework reads another name: refuse the value under every one of them.
+            unreadable = Unreadable(f"has a name that {bad_name.removeprefix('has ')}")
+            pairs.extend((variant, unreadable) for variant in _urlencoded_names(raw_name))
+            continue
+        pairs.append((name, Unreadable(bad_value) if bad_value else value))
     return pairs
+
+
+def _requote(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeDecodeError)
+    bad = error.object[error.start : error.end]
+    return "".join(f"%{byte:02X}" for byte in bad), error.end
+
+
+codecs.register_error("captcha_guard.requote", _requote)
+
+
+def _urlencoded_names(raw: bytes) -> set[str]:
+    """The names the frameworks make of an ambiguous one: Django's (U+FFFD for what is not
+    UTF-8), Starlette's (raw bytes as latin-1) and Werkzeug's (bad escapes left as %XX)."""
+    spaced = raw.replace(b"+", b" ")
+    decoded = unquote_to_bytes(spaced)
+    return {
+        decoded.decode("utf-8", "replace"),
+        unquote(spaced.decode("latin-1")),
+        decoded.decode("utf-8", "captcha_guard.requote"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,7 +299,9 @@ _PADDING_EOL = re.compile(rb"[ \t]*(\r\n|\n)")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _EXTENDED = re.compile(rb";\s*(?:file)?name\*", re.IGNORECASE)
 _NAME_PARAM = re.compile(rb";\s*name\s*=", re.IGNORECASE)
+_UNQUOTED_NAME = re.compile(rb";\s*name\s*=\s*([^\s\";][^;]*?)\s*(?:;|$)", re.IGNORECASE)
 _FILENAME_PARAM = re.compile(rb";\s*filename\s*=", re.IGNORECASE)
+_EMPTY_FILENAME = "is a part with an empty filename: a file to some frameworks, a field to others"
 _IDENTITY_ENCODINGS = frozenset({b"7bit", b"8bit", b"binary"})
 
 
@@ -404,6 +431,10 @@ class _PartReader:
             raise BodyError("multipart part without a Content-Disposition header")
         if _EXTENDED.search(disposition):
             raise BodyError("multipart part named with name*= or filename*= (RFC 2231)")
+        unquoted = _UNQUOTED_NAME.search(disposition)
+        if unquoted and not _TOKEN.fullmatch(unquoted.group(1)):
+            # Werkzeug reads an unquoted name up to its first non-token byte, others whole.
+            raise BodyError("multipart part name with characters that need quotes")
         names = len(_NAME_PARAM.findall(disposition))
         if names > 1 or len(_FILENAME_PARAM.findall(disposition)) > 1:
             raise BodyError("multipart part with a repeated name or filename")
@@ -417,12 +448,22 @@ class _PartReader:
             self._files += 1
             if self._files > self._limits.max_files:
                 raise _over("too_many_files", f"more than {self._limits.max_files} files")
+            if not options[b"filename"]:
+                # An empty file input: a file to Starlette and Werkzeug, a field to Django.
+                file_name = _part_text(raw_name, [self._charset])[0]
+                self.fields.append((file_name, Unreadable(_EMPTY_FILENAME)))
             return
         if len(self.fields) >= self._limits.max_fields:
             raise _over("too_many_fields", f"more than {self._limits.max_fields} form fields")
         text_name, bad_name = _part_text(raw_name, [self._charset])
+        if bad_name:
+            # Starlette falls back to latin-1, Werkzeug and Django put U+FFFD.
+            unreadable = Unreadable(f"has a name that {bad_name.removeprefix('is ')}")
+            for variant in {text_name, raw_name.decode("latin-1")}:
+                self.fields.append((variant, unreadable))
+            return
         text, bad_value = _part_text(content, [self._charset, part_charset])
-        why = f"has a name that {bad_name.removeprefix('is ')}" if bad_name else bad_value
+        why = bad_value
         if encoded:
             why = "is sent with a Content-Transfer-Encoding, which frameworks treat differently"
         elif eol == b"\n" and content.endswith(b"\r"):
