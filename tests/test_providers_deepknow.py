@@ -577,9 +577,7 @@ def test_an_attachment_part_is_read_as_the_app_reads_it(
     # Starlette, Werkzeug and Django all take an "attachment" part with a name for a field;
     # the gate once skipped it, and judged the query's user instead.
     session = emulator.issue()["session_id"]
-    body = (
-        b'--b\r\nContent-Disposition: attachment; name="username"\r\n\r\nvictim\r\n--b--\r\n'
-    )
+    body = b'--b\r\nContent-Disposition: attachment; name="username"\r\n\r\nvictim\r\n--b--\r\n'
     answer = stage.client.post(
         f"{stage.url}/deepknow?session_id={session}&username=attacker",
         content=body,
@@ -594,3 +592,52 @@ def test_an_attachment_part_is_read_as_the_app_reads_it(
     )
     assert alone.json()["outcome"] == "passed"
     assert emulator.claims[-1]["user_id"] == "victim"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        # <form accept-charset="ISO-8859-1">: "José" as the browser sends it, no charset
+        ("application/x-www-form-urlencoded", b"name=Jos%E9&username=ada&session_id={sid}"),
+        (
+            "multipart/form-data; boundary=b",
+            b'preamble\r\n--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nJos\xe9'
+            b'\r\n--b\r\nContent-Disposition: form-data; name="username"\r\n\r\nada\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="session_id"\r\n\r\n{sid}\r\n--b--\r\n',
+        ),
+        (
+            "multipart/form-data; boundary=b",
+            b'--b\nContent-Disposition: form-data; name="username"\n\nada\n'
+            b'--b\nContent-Disposition: form-data; name="session_id"\n\n{sid}\n--b--\n',
+        ),
+    ],
+)
+def test_bodies_flask_and_django_serve_pass_the_gate_under_a_real_server(
+    stage: Stage, emulator: DeepKnowEmulator, content_type: str, body: bytes
+) -> None:
+    session = emulator.issue()["session_id"].encode()
+    answer = stage.client.post(
+        f"{stage.url}/deepknow",
+        content=body.replace(b"{sid}", session),
+        headers={"content-type": content_type, "accept": "application/json"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outcome"] == "passed"
+    assert emulator.claims[-1]["user_id"] == "ada"
+
+
+def test_a_claim_in_latin_1_is_refused_with_the_reason(
+    stage: Stage, emulator: DeepKnowEmulator
+) -> None:
+    # Starlette and Django read "Jos\ufffd", Werkzeug "Jos%E9": no one value to sign.
+    session = emulator.issue()["session_id"]
+    answer = stage.client.post(
+        f"{stage.url}/deepknow",
+        content=f"username=Jos%E9&session_id={session}".encode(),
+        headers={"content-type": "application/x-www-form-urlencoded", "accept": "application/json"},
+    )
+    assert answer.status_code == 403
+    assert answer.json()["reason"] == (
+        "username has percent-escapes that are not UTF-8, which frameworks decode differently"
+    )
+    assert emulator.calls == 0
