@@ -687,3 +687,27 @@ def test_a_body_that_may_be_json_to_the_app_is_opaque_for_claims() -> None:
         ("application/x-www-form-urlencoded", b"a=b"),
     ]:
         assert _collect(body, content_type, query=query).claim("user_id") == "attacker"
+
+
+def test_the_python_multipart_floor_is_one_that_does_not_split_on_semicolons() -> None:
+    import asyncio
+    import re
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from starlette.datastructures import Headers
+    from starlette.formparsers import FormParser
+
+    text = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    (line,) = re.findall(r'^\s*"(python-multipart[^"]*)",', text, re.MULTILINE)
+    requirement = Requirement(line)
+    assert "0.0.29" not in requirement.specifier and "0.0.30" in requirement.specifier
+
+    async def starlette_form() -> list[tuple[str, object]]:
+        async def stream():  # type: ignore[no-untyped-def]
+            yield b"a=1;user_id=victim"
+
+        headers = Headers({"content-type": "application/x-www-form-urlencoded"})
+        return list((await FormParser(headers, stream()).parse()).multi_items())
+
+    assert asyncio.run(starlette_form()) == parse_urlencoded(b"a=1;user_id=victim")
