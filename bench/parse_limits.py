@@ -40,6 +40,12 @@ def tiny_files(count: int) -> tuple[str, bytes]:
     return "multipart/form-data; boundary=b", part * count + b"--b--\r\n"
 
 
+def at_the_part_limits() -> tuple[str, bytes]:
+    _, fields = tiny_parts(1_000)
+    _, files = tiny_files(1_000)
+    return "multipart/form-data; boundary=b", fields[: -len(b"--b--\r\n")] + files
+
+
 def login_multipart() -> tuple[str, bytes]:
     fields = {
         "username": "ada",
@@ -119,11 +125,14 @@ def best(run: Callable[[], object], repeat: int) -> float:
 
 CASES: list[tuple[str, Callable[[], tuple[str, bytes]]]] = [
     ("multipart, 17,000 tiny fields (1 MiB)", lambda: tiny_parts(17_000)),
-    ("multipart, 17,000 tiny files (1 MiB)", lambda: tiny_files(15_000)),
-    ("multipart, 1,000 tiny fields (the limit)", lambda: tiny_parts(1_000)),
+    ("multipart, 15,000 tiny files (1 MiB)", lambda: tiny_files(15_000)),
+    ("multipart, 1,000 tiny fields (at the limit)", lambda: tiny_parts(1_000)),
+    ("multipart, 1,000 fields + 1,000 files (at the limits)", at_the_part_limits),
     ("multipart login form, 6 fields", login_multipart),
     ("urlencoded, 260,000 pairs (1 MiB)", lambda: many_pairs(MiB)),
     ("JSON, 350,000 empty objects (1 MiB)", lambda: json_objects(MiB)),
+    ("JSON, 6,666 empty objects (at the item limit)", lambda: json_objects(20_000)),
+    ("JSON, nested 128 deep (at the limit)", lambda: json_deep(128)),
     ("JSON, nested 900 deep", lambda: json_deep(900)),
 ]
 
