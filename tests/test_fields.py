@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -711,3 +712,57 @@ def test_the_python_multipart_floor_is_one_that_does_not_split_on_semicolons() -
         return list((await FormParser(headers, stream()).parse()).multi_items())
 
     assert asyncio.run(starlette_form()) == parse_urlencoded(b"a=1;user_id=victim")
+
+
+# ---------------------------------------------------------------- both doors, real servers
+
+
+@pytest.mark.parametrize("door", ["asgi", "wsgi"])
+def test_parse_limits_through_both_doors_on_real_servers(door: str) -> None:
+    from captcha_guard import CaptchaGuard, WSGICaptchaGuard
+    from tests.apps import echo_asgi, echo_wsgi
+    from tests.servers import serve_asgi, serve_wsgi
+
+    provider = GeeTest(EMULATOR.captcha_id, EMULATOR.captcha_key, endpoint="http://127.0.0.1:9/")
+    options: dict[str, object] = {
+        "rules": [Rule("/login")],
+        "provider": provider,
+        "parse_limits": ParseLimits(max_fields=10, max_files=2),
+    }
+    serve: Any
+    if door == "asgi":
+        guard: Any = CaptchaGuard(echo_asgi, **options)  # type: ignore[arg-type]
+        serve = serve_asgi
+    else:
+        guard = WSGICaptchaGuard(echo_wsgi, **options)  # type: ignore[arg-type]
+        serve = serve_wsgi
+    json_headers = {"accept": "application/json"}
+    with serve(guard) as url, httpx.Client(timeout=10) as client:
+
+        def post(content: bytes, content_type: str, path: str = "/login") -> httpx.Response:
+            headers = {**json_headers, "content-type": content_type}
+            return client.post(url + path, content=content, headers=headers)
+
+        content_type, body = _parts(17_000)
+        answers = [
+            post(body, content_type),
+            post(_parts(11)[1], content_type),
+            post(_parts(3, filename=True)[1], content_type),
+            post(b"&".join([b"a=1"] * 11), "application/x-www-form-urlencoded"),
+            post(b"[" * 129 + b"]" * 129, "application/json"),
+            post(b"[" + b"1," * 20_000 + b"1]", "application/json"),
+        ]
+        assert [(a.status_code, a.json()["error"]) for a in answers] == [
+            (413, "too_many_parts"),
+            (413, "too_many_fields"),
+            (413, "too_many_files"),
+            (413, "too_many_fields"),
+            (400, "json_too_deep"),
+            (413, "json_too_large"),
+        ]
+        # the same bytes to an unprotected path reach the app untouched
+        assert post(body, content_type, "/about").status_code == 200
+        # and a body the frameworks read is read: the captcha is judged (the provider is down)
+        form = urlencode(_fields()).encode().replace(b"&", b"&name=Jos%E9&", 1)
+        passed = post(form, "application/x-www-form-urlencoded")
+        assert passed.status_code == 200 and passed.json()["outcome"] == "fallback"
