@@ -297,6 +297,7 @@ def parse_json(body: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> list[tuple[
 # inside a CRLF body, which Werkzeug takes for a delimiter and python-multipart for data) would
 # make two parsers see different parts, so it is refused.
 
+_BOUNDARY_PARAM = re.compile(rb";\s*boundary\s*=", re.IGNORECASE)
 _PADDING_EOL = re.compile(rb"[ \t]*(\r\n|\n)")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _EXTENDED = re.compile(rb";\s*(?:file)?name\*", re.IGNORECASE)
@@ -347,6 +348,9 @@ def parse_multipart(
     boundary = params.get(b"boundary")
     if not boundary:
         raise BodyError("multipart body without a boundary")
+    if len(_BOUNDARY_PARAM.findall(content_type.encode("latin-1", "replace"))) > 1:
+        # python-multipart and Werkzeug take the last, Django the first.
+        raise BodyError("multipart content type with two boundaries")
     delimiter = b"--" + boundary
     # Counted before any part is read: the parse below costs about one step per delimiter.
     most = limits.max_fields + limits.max_files
@@ -374,6 +378,9 @@ def parse_multipart(
             if segment.startswith(b"--"):
                 if index != len(segments) - 1:
                     raise BodyError("multipart body with its boundary after the closing boundary")
+                if segment[2:].strip(b" \t\r\n"):
+                    # Django reads on past the closing boundary, and finds parts there.
+                    raise BodyError("multipart body with data after its closing boundary")
                 closed = True
                 break
             padding = _PADDING_EOL.match(segment)

@@ -553,7 +553,7 @@ PART = b'Content-Disposition: form-data; name="lot_number"'
         b"junk--XX\r\n" + PART + b"\r\n\r\nabc\r\n--XX--\r\n",
         b"--XX\n" + PART + b"\n\nabc\n--XX--\n",  # bare LF throughout
         b"--XX \t\r\n" + PART + b"\r\n\r\nabc\r\n--XX--  \r\n",  # transport padding
-        b"--XX\r\n" + PART + b"\r\n\r\nabc\r\n--XX--\r\nepilogue",
+        b"--XX\r\n" + PART + b"\r\n\r\nabc\r\n--XX--\r\n\r\n \t",  # a blank epilogue
         b"--XX\r\n" + PART + b"\r\n\r\nabc\r\n--XX--",
         b"--XX\r\ncontent-DISPOSITION: Form-Data; NAME=lot_number\r\n\r\nabc\r\n--XX--\r\n",
         b'--XX\r\nContent-Disposition: attachment; name="lot_number"\r\n\r\nabc\r\n--XX--\r\n',
@@ -571,7 +571,15 @@ def test_multipart_that_the_frameworks_read_is_read(body: bytes) -> None:
         (b"--XX\r\n" + PART + b"\r\n\r\nabc\r\n--XX\r\n", "ends before its closing boundary"),
         (b"--XX\r\n" + PART + b"\r\n\r\nabc", "ends before its closing boundary"),
         (b"--XX\r\n" + PART + b"\r\n\r\nabc\r\n--XX--\r\n--XX--", "after the closing"),
-        (b"--XX\r\n" + PART + b"\r\n\r\nabc\r\n--XX--epilogue--XX", "inside a part"),
+        (b"--XX\r\n" + PART + b"\r\n\r\nabc\r\n--XX--\r\nepilogue", "data after its closing"),
+        # Django reads on past the closing boundary and finds this part:
+        (
+            b"--XX\r\n"
+            + PART
+            + b'\r\n\r\nabc\r\n--XX--\r\nContent-Disposition: form-data; name="u"'
+            b"\r\n\r\nvictim",
+            "data after its closing boundary",
+        ),
         (b"--XX\r\n" + PART + b"\r\n\r\na\r\n--XX--\r\n\r\n--XX\r\n", "after the closing"),
         # "\n--XX" in a CRLF body: Werkzeug takes it for a boundary, python-multipart for data
         (
@@ -604,6 +612,17 @@ def test_multipart_the_frameworks_read_differently_is_a_400_that_says_why(
     with pytest.raises(BodyError, match=reason) as caught:
         _mp(body)
     assert (caught.value.status, caught.value.code) == (400, "bad_request")
+
+
+def test_multipart_with_two_boundaries_is_a_400() -> None:
+    # python-multipart and Werkzeug take the last, Django the first.
+    body = b"--XX\r\n" + PART + b"\r\n\r\nabc\r\n--XX--\r\n"
+    for content_type in [
+        "multipart/form-data; boundary=XX; boundary=YY",
+        "multipart/form-data; boundary=YY; Boundary=XX",
+    ]:
+        with pytest.raises(BodyError, match="two boundaries"):
+            _collect(body, content_type)
 
 
 @pytest.mark.parametrize(

@@ -210,6 +210,15 @@ CORPUS: list[tuple[str, bytes]] = [
         b'Content-Disposition: form-data; name="user_id"\r\n\r\nvictim\r\n--XX--\r\n',
     ),
     (MP, b"--XX\n" + LOT + b"\n\nabc\r\n--XX--\n"),
+    (
+        MP,
+        b"--XX\r\n" + LOT + b"\r\n\r\nabc\r\n--XX--\r\n"
+        b'--YY\r\nContent-Disposition: form-data; name="user_id"\r\n\r\nvictim\r\n',
+    ),
+    (
+        MP + "; boundary=YY",
+        b"--XX\r\n" + LOT + b"\r\n\r\nabc\r\n--XX--\r\n--YY\r\n" + LOT + b"\r\n\r\nzzz\r\n--YY--",
+    ),
     (MP, b'--XX\r\nContent-Disposition: form-data; name="l\\"ot"\r\n\r\nabc\r\n--XX--\r\n'),
     (MP, b"--XX\r\nContent-Disposition: form-data; name=lot_number\r\n\r\nabc\r\n--XX--\r\n"),
     (
@@ -310,7 +319,18 @@ def multipart_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
         )
         parts.append(other.join(headers) + eol + other + draw(VALUE_BYTES))
     closing = draw(st.sampled_from([b"--XX--" + eol, b"--XX--", b"--XX" + eol, b""]))
-    epilogue = draw(st.sampled_from([b"", b"", b"epilogue", b"--XX"]))
+    epilogue = draw(
+        st.sampled_from(
+            [
+                b"",
+                b"",
+                eol,
+                b"epilogue",
+                b"--XX",
+                eol + b'Content-Disposition: form-data; name="a"' + eol + eol + b"x",
+            ]
+        )
+    )
     body = preamble + b"".join(b"--XX" + padding + eol + p + eol for p in parts)
     charset = draw(st.sampled_from(["", "", "; charset=latin-1", "; charset=utf-8"]))
     return MP + charset, body + closing + epilogue
