@@ -520,7 +520,8 @@ def _opaque(content_type: str, body: bytes) -> str | None:
     if is_json(kind):
         return None
     if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        if stripped[:1] in _JSON_LOOKING:
+        # json.loads takes a BOM and UTF-16/32 as well, which detect_encoding recognizes.
+        if stripped[:1] in _JSON_LOOKING or json.detect_encoding(stripped) != "utf-8":
             return "the form body looks like JSON, which an app may parse as JSON"
         return None
     shown = kind or "untyped"

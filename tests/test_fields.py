@@ -696,6 +696,8 @@ def test_a_body_that_may_be_json_to_the_app_is_opaque_for_claims() -> None:
         ("text/plain", b'{"user_id": "victim"}'),
         ("", b"user_id=victim"),
         ("application/x-www-form-urlencoded", b'  {"user_id": "victim"}'),
+        ("application/x-www-form-urlencoded", '\ufeff{"user_id": "victim"}'.encode()),
+        ("application/x-www-form-urlencoded", '{"user_id": "victim"}'.encode("utf-16")),
     ]:
         fields = _collect(body, content_type, query=query)
         assert fields.one("user_id") == "attacker"  # a captcha token may come from anywhere
