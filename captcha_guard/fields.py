@@ -28,6 +28,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
@@ -173,6 +174,8 @@ _NOT_UTF8 = "has percent-escapes that are not UTF-8, which frameworks decode dif
 
 def _component(raw: bytes) -> tuple[str, str | None]:
     """The text of one name or value, and why it is ambiguous (None: it is not)."""
+    if raw.isascii() and b"%" not in raw and b"+" not in raw:
+        return raw.decode("ascii"), None  # most names and tokens: nothing to decode
     decoded = unquote_to_bytes(raw.replace(b"+", b" "))
     if not raw.isascii():
         return decoded.decode("utf-8", "replace"), _RAW_BYTES
@@ -308,6 +311,18 @@ _EMPTY_FILENAME = "is a part with an empty filename: a file to some frameworks, 
 _IDENTITY_ENCODINGS = frozenset({b"7bit", b"8bit", b"binary"})
 
 
+@lru_cache(maxsize=1024)
+def _cached_options(value: bytes) -> tuple[bytes, dict[bytes, bytes]]:
+    return parse_options_header(value)
+
+
+def _options(value: bytes) -> tuple[bytes, dict[bytes, bytes]]:
+    """parse_options_header, remembered: a site's forms send the same few part headers on
+    every request, and parsing them is most of a small form's cost. Long values (which no
+    form of ours needs) are not kept, so the cache stays small whatever clients send."""
+    return _cached_options(value) if len(value) <= 200 else parse_options_header(value)
+
+
 def _charset(value: bytes | None) -> str | None:
     """A charset parameter by its codec name; None for none, UTF-8 or an unknown one."""
     if not value:
@@ -344,7 +359,7 @@ def parse_multipart(
     content_type: str, body: bytes, limits: ParseLimits = DEFAULT_LIMITS
 ) -> list[tuple[str, object]]:
     """The non-file fields of a multipart/form-data body; file contents are skipped unread."""
-    _, params = parse_options_header(content_type)
+    _, params = _options(content_type.encode("latin-1", "replace"))
     boundary = params.get(b"boundary")
     if not boundary:
         raise BodyError("multipart body without a boundary")
@@ -437,7 +452,7 @@ class _PartReader:
                     raise BodyError("multipart part with two Content-Disposition headers")
                 disposition = value
             elif name == b"content-type":
-                part_charset = _charset(parse_options_header(value)[1].get(b"charset"))
+                part_charset = _charset(_options(value)[1].get(b"charset"))
             elif name == b"content-transfer-encoding":
                 encoded = value.lower() not in _IDENTITY_ENCODINGS
         if disposition is None:
@@ -453,7 +468,7 @@ class _PartReader:
             raise BodyError("multipart part with a repeated name or filename")
         # Any disposition type: Starlette, Werkzeug and Django all read an "attachment" part
         # with a name as a field, so the gate must too.
-        _, options = parse_options_header(disposition)
+        _, options = _options(disposition)
         raw_name = options.get(b"name")
         if raw_name is None:
             raise BodyError("multipart part without a name")
