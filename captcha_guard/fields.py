@@ -372,13 +372,19 @@ def parse_multipart(
     seen = body.count(delimiter)
     if seen > most + 1:
         raise _over("too_many_parts", f"multipart body with more than {most} parts")
-    start = body.find(delimiter)  # what comes before is the preamble, ignored by all
+    start = body.find(delimiter)
     if start < 0:
         raise BodyError("multipart body without its boundary")
+    # What comes before is the preamble. Werkzeug skips it; Django parses it as a part when it
+    # has headers, and a part's name needs a header line: so a preamble with a colon is refused.
+    if b":" in body[:start]:
+        raise BodyError("multipart preamble that looks like a part header")
     after = start + len(delimiter)
     if body.startswith(b"--", after):
         if seen > 1:
             raise BodyError("multipart body with its boundary after the closing boundary")
+        if body[after + 2 :].strip(b" \t\r\n"):
+            raise BodyError("multipart body with data after its closing boundary")
         return []  # a close delimiter alone: a form with no fields
     first = _PADDING_EOL.match(body, after)
     if first is None:

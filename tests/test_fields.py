@@ -572,6 +572,9 @@ def test_multipart_that_the_frameworks_read_is_read(body: bytes) -> None:
         (b"--XX\r\n" + PART + b"\r\n\r\nabc", "ends before its closing boundary"),
         (b"--XX\r\n" + PART + b"\r\n\r\nabc\r\n--XX--\r\n--XX--", "after the closing"),
         (b"--XX\r\n" + PART + b"\r\n\r\nabc\r\n--XX--\r\nepilogue", "data after its closing"),
+        (b"--XX--\r\n" + PART + b"\r\n\r\nvictim", "data after its closing"),
+        # Django parses a preamble with headers as a part:
+        (b'Content-Disposition: form-data; name="u"\r\n\r\nvictim\r\n--XX--', "preamble"),
         # Django reads on past the closing boundary and finds this part:
         (
             b"--XX\r\n"

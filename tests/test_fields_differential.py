@@ -210,6 +210,9 @@ CORPUS: list[tuple[str, bytes]] = [
         b'Content-Disposition: form-data; name="user_id"\r\n\r\nvictim\r\n--XX--\r\n',
     ),
     (MP, b"--XX\n" + LOT + b"\n\nabc\r\n--XX--\n"),
+    (MP, b'Content-Disposition: form-data; name="user_id"\r\n\r\nvictim\r\n--XX--\r\n'),
+    (MP, b"\r\n" + LOT + b"\r\n\r\nzzz\r\n--XX\r\n" + LOT + b"\r\n\r\nabc\r\n--XX--\r\n"),
+    (MP, b'--XX--\r\nContent-Disposition: form-data; name="user_id"\r\n\r\nvictim'),
     (
         MP,
         b"--XX\r\n" + LOT + b"\r\n\r\nabc\r\n--XX--\r\n"
@@ -294,7 +297,17 @@ VALUE_BYTES = st.lists(
 def multipart_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
     eol = draw(st.sampled_from([b"\r\n", b"\n"]))
     other = draw(st.sampled_from([eol, eol, eol, b"\r\n", b"\n"]))  # now and then, mixed
-    preamble = draw(st.sampled_from([b"", b"", b"preamble" + eol, b"junk"]))
+    preamble = draw(
+        st.sampled_from(
+            [
+                b"",
+                b"",
+                b"preamble" + eol,
+                b"junk",
+                b'Content-Disposition: form-data; name="a"' + eol + eol + b"x" + eol,
+            ]
+        )
+    )
     padding = draw(st.sampled_from([b"", b"", b" ", b"\t "]))
     parts = []
     for _ in range(draw(st.integers(1, 3))):
