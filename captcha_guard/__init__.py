@@ -6,6 +6,7 @@ from ._version import __version__
 from .asgi import CaptchaGuard
 from .breaker import CircuitBreaker
 from .fallback import FallbackBudget, FallbackLimit, MemoryFallbackBudget
+from .fields import ParseLimits
 from .providers import (
     AliyunCaptcha,
     DeepKnow,
@@ -36,6 +37,7 @@ __all__ = [
     "MemoryFallbackBudget",
     "MemoryReplayStore",
     "Outcome",
+    "ParseLimits",
     "ProofOfWork",
     "Provider",
     "ReCaptcha",

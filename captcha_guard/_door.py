@@ -14,6 +14,7 @@ from ._events import StoreErrorEvent
 from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
 from ._state import bind_state
 from .fallback import FallbackLimitOption
+from .fields import ParseLimits
 from .providers.base import Provider
 from .replay import ReplayStore
 from .rules import Rule, app_prefixes
@@ -47,6 +48,7 @@ class FrontDoor(Generic[AppT, RejectT]):
         event_hooks: Mapping[str, Iterable[EventHook]] | None = None,
         client_ip: ClientIPOption = None,
         state: Any = None,
+        parse_limits: ParseLimits | None = None,
     ) -> None:
         self.app = app
         self.client_address = ClientAddress(client_ip)
@@ -62,6 +64,7 @@ class FrontDoor(Generic[AppT, RejectT]):
             event_hooks=event_hooks,
             prefixes=app_prefixes(app),
             shared=state is not None,
+            parse_limits=parse_limits,
         )
         #: Where the flow's state operations are performed (None: in process, inline).
         self.state = None

@@ -61,7 +61,7 @@ from .fallback import (
     FallbackLimitOption,
     MemoryFallbackBudget,
 )
-from .fields import BodyError, FieldError, collect
+from .fields import BodyError, FieldError, ParseLimits, collect
 from .providers._wire import ProviderRequest, ProviderResponse
 from .providers.base import Claim, Provider
 from .replay import ReplayStore, ReplayStoreFull
@@ -210,6 +210,7 @@ class Gate:
         event_hooks: Mapping[str, Iterable[EventHook]] | None = None,
         prefixes: Iterable[str] = (),
         shared: bool = False,
+        parse_limits: ParseLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
@@ -232,6 +233,9 @@ class Gate:
         self.routes = tuple(routes)
         self.max_body_size = max_body_size
         self.body_timeout = float(body_timeout)
+        if parse_limits is not None and not isinstance(parse_limits, ParseLimits):
+            raise TypeError("parse_limits must be a ParseLimits")
+        self.parse_limits = parse_limits
         self.fallback = FallbackGuard(replay_store, fallback_limit)
         #: With ``state=``: breakers, replay memory and budgets are operations the door
         #: performs on shared state, except the pieces given explicitly (they win).
@@ -301,9 +305,10 @@ class Gate:
                 body=body,
                 query_string=request.query,
                 header_value=request.captcha_header,
+                limits=self.parse_limits,
             )
         except BodyError as exc:
-            return Deny(bad_request(str(exc)))
+            return Deny(Denial(exc.status, exc.code, str(exc)))
         provider = route.provider
         spend = None
         try:

@@ -3,17 +3,37 @@
 Every source is parsed into one ``Fields`` bag that remembers how often a name was seen, so a
 field sent twice (in the body and the query, or twice in a form) is refused rather than
 silently resolved one way here and another way in the app.
+
+Theory of operation. The gate reads the same bytes the app will read, with a different parser,
+so every place where the frameworks' parsers could disagree with ours is a way to have the
+provider judge one value while the app acts on another. Three rules follow:
+
+1. Where every framework we test against (Starlette, Flask/Werkzeug, Django) reads a value the
+   same way, read it that way, even from a body a strict parser would refuse (a multipart
+   preamble, bare-LF line breaks, an ISO-8859-1 form).
+2. Where they disagree on a *value* (percent-escapes that are not UTF-8, raw non-ASCII bytes,
+   a part charset), keep the name but store an ``Unreadable`` value: the app's own fields may
+   be whatever it likes, and only reading a captcha field or a claim from it is refused (403).
+3. Where they disagree on the *structure* (which bytes are a part, which name a part has), the
+   body is refused (400), with a reason that says what is wrong.
+
+Work is bounded before it is done: the parts, fields and JSON items of a body are counted on
+its raw bytes (C speed) against ``ParseLimits`` before a Python-level loop runs over them.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote, unquote_to_bytes
 
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 
 #: The header a client may carry the fields in, as a urlencoded string
 #: (``X-Captcha: lot_number=...&captcha_output=...``), for JSON APIs that keep bodies clean.
@@ -22,24 +42,79 @@ DEFAULT_HEADER = "x-captcha"
 #: In a JSON body the fields may sit at the top level or under this key.
 JSON_NESTING_KEY = "captcha"
 
-_MAX_FIELDS = 10_000
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """How much parsing a protected request may cost before the gate refuses it.
+
+    The defaults are what the frameworks behind the gate accept, so that no request the app
+    would serve is refused: Starlette stops at 1,000 fields and 1,000 files, Django at
+    ``DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000``, Werkzeug at ``max_form_parts = 1000``.
+    JSON has no limit there but the body size; the gate bounds the number of items (counted
+    on the raw bytes: every ``,``, ``[`` and ``{``, inside strings too) and the nesting.
+    """
+
+    #: Name/value pairs per source (form body, query string, X-Captcha header) and non-file
+    #: parts of a multipart body. More is 413 ``too_many_fields``.
+    max_fields: int = 1000
+    #: File parts of a multipart body. More is 413 ``too_many_files``.
+    max_files: int = 1000
+    #: Nesting of a JSON body. Deeper is 400 ``json_too_deep``.
+    max_json_depth: int = 128
+    #: Items of a JSON body (values in arrays and objects). More is 413 ``json_too_large``.
+    max_json_items: int = 20_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_fields", "max_files", "max_json_depth", "max_json_items"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ParseLimits: {name} must be an int >= 1, not {value!r}")
+
+
+DEFAULT_LIMITS = ParseLimits()
 
 
 class BodyError(ValueError):
-    """The body of a protected request cannot be parsed: the client gets a 400."""
+    """The body of a protected request cannot be parsed: the client gets a 400 (or a 413 when
+    it is over a parse limit), with ``code`` as the stable error code."""
+
+    def __init__(self, reason: str, *, status: int = 400, code: str = "bad_request") -> None:
+        super().__init__(reason)
+        self.status = status
+        self.code = code
+
+
+def _over(code: str, reason: str) -> BodyError:
+    return BodyError(reason, status=413, code=code)
 
 
 class FieldError(ValueError):
     """A captcha field is missing, duplicated or of the wrong type: the client gets a 403."""
 
 
+class Unreadable:
+    """A value that the frameworks read in different ways: the app may see something else than
+    the gate would, so reading it as a captcha field or a claim is refused."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def __repr__(self) -> str:
+        return f"Unreadable({self.why!r})"
+
+
 class Fields:
     """Every value seen for every name, across all sources of one request."""
 
-    __slots__ = ("_values",)
+    __slots__ = ("_values", "opaque")
 
     def __init__(self) -> None:
         self._values: dict[str, list[object]] = {}
+        #: Why the body may carry values the gate did not read (a body of a media type the
+        #: gate does not parse, that an app may parse as JSON all the same), else None.
+        self.opaque: str | None = None
 
     def __repr__(self) -> str:  # names only: values are tokens and never printed
         return f"Fields({sorted(self._values)!r})"
@@ -62,6 +137,8 @@ class Fields:
         if len(values) > 1:
             raise FieldError(f"duplicated {name}")
         value = values[0]
+        if isinstance(value, Unreadable):
+            raise FieldError(f"{name} {value.why}")
         if not isinstance(value, str):
             raise FieldError(f"{name} is not a string")
         return value
@@ -69,132 +146,407 @@ class Fields:
     def optional(self, name: str) -> str | None:
         return self.one(name) if name in self._values else None
 
+    def claim(self, name: str) -> str:
+        """``one(name)`` for a value the app acts on too (who is logging in): also refused when
+        the body is one the app may read another way than the gate did."""
+        if self.opaque is not None:
+            raise FieldError(f"{name} cannot be read the way the app will: {self.opaque}")
+        return self.one(name)
+
 
 def media_type(content_type: str) -> str:
     return content_type.partition(";")[0].strip().lower()
 
 
-def parse_urlencoded(data: bytes | str) -> list[tuple[str, str]]:
+# ---------------------------------------------------------------------------------------------
+# urlencoded: form bodies, the query string, the X-Captcha header.
+#
+# Only '&' separates pairs (WHATWG, urllib.parse, python-multipart >= 0.0.30). A component of
+# ASCII bytes whose percent-escapes decode to UTF-8 reads the same everywhere; raw non-ASCII
+# bytes do not (Starlette decodes them as latin-1, Django and Werkzeug as UTF-8), nor do escapes
+# that are not UTF-8 (Starlette and Django put U+FFFD, Werkzeug keeps "%E9"), which is what a
+# form posted with accept-charset="ISO-8859-1" carries.
+
+_AMPERSANDS = re.compile(rb"&&+")
+_RAW_BYTES = "has raw non-ASCII bytes, which frameworks decode differently (percent-encode them)"
+_NOT_UTF8 = "has percent-escapes that are not UTF-8, which frameworks decode differently"
+
+
+def _component(raw: bytes) -> tuple[str, str | None]:
+    """The text of one name or value, and why it is ambiguous (None: it is not)."""
+    if raw.isascii() and b"%" not in raw and b"+" not in raw:
+        return raw.decode("ascii"), None  # most names and tokens: nothing to decode
+    decoded = unquote_to_bytes(raw.replace(b"+", b" "))
+    if not raw.isascii():
+        return decoded.decode("utf-8", "replace"), _RAW_BYTES
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return parse_qsl(
-            text,
-            keep_blank_values=True,
-            errors="strict",
-            max_num_fields=_MAX_FIELDS,
-        )
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
-        raise BodyError("form data is not valid UTF-8 urlencoded text") from exc
+        return decoded.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return decoded.decode("utf-8", "replace"), _NOT_UTF8
 
 
-class _JSONObject(dict[str, Any]):
-    """A JSON object that keeps every key/value pair, repeated keys included: parsers differ
-    on which of two equal keys wins, so the gate must see both and refuse them."""
-
-    pairs: list[tuple[str, Any]]
-
-
-def _json_object(pairs: list[tuple[str, Any]]) -> _JSONObject:
-    document = _JSONObject(pairs)
-    document.pairs = pairs
-    return document
-
-
-def parse_json(body: bytes) -> list[tuple[str, object]]:
-    try:
-        document: Any = json.loads(body, object_pairs_hook=_json_object)
-    except (ValueError, RecursionError) as exc:
-        raise BodyError("body is not valid JSON") from exc
-    if not isinstance(document, _JSONObject):
-        return []
-    pairs: list[tuple[str, object]] = list(document.pairs)
-    for name, nested in document.pairs:
-        if name == JSON_NESTING_KEY and isinstance(nested, _JSONObject):
-            pairs.extend(nested.pairs)
+def parse_urlencoded(
+    data: bytes | str, limits: ParseLimits = DEFAULT_LIMITS
+) -> list[tuple[str, object]]:
+    if isinstance(data, str):
+        try:
+            data = data.encode("latin-1")  # how servers hand over header and query bytes
+        except UnicodeEncodeError:
+            raise BodyError("urlencoded text with characters beyond latin-1") from None
+    # Split no further than one piece over the limit: the work stops where the limit does.
+    pieces = data.split(b"&", limits.max_fields)
+    if len(pieces) > limits.max_fields:
+        too_many = _over("too_many_fields", f"more than {limits.max_fields} urlencoded fields")
+        if len(pieces) - pieces.count(b"") > limits.max_fields:
+            raise too_many
+        # Empty pieces ("a=1&&b=2") are no fields: squeeze them out and count again.
+        data = _AMPERSANDS.sub(b"&", data).strip(b"&")
+        if data.count(b"&") >= limits.max_fields:
+            raise too_many
+        pieces = data.split(b"&")
+    pairs: list[tuple[str, object]] = []
+    for piece in pieces:
+        if not piece:
+            continue
+        raw_name, _, raw_value = piece.partition(b"=")
+        name, bad_name = _component(raw_name)
+        value, bad_value = _component(raw_value)
+        if bad_name:
+            # Each framework reads another name: refuse the value under every one of them.
+            unreadable = Unreadable(f"has a name that {bad_name.removeprefix('has ')}")
+            pairs.extend((variant, unreadable) for variant in _urlencoded_names(raw_name))
+            continue
+        pairs.append((name, Unreadable(bad_value) if bad_value else value))
     return pairs
 
 
-def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str]]:
+def _requote(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeDecodeError)
+    bad = error.object[error.start : error.end]
+    return "".join(f"%{byte:02X}" for byte in bad), error.end
+
+
+codecs.register_error("captcha_guard.requote", _requote)
+
+
+def _urlencoded_names(raw: bytes) -> set[str]:
+    """The names the frameworks make of an ambiguous one: Django's (U+FFFD for what is not
+    UTF-8), Starlette's (raw bytes as latin-1) and Werkzeug's (bad escapes left as %XX)."""
+    spaced = raw.replace(b"+", b" ")
+    decoded = unquote_to_bytes(spaced)
+    return {
+        decoded.decode("utf-8", "replace"),
+        unquote(spaced.decode("latin-1")),
+        decoded.decode("utf-8", "captcha_guard.requote"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as every key/value pair, repeated keys included: parsers differ on which
+    of two equal keys wins, so the gate must see both and refuse them. A list subclass made by
+    the C decoder without a Python call, so objects cost next to nothing."""
+
+
+def _json_depth_over(document: Any, limit: int) -> bool:
+    # Level by level, in comprehensions over chained containers: a few tens of ns per value,
+    # where a stack of (value, depth) tuples cost ten times more.
+    level: list[Any] = [document] if isinstance(document, list) else []
+    for _ in range(limit):
+        objects = [c for c in level if type(c) is _Pairs]
+        arrays = [c for c in level if type(c) is not _Pairs]
+        level = [v for _, v in chain.from_iterable(objects) if isinstance(v, list)]
+        level += [v for v in chain.from_iterable(arrays) if isinstance(v, list)]
+        if not level:
+            return False
+    return True
+
+
+def parse_json(body: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> list[tuple[str, object]]:
+    # An upper bound on the items, on the raw bytes: the parse below costs about this much.
+    openers = body.count(b"[") + body.count(b"{")
+    if openers + body.count(b",") > limits.max_json_items:
+        raise _over("json_too_large", f"JSON body with more than {limits.max_json_items} items")
+    try:
+        # As json.loads(bytes) does it, and so Starlette's request.json() and Django apps'.
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+        document: Any = json.loads(text, object_pairs_hook=_Pairs)
+    except RecursionError:
+        raise BodyError("JSON body nested too deep", code="json_too_deep") from None
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+        raise BodyError("body is not valid JSON") from exc
+    if openers > limits.max_json_depth and _json_depth_over(document, limits.max_json_depth):
+        raise BodyError(
+            f"JSON body nested deeper than {limits.max_json_depth}", code="json_too_deep"
+        )
+    if not isinstance(document, _Pairs):
+        return []
+    pairs: list[tuple[str, object]] = list(document)
+    for name, nested in document:
+        if name == JSON_NESTING_KEY and isinstance(nested, _Pairs):
+            pairs.extend(nested)
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# multipart/form-data
+#
+# Read by hand rather than with python-multipart, which refuses what Werkzeug and Django serve
+# (a preamble, bare-LF line breaks, transport padding after a boundary). Every occurrence of
+# "--boundary" in the body must be one of the delimiters read: one that is not (say "\n--b"
+# inside a CRLF body, which Werkzeug takes for a delimiter and python-multipart for data) would
+# make two parsers see different parts, so it is refused.
+
+_BOUNDARY_PARAM = re.compile(rb";\s*boundary\s*=", re.IGNORECASE)
+_PADDING_EOL = re.compile(rb"[ \t]*(\r\n|\n)")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_EXTENDED = re.compile(rb";\s*(?:file)?name\*", re.IGNORECASE)
+_NAME_PARAM = re.compile(rb";\s*name\s*=", re.IGNORECASE)
+_UNQUOTED_NAME = re.compile(rb";\s*name\s*=\s*([^\s\";][^;]*?)\s*(?:;|$)", re.IGNORECASE)
+_FILENAME_PARAM = re.compile(rb";\s*filename\s*=", re.IGNORECASE)
+_EMPTY_FILENAME = "is a part with an empty filename: a file to some frameworks, a field to others"
+_IDENTITY_ENCODINGS = frozenset({b"7bit", b"8bit", b"binary"})
+
+
+@lru_cache(maxsize=1024)
+def _cached_options(value: bytes) -> tuple[bytes, dict[bytes, bytes]]:
+    return parse_options_header(value)
+
+
+def _options(value: bytes) -> tuple[bytes, dict[bytes, bytes]]:
+    """parse_options_header, remembered: a site's forms send the same few part headers on
+    every request, and parsing them is most of a small form's cost. Long values (which no
+    form of ours needs) are not kept, so the cache stays small whatever clients send."""
+    return _cached_options(value) if len(value) <= 200 else parse_options_header(value)
+
+
+def _charset(value: bytes | None) -> str | None:
+    """A charset parameter by its codec name; None for none, UTF-8 or an unknown one."""
+    if not value:
+        return None
+    try:
+        name = codecs.lookup(value.decode("latin-1")).name
+    except LookupError:
+        return "unknown"  # Starlette then decodes as latin-1, the others as UTF-8
+    return None if name == "utf-8" else name
+
+
+def _part_text(raw: bytes, charsets: Iterable[str | None]) -> tuple[str, str | None]:
+    """A part's name or value as text, and why the frameworks might read it otherwise."""
+    named = [c for c in charsets if c]
+    if raw.isascii():
+        text = raw.decode("ascii")
+        for charset in named:
+            try:
+                if charset == "unknown" or raw.decode(charset) != text:
+                    return text, "is sent in a charset frameworks read differently"
+            except (UnicodeDecodeError, LookupError):
+                return text, "is sent in a charset frameworks read differently"
+        return text, None
+    if named:
+        return raw.decode("utf-8", "replace"), "is non-ASCII text in a declared charset"
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        # Starlette falls back to latin-1, Werkzeug and Django put U+FFFD.
+        return raw.decode("utf-8", "replace"), "is not UTF-8, which frameworks decode differently"
+
+
+def parse_multipart(
+    content_type: str, body: bytes, limits: ParseLimits = DEFAULT_LIMITS
+) -> list[tuple[str, object]]:
     """The non-file fields of a multipart/form-data body; file contents are skipped unread."""
-    _, params = parse_options_header(content_type)
+    _, params = _options(content_type.encode("latin-1", "replace"))
     boundary = params.get(b"boundary")
     if not boundary:
         raise BodyError("multipart body without a boundary")
-    reader = _MultipartFields()
-    try:
-        parser = MultipartParser(boundary, reader.callbacks())
-        parser.write(body)
-        parser.finalize()
-    except (MultipartParseError, ValueError) as exc:
-        raise BodyError("body is not valid multipart/form-data") from exc
-    if not reader.ended:
+    if len(_BOUNDARY_PARAM.findall(content_type.encode("latin-1", "replace"))) > 1:
+        # python-multipart and Werkzeug take the last, Django the first.
+        raise BodyError("multipart content type with two boundaries")
+    delimiter = b"--" + boundary
+    # Counted before any part is read: the parse below costs about one step per delimiter.
+    most = limits.max_fields + limits.max_files
+    seen = body.count(delimiter)
+    if seen > most + 1:
+        raise _over("too_many_parts", f"multipart body with more than {most} parts")
+    start = body.find(delimiter)
+    if start < 0:
+        raise BodyError("multipart body without its boundary")
+    # What comes before is the preamble. Werkzeug skips it; Django parses it as a part when it
+    # has headers, and a part's name needs a header line: so a preamble with a colon is refused.
+    if b":" in body[:start]:
+        raise BodyError("multipart preamble that looks like a part header")
+    after = start + len(delimiter)
+    if body.startswith(b"--", after):
+        if seen > 1:
+            raise BodyError("multipart body with its boundary after the closing boundary")
+        if body[after + 2 :].strip(b" \t\r\n"):
+            raise BodyError("multipart body with data after its closing boundary")
+        return []  # a close delimiter alone: a form with no fields
+    first = _PADDING_EOL.match(body, after)
+    if first is None:
+        raise BodyError("multipart boundary not followed by a line break")
+    eol = first.group(1)
+    # The first boundary line decides the line break; a body that mixes both is refused below.
+    segments = body[first.end() :].split(eol + delimiter)
+    reader = _PartReader(eol, limits, _charset(params.get(b"charset")))
+    closed = False
+    for index, segment in enumerate(segments):
+        if index:
+            if segment.startswith(b"--"):
+                if index != len(segments) - 1:
+                    raise BodyError("multipart body with its boundary after the closing boundary")
+                if segment[2:].strip(b" \t\r\n"):
+                    # Django reads on past the closing boundary, and finds parts there.
+                    raise BodyError("multipart body with data after its closing boundary")
+                closed = True
+                break
+            padding = _PADDING_EOL.match(segment)
+            if padding is None or padding.group(1) != eol:
+                raise BodyError("multipart boundary not followed by a line break")
+            segment = segment[padding.end() :]
+            if not segment and index == len(segments) - 1:
+                break  # the body ends after a boundary line: no closing boundary
+        reader.part(segment)
+    if not closed:
         raise BodyError("multipart body ends before its closing boundary")
+    if seen != len(segments):
+        raise BodyError(
+            "multipart body with its boundary string inside a part (or mixed line breaks)"
+        )
     return reader.fields
 
 
-class _MultipartFields:
-    def __init__(self) -> None:
-        self.fields: list[tuple[str, str]] = []
-        self.ended = False
-        self._header_name = bytearray()
-        self._header_value = bytearray()
-        self._disposition = b""
-        self._data = bytearray()
+class _PartReader:
+    def __init__(self, eol: bytes, limits: ParseLimits, charset: str | None) -> None:
+        self.fields: list[tuple[str, object]] = []
+        self._eol = eol
+        self._blank = eol + eol
+        self._limits = limits
+        self._charset = charset
+        self._files = 0
 
-    def callbacks(self) -> Any:
-        return {
-            "on_part_begin": self._part_begin,
-            "on_header_field": self._header_field,
-            "on_header_value": self._header_value_data,
-            "on_header_end": self._header_end,
-            "on_part_data": self._part_data,
-            "on_part_end": self._part_end,
-            "on_end": self._end,
-        }
-
-    def _part_begin(self) -> None:
-        self._disposition = b""
-        self._data.clear()
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._header_name += data[start:end]
-
-    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
-        self._header_value += data[start:end]
-
-    def _header_end(self) -> None:
-        if bytes(self._header_name).strip().lower() == b"content-disposition":
-            self._disposition = bytes(self._header_value)
-        self._header_name.clear()
-        self._header_value.clear()
-
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
-        self._data += data[start:end]
-
-    def _part_end(self) -> None:
-        kind, params = parse_options_header(self._disposition)
-        name = params.get(b"name")
-        if kind != b"form-data" or name is None or b"filename" in params:
+    def part(self, segment: bytes) -> None:
+        eol = self._eol
+        if eol == b"\n" and b"\r" in segment:
+            # Django looks for CRLF CRLF to end a part's headers even in a bare-LF body, and
+            # Werkzeug strips a CR before a boundary: each would cut this part elsewhere.
+            raise BodyError("bare-LF multipart body with a CR in a part")
+        if segment.startswith(eol):
+            head, content = b"", segment[len(eol) :]
+        else:
+            head, found, content = segment.partition(self._blank)
+            if not found:
+                raise BodyError("multipart part headers do not end with a blank line")
+        disposition: bytes | None = None
+        part_charset: str | None = None
+        encoded = False
+        for line in head.split(eol) if head else ():
+            if b"\r" in line or b"\n" in line:
+                raise BodyError("multipart part header with mixed line breaks")
+            if line[:1] in (b" ", b"\t"):
+                raise BodyError("multipart part header folded over two lines")
+            name, colon, value = line.partition(b":")
+            if not colon or not _TOKEN.fullmatch(name):
+                raise BodyError("malformed multipart part header")
+            name, value = name.lower(), value.strip(b" \t")
+            if name == b"content-disposition":
+                if disposition is not None:
+                    raise BodyError("multipart part with two Content-Disposition headers")
+                disposition = value
+            elif name == b"content-type":
+                part_charset = _charset(_options(value)[1].get(b"charset"))
+            elif name == b"content-transfer-encoding":
+                encoded = value.lower() not in _IDENTITY_ENCODINGS
+        if disposition is None:
+            raise BodyError("multipart part without a Content-Disposition header")
+        if _EXTENDED.search(disposition):
+            raise BodyError("multipart part named with name*= or filename*= (RFC 2231)")
+        unquoted = _UNQUOTED_NAME.search(disposition)
+        if unquoted and not _TOKEN.fullmatch(unquoted.group(1)):
+            # Werkzeug reads an unquoted name up to its first non-token byte, others whole.
+            raise BodyError("multipart part name with characters that need quotes")
+        names = len(_NAME_PARAM.findall(disposition))
+        if names > 1 or len(_FILENAME_PARAM.findall(disposition)) > 1:
+            raise BodyError("multipart part with a repeated name or filename")
+        # Any disposition type: Starlette, Werkzeug and Django all read an "attachment" part
+        # with a name as a field, so the gate must too.
+        _, options = _options(disposition)
+        raw_name = options.get(b"name")
+        if raw_name is None:
+            raise BodyError("multipart part without a name")
+        if b"filename" in options:
+            self._files += 1
+            if self._files > self._limits.max_files:
+                raise _over("too_many_files", f"more than {self._limits.max_files} files")
+            if not options[b"filename"]:
+                # An empty file input: a file to Starlette and Werkzeug, a field to Django.
+                file_name = _part_text(raw_name, [self._charset])[0]
+                self.fields.append((file_name, Unreadable(_EMPTY_FILENAME)))
             return
-        try:
-            self.fields.append((name.decode("utf-8"), self._data.decode("utf-8")))
-        except UnicodeDecodeError as exc:
-            raise BodyError("multipart field is not valid UTF-8") from exc
+        if len(self.fields) >= self._limits.max_fields:
+            raise _over("too_many_fields", f"more than {self._limits.max_fields} form fields")
+        text_name, bad_name = _part_text(raw_name, [self._charset])
+        if bad_name:
+            # Starlette falls back to latin-1, Werkzeug and Django put U+FFFD.
+            unreadable = Unreadable(f"has a name that {bad_name.removeprefix('is ')}")
+            for variant in {text_name, raw_name.decode("latin-1")}:
+                self.fields.append((variant, unreadable))
+            return
+        text, bad_value = _part_text(content, [self._charset, part_charset])
+        why = bad_value
+        if encoded:
+            why = "is sent with a Content-Transfer-Encoding, which frameworks treat differently"
+        self.fields.append((text_name, Unreadable(why) if why else text))
 
-    def _end(self) -> None:
-        self.ended = True
+
+# ---------------------------------------------------------------------------------------------
+
+_JSON_LOOKING = (b"{", b"[")
 
 
-def parse_body(content_type: str, body: bytes) -> list[tuple[str, object]]:
+def parse_body(
+    content_type: str, body: bytes, limits: ParseLimits = DEFAULT_LIMITS
+) -> list[tuple[str, object]]:
     """The name/value pairs of a body, by its media type; other media types carry none."""
     kind = media_type(content_type)
     if kind == "application/x-www-form-urlencoded":
-        return list(parse_urlencoded(body))
+        return parse_urlencoded(body, limits)
     if kind == "multipart/form-data":
-        return list(parse_multipart(content_type, body))
-    if kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json")):
-        return parse_json(body) if body.strip() else []
+        return parse_multipart(content_type, body, limits)
+    if is_json(kind):
+        return parse_json(body, limits) if body.strip() else []
     return []
+
+
+def is_json(kind: str) -> bool:
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+def _opaque(content_type: str, body: bytes) -> str | None:
+    """Why an app might read values from this body that the gate did not (None: it cannot).
+
+    Starlette's ``request.json()`` and many Django views parse the body as JSON whatever its
+    content type, so a claim must not come from elsewhere while the body might hold another.
+    """
+    stripped = body.strip()
+    if not stripped:
+        return None
+    kind = media_type(content_type)
+    if is_json(kind):
+        return None
+    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        # json.loads takes a BOM and UTF-16/32 as well, which detect_encoding recognizes.
+        if stripped[:1] in _JSON_LOOKING or json.detect_encoding(stripped) != "utf-8":
+            return "the form body looks like JSON, which an app may parse as JSON"
+        return None
+    shown = kind or "untyped"
+    return f"a {shown} body may be parsed by the app as JSON; send application/json or a form"
 
 
 def collect(
@@ -203,18 +555,24 @@ def collect(
     body: bytes,
     query_string: bytes,
     header_value: str | None,
+    limits: ParseLimits | None = None,
 ) -> Fields:
-    """All candidate fields of one request. Raises BodyError for an unparseable body."""
+    """All candidate fields of one request. Raises BodyError for an unparseable body or one
+    over ``limits`` (``DEFAULT_LIMITS`` when None)."""
+    limits = DEFAULT_LIMITS if limits is None else limits
     fields = Fields()
-    fields.extend(parse_body(content_type, body))
+    fields.extend(parse_body(content_type, body, limits))
+    fields.opaque = _opaque(content_type, body)
     if query_string:
         try:
-            fields.extend(parse_urlencoded(query_string.decode("latin-1")))
-        except BodyError:
-            raise BodyError("query string is not valid UTF-8 urlencoded text") from None
+            fields.extend(parse_urlencoded(query_string, limits))
+        except BodyError as exc:
+            exc.args = (f"query string: {exc}",)
+            raise
     if header_value:
         try:
-            fields.extend(parse_urlencoded(header_value))
-        except BodyError:
-            raise BodyError(f"the {DEFAULT_HEADER} header is not urlencoded text") from None
+            fields.extend(parse_urlencoded(header_value, limits))
+        except BodyError as exc:
+            exc.args = (f"the {DEFAULT_HEADER} header: {exc}",)
+            raise
     return fields

@@ -83,7 +83,18 @@ CONTENT_TYPES = [
     "APPLICATION/JSON",
     "application/x-www-form-urlencoded, application/json",
 ]
-PLACEMENTS = [None, "form", "json", "json-nested", "multipart", "query", "header"]
+PLACEMENTS = [
+    None,
+    "form",
+    "form-latin1",  # <form accept-charset="ISO-8859-1">: the app's own fields in latin-1
+    "json",
+    "json-nested",
+    "multipart",
+    "multipart-lf",  # bare-LF line breaks, which Werkzeug serves
+    "multipart-preamble",  # a preamble and an "attachment" part, which all frameworks read
+    "query",
+    "header",
+]
 DEFECTS = [None, "drop", "duplicate", "poison", "retype"]
 #: Headers the test sets itself, and hop-by-hop ones that change how HTTP frames the request.
 RESERVED_HEADERS = {
@@ -211,6 +222,10 @@ def build(recipe: Recipe, fields: dict[str, str]) -> Built:
     if placement == "form":
         pairs = [*recipe.junk_pairs, *fields.items()]
         body, content_type = urlencode(pairs).encode(), "application/x-www-form-urlencoded"
+    elif placement == "form-latin1":
+        junk = urlencode(recipe.junk_pairs, encoding="latin-1", errors="replace")
+        body = "&".join(filter(None, [junk, urlencode(list(fields.items()))])).encode()
+        content_type = "application/x-www-form-urlencoded"
     elif placement in ("json", "json-nested"):
         document = dict(recipe.junk_json)
         if placement == "json":
@@ -218,8 +233,12 @@ def build(recipe: Recipe, fields: dict[str, str]) -> Built:
         else:
             document["captcha"] = json_fields
         body, content_type = json.dumps(document).encode(), "application/json"
-    elif placement == "multipart":
-        body, content_type = multipart([*recipe.junk_pairs, *fields.items()])
+    elif placement in ("multipart", "multipart-lf", "multipart-preamble"):
+        body, content_type = multipart(
+            [*recipe.junk_pairs, *fields.items()],
+            eol="\n" if placement == "multipart-lf" else "\r\n",
+            preamble=placement == "multipart-preamble",
+        )
     elif placement in ("query", "header"):
         if content_type not in OPAQUE_TYPES:
             # A body the gate parses must parse: the app's own form, then.
@@ -262,23 +281,26 @@ def _with(recipe: Recipe, **changes: Any) -> Recipe:
     return Recipe(**{**recipe.__dict__, **changes})
 
 
-def multipart(pairs: list[tuple[str, str]]) -> tuple[bytes, str]:
+def multipart(
+    pairs: list[tuple[str, str]], *, eol: str = "\r\n", preamble: bool = False
+) -> tuple[bytes, str]:
     boundary = "fuzz" + hashlib.sha256(repr(pairs).encode()).hexdigest()[:16]
-    parts = []
+    kind = "attachment" if preamble else "form-data"
+    parts = ["This is a preamble, which every framework but Starlette skips." + eol] * preamble
     for name, value in pairs:
         quoted = name.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "")
-        parts.append(
-            f'--{boundary}\r\ncontent-disposition: form-data; name="{quoted}"\r\n\r\n'.encode()
-            + value.encode()
-            + b"\r\n"
-        )
-    parts.append(
-        f'--{boundary}\r\ncontent-disposition: form-data; name="f"; filename="a.bin"\r\n'
-        "content-type: application/octet-stream\r\n\r\n".encode()
-        + bytes(range(256))
-        + b"\r\n"
+        if eol == "\n":
+            value = value.replace("\r", "")  # a CR in a bare-LF body is refused: cut elsewhere
+        parts.append(f'--{boundary}{eol}content-disposition: {kind}; name="{quoted}"{eol}{eol}')
+        parts.append(value + eol)
+    file_bytes = bytes(range(256)).replace(b"\r", b"") if eol == "\n" else bytes(range(256))
+    head = (
+        f'--{boundary}{eol}content-disposition: form-data; name="f"; filename="a.bin"{eol}'
+        f"content-type: application/octet-stream{eol}{eol}"
     )
-    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    body = (
+        "".join(parts).encode() + head.encode() + file_bytes + f"{eol}--{boundary}--{eol}".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 

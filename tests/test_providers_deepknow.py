@@ -3,6 +3,7 @@ real on 127.0.0.1, every row of the fault table, and the seed's JWT vector."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -13,8 +14,9 @@ import jwt
 import pytest
 
 from captcha_guard import DeepKnow
-from captcha_guard.fields import Fields
+from captcha_guard.fields import FieldError, Fields, collect
 from captcha_guard.providers.base import Claim, RequestInfo
+from captcha_guard.providers.deepknow import encode_jwt
 from captcha_guard.testing import DeepKnowEmulator, Outage
 from captcha_guard.verdict import Fault, Outcome, ProviderFailure, Verdict
 from tests.guarded import Stage, patient, staged
@@ -433,3 +435,210 @@ def test_bad_configuration_fails_at_construction(build: Callable[[], object]) ->
 
 def test_repr_keeps_the_secret() -> None:
     assert "monitoring-secret" not in repr(DeepKnow("monitoring-secret", scene="login"))
+
+
+# Client claims that are not JSON, or that the app would read another way (issue 8, section 6).
+
+
+def _check(provider: DeepKnow, fields: Fields) -> Claim:
+    claim = provider.check(fields, RequestInfo("POST", "/login", None, {}, raw={}))
+    assert isinstance(claim, Claim)
+    return claim
+
+
+def _fields(**values: object) -> Fields:
+    fields = Fields()
+    fields.extend({"session_id": "0123456789abcdef", **values}.items())
+    return fields
+
+
+@pytest.mark.parametrize(
+    ("profile", "reason"),
+    [
+        ('{"a":' * 1000 + "1" + "}" * 1000, "attr is over 4096 bytes of JSON"),
+        ('{"a":' * 600 + "1" + "}" * 600, "attr is nested too deep|attr is nested deeper"),
+        ('{"a":' * 17 + "1" + "}" * 17, "attr is nested deeper than 16"),
+        ('{"a": NaN}', "attr is not a JSON object"),
+        ('{"a": Infinity}', "attr is not a JSON object"),
+        ('{"a": -Infinity}', "attr is not a JSON object"),
+        ('{"a": "\\ud800"}', "lone surrogate"),
+        ('{"\\udfff": 1}', "lone surrogate"),
+    ],
+)
+def test_attr_from_a_field_that_is_not_strict_json_is_403(profile: str, reason: str) -> None:
+    provider = DeepKnow("s", scene="login", user_id="username", attr="profile")
+    with pytest.raises(FieldError, match=reason):
+        provider.check(
+            _fields(username="ada", profile=profile), RequestInfo("POST", "/", None, {}, raw={})
+        )
+
+
+def test_attr_from_a_field_nested_1000_deep_is_403_under_a_real_server(
+    stage: Stage, emulator: DeepKnowEmulator
+) -> None:
+    # Inside the 4096-byte bound and deep enough to exhaust json's recursion before the fix.
+    deep = "[" * 1500 + "]" * 1500
+    answer = login(stage, "attr-field", emulator.issue(), profile='{"a":' + deep + "}")
+    assert answer.status_code == 403
+    assert answer.json()["reason"].startswith("attr is nested")
+    assert emulator.calls == 0
+
+
+@pytest.mark.parametrize(
+    "attr",
+    [
+        {"a": float("nan")},
+        {"a": float("inf")},
+        {"a": "\ud800"},
+        {"\udc00": 1},
+        {"a": [[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]},
+    ],
+)
+def test_attr_from_a_callable_that_is_not_strict_json_is_403(attr: dict[str, object]) -> None:
+    provider = DeepKnow("s", scene="login", user_id="username", attr=lambda scope: attr)
+    with pytest.raises(FieldError, match="attr"):
+        provider.check(_fields(username="ada"), RequestInfo("POST", "/", None, {}, raw={}))
+
+
+@pytest.mark.parametrize("claim", ["user_id", "user_email", "phone_num"])
+@pytest.mark.parametrize("value", ["ad\ud800a", "\udfff"])
+def test_a_lone_surrogate_in_a_text_claim_is_403(claim: str, value: str) -> None:
+    sources: dict[str, Any] = {"user_id": "username"}
+    sources[claim] = "claimed"
+    provider = DeepKnow("s", scene="login", **sources)
+    fields = _fields(username="ada", claimed=value)
+    with pytest.raises(FieldError, match=f"malformed {claim}"):
+        provider.check(fields, RequestInfo("POST", "/", None, {}, raw={}))
+
+
+def test_a_lone_surrogate_from_a_callable_is_403_too() -> None:
+    provider = DeepKnow("s", scene="login", user_id=lambda scope: "ada\udc00")
+    with pytest.raises(FieldError, match="malformed user_id"):
+        provider.check(_fields(), RequestInfo("POST", "/", None, {}, raw={}))
+
+
+def test_what_is_signed_is_strict_json() -> None:
+    provider = DeepKnow("s", scene="login", user_id="username", attr="profile")
+    claim = _check(provider, _fields(username="zoë", profile='{"nick": "ü", "n": 1.5}'))
+    token = provider.build_request(claim).content.decode()
+    payload = jwt.api_jws.decode_complete(token, options={"verify_signature": False})["payload"]
+    decoded = json.loads(payload, parse_constant=lambda name: pytest.fail(name))
+    assert decoded["user_id"] == "zoë"
+    assert decoded["attr"] == {"nick": "ü", "n": 1.5}
+    payload.decode("ascii")  # ensure_ascii: nothing a strict parser could choke on
+    with pytest.raises(ValueError):
+        encode_jwt({"a": float("nan")}, "s")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", b'{"username": "victim"}'),
+        ("", b'{"username": "victim"}'),
+        ("application/octet-stream", b"username=victim"),
+        ("application/x-www-form-urlencoded", b'{"username": "victim"}'),
+    ],
+)
+def test_a_claim_is_refused_when_the_app_may_read_the_body_another_way(
+    content_type: str, body: bytes
+) -> None:
+    # Starlette's request.json() ignores the content type: the app would log in "victim"
+    # while GeeTest judged the "attacker" of the query string.
+    fields = collect(
+        content_type=content_type,
+        body=body,
+        query_string=b"session_id=0123456789abcdef&username=attacker",
+        header_value=None,
+    )
+    provider = DeepKnow("s", scene="login", user_id="username")
+    with pytest.raises(FieldError, match="username cannot be read the way the app will"):
+        provider.check(fields, RequestInfo("POST", "/", None, {}, raw={}))
+    # The same claim from a callable (the app's own session) is fine.
+    by_scope = DeepKnow("s", scene="login", user_id=lambda scope: "ada")
+    assert isinstance(by_scope.check(fields, RequestInfo("POST", "/", None, {}, raw={})), Claim)
+
+
+def test_a_text_plain_json_claim_is_403_under_a_real_server(
+    stage: Stage, emulator: DeepKnowEmulator
+) -> None:
+    session = emulator.issue()["session_id"]
+    answer = stage.client.post(
+        f"{stage.url}/deepknow?session_id={session}&username=attacker",
+        content=b'{"username": "victim"}',
+        headers={"content-type": "text/plain", "accept": "application/json"},
+    )
+    assert answer.status_code == 403
+    assert answer.json()["reason"].startswith("username cannot be read the way the app will")
+    assert emulator.calls == 0
+
+
+def test_an_attachment_part_is_read_as_the_app_reads_it(
+    stage: Stage, emulator: DeepKnowEmulator
+) -> None:
+    # Starlette, Werkzeug and Django all take an "attachment" part with a name for a field;
+    # the gate once skipped it, and judged the query's user instead.
+    session = emulator.issue()["session_id"]
+    body = b'--b\r\nContent-Disposition: attachment; name="username"\r\n\r\nvictim\r\n--b--\r\n'
+    answer = stage.client.post(
+        f"{stage.url}/deepknow?session_id={session}&username=attacker",
+        content=body,
+        headers={"content-type": "multipart/form-data; boundary=b", "accept": "application/json"},
+    )
+    assert answer.status_code == 403
+    assert answer.json()["reason"] == "duplicated username"
+    alone = stage.client.post(
+        f"{stage.url}/deepknow?session_id={emulator.issue()['session_id']}",
+        content=body,
+        headers={"content-type": "multipart/form-data; boundary=b", "accept": "application/json"},
+    )
+    assert alone.json()["outcome"] == "passed"
+    assert emulator.claims[-1]["user_id"] == "victim"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        # <form accept-charset="ISO-8859-1">: "José" as the browser sends it, no charset
+        ("application/x-www-form-urlencoded", b"name=Jos%E9&username=ada&session_id={sid}"),
+        (
+            "multipart/form-data; boundary=b",
+            b'preamble\r\n--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nJos\xe9'
+            b'\r\n--b\r\nContent-Disposition: form-data; name="username"\r\n\r\nada\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="session_id"\r\n\r\n{sid}\r\n--b--\r\n',
+        ),
+        (
+            "multipart/form-data; boundary=b",
+            b'--b\nContent-Disposition: form-data; name="username"\n\nada\n'
+            b'--b\nContent-Disposition: form-data; name="session_id"\n\n{sid}\n--b--\n',
+        ),
+    ],
+)
+def test_bodies_flask_and_django_serve_pass_the_gate_under_a_real_server(
+    stage: Stage, emulator: DeepKnowEmulator, content_type: str, body: bytes
+) -> None:
+    session = emulator.issue()["session_id"].encode()
+    answer = stage.client.post(
+        f"{stage.url}/deepknow",
+        content=body.replace(b"{sid}", session),
+        headers={"content-type": content_type, "accept": "application/json"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outcome"] == "passed"
+    assert emulator.claims[-1]["user_id"] == "ada"
+
+
+def test_a_claim_in_latin_1_is_refused_with_the_reason(
+    stage: Stage, emulator: DeepKnowEmulator
+) -> None:
+    # Starlette and Django read "Jos\ufffd", Werkzeug "Jos%E9": no one value to sign.
+    session = emulator.issue()["session_id"]
+    answer = stage.client.post(
+        f"{stage.url}/deepknow",
+        content=f"username=Jos%E9&session_id={session}".encode(),
+        headers={"content-type": "application/x-www-form-urlencoded", "accept": "application/json"},
+    )
+    assert answer.status_code == 403
+    assert answer.json()["reason"] == (
+        "username has percent-escapes that are not UTF-8, which frameworks decode differently"
+    )
+    assert emulator.calls == 0

@@ -48,6 +48,8 @@ _EMAIL = re.compile(r"[\x21-\x7e]{1,254}")
 _PHONE = re.compile(r"[0-9A-Za-z+\-]{1,64}")  # a number, or its lowercase MD5 as GeeTest allows
 _FLOW_ID = re.compile(r"[0-9]{1,18}")
 _MAX_ATTR = 4096  # bytes of JSON
+# GeeTest's own examples nest attr one level; the bound keeps every walk of it shallow.
+_MAX_ATTR_DEPTH = 16
 
 # The bins of DeepKnow's statuses are in the one fault table (providers/_faults.py).
 USER_STATUSES = frozenset(int(code) for code in DEEPKNOW.codes(Fault.USER))
@@ -71,8 +73,9 @@ _JWS.register_algorithm("HS256", _VendorKeyHS256(HMACAlgorithm.SHA256))
 
 def encode_jwt(claims: Mapping[str, Any], secret: str) -> str:
     """A compact HS256 JWT of ``claims`` (in their order), as PyJWT's ``jwt.encode`` makes it."""
-    payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=True).encode()
-    return _JWS.encode(payload, secret, algorithm="HS256")
+    # allow_nan=False: NaN is not JSON, and a vendor that refuses it would blame our JWT.
+    payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return _JWS.encode(payload.encode(), secret, algorithm="HS256")
 
 
 class DeepKnow(Provider):
@@ -237,7 +240,9 @@ def _fixed_flow_id(value: int) -> _Source:
 def _resolve(source: _Source, fields: Fields, request: RequestInfo) -> object:
     kind, value = source
     if kind == "field":
-        return fields.one(value)
+        # A claim is acted on by the app too (who logs in): the gate must read the value the
+        # app will, or refuse.
+        return fields.claim(value)
     if kind == "call":
         return value(request.raw)
     return value  # fixed, already checked
@@ -247,8 +252,12 @@ def _shape(claim: str, value: object) -> str:
     """The claim's value as checked text (attr as JSON, flow_id as digits); FieldError if bad."""
     if claim == "attr":
         if isinstance(value, str):
+            if len(value) > _MAX_ATTR:
+                raise FieldError(f"attr is over {_MAX_ATTR} bytes of JSON")
             try:
-                value = json.loads(value)
+                value = json.loads(value, parse_constant=_no_constant)
+            except RecursionError:
+                raise FieldError("attr is nested too deep") from None
             except ValueError:
                 raise FieldError("attr is not a JSON object") from None
         if not isinstance(value, Mapping):
@@ -265,14 +274,48 @@ def _shape(claim: str, value: object) -> str:
     if not isinstance(value, str):
         raise FieldError(f"{claim} is not a string")
     pattern = {"user_email": _EMAIL, "phone_num": _PHONE}.get(claim, _TEXT)
-    return matching(pattern, claim, value)
+    checked = matching(pattern, claim, value)
+    if not _is_unicode(checked):
+        raise FieldError(f"malformed {claim}")  # a lone surrogate: not encodable, not JSON
+    return checked
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _depth_over(value: object, limit: int) -> bool:
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _attr_text(value: Mapping[str, Any], *, error: type[ValueError]) -> str:
+    """attr as the compact JSON that goes into the JWT: strict JSON only (no NaN or Infinity,
+    no lone surrogates), at most _MAX_ATTR bytes and _MAX_ATTR_DEPTH levels."""
+    if _depth_over(value, _MAX_ATTR_DEPTH):
+        raise error(f"attr is nested deeper than {_MAX_ATTR_DEPTH}")
     try:
-        text = json.dumps(dict(value), separators=(",", ":"), ensure_ascii=True)
+        text = json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
-        raise error("attr must be JSON-serializable") from None
+        raise error("attr must be strict JSON (no NaN or Infinity)") from None
+    if not _is_unicode(text):
+        raise error("attr has a lone surrogate, which is not JSON text")
+    text = json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=True)
     if len(text) > _MAX_ATTR:
         raise error(f"attr is over {_MAX_ATTR} bytes of JSON")
     return text
