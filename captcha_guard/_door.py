@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
+from ._clearance import Clearance
 from ._client_ip import ClientAddress, ClientIPOption
 from ._events import StoreErrorEvent
 from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
@@ -49,6 +50,7 @@ class FrontDoor(Generic[AppT, RejectT]):
         client_ip: ClientIPOption = None,
         state: Any = None,
         parse_limits: ParseLimits | None = None,
+        clearance: Clearance | None = None,
     ) -> None:
         self.app = app
         self.client_address = ClientAddress(client_ip)
@@ -65,6 +67,7 @@ class FrontDoor(Generic[AppT, RejectT]):
             prefixes=app_prefixes(app),
             shared=state is not None,
             parse_limits=parse_limits,
+            clearance=clearance,
         )
         #: Where the flow's state operations are performed (None: in process, inline).
         self.state = None

@@ -37,6 +37,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ._clearance import Clearance, rule_scope
 from ._events import (
     FALLBACK_ALLOWED,
     FALLBACK_REFUSED_BUDGET,
@@ -158,10 +159,13 @@ Effect = ReadBody | ProviderCall | Emit | StateOp
 
 @dataclass(frozen=True, slots=True)
 class Pass:
-    """Call the app with exactly ``body`` and ``verdict`` where the app finds it."""
+    """Call the app with exactly ``body`` (None: the body is unread, hand the app the
+    request as it came) and ``verdict`` where the app finds it; add ``headers`` (a
+    clearance cookie) to the app's answer."""
 
     verdict: Verdict
-    body: bytes
+    body: bytes | None
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +196,8 @@ class Route:
     label: str
     #: A proof-of-work provider whose replay memory lives in shared state.
     pow_shared: bool = False
+    #: The clearance scope this rule honours and grants (None: a captcha every time).
+    clearance_scope: str | None = None
 
 
 class Gate:
@@ -211,6 +217,7 @@ class Gate:
         prefixes: Iterable[str] = (),
         shared: bool = False,
         parse_limits: ParseLimits | None = None,
+        clearance: Clearance | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
@@ -229,13 +236,16 @@ class Gate:
         for rule in rules:
             if not isinstance(rule, Rule):
                 raise TypeError(f"rules must be Rule objects, got {rule!r}")
-            routes.append(_bind(rule, provider, named, shared))
+            routes.append(_bind(rule, provider, named, shared, clearance is not None))
         self.routes = tuple(routes)
         self.max_body_size = max_body_size
         self.body_timeout = float(body_timeout)
         if parse_limits is not None and not isinstance(parse_limits, ParseLimits):
             raise TypeError("parse_limits must be a ParseLimits")
         self.parse_limits = parse_limits
+        if clearance is not None and not isinstance(clearance, Clearance):
+            raise TypeError("clearance must be a captcha_guard.Clearance")
+        self.clearance = clearance
         self.fallback = FallbackGuard(replay_store, fallback_limit)
         #: With ``state=``: breakers, replay memory and budgets are operations the door
         #: performs on shared state, except the pieces given explicitly (they win).
@@ -294,6 +304,38 @@ class Gate:
         early = self.check_length(request.content_length)
         if early is not None:
             return Deny(early)
+        clearance, ctx = self.clearance, None
+        if clearance is not None and route.clearance_scope is not None:
+            ctx = clearance.context(
+                request.client_host,
+                request.headers.get("user-agent"),
+                request.scheme == "https",
+                request.headers.get("host"),
+            )
+            check = yield from clearance.check_flow(
+                request.headers.get("cookie"), ctx, route.clearance_scope
+            )
+            if check.cleared:
+                # Cleared by an earlier verified pass: no captcha, and no need for the body.
+                verdict = Verdict(
+                    Outcome.PASSED, "clearance", route.provider_name, {"clearance": "valid"}
+                )
+                yield from self._verdict_event(route, verdict, None)
+                return Pass(verdict, None)
+        decision = yield from self._judge(route, request)
+        if (
+            ctx is not None
+            and clearance is not None
+            and type(decision) is Pass
+            and decision.verdict.outcome is Outcome.PASSED  # verified: never a fallback
+        ):
+            cookie = yield from clearance.issue_flow(ctx, route.clearance_scope)  # type: ignore[arg-type]
+            if cookie is not None:
+                decision = Pass(decision.verdict, decision.body, (("set-cookie", cookie),))
+        return decision
+
+    def _judge(self, route: Route, request: ClientRequest) -> Flow:
+        """Body, fields, shape, breaker, call, verdict: the captcha itself."""
         body = yield ReadBody(self.max_body_size, self.body_timeout)
         if isinstance(body, BodyProblem):
             denial = _body_denial(body, self.max_body_size)
@@ -586,7 +628,11 @@ def _body_denial(problem: BodyProblem, limit: int) -> Denial | None:
 
 
 def _bind(
-    rule: Rule, default: Provider | None, named: Mapping[str, Provider], shared: bool
+    rule: Rule,
+    default: Provider | None,
+    named: Mapping[str, Provider],
+    shared: bool,
+    clearance: bool,
 ) -> Route:
     if rule.provider is None:
         if default is None:
@@ -601,7 +647,8 @@ def _bind(
     pattern = rule.pattern
     label = pattern if isinstance(pattern, str) else pattern.pattern
     pow_shared = shared and not getattr(chosen, "replay_store_given", True)
-    return Route(rule, name, chosen, fail_open, label, pow_shared)
+    scope = rule_scope(rule) if clearance else None
+    return Route(rule, name, chosen, fail_open, label, pow_shared, scope)
 
 
 def _challenge_paths(configured: Iterable[Provider | None]) -> dict[str, Provider]:

@@ -33,6 +33,7 @@ class ClientRequest:
     content_length: str | None = None
     query: bytes = b""
     body: bytes = field(default=b"", repr=False)
+    scheme: str = "http"
 
     @property
     def accept(self) -> str:
@@ -78,6 +79,7 @@ def from_scope(scope: Mapping[str, Any], path: str, client_address: ClientAddres
         content_type=headers.get("content-type", ""),
         content_length=None if length is None else length.strip(),
         query=scope.get("query_string", b""),
+        scheme=scope.get("scheme", "http"),
     )
 
 
@@ -105,6 +107,7 @@ def from_environ(
         content_type=content_type,
         content_length=length or None,
         query=environ.get("QUERY_STRING", "").encode("latin-1", "replace"),
+        scheme=environ.get("wsgi.url_scheme", "http"),
     )
 
 

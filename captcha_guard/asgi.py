@@ -109,7 +109,11 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             raise
         if type(decision) is Pass:
             scope.setdefault("state", {})["captcha"] = decision.verdict
-            await self.app(scope, _replay(decision.body, receive), send)
+            if decision.body is not None:
+                receive = _replay(decision.body, receive)
+            if decision.headers:
+                send = _adding(send, decision.headers)
+            await self.app(scope, receive, send)
         elif type(decision) is Deny:
             as_json = wants_json(request.accept, request.content_type)
             await self._deny(decision.denial, as_json, scope, receive, send)
@@ -257,6 +261,18 @@ async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: b
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _adding(send: Send, headers: tuple[tuple[str, str], ...]) -> Send:
+    """A send that adds ``headers`` to the app's response start (a clearance cookie)."""
+    extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+    async def adding(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), *extra]}
+        await send(message)
+
+    return adding
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -52,6 +52,7 @@ CONVERTERS: dict[str, str] = {
 _PARAM = re.compile(r"{([^{}]*)}")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 token, what a method is
+_SCOPE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SLASHES = re.compile(r"//+")
 #: Unicode's Cc category: C0, DEL and C1.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -148,6 +149,7 @@ class Rule:
     methods: frozenset[str]
     provider: str | None
     fail_open: bool | None
+    clearance: bool | str
     regex: re.Pattern[str] = field(repr=False, compare=False)
 
     def __init__(
@@ -156,6 +158,7 @@ class Rule:
         methods: Iterable[str] = DEFAULT_METHODS,
         provider: str | None = None,
         fail_open: bool | None = None,
+        clearance: bool | str = False,
     ) -> None:
         if isinstance(pattern, re.Pattern):
             if isinstance(pattern.pattern, bytes):
@@ -172,7 +175,16 @@ class Rule:
         object.__setattr__(self, "pattern", pattern)
         object.__setattr__(self, "methods", _check_methods(methods))
         object.__setattr__(self, "provider", provider)
+        if not (
+            isinstance(clearance, bool)
+            or (isinstance(clearance, str) and _SCOPE_NAME.fullmatch(clearance))
+        ):
+            raise ValueError(
+                f"clearance must be True, False or a scope name (letters, digits, -_.): "
+                f"{clearance!r}"
+            )
         object.__setattr__(self, "fail_open", fail_open)
+        object.__setattr__(self, "clearance", clearance)
         object.__setattr__(self, "regex", regex)
 
     def matches(self, method: str, path: str) -> bool:

@@ -109,8 +109,11 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
             raise
         if type(decision) is Pass:
             environ[VERDICT_KEY] = decision.verdict
-            environ["wsgi.input"] = io.BytesIO(decision.body)
-            environ["CONTENT_LENGTH"] = str(len(decision.body))
+            if decision.body is not None:
+                environ["wsgi.input"] = io.BytesIO(decision.body)
+                environ["CONTENT_LENGTH"] = str(len(decision.body))
+            if decision.headers:
+                start_response = _adding(start_response, decision.headers)
             return self.app(environ, start_response)
         denial = decision.denial if type(decision) is Deny else None
         if denial is None:  # pragma: no cover - a WSGI client cannot leave mid-read unseen
@@ -166,6 +169,17 @@ def _read_body(environ: Environ, declared: str | None, ask: ReadBody) -> bytes |
     if not terminated and size < expected:
         return INCOMPLETE
     return b"".join(chunks)
+
+
+def _adding(start_response: StartResponse, headers: tuple[tuple[str, str], ...]) -> StartResponse:
+    """A start_response that adds ``headers`` to the app's answer (a clearance cookie)."""
+
+    def adding(
+        status: str, response_headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], object]:
+        return start_response(status, [*response_headers, *headers], exc_info)
+
+    return adding
 
 
 def _emit(effect: Emit) -> None:
