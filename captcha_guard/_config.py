@@ -57,12 +57,12 @@ DOOR_OPTIONS: dict[str, bool] = {
     "providers": True,
     "max_body_size": True,
     "fallback_limit": True,
-    "body_timeout": False,
-    "parse_limits": False,
-    "client_ip": False,
-    "state": False,
-    "clearance": False,
-    "event_hooks": False,
+    "body_timeout": True,
+    "parse_limits": True,
+    "client_ip": True,
+    "state": True,
+    "clearance": True,
+    "event_hooks": True,
 }
 
 #: Rule options the file may set: option -> whether ``Rule`` takes it yet.
@@ -70,7 +70,7 @@ RULE_OPTIONS: dict[str, bool] = {
     "methods": True,
     "provider": True,
     "fail_open": True,
-    "clearance": False,
+    "clearance": True,
 }
 
 ENVIRONMENTS = ("production", "staging", "development", "test")
@@ -562,10 +562,10 @@ _LIMITS: dict[str, Check] = {
 #: Parse limits (``[limits.parse]``): key -> what it bounds. Passed as one mapping,
 #: ``parse_limits={...}``, under these names.
 PARSE_LIMITS: dict[str, str] = {
-    "max_fields": "fields in a form or multipart body",
-    "max_parts": "parts in a multipart body",
-    "max_depth": "nesting of a JSON body",
-    "max_field_size": "bytes of one field's value",
+    "max_fields": "fields per source (form, query, X-Captcha) and non-file multipart parts",
+    "max_files": "file parts in a multipart body",
+    "max_json_depth": "nesting of a JSON body",
+    "max_json_items": "values of a JSON body (its , [ and { counted)",
 }
 _STATE: dict[str, Check] = {
     "url": _credential,  # may carry a password: env:/file: welcome, a plain URL allowed
@@ -692,7 +692,9 @@ class Config:
             if value is not None:
                 out[name] = value
         if self.parse_limits:
-            out["parse_limits"] = dict(self.parse_limits)
+            from .fields import ParseLimits
+
+            out["parse_limits"] = ParseLimits(**self.parse_limits)
         if self.state is not None and DOOR_OPTIONS["state"]:
             out["state"] = self.state.build()
         if self.clearance is not None and DOOR_OPTIONS["clearance"]:

@@ -26,6 +26,7 @@ from captcha_guard._config import (
     _Locator,
     load,
 )
+from captcha_guard.fields import ParseLimits
 from captcha_guard.providers.proof_of_work import derive_key
 from captcha_guard.testing import EmulatorServer, GeeTestEmulator
 from tests.helpers import RecordingApp
@@ -95,7 +96,7 @@ def test_the_example_file_loads_and_builds_every_option() -> None:
     rules = [spec.rule for spec in config.rules]
     assert rules == [
         Rule("/login", methods=["POST"], provider="geetest"),
-        Rule("/posts/{post_id:int}/comments", methods=["POST"], provider="geetest"),
+        Rule("/posts/{post_id:int}/comments", methods=["POST"], provider="geetest", clearance=True),
         Rule("/api/signup", provider="turnstile", fail_open=False),
     ]
     assert config.rules[1].options["clearance"] is True
@@ -104,7 +105,7 @@ def test_the_example_file_loads_and_builds_every_option() -> None:
         10.0,
         30,
     )
-    assert config.parse_limits == {"max_fields": 1000, "max_parts": 100, "max_depth": 32}
+    assert config.parse_limits == {"max_fields": 1000, "max_files": 100, "max_json_depth": 32}
     assert config.client_ip == 1
     assert config.state is not None
     assert (config.state.url, config.state.timeout) == ("redis://127.0.0.1:6379/0", 0.2)
@@ -132,9 +133,14 @@ def test_the_example_builds_both_doors(caplog: pytest.LogCaptureFixture) -> None
             "/api/signup",
         ]
         assert guard.gate.max_body_size == 1_048_576
-    # What the doors do not take yet is said, not silently dropped.
-    pending = [r.getMessage() for r in caplog.records if "not apply yet" in r.getMessage()]
-    assert pending and "state" in pending[0] and "rules.clearance" in pending[0]
+        # Every option the file sets reaches the door: none is dropped.
+        assert guard.gate.body_timeout == 10.0
+        assert guard.gate.parse_limits.max_files == 100
+        assert guard.state is not None and guard.gate.shared
+        assert guard.gate.clearance is not None
+        assert guard.gate.routes[1].clearance_scope is not None
+        assert set(guard.gate.hooks) == {"verdict", "breaker", "store_error"}
+    assert not [r for r in caplog.records if "not apply" in r.getMessage()]
 
 
 def test_every_secret_in_the_example_comes_from_the_environment() -> None:
@@ -454,7 +460,7 @@ def test_a_password_in_the_state_url_is_a_secret(tmp_path: Path) -> None:
 # Options the doors do not take yet: built in Config, handed over by one table.
 
 
-def test_pending_options_are_built_and_listed(tmp_path: Path) -> None:
+def test_every_option_is_built_and_applied(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         POW
@@ -463,7 +469,7 @@ def test_pending_options_are_built_and_listed(tmp_path: Path) -> None:
         body_timeout = 3
         [limits.parse]
         max_fields = 10
-        max_field_size = 4096
+        max_json_items = 4096
         [client_ip]
         trusted_hops = 2
         [clearance]
@@ -477,24 +483,17 @@ def test_pending_options_are_built_and_listed(tmp_path: Path) -> None:
     )
     config = load(path, environ={"CLEAR": "clearance-secret-0123456789abcdef"})
     assert config.body_timeout == 3.0
-    assert config.parse_limits == {"max_fields": 10, "max_field_size": 4096}
+    assert config.parse_limits == {"max_fields": 10, "max_json_items": 4096}
     assert config.client_ip == 2
     assert config.clearance is not None and config.clearance.secrets == (
         "clearance-secret-0123456789abcdef",
     )
     options = config.options()
     assert options["body_timeout"] == 3.0 and options["client_ip"] == 2
-    assert options["parse_limits"] == {"max_fields": 10, "max_field_size": 4096}
-    not_ready = {name for name, ready in DOOR_OPTIONS.items() if not ready}
-    assert not not_ready & set(config.door_kwargs())
-    assert set(config.pending()) == {
-        "body_timeout",
-        "parse_limits",
-        "client_ip",
-        "clearance",
-        "event_hooks",
-        "rules.clearance",
-    }
+    assert options["parse_limits"] == ParseLimits(max_fields=10, max_json_items=4096)
+    assert all(DOOR_OPTIONS.values())
+    assert set(config.door_kwargs()) == set(options)
+    assert config.pending() == []
 
 
 def test_clearance_on_a_rule_needs_a_clearance_table(tmp_path: Path) -> None:
@@ -503,14 +502,10 @@ def test_clearance_on_a_rule_needs_a_clearance_table(tmp_path: Path) -> None:
     assert problem.key == "rules[1].clearance" and "[clearance]" in problem.message
 
 
-def test_prometheus_hooks_are_built_when_the_doors_take_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_prometheus_hooks_are_built_for_the_doors(tmp_path: Path) -> None:
     path = write(tmp_path, POW + '[metrics]\nprometheus = true\n[[rules]]\npattern = "/a"\n')
     config = load(path, environ={})
-    assert "event_hooks" not in config.options()
-    monkeypatch.setitem(DOOR_OPTIONS, "event_hooks", True)
-    hooks: Any = config.options()["event_hooks"]
+    hooks: Any = config.door_kwargs()["event_hooks"]
     assert set(hooks) == {"verdict", "breaker", "store_error"}
 
 
