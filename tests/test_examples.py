@@ -171,6 +171,13 @@ def test_flask(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_django(monkeypatch: pytest.MonkeyPatch, geetest: tuple[GeeTestEmulator, str]) -> None:
+    from django.conf import settings
+    from django.utils.functional import empty
+
+    # Django's settings are one per process, and other test modules (the differential
+    # harnesses) configure them when collected: the example configures its own, as it would
+    # in a process of its own, and the previous ones come back after the test.
+    monkeypatch.setattr(settings, "_wrapped", empty)
     emulator, endpoint = geetest
     example = load_example(
         "django_app",

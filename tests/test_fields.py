@@ -22,7 +22,7 @@ from captcha_guard.fields import (
     parse_multipart,
     parse_urlencoded,
 )
-from captcha_guard.gate import Gate
+from captcha_guard.gate import Gate, Route
 from captcha_guard.responses import Denial
 from captcha_guard.testing import GeeTestEmulator
 from tests.wire import client_request, until_call
@@ -516,18 +516,12 @@ def test_limits_reach_the_gate_and_answer_413_with_a_code() -> None:
     provider = GeeTest(EMULATOR.captcha_id, EMULATOR.captcha_key, endpoint="http://127.0.0.1:9/")
     gate = Gate([Rule("/login")], provider, parse_limits=ParseLimits(max_fields=5))
     route = gate.match("POST", "/login")
-    assert route is not None
-    info = RequestInfo("POST", "/login", "127.0.0.1", {}, raw=None)
+    assert isinstance(route, Route)
     form = urlencode({**_fields(), "a": "1", "b": "2"}).encode()
-    step = gate.begin(
-        route,
-        request=info,
-        content_type="application/x-www-form-urlencoded",
-        body=form,
-        query_string=b"",
-        header_value=None,
-    )
-    assert isinstance(step, Denial)
+    request = client_request(content_type="application/x-www-form-urlencoded")
+    decision = until_call(gate.decide(route, request), body=form)
+    assert isinstance(decision, Deny)
+    step = decision.denial
     assert (step.status, step.error) == (413, "too_many_fields")
     assert step.reason == "more than 5 urlencoded fields"
     with pytest.raises(TypeError, match="parse_limits"):

@@ -520,7 +520,7 @@ def test_a_lone_surrogate_from_a_callable_is_403_too() -> None:
 def test_what_is_signed_is_strict_json() -> None:
     provider = DeepKnow("s", scene="login", user_id="username", attr="profile")
     claim = _check(provider, _fields(username="zoë", profile='{"nick": "ü", "n": 1.5}'))
-    token = provider.build_request(claim).content.decode()
+    token = provider.build_request(claim).body.decode()
     payload = jwt.api_jws.decode_complete(token, options={"verify_signature": False})["payload"]
     decoded = json.loads(payload, parse_constant=lambda name: pytest.fail(name))
     assert decoded["user_id"] == "zoë"
