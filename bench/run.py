@@ -321,7 +321,10 @@ def middleware_cpu(iterations: int) -> list[Row]:
             parsed = collect(
                 content_type=kind.decode(), body=body, query_string=b"", header_value=None
             )
-            request = provider.build_request(provider.check(parsed, None))  # type: ignore[arg-type]
+            wire = provider.build_request(provider.check(parsed, None))  # type: ignore[arg-type]
+            request = httpx.Request(
+                wire.method, wire.url, headers=list(wire.headers), content=wire.body
+            )
 
             async def whole(scope: dict[str, Any] = scope, receive: Any = receive) -> None:
                 await guard(dict(scope), receive, send)
@@ -447,9 +450,9 @@ def protected_throughput(requests: int, vendor_seconds: float) -> list[Row]:
     ratio = ours.rate / vendor.rate
     server_ms = (ours_cpu[0] / ours.count * 1e3, vendor_cpu[0] / vendor.count * 1e3)
     emulator_ms = (ours_cpu[1] / ours.count * 1e3, vendor_cpu[1] / vendor.count * 1e3)
-    from captcha_guard.asgi import POOL_SIZE, POOLS
+    from captcha_guard._aio import POOL_SIZE
 
-    pool = POOLS * POOL_SIZE
+    pool = POOL_SIZE
     return [
         Row(
             "protected route, valid captcha: throughput, ours / vendor sample",
