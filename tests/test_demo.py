@@ -18,6 +18,9 @@ import altcha
 import httpx
 import pytest
 
+from captcha_guard import CircuitBreaker, Outcome
+from captcha_guard._events import BreakerEvent, StoreErrorEvent, VerdictEvent
+from captcha_guard.breaker import State
 from captcha_guard.demo.app import (
     CHALLENGE_PATH,
     COMMENT_PATH,
@@ -27,6 +30,7 @@ from captcha_guard.demo.app import (
     MODES,
     create_app,
 )
+from captcha_guard.demo.panel import Panel
 from captcha_guard.providers.proof_of_work import derive_key
 from tests.browser import Browser, chromium
 from tests.servers import serve_asgi
@@ -358,3 +362,53 @@ def test_the_demo_endpoints_take_json_only(demo_url: str) -> None:
     assert httpx.post(demo_url + "/demo/geetest/solve").status_code == 415
     assert httpx.post(demo_url + "/demo/vendor", json={"mode": "down"}).status_code == 400
     assert httpx.get(demo_url + "/demo/panel").json()["vendor"] == "healthy"
+
+
+def test_the_panel_knows_only_what_the_hooks_said() -> None:
+    """An open circuit counts down to its probe, then reads half open (as the breaker's own
+    ``state`` does) until the hooks report the probe's result."""
+    now = [100.0]
+    breaker = CircuitBreaker(3, 10.0)
+    panel = Panel({"geetest": breaker}, local=("proof_of_work",), clock=lambda: now[0])
+    hooks = panel.hooks()
+    assert sorted(hooks) == ["breaker", "store_error", "verdict"]
+
+    def verdict(outcome: Outcome, code: str, **extra: object) -> VerdictEvent:
+        return VerdictEvent("geetest", "/comment", outcome, code, None, **extra)  # type: ignore[arg-type]
+
+    hooks["verdict"][0](verdict(Outcome.FALLBACK, "fallback", fallback="allowed"))
+    hooks["breaker"][0](BreakerEvent("geetest", State.CLOSED, State.OPEN))
+    replay = verdict(
+        Outcome.REJECTED, "refused_replay", fallback="refused_replay", replay="fallback"
+    )
+    hooks["verdict"][0](replay)
+    hooks["store_error"][0](StoreErrorEvent("replay", "timeout"))
+    now[0] += 4
+    shown = panel.snapshot()
+    assert shown["breakers"] == [
+        {
+            "provider": "geetest",
+            "state": "open",
+            "probe_in": 6.0,
+            "failure_threshold": 3,
+            "reset_timeout": 10.0,
+        },
+        {"provider": "proof_of_work", "state": "local", "probe_in": None},
+    ]
+    assert shown["counts"] == {
+        "passed": 0,
+        "rejected": 0,
+        "fallback": 1,
+        "fallback_refused": 1,
+        "replay_refused": 1,
+    }
+    assert shown["store_errors"] == 1
+    assert [v["code"] for v in shown["verdicts"]] == ["refused_replay", "fallback"]
+    now[0] += 6
+    assert panel.snapshot()["breakers"][0]["state"] == "half_open"
+    hooks["breaker"][0](BreakerEvent("geetest", State.HALF_OPEN, State.CLOSED))
+    assert panel.snapshot()["breakers"][0]["state"] == "closed"
+    assert [(c["old"], c["new"]) for c in panel.snapshot()["changes"]] == [
+        ("half_open", "closed"),
+        ("closed", "open"),
+    ]
