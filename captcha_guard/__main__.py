@@ -13,9 +13,11 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo",
-        help="serve a sign-in page protected by the self-hosted proof-of-work captcha",
+        help="serve the offline demo: a proof-of-work sign-in and an emulated vendor's outage",
         description="Serve the offline demo: a sign-in form behind CaptchaGuard and "
-        "ProofOfWork. Nothing is fetched from the internet; no vendor account is needed.",
+        "ProofOfWork, and a comment form behind an emulated GeeTest with outage controls and "
+        "a live panel of the event hooks. Nothing is fetched from the internet; no vendor "
+        "account is needed.",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     demo.add_argument(

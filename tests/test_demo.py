@@ -2,7 +2,9 @@
 
 The browser solves the proof of work with the page's own Web Crypto code; the server judges it
 with ``ProofOfWork``; and the ``altcha`` package, an independent implementation of the same
-protocol, checks what the browser sent. Screenshots land in ``artifacts/`` (git-ignored).
+protocol, checks what the browser sent. The outage story is played with the page's own
+controls against the emulated GeeTest, and every step is read back from what the page shows
+(polled with deadlines, never slept on). Screenshots land in ``artifacts/`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -16,7 +18,19 @@ import altcha
 import httpx
 import pytest
 
-from captcha_guard.demo.app import CHALLENGE_PATH, DEMO_MAX_NUMBER, EXPIRES, FIELD, create_app
+from captcha_guard import CircuitBreaker, Outcome
+from captcha_guard._events import BreakerEvent, StoreErrorEvent, VerdictEvent
+from captcha_guard.breaker import State
+from captcha_guard.demo.app import (
+    CHALLENGE_PATH,
+    COMMENT_PATH,
+    DEMO_MAX_NUMBER,
+    EXPIRES,
+    FIELD,
+    MODES,
+    create_app,
+)
+from captcha_guard.demo.panel import Panel
 from captcha_guard.providers.proof_of_work import derive_key
 from tests.browser import Browser, chromium
 from tests.servers import serve_asgi
@@ -145,7 +159,7 @@ def test_the_page_loads_nothing_from_elsewhere(demo_url: str) -> None:
         assets = [client.get(path) for path in re.findall(r'(?:src|href)="([^"]+)"', page.text)]
     assert page.status_code == 200
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    assert [a.status_code for a in assets] == [200, 200]
+    assert [a.status_code for a in assets] == [200, 200, 200]
     for text in [page.text, *(a.text for a in assets)]:
         assert "http://" not in text
         assert "https://" not in text
@@ -184,3 +198,217 @@ def test_the_login_page_leads_to_the_form(demo_url: str) -> None:
     assert answer.status_code == 303
     assert answer.headers["location"] == "/"
     assert httpx.get(demo_url + "/static/nothing.js").status_code == 404
+
+
+# The outage story: the comment form behind the emulated GeeTest, the vendor controls and the
+# operator's panel, on one page.
+
+STORY_RESET_TIMEOUT = 2.0  # the demo's 10 s, shortened so the story plays in a few seconds
+
+TEXT = "const e = document.querySelector(arguments[0]); return e === null ? null : e.textContent;"
+
+VERDICT_ROWS = """
+return Array.from(document.querySelectorAll("#verdicts tr[data-id]"), (row) =>
+  [Number(row.dataset.id), ...Array.from(row.cells).slice(1).map((c) => c.textContent)]);
+"""
+
+POSTS_ANSWERED = 'Number(document.getElementById("gt-result").dataset.done || 0)'
+
+
+@pytest.fixture()
+def story_url() -> Iterator[str]:
+    with serve_asgi(create_app(SECRET, reset_timeout=STORY_RESET_TIMEOUT)) as url:
+        yield url
+
+
+def shown_text(browser: Browser, css: str) -> str | None:
+    found = browser.run(TEXT, css)
+    return None if found is None else str(found)
+
+
+def wait_text(browser: Browser, css: str, expected: str, timeout: float = 5.0) -> None:
+    browser.wait_for(
+        "const e = document.querySelector(arguments[0]);"
+        "return e !== null && e.textContent === arguments[1];",
+        css,
+        expected,
+        timeout=timeout,
+        what=f"{css} to read {expected!r} (it reads {shown_text(browser, css)!r})",
+    )
+
+
+def answered(browser: Browser, button: str) -> str:
+    """Click ``button`` (a post of the comment form) and wait for the page's result line."""
+    before = browser.run(f"return {POSTS_ANSWERED};")
+    browser.click(button)
+    browser.wait_for(f"return {POSTS_ANSWERED} > {before};", timeout=10, what="the answer")
+    return str(shown_text(browser, "#gt-result"))
+
+
+def post_solved(browser: Browser) -> str:
+    """What a person does: solve the (emulated) widget, then post the comment."""
+    browser.click("#gt-solve")
+    browser.wait_for(
+        'return document.getElementById("gt-state").textContent.startsWith("solved")',
+        what="the emulated widget to be solved",
+    )
+    return answered(browser, "#gt-post")
+
+
+def newest_verdict(browser: Browser, count: int) -> list[str]:
+    """The panel's newest verdict row once it shows the ``count``-th verdict: provider,
+    outcome, code, call duration."""
+    rows = browser.wait_for(
+        f"const rows = (() => {{ {VERDICT_ROWS} }})();"
+        f"return rows.length > 0 && rows[0][0] === {count} && rows;",
+        timeout=5.0,
+        what=f"verdict {count} on the panel",
+    )
+    return [str(cell) for cell in rows[0][1:]]
+
+
+def screenshot(browser: Browser, name: str) -> None:
+    browser.run("window.scrollTo(0, 0);")  # clicks scroll the page; show it from the top
+    browser.screenshot(ARTIFACTS / name)
+
+
+def set_vendor(browser: Browser, mode: str) -> None:
+    browser.click(f"#mode-{mode}")
+    wait_text(browser, "#vendor-mode", mode)
+
+
+def test_the_outage_story_plays_on_the_page(browser: Browser, story_url: str) -> None:
+    browser.get(story_url + "/")
+    wait_text(browser, "#breaker-geetest", "closed")
+    wait_text(browser, "#breaker-proof_of_work", "local")
+    assert shown_text(browser, "#vendor-mode") == "healthy"
+    assert "emulated" in str(shown_text(browser, "#widget"))
+
+    # Healthy: the gate asks the vendor, the app runs with a verified pass.
+    assert post_solved(browser).startswith("200 · the app ran: passed")
+    provider, outcome, code, call = newest_verdict(browser, 1)
+    assert (provider, outcome, code) == ("geetest", "passed", "ok")
+    assert call.endswith(" s")
+
+    # Outage: the vendor answers 500; the gate fails open, three times, and the third failure
+    # in a row opens the circuit.
+    set_vendor(browser, "500")
+    for count in (2, 3, 4):
+        result = post_solved(browser)
+        assert result.startswith("200 · the app ran: fallback"), result
+        assert "HTTP 500" in result
+        assert newest_verdict(browser, count)[:3] == ["geetest", "fallback", "fallback"]
+    wait_text(browser, "#breaker-geetest", "open")
+    assert "closed → open" in str(shown_text(browser, "#changes"))
+
+    # With the circuit open, posts fall back at once: no call to the vendor at all.
+    result = post_solved(browser)
+    assert result.startswith("200 · the app ran: fallback (circuit open"), result
+    assert newest_verdict(browser, 5) == ["geetest", "fallback", "fallback", "no call"]
+    wait_text(browser, "#count-fallback", "4")
+    screenshot(browser, "demo-outage.png")
+
+    # The same captcha again, during the outage: the replay guard refuses it. The client reads
+    # a generic 403; the operator's panel says what it was.
+    result = answered(browser, "#gt-replay")
+    assert result.startswith("403 · the gate refused: captcha rejected, solve a new one"), result
+    assert "the app never ran" in result
+    assert newest_verdict(browser, 6) == ["geetest", "rejected", "refused_replay", "no call"]
+    wait_text(browser, "#count-replay_refused", "1")
+    screenshot(browser, "demo-replay.png")
+
+    # Healthy again: once reset_timeout has passed the circuit is half open, the next post is
+    # the probe, it passes and the circuit closes.
+    set_vendor(browser, "healthy")
+    wait_text(browser, "#breaker-geetest", "half_open", timeout=STORY_RESET_TIMEOUT + 5)
+    assert post_solved(browser).startswith("200 · the app ran: passed")
+    assert newest_verdict(browser, 7)[:3] == ["geetest", "passed", "ok"]
+    wait_text(browser, "#breaker-geetest", "closed")
+    assert "half_open → closed" in str(shown_text(browser, "#changes"))
+    wait_text(browser, "#count-passed", "2")
+    screenshot(browser, "demo-recovered.png")
+
+
+def test_every_vendor_control_is_a_fallback_then_healthy_again() -> None:
+    """Each outage button's mode, through the demo's own endpoints: the post falls back (with
+    the provider's fault as its reason), and healthy again passes. One app per mode, so no
+    circuit opens in between."""
+    reasons = {}
+
+    def solve(client: httpx.Client) -> dict[str, str]:
+        answer = client.post("/demo/geetest/solve", json={})
+        return dict(answer.json())
+
+    for mode, _, _ in MODES[1:]:
+        with serve_asgi(create_app(SECRET)) as url, httpx.Client(base_url=url) as client:
+            assert client.post("/demo/vendor", json={"mode": mode}).json() == {"mode": mode}
+            fields = solve(client)
+            answer = client.post(COMMENT_PATH, data=fields, headers={"accept": "application/json"})
+            assert answer.status_code == 200, (mode, answer.text)
+            assert answer.json()["outcome"] == "fallback"
+            reasons[mode] = answer.json()["reason"]
+            assert client.post("/demo/vendor", json={"mode": "healthy"}).status_code == 200
+            fields = solve(client)
+            answer = client.post(COMMENT_PATH, data=fields, headers={"accept": "application/json"})
+            assert answer.json()["outcome"] == "passed", (mode, answer.text)
+            panel = client.get("/demo/panel").json()
+            assert [v["outcome"] for v in panel["verdicts"]] == ["passed", "fallback"]
+    assert "circuit open" not in reasons.values()
+    assert reasons["hang"] == reasons["slow"] == "timeout"
+
+
+def test_the_demo_endpoints_take_json_only(demo_url: str) -> None:
+    assert httpx.post(demo_url + "/demo/vendor", data={"mode": "500"}).status_code == 415
+    assert httpx.post(demo_url + "/demo/geetest/solve").status_code == 415
+    assert httpx.post(demo_url + "/demo/vendor", json={"mode": "down"}).status_code == 400
+    assert httpx.get(demo_url + "/demo/panel").json()["vendor"] == "healthy"
+
+
+def test_the_panel_knows_only_what_the_hooks_said() -> None:
+    """An open circuit counts down to its probe, then reads half open (as the breaker's own
+    ``state`` does) until the hooks report the probe's result."""
+    now = [100.0]
+    breaker = CircuitBreaker(3, 10.0)
+    panel = Panel({"geetest": breaker}, local=("proof_of_work",), clock=lambda: now[0])
+    hooks = panel.hooks()
+    assert sorted(hooks) == ["breaker", "store_error", "verdict"]
+
+    def verdict(outcome: Outcome, code: str, **extra: object) -> VerdictEvent:
+        return VerdictEvent("geetest", "/comment", outcome, code, None, **extra)  # type: ignore[arg-type]
+
+    hooks["verdict"][0](verdict(Outcome.FALLBACK, "fallback", fallback="allowed"))
+    hooks["breaker"][0](BreakerEvent("geetest", State.CLOSED, State.OPEN))
+    replay = verdict(
+        Outcome.REJECTED, "refused_replay", fallback="refused_replay", replay="fallback"
+    )
+    hooks["verdict"][0](replay)
+    hooks["store_error"][0](StoreErrorEvent("replay", "timeout"))
+    now[0] += 4
+    shown = panel.snapshot()
+    assert shown["breakers"] == [
+        {
+            "provider": "geetest",
+            "state": "open",
+            "probe_in": 6.0,
+            "failure_threshold": 3,
+            "reset_timeout": 10.0,
+        },
+        {"provider": "proof_of_work", "state": "local", "probe_in": None},
+    ]
+    assert shown["counts"] == {
+        "passed": 0,
+        "rejected": 0,
+        "fallback": 1,
+        "fallback_refused": 1,
+        "replay_refused": 1,
+    }
+    assert shown["store_errors"] == 1
+    assert [v["code"] for v in shown["verdicts"]] == ["refused_replay", "fallback"]
+    now[0] += 6
+    assert panel.snapshot()["breakers"][0]["state"] == "half_open"
+    hooks["breaker"][0](BreakerEvent("geetest", State.HALF_OPEN, State.CLOSED))
+    assert panel.snapshot()["breakers"][0]["state"] == "closed"
+    assert [(c["old"], c["new"]) for c in panel.snapshot()["changes"]] == [
+        ("half_open", "closed"),
+        ("closed", "open"),
+    ]
