@@ -18,4 +18,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture
 def anyio_backend() -> str:
+    """anyio's plugin runs only the tests that must also run under trio (tests/test_trio.py
+    sets its own); everything else is on pytest-asyncio."""
     return "asyncio"

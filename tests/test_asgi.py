@@ -71,7 +71,7 @@ def _levels(caplog: pytest.LogCaptureFixture, at_least: int = logging.WARNING) -
 # ---------------------------------------------------------------- pass and fail
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_a_solved_captcha_passes(env: GeeTestEnv, caplog: pytest.LogCaptureFixture) -> None:
     app = RecordingApp()
     guard = _guard(env, app)
@@ -110,7 +110,7 @@ FAIL_CASES = {
 }
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 @pytest.mark.parametrize("case", sorted(FAIL_CASES))
 async def test_each_fail_reason_is_403(
     env: GeeTestEnv, caplog: pytest.LogCaptureFixture, case: str
@@ -132,7 +132,7 @@ async def test_each_fail_reason_is_403(
     assert _levels(caplog) == []
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_an_expired_lot_is_403(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     clock = FakeClock(start=1_700_000_000.0)
@@ -150,7 +150,7 @@ async def test_an_expired_lot_is_403(caplog: pytest.LogCaptureFixture) -> None:
     assert_logs_clean(caplog.records, *env.secrets)
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_a_wrong_captcha_key_is_403_and_an_error_log(
     env: GeeTestEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -167,7 +167,7 @@ async def test_a_wrong_captcha_key_is_403_and_an_error_log(
     assert_logs_clean(caplog.records, "0123456789abcdef0123456789abcdef")
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_an_unknown_captcha_id_is_an_operator_fault(
     env: GeeTestEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -189,7 +189,7 @@ async def test_an_unknown_captcha_id_is_an_operator_fault(
 ALL_CODES = [*sorted(ERROR_MESSAGES), "-59999", "oops"]
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 @pytest.mark.parametrize("code", ALL_CODES)
 async def test_each_error_code_lands_in_its_bin(
     env: GeeTestEnv, caplog: pytest.LogCaptureFixture, code: str
@@ -232,7 +232,7 @@ def test_the_error_code_table_is_covered() -> None:
 OUTAGES = ["500", "429", "garbage", "html", "hang", "slow", "reset", "refuse"]
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 @pytest.mark.parametrize("outage", OUTAGES)
 async def test_each_outage_falls_back_within_the_timeout(
     env: GeeTestEnv, caplog: pytest.LogCaptureFixture, outage: str
@@ -258,7 +258,7 @@ async def test_each_outage_falls_back_within_the_timeout(
     assert "unavailable" in record.getMessage()
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 @pytest.mark.parametrize("outage", ["500", "hang", "refuse", "-50101", "circuit"])
 async def test_fail_open_false_answers_503(
     env: GeeTestEnv, caplog: pytest.LogCaptureFixture, outage: str
@@ -299,7 +299,7 @@ MALFORMED = {
 }
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 @pytest.mark.parametrize("state", ["up", "failing", "circuit open"])
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 async def test_malformed_fields_are_403_without_a_provider_call(
@@ -328,7 +328,7 @@ async def test_malformed_fields_are_403_without_a_provider_call(
     assert breaker.state is expected
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_json_fields_that_are_not_strings_are_403_without_a_provider_call(
     env: GeeTestEnv,
 ) -> None:
@@ -343,7 +343,7 @@ async def test_json_fields_that_are_not_strings_are_403_without_a_provider_call(
     assert env.emulator.calls == 0
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("content_type", "body"),
     [
@@ -374,7 +374,7 @@ async def test_unparseable_bodies_are_400_without_a_provider_call(
 # ---------------------------------------------------------------- other field sources
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_fields_in_the_query_string(env: GeeTestEnv) -> None:
     app = RecordingApp()
     guard = _guard(env, app)
@@ -387,7 +387,7 @@ async def test_fields_in_the_query_string(env: GeeTestEnv) -> None:
     assert app.verdicts[0].outcome is Outcome.PASSED
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_fields_in_the_x_captcha_header_with_a_json_body(env: GeeTestEnv) -> None:
     app = RecordingApp()
     guard = _guard(env, app)
@@ -398,7 +398,7 @@ async def test_fields_in_the_x_captcha_header_with_a_json_body(env: GeeTestEnv) 
     assert response.json()["outcome"] == "passed"
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_fields_nested_under_captcha_in_json(env: GeeTestEnv) -> None:
     app = RecordingApp()
     guard = _guard(env, app)
@@ -410,7 +410,7 @@ async def test_fields_nested_under_captcha_in_json(env: GeeTestEnv) -> None:
 # ---------------------------------------------------------------- the circuit
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_the_circuit_opens_then_one_probe_closes_it(
     env: GeeTestEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -440,7 +440,7 @@ async def test_the_circuit_opens_then_one_probe_closes_it(
         assert env.emulator.calls == 4
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_100_requests_while_half_open_make_exactly_one_provider_call(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -492,7 +492,7 @@ async def test_100_requests_while_half_open_make_exactly_one_provider_call(
     assert_logs_clean(caplog.records, *env.secrets)
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 @pytest.mark.parametrize("state", ["closed", "half-open"])
 async def test_a_cancelled_provider_call_releases_its_permit_without_a_failure(
     caplog: pytest.LogCaptureFixture, state: str
@@ -670,7 +670,7 @@ def test_a_client_that_leaves_mid_body_never_reaches_the_app(env: GeeTestEnv) ->
 # ---------------------------------------------------------------- what passes through
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_unmatched_requests_get_the_original_receive(env: GeeTestEnv) -> None:
     app = RecordingApp()
     guard = _guard(env, app)
@@ -684,7 +684,7 @@ async def test_unmatched_requests_get_the_original_receive(env: GeeTestEnv) -> N
     assert guard._sender is None  # nothing was even prepared
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_the_replayed_body_is_followed_by_the_real_receive(env: GeeTestEnv) -> None:
     seen: list[dict[str, Any]] = []
 
@@ -707,7 +707,7 @@ async def test_the_replayed_body_is_followed_by_the_real_receive(env: GeeTestEnv
     ]
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_a_bad_content_length_is_400(env: GeeTestEnv) -> None:
     app = RecordingApp()
     guard = _guard(env, app)
@@ -719,7 +719,7 @@ async def test_a_bad_content_length_is_400(env: GeeTestEnv) -> None:
     assert app.calls == 0
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_websocket_and_lifespan_pass_through_untouched(env: GeeTestEnv) -> None:
     seen: list[tuple[Any, Any, Any]] = []
     messages: list[Any] = []
@@ -791,7 +791,7 @@ def test_lifespan_shutdown_leaves_a_user_supplied_client_open(env: GeeTestEnv) -
     anyio.run(user_client.aclose)
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_aclose_is_idempotent_and_a_new_client_is_made_after(env: GeeTestEnv) -> None:
     app = RecordingApp()
     guard = _guard(env, app)
@@ -816,7 +816,7 @@ def test_the_pooled_client_reuses_its_connection(env: GeeTestEnv) -> None:
     assert env.server.connections == 1
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_two_x_captcha_headers_are_a_duplicate_not_a_silent_pick(env: GeeTestEnv) -> None:
     app = RecordingApp()
     guard = _guard(env, app)
@@ -839,7 +839,7 @@ def test_the_first_content_type_header_is_the_one_parsed_as_in_starlette() -> No
     assert head["content-type"] == "application/json"
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_a_full_connection_pool_is_a_503_that_never_opens_the_circuit(
     env: GeeTestEnv,
 ) -> None:
@@ -868,7 +868,7 @@ async def test_a_full_connection_pool_is_a_503_that_never_opens_the_circuit(
     await guard.aclose()
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_provider_calls_name_their_agent(env: GeeTestEnv) -> None:
     from captcha_guard import __version__
 

@@ -182,7 +182,7 @@ def geetest_config(tmp_path: Path, server: EmulatorServer) -> Path:
     )
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_from_file_asgi_door_verifies_through_the_configured_provider(
     tmp_path: Path,
     geetest_server: tuple[GeeTestEmulator, EmulatorServer],

@@ -89,7 +89,7 @@ def check(results: list[Any]) -> None:
         assert seen["sha256"] == hashlib.sha256(body).hexdigest()
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_a_thousand_concurrent_protected_requests(
     stack: tuple[str, EmulatorProcess, RecordingApp],
     capsys: pytest.CaptureFixture[str],

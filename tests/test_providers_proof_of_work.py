@@ -433,7 +433,7 @@ def test_through_asgi_under_uvicorn() -> None:
         exercise(client)
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_through_asgi_in_process() -> None:
     transport = httpx.ASGITransport(app=asgi_guard(make()))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

@@ -121,7 +121,7 @@ def test_remember_is_exactly_once_across_threads(shared_server: RedisServer, pre
     assert firsts == Counter(str(k) for k in range(300))
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_remember_is_exactly_once_across_tasks(
     shared_server: RedisServer, prefix: str
 ) -> None:
@@ -172,7 +172,7 @@ def test_spend_counts_exactly_under_threads_and_processes(
     assert sum(out["within"] for out in outputs) == 50 - 37
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_spend_counts_exactly_under_tasks(shared_server: RedisServer, prefix: str) -> None:
     state = RedisState.from_url(shared_server.url, prefix=prefix, timeout=2.0)
     answers = await asyncio.gather(
@@ -392,7 +392,7 @@ def test_passing_path_costs_one_round_trip(shared_server: RedisServer, prefix: s
 # -- scripts, prefixes, clients ---------------------------------------------------------------
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_scripts_reload_after_script_flush(shared_server: RedisServer, prefix: str) -> None:
     state = RedisState.from_url(shared_server.url, prefix=prefix, breaker_cache_permits=0)
     args = ("p", 5, 30.0)
@@ -481,7 +481,7 @@ def test_user_built_clients_are_used_with_our_timeout(
     assert not state.run(op("remember", "pow", "k", 60))
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_user_built_async_client_bounded_by_timeout(
     shared_server: RedisServer, prefix: str
 ) -> None:
@@ -553,7 +553,7 @@ def test_redis_killed_mid_run_then_restarted(
     assert len(errors_logged(caplog)) == 1
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_redis_down_from_the_start_async(
     own_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -615,7 +615,7 @@ def test_paused_server_is_bounded_by_timeout(
         own_server.resume()
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_works_as_the_least_privileged_acl_user_the_readme_gives(
     shared_server: RedisServer, prefix: str
 ) -> None:
@@ -675,7 +675,7 @@ def test_every_operation_works_on_a_redis_cluster(cluster_ports: list[int], pref
     client.close()
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_every_operation_works_on_a_redis_cluster_async(
     cluster_ports: list[int], prefix: str
 ) -> None:
@@ -695,7 +695,7 @@ async def test_every_operation_works_on_a_redis_cluster_async(
     await client.aclose()
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_exactly_one_opening_among_concurrent_failures_tasks_and_threads(
     shared_server: RedisServer, prefix: str
 ) -> None:

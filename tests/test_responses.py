@@ -108,7 +108,7 @@ def test_denials_with_a_verdict_carry_it() -> None:
 # ---------------------------------------------------------------- through the middleware
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("headers", "as_json"),
     [
@@ -135,7 +135,7 @@ async def test_the_gates_own_answer_is_json_or_html(
         assert b"missing lot_number" in sent.body
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_503_is_json_for_json_clients(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with geetest_env() as env:
@@ -159,7 +159,7 @@ async def test_503_is_json_for_json_clients(caplog: pytest.LogCaptureFixture) ->
     assert_logs_clean(caplog.records, *env.secrets)
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_on_reject_replaces_the_answer() -> None:
     seen: list[Denial] = []
 
@@ -195,7 +195,7 @@ class _MarkupEmulator(GeeTestEmulator):
         return httpx.Response(200, json={"status": "success", "result": "fail", "reason": reason})
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_a_vendor_reason_is_escaped_in_the_html_answer() -> None:
     with geetest_env(_MarkupEmulator()) as env:
         app = RecordingApp()

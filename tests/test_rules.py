@@ -559,7 +559,7 @@ def test_a_control_anywhere_is_a_bad_path(text: str, control: str, at: int, meth
 # ---------------------------------------------------------------- through the doors
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_the_asgi_door_answers_a_bad_path_itself() -> None:
     app = RecordingApp()
     guard = CaptchaGuard(app, rules=[Rule("/login")], provider=_geetest())

@@ -365,7 +365,7 @@ def test_transport_answering_outages(
         response.json()
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_transport_serves_async_clients(emulator: GeeTestEmulator) -> None:
     async with httpx.AsyncClient(transport=emulator.transport()) as client:
         fields = emulator.issue()

@@ -180,7 +180,7 @@ def test_in_process_outages_raise_what_httpx_would() -> None:
                     client.post(URL, data={})
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_an_app_under_test_can_use_the_in_process_transport() -> None:
     emulator = TurnstileEmulator()
     provider = Turnstile(emulator.secret, endpoint=URL)
