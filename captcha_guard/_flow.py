@@ -47,7 +47,7 @@ from ._events import (
     BreakerEvent,
     VerdictEvent,
 )
-from ._logs import note_verdict
+from ._logs import OutageLog, note_verdict
 from ._request import ClientRequest
 from ._state import StateFull, StateOp, Transition
 from ._version import __version__
@@ -258,6 +258,7 @@ class Gate:
         self._verdict_hooks = self.hooks.get("verdict", ())
         self._breaker_hooks = self.hooks.get("breaker", ())
         self._clock = clock
+        self._outages = OutageLog(clock)
         # Most requests are GETs to unprotected pages: one set lookup turns them away.
         self._table = table = RuleTable(((r.rule, r) for r in routes), prefixes=prefixes)
         self._spelled = table.spelled if table.exhaustive else None
@@ -518,12 +519,10 @@ class Gate:
             refusal = self.fallback.refusal(claim.replay_key, claim.request.client_host)
         if refusal is None:
             if failure.fault is not Fault.OPERATOR:
-                logger.warning("captcha provider %s unavailable: %s", name, failure.reason)
+                self._outages.note(name, failure.reason)
             return Verdict(Outcome.FALLBACK, failure.reason, name, details), None
         outcome, why = refusal
-        logger.warning(
-            "captcha provider %s unavailable (%s); fallback refused: %s", name, failure.reason, why
-        )
+        self._outages.note(name, failure.reason, why)
         details[REFUSED] = why  # a 503, or a 403 that reads generic (responses.rejected)
         if outcome is Outcome.FALLBACK:
             verdict = Verdict(outcome, f"{failure.reason}; {why}", name, details)

@@ -10,6 +10,7 @@ client address: reasons and hints are our own texts or bounded vendor codes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from .verdict import MISCONFIGURATION, SUSPECT, Verdict
 
@@ -30,4 +31,42 @@ def note_verdict(provider_name: str, verdict: Verdict) -> None:
         logger.debug("captcha %s (%s): %s", verdict.outcome, verdict.provider, verdict.reason)
 
 
-__all__ = ["note_verdict"]
+#: Seconds between two outage lines for one provider.
+OUTAGE_LOG_INTERVAL = 60.0
+
+
+class OutageLog:
+    """One WARNING per provider per interval while it is unavailable, with the count of the
+    fallbacks (or refusals) since the last line: an outage at a thousand requests a second
+    writes one line a minute, not a thousand a second. Thread-safe enough by design: a lost
+    increment under a race miscounts a log line, never a decision."""
+
+    def __init__(self, clock: Callable[[], float], interval: float = OUTAGE_LOG_INTERVAL) -> None:
+        self._clock = clock
+        self._interval = interval
+        self._next: dict[str, float] = {}  # by provider, and by provider + refused
+        self._quiet: dict[str, int] = {}
+
+    def note(self, provider_name: str, reason: str, refused: str | None = None) -> None:
+        # Fallbacks let through and fallbacks refused are counted apart: both matter.
+        key = provider_name if refused is None else f"{provider_name}\x00refused"
+        now = self._clock()
+        if now < self._next.get(key, float("-inf")):
+            self._quiet[key] = self._quiet.get(key, 0) + 1
+            return
+        self._next[key] = now + self._interval
+        since = self._quiet.pop(key, 0)
+        more = f" ({since} more since the last line)" if since else ""
+        if refused is None:
+            logger.warning("captcha provider %s unavailable: %s%s", provider_name, reason, more)
+        else:
+            logger.warning(
+                "captcha provider %s unavailable (%s); fallback refused: %s%s",
+                provider_name,
+                reason,
+                refused,
+                more,
+            )
+
+
+__all__ = ["OUTAGE_LOG_INTERVAL", "OutageLog", "note_verdict"]

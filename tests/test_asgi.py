@@ -484,11 +484,11 @@ async def test_100_requests_while_half_open_make_exactly_one_provider_call(
         assert outcomes.count(Outcome.FALLBACK) == 99
         assert outcomes[-1] is Outcome.PASSED
         assert breaker.state is State.CLOSED
+    # 99 fallbacks, one WARNING: an outage logs once per provider per interval (issue 11).
     fallbacks = _levels(caplog)
-    assert len(fallbacks) == 99
-    assert {r.getMessage() for r in fallbacks} == {
+    assert [r.getMessage() for r in fallbacks] == [
         "captcha provider geetest unavailable: circuit open"
-    }
+    ]
     assert_logs_clean(caplog.records, *env.secrets)
 
 

@@ -426,3 +426,25 @@ def test_a_claim_never_prints_the_tokens_it_carries() -> None:
     claim = Claim({"pass_token": "s3cr3t-token-value"}, replay_key="geetest:abc", request=request)
     assert "s3cr3t-token-value" not in repr(claim)
     assert "geetest:abc" in repr(claim)
+
+
+def test_an_outage_logs_one_line_per_interval_with_a_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from captcha_guard._logs import OUTAGE_LOG_INTERVAL, OutageLog
+
+    clock = FakeClock()
+    log = OutageLog(clock)
+    with caplog.at_level(logging.WARNING, "captcha_guard"):
+        for _ in range(500):
+            log.note("geetest", "timeout")
+        log.note("geetest", "timeout", "captcha already used")
+        log.note("turnstile", "HTTP 500")
+        clock.advance(OUTAGE_LOG_INTERVAL)
+        log.note("geetest", "circuit open")
+    assert [r.getMessage() for r in caplog.records] == [
+        "captcha provider geetest unavailable: timeout",
+        "captcha provider geetest unavailable (timeout); fallback refused: captcha already used",
+        "captcha provider turnstile unavailable: HTTP 500",
+        "captcha provider geetest unavailable: circuit open (499 more since the last line)",
+    ]
