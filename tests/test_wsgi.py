@@ -474,15 +474,19 @@ def test_a_full_connection_pool_is_a_503_that_never_opens_the_circuit(
     # fields through in fallback.
     breaker = CircuitBreaker(failure_threshold=1)
     pool = httpx.Client(limits=httpx.Limits(max_connections=1))
-    guard = guard_for(geetest(emulator, upstream, timeout=0.2, breaker=breaker), http_client=pool)
+    # A timeout of a whole second: the request after the pool frees up must not time out on a
+    # loaded machine (a real timeout there would open the circuit for a reason of its own).
+    guard = guard_for(geetest(emulator, upstream, timeout=1.0, breaker=breaker), http_client=pool)
     transport = httpx.WSGITransport(app=validator(guard))
     with httpx.Client(transport=transport, base_url="http://testserver") as client:
         with pool.stream("GET", upstream.endpoint("/validate")) as held:  # the one connection
             assert held.status_code == 200
             busy = client.post("/login", data=emulator.issue(), headers={"accept": "json"})
+        state_after_busy = breaker.state.value
         after = client.post("/login", data=emulator.issue())
     pool.close()
     assert busy.status_code == 503
     assert busy.json()["error"] == "captcha_busy"
+    assert state_after_busy == "closed"
     assert breaker.state.value == "closed"
     assert after.status_code == 200 and after.json()["outcome"] == "passed"
