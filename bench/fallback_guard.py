@@ -13,15 +13,15 @@ import timeit
 from collections.abc import Callable
 
 from captcha_guard._client_ip import ClientAddress
-from captcha_guard.fallback import (
+from captcha_guard._fallback import (
     DEFAULT_BUDGET_CLIENTS,
     FallbackGuard,
     FallbackLimit,
     MemoryFallbackBudget,
     network_of,
 )
-from captcha_guard.replay import DEFAULT_MAX_ENTRIES, MemoryReplayStore
-from captcha_guard.verdict import Outcome
+from captcha_guard._replay import DEFAULT_MAX_ENTRIES, MemoryReplayStore
+from captcha_guard._verdict import Outcome
 
 
 def per_call(function: Callable[[], object], number: int) -> float:

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from starlette.datastructures import Headers
 from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 
-from captcha_guard.fields import BodyError, _cached_options, collect
+from captcha_guard._fields import BodyError, _cached_options, collect
 
 MiB = 1 << 20
 

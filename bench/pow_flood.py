@@ -46,10 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from captcha_guard import ProofOfWork  # noqa: E402
-from captcha_guard.fields import Fields  # noqa: E402
+from captcha_guard._fields import Fields  # noqa: E402
+from captcha_guard._replay import DEFAULT_MAX_ENTRIES, MemoryReplayStore  # noqa: E402
 from captcha_guard.providers import proof_of_work as pow_module  # noqa: E402
-from captcha_guard.providers.base import RequestInfo  # noqa: E402
-from captcha_guard.replay import DEFAULT_MAX_ENTRIES, MemoryReplayStore  # noqa: E402
+from captcha_guard.providers._base import RequestInfo  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef"
 REQUEST = RequestInfo(method="POST", path="/login", client_host=None, headers={}, raw={})

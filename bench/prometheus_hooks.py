@@ -21,10 +21,10 @@ if "--multiproc" in sys.argv:
 
 from prometheus_client import CollectorRegistry
 
+from captcha_guard._breaker import State
 from captcha_guard._events import BreakerEvent, VerdictEvent
-from captcha_guard.breaker import State
+from captcha_guard._verdict import Outcome
 from captcha_guard.prometheus import event_hooks
-from captcha_guard.verdict import Outcome
 
 hooks = event_hooks(CollectorRegistry())
 verdict = hooks["verdict"][0]

@@ -265,7 +265,7 @@ def middleware_cpu(iterations: int) -> list[Row]:
 
     from bench.apps import CAPTCHA_ID, CAPTCHA_KEY, bare
     from captcha_guard import CaptchaGuard, GeeTest, Rule
-    from captcha_guard.fields import collect
+    from captcha_guard._fields import collect
 
     answer = json.dumps(
         {

@@ -1,12 +1,16 @@
 """captcha_guard: a server-side captcha gate for ASGI and WSGI apps."""
 
+from ._breaker import CircuitBreaker
 from ._clearance import Clearance
 from ._client_ip import TrustedProxies
+from ._fallback import FallbackBudget, FallbackLimit, MemoryFallbackBudget
+from ._fields import ParseLimits
+from ._replay import MemoryReplayStore, ReplayStore
+from ._responses import Denial
+from ._rules import Rule
+from ._verdict import Outcome, Verdict
 from ._version import __version__
 from .asgi import CaptchaGuard
-from .breaker import CircuitBreaker
-from .fallback import FallbackBudget, FallbackLimit, MemoryFallbackBudget
-from .fields import ParseLimits
 from .providers import (
     AliyunCaptcha,
     DeepKnow,
@@ -17,10 +21,6 @@ from .providers import (
     ReCaptcha,
     Turnstile,
 )
-from .replay import MemoryReplayStore, ReplayStore
-from .responses import Denial
-from .rules import Rule
-from .verdict import Outcome, Verdict
 from .wsgi import WSGICaptchaGuard
 
 __all__ = [

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from .rules import Rule
+from ._rules import Rule
 
 if TYPE_CHECKING:
     from ._config import Config, RuleSpec, _Context

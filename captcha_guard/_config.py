@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .breaker import CircuitBreaker
+from ._breaker import CircuitBreaker
+from ._rules import Rule
 from .providers import (
     AliyunCaptcha,
     DeepKnow,
@@ -39,7 +40,6 @@ from .providers import (
     ReCaptcha,
     Turnstile,
 )
-from .rules import Rule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -692,7 +692,7 @@ class Config:
             if value is not None:
                 out[name] = value
         if self.parse_limits:
-            from .fields import ParseLimits
+            from ._fields import ParseLimits
 
             out["parse_limits"] = ParseLimits(**self.parse_limits)
         if self.state is not None and DOOR_OPTIONS["state"]:

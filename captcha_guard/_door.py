@@ -12,13 +12,13 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from ._clearance import Clearance
 from ._client_ip import ClientAddress, ClientIPOption
 from ._events import StoreErrorEvent
+from ._fallback import FallbackLimitOption
+from ._fields import ParseLimits
 from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
+from ._replay import ReplayStore
+from ._rules import Rule, app_prefixes
 from ._state import bind_state
-from .fallback import FallbackLimitOption
-from .fields import ParseLimits
-from .providers.base import Provider
-from .replay import ReplayStore
-from .rules import Rule, app_prefixes
+from .providers._base import Provider
 
 AppT = TypeVar("AppT")
 RejectT = TypeVar("RejectT")

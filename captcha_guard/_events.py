@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .breaker import State
-from .verdict import Outcome
+from ._breaker import State
+from ._verdict import Outcome
 
 #: How a fallback was decided, in ``VerdictEvent.fallback``.
 FALLBACK_ALLOWED = "allowed"

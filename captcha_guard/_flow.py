@@ -37,6 +37,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ._breaker import Permit
 from ._clearance import Clearance, rule_scope
 from ._events import (
     FALLBACK_ALLOWED,
@@ -47,12 +48,7 @@ from ._events import (
     BreakerEvent,
     VerdictEvent,
 )
-from ._logs import OutageLog, note_verdict
-from ._request import ClientRequest
-from ._state import StateFull, StateOp, Transition
-from ._version import __version__
-from .breaker import Permit
-from .fallback import (
+from ._fallback import (
     BUDGET_WINDOW,
     NO_CAPACITY,
     OVER_BUDGET,
@@ -62,11 +58,11 @@ from .fallback import (
     FallbackLimitOption,
     MemoryFallbackBudget,
 )
-from .fields import BodyError, FieldError, ParseLimits, collect
-from .providers._wire import ProviderRequest, ProviderResponse
-from .providers.base import Claim, Provider
-from .replay import ReplayStore, ReplayStoreFull
-from .responses import (
+from ._fields import BodyError, FieldError, ParseLimits, collect
+from ._logs import OutageLog, note_verdict
+from ._replay import ReplayStore, ReplayStoreFull
+from ._request import ClientRequest
+from ._responses import (
     Denial,
     Reply,
     bad_request,
@@ -77,8 +73,12 @@ from .responses import (
     too_slow,
     unavailable,
 )
-from .rules import BadPath, Rule, RuleTable
-from .verdict import MISCONFIGURATION, REFUSED, Fault, Outcome, ProviderFailure, Verdict
+from ._rules import BadPath, Rule, RuleTable
+from ._state import StateFull, StateOp, Transition
+from ._verdict import MISCONFIGURATION, REFUSED, Fault, Outcome, ProviderFailure, Verdict
+from ._version import __version__
+from .providers._base import Claim, Provider
+from .providers._wire import ProviderRequest, ProviderResponse
 
 logger = logging.getLogger("captcha_guard")
 
@@ -87,7 +87,7 @@ DEFAULT_MAX_BODY_SIZE = 1_048_576
 #: holds a connection and memory, so it is cut off. Generous for a login form on a bad link.
 DEFAULT_BODY_TIMEOUT = 10.0
 
-#: A protected-method request whose path holds a control character (see rules.py).
+#: A protected-method request whose path holds a control character (see _rules.py).
 BAD_PATH_DENIAL = Denial(400, "bad_path", "control character in the request path")
 
 #: A shared breaker's probe is a lease this much longer than the provider's timeout: if its
@@ -264,11 +264,15 @@ class Gate:
         self._spelled = table.spelled if table.exhaustive else None
         self._challenges = _challenge_paths([provider, *named.values()])
 
+    def forget_outages(self) -> None:
+        """Start the outage log afresh: the next outage line is written at once."""
+        self._outages = OutageLog(self._clock)
+
     # Before any byte is read.
 
     def match(self, method: str, path: str) -> Route | Denial | None:
         """The route protecting ``method path`` (the path below ``root_path``), None, or a
-        400 ``bad_path`` for a protected-method path the rules cannot judge (rules.py)."""
+        400 ``bad_path`` for a protected-method path the rules cannot judge (_rules.py)."""
         spelled = self._spelled
         if spelled is not None and method not in spelled and method.isascii():
             return None  # RuleTable.match's own first test, inlined: the hot path

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from .verdict import MISCONFIGURATION, SUSPECT, Verdict
+from ._verdict import MISCONFIGURATION, SUSPECT, Verdict
 
 logger = logging.getLogger("captcha_guard")
 

@@ -47,8 +47,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from ._breaker import CircuitBreaker, Permit, State
 from ._events import StoreErrorEvent
-from .breaker import CircuitBreaker, Permit, State
 
 logger = logging.getLogger("captcha_guard")
 

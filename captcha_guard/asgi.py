@@ -29,10 +29,10 @@ from ._flow import (
     Route,
 )
 from ._request import from_scope, read_headers
+from ._responses import Denial, render, wants_json
+from ._rules import route_path
 from ._state import StateOp
 from ._types import ASGIApp, Message, Receive, Scope, Send
-from .responses import Denial, render, wants_json
-from .rules import route_path
 
 logger = logging.getLogger("captcha_guard")
 

@@ -36,6 +36,7 @@ except ImportError as exc:  # pragma: no cover - the extra is what installs it
         "captcha_guard.prometheus needs prometheus-client: pip install 'captcha-guard[prometheus]'"
     ) from exc
 
+from ._breaker import State
 from ._events import (
     FALLBACK_ALLOWED,
     FALLBACK_REFUSED_BUDGET,
@@ -46,7 +47,6 @@ from ._events import (
     StoreErrorEvent,
     VerdictEvent,
 )
-from .breaker import State
 
 #: Seconds; provider calls time out at 5 s by default (the vendors' advice).
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

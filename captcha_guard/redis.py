@@ -86,8 +86,8 @@ except ImportError as exc:  # pragma: no cover - the extra is missing
         "captcha_guard.redis needs redis-py: pip install 'captcha-guard[redis]'"
     ) from exc
 
+from ._breaker import Permit, State
 from ._state import DEFAULT_PROBE_LEASE, OP_NAMES, StateFull, StateOp, StateUnavailable, Transition
-from .breaker import Permit, State
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")

@@ -29,13 +29,13 @@ from ._flow import (
     Route,
 )
 from ._request import from_environ
+from ._responses import Denial, render, status_line, wants_json
 from ._state import StateOp
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._types import Environ, StartResponse, WSGIApp
-from .responses import Denial, render, status_line, wants_json
 
 #: Where a request that reached the app finds its verdict.
-VERDICT_KEY = "captcha_guard.verdict"
+VERDICT_KEY = "captcha_guard._verdict"
 
 #: ``on_reject(denial, environ)`` returns the WSGI app (a Flask or Werkzeug Response) that answers.
 WSGIRejectHandler = Callable[[Denial, Environ], WSGIApp]

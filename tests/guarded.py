@@ -54,14 +54,18 @@ def guarded(
     *,
     providers: Mapping[str, Provider] | None = None,
     rules: Sequence[Rule] | None = None,
+    guards: list[CaptchaGuard] | None = None,
 ) -> Iterator[str]:
-    """Serve ``verdict_echo`` behind a CaptchaGuard; yield the base URL."""
+    """Serve ``verdict_echo`` behind a CaptchaGuard; yield the base URL (and add the guard to
+    ``guards``, for a stage that must reach it)."""
     guard = CaptchaGuard(
         verdict_echo,
         rules=rules if rules is not None else [Rule("/login")],
         provider=provider,
         providers=providers,
     )
+    if guards is not None:
+        guards.append(guard)
     with serve_asgi(guard) as url:
         yield url
 
@@ -97,6 +101,7 @@ class Stage:
     upstream: EmulatorServer
     url: str
     client: httpx.Client
+    guard: CaptchaGuard
 
     def post(self, route: str, data: Mapping[str, str], **kwargs: Any) -> httpx.Response:
         headers = {"accept": "application/json", **kwargs.pop("headers", {})}
@@ -106,6 +111,9 @@ class Stage:
         self.emulator.outage = None
         self.emulator.delay = 0.0
         self.emulator.requests.clear()
+        # Each test sees its own outage log lines: an outage logs once per interval, and the
+        # stage's guard outlives the test before.
+        self.guard.gate.forget_outages()
 
 
 @contextmanager
@@ -114,5 +122,6 @@ def staged(emulator: Emulator, upstream: EmulatorServer, **providers: Provider) 
         Rule(f"/{name}", provider=name, fail_open=not name.endswith("-closed"))
         for name in providers
     ]
-    with guarded(providers=providers, rules=rules) as url, client() as http:
-        yield Stage(emulator, upstream, url, http)
+    guards: list[CaptchaGuard] = []
+    with guarded(providers=providers, rules=rules, guards=guards) as url, client() as http:
+        yield Stage(emulator, upstream, url, http, guards[0])

@@ -17,10 +17,10 @@ from urllib.parse import parse_qs
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from captcha_guard._breaker import State
 from captcha_guard._events import BreakerEvent, StoreErrorEvent, VerdictEvent
-from captcha_guard.breaker import State
+from captcha_guard._verdict import Outcome
 from captcha_guard.prometheus import event_hooks
-from captcha_guard.verdict import Outcome
 
 HOOKS = event_hooks()
 

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from captcha_guard import CaptchaGuard, CircuitBreaker, GeeTest, Outcome, Rule
-from captcha_guard.breaker import State
+from captcha_guard._breaker import State
 from captcha_guard.providers.geetest import OPERATOR_ERRORS, USER_ERRORS, sign_token
 from captcha_guard.testing import GeeTestEmulator, Outage
 from captcha_guard.testing._geetest import ERROR_MESSAGES

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from captcha_guard import CircuitBreaker
-from captcha_guard.breaker import TRANSITIONS, Event, Permit, State
+from captcha_guard._breaker import TRANSITIONS, Event, Permit, State
 from tests.helpers import FakeClock
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from captcha_guard import FallbackLimit, TrustedProxies
 from captcha_guard._client_ip import ClientAddress
-from captcha_guard.fallback import MemoryFallbackBudget
+from captcha_guard._fallback import MemoryFallbackBudget
 from captcha_guard.testing import Outage
 from tests.hardening_kit import CASES, DOORS, guarded_site
 from tests.helpers import FakeClock

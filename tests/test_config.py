@@ -26,7 +26,7 @@ from captcha_guard._config import (
     _Locator,
     load,
 )
-from captcha_guard.fields import ParseLimits
+from captcha_guard._fields import ParseLimits
 from captcha_guard.providers.proof_of_work import derive_key
 from captcha_guard.testing import EmulatorServer, GeeTestEmulator
 from tests.helpers import RecordingApp

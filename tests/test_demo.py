@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from captcha_guard import CircuitBreaker, Outcome
+from captcha_guard._breaker import State
 from captcha_guard._events import BreakerEvent, StoreErrorEvent, VerdictEvent
-from captcha_guard.breaker import State
 from captcha_guard.demo.app import (
     CHALLENGE_PATH,
     COMMENT_PATH,

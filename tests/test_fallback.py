@@ -20,7 +20,7 @@ from captcha_guard import (
     Outcome,
     Rule,
 )
-from captcha_guard.fallback import (
+from captcha_guard._fallback import (
     NO_ADDRESS,
     NO_CAPACITY,
     OVER_BUDGET,
@@ -32,8 +32,8 @@ from captcha_guard.fallback import (
     as_limit,
     network_of,
 )
-from captcha_guard.replay import MemoryReplayStore
-from captcha_guard.responses import FALLBACK_REJECTED_REASON
+from captcha_guard._replay import MemoryReplayStore
+from captcha_guard._responses import FALLBACK_REJECTED_REASON
 from captcha_guard.testing import GeeTestEmulator, Outage
 from tests.hardening_kit import CASES, DOORS, ProviderCase, Site, guarded_site
 from tests.helpers import FakeClock, RecordingApp

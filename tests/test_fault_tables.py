@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from captcha_guard._verdict import SUSPECT, Fault, Outcome, ProviderFailure, Verdict
 from captcha_guard.providers._faults import (
     ALIYUN,
     ALIYUN_VERIFY,
@@ -18,7 +19,6 @@ from captcha_guard.providers._faults import (
     provider,
     user,
 )
-from captcha_guard.verdict import SUSPECT, Fault, Outcome, ProviderFailure, Verdict
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "faults.md"
 

@@ -8,8 +8,7 @@ import httpx
 import pytest
 
 from captcha_guard import GeeTest, Rule
-from captcha_guard._flow import Deny, Pass
-from captcha_guard.fields import (
+from captcha_guard._fields import (
     DEFAULT_LIMITS,
     BodyError,
     FieldError,
@@ -22,8 +21,8 @@ from captcha_guard.fields import (
     parse_multipart,
     parse_urlencoded,
 )
-from captcha_guard.gate import Gate, Route
-from captcha_guard.responses import Denial
+from captcha_guard._flow import Deny, Gate, Pass, Route
+from captcha_guard._responses import Denial
 from captcha_guard.testing import GeeTestEmulator
 from tests.wire import client_request, until_call
 
@@ -476,7 +475,7 @@ def test_a_body_of_tiny_parts_is_refused_before_any_part_is_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # What 0.2-0.3 s of event-loop time went into: no part may be read at all.
-    from captcha_guard import fields as module
+    from captcha_guard import _fields as module
 
     read: list[bytes] = []
     monkeypatch.setattr(module._PartReader, "part", lambda self, segment: read.append(segment))

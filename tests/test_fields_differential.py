@@ -28,7 +28,7 @@ from django.conf import settings
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from captcha_guard.fields import BodyError, FieldError, Fields, collect
+from captcha_guard._fields import BodyError, FieldError, Fields, collect
 
 if not settings.configured:
     settings.configure(DEBUG=False, ALLOWED_HOSTS=["*"], DEFAULT_CHARSET="utf-8")

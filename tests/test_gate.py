@@ -12,12 +12,21 @@ import httpx
 import pytest
 
 from captcha_guard import CircuitBreaker, GeeTest, Outcome, Rule, Verdict
-from captcha_guard._flow import BUSY, CallProblem, Decision, Deny, Flow, Pass, ProviderCall
-from captcha_guard.breaker import Permit, State
-from captcha_guard.gate import Gate, Route
+from captcha_guard._breaker import Permit, State
+from captcha_guard._flow import (
+    BUSY,
+    CallProblem,
+    Decision,
+    Deny,
+    Flow,
+    Gate,
+    Pass,
+    ProviderCall,
+    Route,
+)
+from captcha_guard._responses import Denial
 from captcha_guard.providers import ProviderRequest, ProviderResponse
-from captcha_guard.providers.base import Claim, RequestInfo
-from captcha_guard.responses import Denial
+from captcha_guard.providers._base import Claim, RequestInfo
 from captcha_guard.testing import GeeTestEmulator
 from tests.helpers import FakeClock, assert_logs_clean, tokens_of
 from tests.wire import client_request, drive, from_httpx, until_call

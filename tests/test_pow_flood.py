@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bench.pow_flood import Clock, simulate
 from captcha_guard import ProofOfWork
-from captcha_guard.replay import MemoryReplayStore
+from captcha_guard._replay import MemoryReplayStore
 
 SECRET = "flood-test-secret-0123456789"
 NATIVE = 10e6  # hashes per second per core, about what bench/pow_flood.py measures here

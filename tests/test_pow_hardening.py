@@ -12,9 +12,9 @@ import pytest
 from altcha import PayloadV1, solve_challenge_v1
 
 from captcha_guard import CaptchaGuard, Outcome, ProofOfWork, Rule, Verdict, WSGICaptchaGuard
-from captcha_guard.fields import Fields
-from captcha_guard.providers.base import RequestInfo
-from captcha_guard.replay import MemoryReplayStore
+from captcha_guard._fields import Fields
+from captcha_guard._replay import MemoryReplayStore
+from captcha_guard.providers._base import RequestInfo
 from tests.apps import echo_asgi, echo_wsgi
 from tests.servers import serve_asgi, serve_wsgi
 

@@ -17,10 +17,10 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from captcha_guard import prometheus
+from captcha_guard._breaker import State
 from captcha_guard._events import BreakerEvent, StoreErrorEvent, VerdictEvent
-from captcha_guard.breaker import State
+from captcha_guard._verdict import Outcome
 from captcha_guard.prometheus import event_hooks
-from captcha_guard.verdict import Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from captcha_guard import CaptchaGuard, CircuitBreaker, GeeTest, Rule
-from captcha_guard.breaker import State
+from captcha_guard._breaker import State
 from tests.helpers import (
     GatedGeeTestEmulator,
     RecordingApp,

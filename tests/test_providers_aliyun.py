@@ -21,11 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from captcha_guard import AliyunCaptcha
-from captcha_guard.fields import Fields
+from captcha_guard._fields import Fields
+from captcha_guard._verdict import Fault, ProviderFailure, Verdict
+from captcha_guard.providers._base import Claim, RequestInfo
 from captcha_guard.providers.aliyun import acs_date, sign
-from captcha_guard.providers.base import Claim, RequestInfo
 from captcha_guard.testing import AliyunCaptchaEmulator, Outage
-from captcha_guard.verdict import Fault, ProviderFailure, Verdict
 from tests.guarded import Stage, patient, staged
 from tests.wire import as_httpx, from_httpx
 

@@ -14,11 +14,11 @@ import jwt
 import pytest
 
 from captcha_guard import DeepKnow
-from captcha_guard.fields import FieldError, Fields, collect
-from captcha_guard.providers.base import Claim, RequestInfo
+from captcha_guard._fields import FieldError, Fields, collect
+from captcha_guard._verdict import Fault, Outcome, ProviderFailure, Verdict
+from captcha_guard.providers._base import Claim, RequestInfo
 from captcha_guard.providers.deepknow import encode_jwt
 from captcha_guard.testing import DeepKnowEmulator, Outage
-from captcha_guard.verdict import Fault, Outcome, ProviderFailure, Verdict
 from tests.guarded import Stage, patient, staged
 from tests.wire import as_httpx, from_httpx
 

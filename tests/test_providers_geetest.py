@@ -8,10 +8,10 @@ import httpx
 import pytest
 
 from captcha_guard import CircuitBreaker, GeeTest, Outcome, Verdict
-from captcha_guard.fields import FieldError, Fields
-from captcha_guard.providers.base import Claim, RequestInfo
+from captcha_guard._fields import FieldError, Fields
+from captcha_guard._verdict import Fault, ProviderFailure
+from captcha_guard.providers._base import Claim, RequestInfo
 from captcha_guard.providers.geetest import ENDPOINTS, OPERATOR_ERRORS, USER_ERRORS, sign_token
-from captcha_guard.verdict import Fault, ProviderFailure
 from tests.wire import as_httpx, from_httpx
 
 CAPTCHA_ID = "647f5ed2ed8acb4be36784e01556bb71"

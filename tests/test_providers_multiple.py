@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from captcha_guard import CaptchaGuard, CircuitBreaker, ReCaptcha, Rule, Turnstile
-from captcha_guard.breaker import State
+from captcha_guard._breaker import State
 from captcha_guard.testing import Outage, ReCaptchaEmulator, TurnstileEmulator
 from tests.guarded import guarded, post, verdict_echo
 

@@ -24,12 +24,11 @@ from captcha_guard import (
     Verdict,
     WSGICaptchaGuard,
 )
-from captcha_guard._flow import Pass
-from captcha_guard.fields import FieldError, Fields
-from captcha_guard.gate import Gate
-from captcha_guard.providers.base import RequestInfo
+from captcha_guard._fields import FieldError, Fields
+from captcha_guard._flow import Gate, Pass
+from captcha_guard._replay import MemoryReplayStore
+from captcha_guard.providers._base import RequestInfo
 from captcha_guard.providers.proof_of_work import derive_key
-from captcha_guard.replay import MemoryReplayStore
 from tests.apps import echo_asgi, echo_wsgi
 from tests.servers import serve_asgi, serve_wsgi
 from tests.wire import client_request, run_flow

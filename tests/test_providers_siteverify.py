@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from captcha_guard import HCaptcha, ReCaptcha, Turnstile
-from captcha_guard.fields import Fields
-from captcha_guard.providers.base import RequestInfo
+from captcha_guard._fields import Fields
+from captcha_guard._verdict import Fault, Outcome, ProviderFailure, Verdict
+from captcha_guard.providers._base import RequestInfo
 from captcha_guard.providers.siteverify import Siteverify
 from captcha_guard.testing import (
     HCaptchaEmulator,
@@ -26,7 +27,6 @@ from captcha_guard.testing import (
     SiteverifyEmulator,
     TurnstileEmulator,
 )
-from captcha_guard.verdict import Fault, Outcome, ProviderFailure, Verdict
 from tests.guarded import Stage, guarded, patient, post, staged
 from tests.wire import as_httpx, from_httpx
 

@@ -22,6 +22,7 @@ import redis
 import redis.asyncio as aredis
 
 from captcha_guard import redis as cg_redis
+from captcha_guard._breaker import Permit, State
 from captcha_guard._events import StoreErrorEvent
 from captcha_guard._state import (
     FailoverState,
@@ -32,7 +33,6 @@ from captcha_guard._state import (
     Transition,
     bind_state,
 )
-from captcha_guard.breaker import Permit, State
 from captcha_guard.redis import RedisState
 from tests.redis_server import RedisServer, redis_cluster, redis_server
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from captcha_guard.replay import MemoryReplayStore, ReplayStoreFull
+from captcha_guard._replay import MemoryReplayStore, ReplayStoreFull
 
 
 def test_a_key_is_remembered_once() -> None:

@@ -10,7 +10,7 @@ import pytest
 from starlette.responses import PlainTextResponse
 
 from captcha_guard import CaptchaGuard, Denial, GeeTest, Outcome, Rule, Verdict
-from captcha_guard.responses import (
+from captcha_guard._responses import (
     UNAVAILABLE_REASON,
     bad_request,
     rejected,

@@ -9,7 +9,7 @@ httptools; wsgiref, the Werkzeug dev server, waitress and gunicorn). The invaria
 
 The gate's provider refuses everything (tests/routing_apps.py), so in practice "gated" must be
 the gate's own 403 ``captcha_rejected`` or 400 ``bad_path``. ``KNOWN_DIVERGENCES`` pins the
-variants that did run a view unguarded before rules.py learnt better: if an upgrade of a
+variants that did run a view unguarded before _rules.py learnt better: if an upgrade of a
 framework stops routing one of them, the harness says so instead of quietly testing less.
 
     python -m tests.test_routing_differential     prints what each router did (the table)

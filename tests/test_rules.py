@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from starlette.convertors import Convertor, register_url_convertor
 
 from captcha_guard import CaptchaGuard, GeeTest, Rule, WSGICaptchaGuard
-from captcha_guard.rules import (
+from captcha_guard._rules import (
     BAD_PATH,
     DEFAULT_METHODS,
     RuleTable,
@@ -32,7 +32,7 @@ from tests.helpers import RecordingApp, body_receive, call, http_scope
         ("/u/{name}", ["/u/bob", "/u/b.o-b_1", "/u/%20"], ["/u/", "/u/a/b"]),
         ("/u/{name:str}", ["/u/bob"], ["/u/", "/u/a/b"]),
         # Wider than Starlette's [0-9]+: Werkzeug's \\d takes any Unicode digit and a signed
-        # convertor a sign, FastAPI's pydantic blanks around, "_" and "1.0" (see rules.py).
+        # convertor a sign, FastAPI's pydantic blanks around, "_" and "1.0" (see _rules.py).
         (
             "/n/{n:int}",
             [

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from captcha_guard._breaker import CircuitBreaker, Permit, State
 from captcha_guard._events import StoreErrorEvent
 from captcha_guard._state import (
     FailoverState,
@@ -24,7 +25,6 @@ from captcha_guard._state import (
     Transition,
     bind_state,
 )
-from captcha_guard.breaker import CircuitBreaker, Permit, State
 from tests.helpers import FakeClock
 
 

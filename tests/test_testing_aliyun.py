@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from captcha_guard import AliyunCaptcha
-from captcha_guard.fields import Fields
+from captcha_guard._fields import Fields
+from captcha_guard.providers._base import RequestInfo
 from captcha_guard.providers.aliyun import acs_date, sign
-from captcha_guard.providers.base import RequestInfo
 from captcha_guard.testing import AliyunCaptchaEmulator
 from tests.wire import as_httpx
 

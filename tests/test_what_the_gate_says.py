@@ -22,12 +22,12 @@ from captcha_guard import (
     Rule,
     WSGICaptchaGuard,
 )
+from captcha_guard._replay import MemoryReplayStore
+from captcha_guard._responses import FALLBACK_REJECTED_REASON, UNAVAILABLE_REASON
+from captcha_guard._verdict import Fault
 from captcha_guard.providers._faults import ALIYUN, DEEPKNOW, GEETEST, SITEVERIFY
-from captcha_guard.replay import MemoryReplayStore
-from captcha_guard.responses import FALLBACK_REJECTED_REASON, UNAVAILABLE_REASON
 from captcha_guard.testing import Outage
 from captcha_guard.testing._siteverify import HCAPTCHA_TEST_TOKEN, TURNSTILE_TEST_TOKEN
-from captcha_guard.verdict import Fault
 from tests.hardening_kit import CASES, DOORS, RecordingWSGIApp, Site, guarded_site
 from tests.helpers import FakeClock, RecordingApp
 from tests.servers import serve_asgi, serve_wsgi

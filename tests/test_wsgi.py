@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from captcha_guard import CircuitBreaker, Denial, GeeTest, Rule, WSGICaptchaGuard
-from captcha_guard.responses import UNAVAILABLE_REASON
+from captcha_guard._responses import UNAVAILABLE_REASON
 from captcha_guard.testing import EmulatorServer, GeeTestEmulator, Outage
 from captcha_guard.wsgi import VERDICT_KEY
 from tests.apps import echo_wsgi

@@ -33,8 +33,8 @@ from starlette.routing import Route
 
 from .. import CaptchaGuard, CircuitBreaker, GeeTest, ProofOfWork, Rule
 from .._request import read_headers
+from .._responses import Denial, render, status_line, wants_json
 from .._types import ASGIApp, Scope
-from ..responses import Denial, render, status_line, wants_json
 from ..testing import EmulatorServer, GeeTestEmulator, Outage
 from .panel import Panel
 

@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._breaker import CircuitBreaker, State
 from .._events import BreakerEvent, StoreErrorEvent, VerdictEvent
-from ..breaker import CircuitBreaker, State
-from ..verdict import Outcome
+from .._verdict import Outcome
 
 #: How many verdicts and breaker changes the panel keeps (newest first on the page).
 RECENT = 8

@@ -6,12 +6,12 @@ HTTP request it needs (``build_request`` -> ``ProviderRequest``) and reads the a
 ``Fault`` says whose fault it was. README, "Writing a provider".
 """
 
+from .._fields import FieldError, Fields
 from .._request import ClientRequest, RequestInfo
-from ..fields import FieldError, Fields
-from ..verdict import Fault, ProviderFailure
+from .._verdict import Fault, ProviderFailure
+from ._base import Claim, Provider, answer_document, matching, short_text
 from ._wire import ProviderRequest, ProviderResponse, form_post
 from .aliyun import AliyunCaptcha
-from .base import Claim, Provider, answer_document, matching, short_text
 from .deepknow import DeepKnow
 from .geetest import GeeTest
 from .proof_of_work import ProofOfWork

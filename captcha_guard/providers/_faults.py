@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ..verdict import SUSPECT, Fault, Outcome, ProviderFailure, Verdict
+from .._verdict import SUSPECT, Fault, Outcome, ProviderFailure, Verdict
 
 # When one answer carries several codes, the bin that wins: a code no client can cause says
 # more about the answer than one a client can.

@@ -18,17 +18,10 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from ..breaker import CircuitBreaker
-from ..fields import FieldError, Fields
-from ..verdict import MISCONFIGURATION, SUSPECT, Fault, ProviderFailure, Verdict
-from ._faults import (
-    ALIYUN,
-    ALIYUN_AUTH_REFUSED,
-    ALIYUN_OPERATOR_STATUSES,
-    ALIYUN_SCENE_CODES,
-    ALIYUN_VERIFY,
-)
-from .base import (
+from .._breaker import CircuitBreaker
+from .._fields import FieldError, Fields
+from .._verdict import MISCONFIGURATION, SUSPECT, Fault, ProviderFailure, Verdict
+from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
     Provider,
@@ -38,6 +31,13 @@ from .base import (
     answer_document,
     matching,
     short_text,
+)
+from ._faults import (
+    ALIYUN,
+    ALIYUN_AUTH_REFUSED,
+    ALIYUN_OPERATOR_STATUSES,
+    ALIYUN_SCENE_CODES,
+    ALIYUN_VERIFY,
 )
 
 ACTION = "VerifyIntelligentCaptcha"

@@ -17,11 +17,10 @@ from typing import Any, ClassVar, TypeAlias
 from jwt.algorithms import HMACAlgorithm
 from jwt.api_jws import PyJWS
 
-from ..breaker import CircuitBreaker
-from ..fields import FieldError, Fields
-from ..verdict import SUSPECT, Fault, ProviderFailure, Verdict
-from ._faults import DEEPKNOW
-from .base import (
+from .._breaker import CircuitBreaker
+from .._fields import FieldError, Fields
+from .._verdict import SUSPECT, Fault, ProviderFailure, Verdict
+from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
     Provider,
@@ -32,6 +31,7 @@ from .base import (
     matching,
     short_text,
 )
+from ._faults import DEEPKNOW
 
 ENDPOINT = "https://dkapi.geetest.com/deepknow/v2/verify"
 

@@ -8,11 +8,10 @@ import re
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from ..breaker import CircuitBreaker
-from ..fields import Fields
-from ..verdict import MISCONFIGURATION, Fault, ProviderFailure, Verdict
-from ._faults import GEETEST
-from .base import (
+from .._breaker import CircuitBreaker
+from .._fields import Fields
+from .._verdict import MISCONFIGURATION, Fault, ProviderFailure, Verdict
+from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
     Provider,
@@ -24,6 +23,7 @@ from .base import (
     matching,
     short_text,
 )
+from ._faults import GEETEST
 
 ENDPOINTS: dict[str | None, str] = {
     None: "https://gcaptcha4.geetest.com/validate",

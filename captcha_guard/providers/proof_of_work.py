@@ -51,10 +51,10 @@ from typing import Any, ClassVar, Final
 
 from altcha.v1 import ChallengeOptions, create_challenge, hash_hex, hmac_hex
 
-from ..fields import FieldError, Fields
-from ..replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
-from ..verdict import MISCONFIGURATION, REFUSED, Outcome, Verdict
-from .base import Provider, RequestInfo
+from .._fields import FieldError, Fields
+from .._replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
+from .._verdict import MISCONFIGURATION, REFUSED, Outcome, Verdict
+from ._base import Provider, RequestInfo
 
 #: About 5 ms of one core's work for a native solver on average (bench/pow_flood.py), about
 #: 0.05 s for altcha's own Python solver; the widget with Web Crypto in a browser is of the

@@ -14,11 +14,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from ..breaker import CircuitBreaker
-from ..fields import Fields
-from ..verdict import MISCONFIGURATION, Fault, ProviderFailure, Verdict
-from ._faults import SITEVERIFY
-from .base import (
+from .._breaker import CircuitBreaker
+from .._fields import Fields
+from .._verdict import MISCONFIGURATION, Fault, ProviderFailure, Verdict
+from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
     Provider,
@@ -29,6 +28,7 @@ from .base import (
     form_post,
     matching,
 )
+from ._faults import SITEVERIFY
 
 RECAPTCHA_ENDPOINT = "https://www.google.com/recaptcha/api/siteverify"
 HCAPTCHA_ENDPOINT = "https://api.hcaptcha.com/siteverify"

@@ -9,7 +9,7 @@ from typing import Any
 
 #: In the details of a verdict made while the provider could not be asked: why the fallback
 #: guard refused it (a replay, a network over its budget, no capacity). Its presence is what
-#: tells the answer to read generic (see responses.py).
+#: tells the answer to read generic (see _responses.py).
 REFUSED = "fallback_refused"
 #: In the details of a verdict: a hint that our configuration is wrong, which no client can
 #: cause. Logged at ERROR: someone must act.

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .._breaker import CircuitBreaker
+from .._fields import FieldError, Fields
 from .._request import ClientRequest, RequestInfo
-from ..breaker import CircuitBreaker
-from ..fields import FieldError, Fields
-from ..verdict import Fault, Outcome, ProviderFailure, Verdict
+from .._verdict import Fault, Outcome, ProviderFailure, Verdict
 from ._wire import ProviderRequest, ProviderResponse, check_url, form_post
 
 DEFAULT_TIMEOUT = 5.0

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from .verdict import REFUSED, Verdict
+from ._verdict import REFUSED, Verdict
 
 #: The one text of every 503 that a provider's state could explain.
 UNAVAILABLE_REASON = "captcha check unavailable, try again later"

@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias, runtime_checkable
 
-from .replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
-from .verdict import Outcome
+from ._replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
+from ._verdict import Outcome
 
 logger = logging.getLogger("captcha_guard")
 
