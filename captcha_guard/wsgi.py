@@ -35,7 +35,7 @@ from ._sync import SyncHttpxSender, Urllib3Sender
 from ._types import Environ, StartResponse, WSGIApp
 
 #: Where a request that reached the app finds its verdict.
-VERDICT_KEY = "captcha_guard._verdict"
+VERDICT_KEY = "captcha_guard.verdict"
 
 #: ``on_reject(denial, environ)`` returns the WSGI app (a Flask or Werkzeug Response) that answers.
 WSGIRejectHandler = Callable[[Denial, Environ], WSGIApp]

@@ -9,7 +9,7 @@ Settings, from environment variables:
 Run:  python examples/django_app.py runserver
 
 The gate wraps Django's WSGI application, so it runs before any Django middleware; a view
-finds the verdict in ``request.META["captcha_guard._verdict"]``.
+finds the verdict in ``request.META["captcha_guard.verdict"]``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from captcha_guard import GeeTest, Rule, WSGICaptchaGuard  # noqa: E402
 @csrf_exempt  # a JSON API authenticated by the captcha, not by a session cookie
 @require_POST
 def signup(request: HttpRequest) -> JsonResponse:
-    verdict = request.META["captcha_guard._verdict"]
+    verdict = request.META["captcha_guard.verdict"]
     data = json.loads(request.body)
     return JsonResponse({"user": data.get("user"), "captcha": verdict.outcome.value})
 

@@ -34,7 +34,7 @@ async def echo_asgi(scope, receive, send):  # type: ignore[no-untyped-def]
 def echo_wsgi(environ, start_response):  # type: ignore[no-untyped-def]
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
-    payload = seen(environ.get("captcha_guard._verdict"), body)
+    payload = seen(environ.get("captcha_guard.verdict"), body)
     start_response(
         "200 OK",
         [("content-type", "application/json"), ("content-length", str(len(payload)))],

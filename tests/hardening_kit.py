@@ -192,7 +192,7 @@ class RecordingWSGIApp:
             chunks.append(chunk)
             wanted -= len(chunk)
         body = b"".join(chunks)
-        verdict = environ.get("captcha_guard._verdict")
+        verdict = environ.get("captcha_guard.verdict")
         with self._lock:
             self.calls += 1
             self.bodies.append(body)

@@ -119,7 +119,7 @@ def flask_app() -> Any:
     app = Flask("routing_flask")
 
     def verdict_of() -> Any:
-        return request.environ.get("captcha_guard._verdict")
+        return request.environ.get("captcha_guard.verdict")
 
     @app.post("/login")
     def login() -> Any:
@@ -170,7 +170,7 @@ def django_setup() -> None:
             if scope is not None:
                 verdict = scope.get("state", {}).get("captcha")
             else:
-                verdict = request.META.get("captcha_guard._verdict")
+                verdict = request.META.get("captcha_guard.verdict")
             body = json.dumps(_answer(name, verdict))
             return HttpResponse(body, content_type="application/json")
 

@@ -35,7 +35,7 @@ from tests.servers import serve_wsgi
 
 
 def verdict_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    verdict = environ.get("captcha_guard._verdict")
+    verdict = environ.get("captcha_guard.verdict")
     body = json.dumps({"outcome": verdict.outcome.value, "provider": verdict.provider}).encode()
     start_response("200 OK", [("content-type", "application/json")])
     return [body]

@@ -490,3 +490,10 @@ def test_a_full_connection_pool_is_a_503_that_never_opens_the_circuit(
     assert state_after_busy == "closed"
     assert breaker.state.value == "closed"
     assert after.status_code == 200 and after.json()["outcome"] == "passed"
+
+
+def test_the_verdict_key_is_the_one_design_pins() -> None:
+    # DESIGN.md promises environ["captcha_guard.verdict"]; apps outside this repo read it.
+    from captcha_guard.wsgi import VERDICT_KEY
+
+    assert VERDICT_KEY == "captcha_guard.verdict"
