@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._flow import BUSY, CallProblem, ProviderCall
+from ._proxy import env_proxy
 from .providers._wire import ProviderResponse
 
 #: Connections to providers per front door (aiohttp's pool), and calls in flight at most.
@@ -210,7 +211,7 @@ class AiohttpSender:
                 deadline.start()
                 proxy = self._proxies.get(request.url, _UNSET)
                 if proxy is _UNSET:
-                    proxy = self._proxies[request.url] = _env_proxy(request.url)
+                    proxy = self._proxies[request.url] = env_proxy(request.url)
                 context = None
             else:  # the trace starts the deadline once a connection is had
                 proxy, context = None, deadline
@@ -338,19 +339,6 @@ def _connection_trace() -> Any:
 
 _STARTS = ("connect_tcp.started", "send_request_headers.started")
 _UNSET: Any = object()
-
-
-def _env_proxy(url: str) -> str | None:
-    """The proxy HTTP(S)_PROXY / NO_PROXY name for ``url`` (as httpx and requests read them)."""
-    from urllib.parse import urlsplit
-    from urllib.request import getproxies, proxy_bypass
-
-    parts = urlsplit(url)
-    proxies = getproxies()
-    proxy = proxies.get(parts.scheme)
-    if not proxy or (parts.hostname and proxy_bypass(parts.hostname)):
-        return None
-    return proxy
 
 
 _NO_TIMEOUTS = {"connect": None, "read": None, "write": None, "pool": None}

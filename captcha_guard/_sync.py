@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from ._flow import BUSY, CallProblem, ProviderCall
+from ._proxy import env_proxy
 from .providers._wire import ProviderResponse
 
 #: Connections kept per provider host; beyond that, threads wait (bounded) for one.
@@ -26,17 +27,32 @@ class Urllib3Sender:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pool: Any = None
+        #: Per provider URL, the manager that sends to it: the direct pool, or a proxy's.
+        self._routes: dict[str, Any] = {}
+        self._proxied: dict[str, Any] = {}
 
-    def _manager(self) -> Any:
-        pool = self._pool
-        if pool is None:
-            with self._lock:  # threads: make exactly one pool
-                if self._pool is None:
-                    import urllib3
+    def _manager(self, url: str | None = None) -> Any:
+        route = self._routes.get(url) if url is not None else None
+        if route is not None:
+            return route
+        with self._lock:  # threads: make exactly one pool per route
+            import urllib3
 
-                    self._pool = urllib3.PoolManager(num_pools=16, maxsize=POOL_SIZE, block=True)
-                pool = self._pool
-        return pool
+            if self._pool is None:
+                self._pool = urllib3.PoolManager(num_pools=16, maxsize=POOL_SIZE, block=True)
+            if url is None:
+                return self._pool
+            proxy = env_proxy(url)
+            if proxy is None:
+                route = self._pool
+            else:
+                route = self._proxied.get(proxy)
+                if route is None:
+                    route = self._proxied[proxy] = urllib3.ProxyManager(
+                        proxy, num_pools=16, maxsize=POOL_SIZE, block=True
+                    )
+            self._routes[url] = route
+            return route
 
     def send(self, call: ProviderCall) -> ProviderResponse | CallProblem:
         import urllib3
@@ -45,7 +61,7 @@ class Urllib3Sender:
         request = call.request
         timeout = call.timeout
         try:
-            response = self._manager().urlopen(
+            response = self._manager(request.url).urlopen(
                 request.method,
                 request.url,
                 body=request.body,
@@ -70,9 +86,11 @@ class Urllib3Sender:
 
     def close(self) -> None:
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.clear()
+            pools = [self._pool, *self._proxied.values()]
+            self._pool, self._proxied, self._routes = None, {}, {}
+        for pool in pools:
+            if pool is not None:
+                pool.clear()
 
 
 class SyncHttpxSender:
