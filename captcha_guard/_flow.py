@@ -606,7 +606,19 @@ def _code(verdict: Verdict, refusal: str | None) -> str:
     code = verdict.details.get("error")
     if isinstance(code, str) and code:
         return code
-    return "fallback" if verdict.outcome is Outcome.FALLBACK else "rejected"
+    if verdict.outcome is Outcome.FALLBACK:
+        # Why the provider could not judge, in a closed set (labels, dashboards).
+        if verdict.details.get("fault") == Fault.OPERATOR.value:
+            return "misconfigured"
+        return _FALLBACK_CODES.get(verdict.reason, "provider_error")
+    return "rejected"
+
+
+_FALLBACK_CODES = {
+    "circuit open": "circuit_open",
+    "timeout": "provider_timeout",
+    "connect error": "provider_unreachable",
+}
 
 
 def _with_agent(request: ProviderRequest) -> ProviderRequest:

@@ -297,14 +297,14 @@ def test_the_outage_story_plays_on_the_page(browser: Browser, story_url: str) ->
         result = post_solved(browser)
         assert result.startswith("200 · the app ran: fallback"), result
         assert "HTTP 500" in result
-        assert newest_verdict(browser, count)[:3] == ["geetest", "fallback", "fallback"]
+        assert newest_verdict(browser, count)[:3] == ["geetest", "fallback", "provider_error"]
     wait_text(browser, "#breaker-geetest", "open")
     assert "closed → open" in str(shown_text(browser, "#changes"))
 
     # With the circuit open, posts fall back at once: no call to the vendor at all.
     result = post_solved(browser)
     assert result.startswith("200 · the app ran: fallback (circuit open"), result
-    assert newest_verdict(browser, 5) == ["geetest", "fallback", "fallback", "no call"]
+    assert newest_verdict(browser, 5) == ["geetest", "fallback", "circuit_open", "no call"]
     wait_text(browser, "#count-fallback", "4")
     screenshot(browser, "demo-outage.png")
 
