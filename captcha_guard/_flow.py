@@ -318,7 +318,7 @@ class Gate:
                 request.headers.get("host"),
             )
             check = yield from clearance.check_flow(
-                request.headers.get("cookie"), ctx, route.clearance_scope
+                request.headers.get("cookie"), ctx, route.clearance_scope, shared=self.shared
             )
             if check.cleared:
                 # Cleared by an earlier verified pass: no captcha, and no need for the body.
@@ -334,7 +334,11 @@ class Gate:
             and type(decision) is Pass
             and decision.verdict.outcome is Outcome.PASSED  # verified: never a fallback
         ):
-            cookie = yield from clearance.issue_flow(ctx, route.clearance_scope)  # type: ignore[arg-type]
+            cookie = yield from clearance.issue_flow(
+                ctx,
+                route.clearance_scope,  # type: ignore[arg-type]
+                shared=self.shared,
+            )
             if cookie is not None:
                 decision = Pass(decision.verdict, decision.body, (("set-cookie", cookie),))
         return decision

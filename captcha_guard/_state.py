@@ -98,6 +98,8 @@ OP_NAMES = frozenset(
         "breaker_state",
         "remember",
         "spend",
+        "read_counter",
+        "bump_counter",
     }
 )
 
@@ -202,6 +204,7 @@ class MemoryState:
         self._breakers: dict[str, CircuitBreaker] = {}
         self._memory: dict[str, _Expiring] = {}
         self._windows: dict[str, _Windows] = {}
+        self._counters: dict[tuple[str, str], int] = {}
         self._ops: dict[str, Callable[..., Any]] = {name: getattr(self, name) for name in OP_NAMES}
 
     def __repr__(self) -> str:
@@ -289,6 +292,18 @@ class MemoryState:
                 windows = self._windows[namespace] = _Windows(self.max_buckets)
             return windows.spend(bucket, limit, window, self._clock())
 
+    def read_counter(self, namespace: str, key: str) -> int:
+        """A counter that never expires (a clearance revocation generation); 0 if unset."""
+        with self._lock:
+            return self._counters.get((namespace, key), 0)
+
+    def bump_counter(self, namespace: str, key: str) -> int:
+        """Add one to the counter; its new value."""
+        with self._lock:
+            value = self._counters.get((namespace, key), 0) + 1
+            self._counters[(namespace, key)] = value
+            return value
+
     def seen(self, namespace: str, key: str) -> bool:
         """Whether ``key`` is remembered and unexpired (not an operation; never records)."""
         with self._lock:
@@ -317,6 +332,8 @@ _STORE_OF_OP = {
     "breaker_state": "breaker",
     "remember": "replay",
     "spend": "fallback_budget",
+    "read_counter": "clearance",
+    "bump_counter": "clearance",
 }
 
 

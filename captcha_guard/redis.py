@@ -657,5 +657,16 @@ class RedisState:
             _SPEND, (redis_key, int(limit), _ms(window)), lambda reply, call: bool(int(reply))
         )
 
+    # -- counters (clearance revocation) ---------------------------------------------------
+
+    def _plan_read_counter(self, namespace: str, key: str) -> _Call:
+        redis_key = self._key("counter", self._namespace(namespace), _digest(key))
+        return _Call(None, ("GET", redis_key), lambda reply, call: int(reply or 0))
+
+    def _plan_bump_counter(self, namespace: str, key: str) -> _Call:
+        # No TTL, on purpose: a revocation generation must outlive every cookie it revoked.
+        redis_key = self._key("counter", self._namespace(namespace), _digest(key))
+        return _Call(None, ("INCR", redis_key), lambda reply, call: int(reply))
+
 
 __all__ = ["RedisState"]
