@@ -1,10 +1,11 @@
 """A clearance cookie through a real browser: headless Chromium gets it from uvicorn over
 http://127.0.0.1 and sends it back.
 
-The front doors are being rewritten, so the app here is a minimal ASGI app that calls the
-clearance the way the decision flow will: ``issue_flow`` after a verified pass,
-``check_flow`` on a rule that allows clearance, every yielded ``StateOp`` performed with
-``await state.arun(op)`` (or nothing yielded at all without shared state).
+The first tests use a minimal ASGI app that calls the clearance as the decision flow does, so
+every branch of the cookie can be driven: ``issue_flow`` after a verified pass, ``check_flow``
+on a rule that allows clearance, every yielded ``StateOp`` performed with ``await
+state.arun(op)`` (or nothing yielded at all without shared state). The last test goes through
+the real CaptchaGuard.
 """
 
 from __future__ import annotations
@@ -242,3 +243,52 @@ def test_browser_over_https_gets_a_secure_host_prefixed_cookie(
         assert cookie["domain"] == "127.0.0.1"
         assert post(secure_browser, "/comments") == (200, {"status": "valid"})
         assert post(secure_browser, "/login") == (403, {"status": "absent"})
+
+
+def test_browser_through_the_door(browser: Browser) -> None:
+    """The real CaptchaGuard: a verified GeeTest pass in the browser earns the cookie, and the
+    next post from that browser passes on it alone, with no captcha fields."""
+    from captcha_guard import CaptchaGuard, GeeTest, Rule
+    from captcha_guard.testing import GeeTestEmulator
+    from tests.apps import echo_asgi
+
+    emulator = GeeTestEmulator()
+
+    async def site(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            fields = json.dumps(emulator.issue()).encode()  # what the widget would hand over
+            body = PAGE + b"<script>window.solved = " + fields + b";</script>"
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await echo_asgi(scope, receive, send)
+
+    with emulator.serve() as upstream:
+        provider = GeeTest(
+            emulator.captcha_id, emulator.captcha_key, endpoint=upstream.endpoint("/validate")
+        )
+        guard = CaptchaGuard(
+            site,
+            rules=[Rule("/comments", clearance=True)],
+            provider=provider,
+            clearance=Clearance(SECRET, ttl=900),
+        )
+        with serve_asgi(guard) as url:
+            browser.get(url + "/")
+            browser.delete_cookies()
+            send = (
+                "const [path, fields] = arguments;"
+                "const r = await fetch(path, {method: 'POST',"
+                " headers: {accept: 'application/json'}, body: new URLSearchParams(fields)});"
+                "return [r.status, (await r.json()).outcome];"
+            )
+            run = "return (async () => {" + send + "})();"
+            assert browser.run(run, "/comments", {}) == [403, None]
+            assert browser.run(run.replace("fields)", "window.solved)"), "/comments", {}) == [
+                200,
+                "passed",
+            ]
+            assert emulator.calls == 1
+            assert browser.run(run, "/comments", {}) == [200, "passed"]  # the cookie alone
+            assert emulator.calls == 1  # no captcha was asked of the provider
+            assert browser.run("return document.cookie;") == ""  # HttpOnly
