@@ -1,0 +1,259 @@
+"""Issue 10, the fleet: the doors with ``state=RedisState`` on a real redis-server, first as
+two guards in this process, then as real worker processes (``uvicorn --workers 2``,
+``gunicorn -w 2`` with sync and with uvicorn workers), with Redis killed and restarted under
+them, and as two "hosts" (two servers, each its own in-process state) on one Redis.
+
+No fakes and no sleeping in hope: every wait polls a condition under a deadline, and every
+loop is bounded. The provider is the Turnstile emulator served over HTTP from this process
+(its ``calls`` count every request the workers made to it); the site is tests/fleet_app.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from altcha import PayloadV1, solve_challenge_v1
+
+from captcha_guard._state import StateOp
+from captcha_guard.breaker import State
+from captcha_guard.redis import RedisState
+from captcha_guard.testing import EmulatorServer, Outage, TurnstileEmulator
+from tests import fleet_app
+from tests.redis_server import RedisServer, redis_server
+from tests.servers import serve_asgi, serve_wsgi
+
+ROOT = Path(__file__).resolve().parent.parent
+THRESHOLD = 3
+RESET = 1.5
+CHALLENGE = "/captcha-guard/challenge"
+POW_FIELD = "altcha"
+
+pytestmark = pytest.mark.timeout(60)
+
+
+# Fixtures and helpers.
+
+
+@pytest.fixture(scope="module")
+def shared_redis() -> Iterator[RedisServer]:
+    # One server for the tests that never kill it; each test has its own prefix.
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def prefix() -> str:
+    return "fleet" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def emulator() -> Iterator[tuple[TurnstileEmulator, EmulatorServer]]:
+    emulator = TurnstileEmulator()
+    with emulator.serve() as server:
+        yield emulator, server
+
+
+def endpoint(server: EmulatorServer) -> str:
+    return server.endpoint("/siteverify")
+
+
+def solve(challenge: dict[str, Any]) -> str:
+    """The widget's field value for ``challenge``, found by altcha's own solver."""
+    found = solve_challenge_v1(
+        challenge["challenge"], challenge["salt"], challenge["algorithm"], challenge["maxnumber"]
+    )
+    assert found is not None
+    payload = PayloadV1(
+        challenge["algorithm"],
+        challenge["challenge"],
+        found.number,
+        challenge["salt"],
+        challenge["signature"],
+    )
+    return base64.b64encode(json.dumps(payload.to_dict()).encode()).decode()
+
+
+class Site:
+    """A guarded site reached over HTTP: a base URL on TCP, or a unix socket."""
+
+    def __init__(self, base: str = "http://fleet", uds: str | None = None) -> None:
+        self.base = base
+        self.uds = uds
+
+    def client(self, timeout: float = 5.0) -> httpx.Client:
+        transport = httpx.HTTPTransport(uds=self.uds) if self.uds else None
+        return httpx.Client(base_url=self.base, transport=transport, timeout=timeout)
+
+    def request(
+        self, method: str, path: str, data: dict[str, str] | None = None, timeout: float = 5.0
+    ) -> tuple[int, dict[str, Any]]:
+        """One request on a fresh connection (so successive ones may land on any worker)."""
+        with self.client(timeout) as client:
+            response = client.request(method, path, data=data)
+        document = response.json() if response.headers.get("content-type", "").startswith(
+            "application/json"
+        ) else {}
+        return response.status_code, document
+
+    def solution(self) -> str:
+        status, challenge = self.request("GET", CHALLENGE)
+        assert status == 200, challenge
+        return solve(challenge)
+
+    def post_pow(self, value: str) -> tuple[int, dict[str, Any]]:
+        return self.request("POST", "/pow", {POW_FIELD: value})
+
+    def post_token(self, token: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        return self.request("POST", "/login", token)
+
+
+def poll(condition: Callable[[], bool], seconds: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def breaker_state(redis: RedisServer, prefix: str) -> State:
+    """The fleet's Turnstile circuit as Redis holds it (read only)."""
+    state = RedisState.from_url(redis.url, prefix=prefix, timeout=2.0)
+    try:
+        result: State = state.run(StateOp("breaker_state", ("turnstile", THRESHOLD, RESET)))
+        return result
+    finally:
+        state.close()
+
+
+# Part 1: two guards in this process, each its own door and its own RedisState.
+
+
+@contextmanager
+def in_process(door: str, redis: RedisServer, prefix: str, server: EmulatorServer) -> Iterator[Site]:
+    options = {
+        "redis": redis.url,
+        "prefix": prefix,
+        "endpoint": endpoint(server),
+        "threshold": THRESHOLD,
+        "reset": 60.0,  # no half-open within a test of part 1
+    }
+    if door == "asgi":
+        with serve_asgi(fleet_app.build_asgi(**options)) as base:
+            yield Site(base)
+    else:
+        with serve_wsgi(fleet_app.build_wsgi(**options)) as base:
+            yield Site(base)
+
+
+PAIRS = [("asgi", "asgi"), ("wsgi", "wsgi"), ("asgi", "wsgi")]
+
+
+@contextmanager
+def two_guards(
+    pair: tuple[str, str],
+    redis: RedisServer,
+    prefixes: tuple[str, str],
+    server: EmulatorServer,
+) -> Iterator[tuple[Site, Site]]:
+    with (
+        in_process(pair[0], redis, prefixes[0], server) as a,
+        in_process(pair[1], redis, prefixes[1], server) as b,
+    ):
+        yield a, b
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids="+".join)
+def test_pow_solution_passes_once_across_two_guards(
+    pair: tuple[str, str], shared_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    with two_guards(pair, shared_redis, (prefix, prefix), emulator[1]) as (a, b):
+        for first, second in ((a, b), (b, a)):
+            value = first.solution()
+            assert first.post_pow(value) == (200, {"pid": os.getpid(), "outcome": "passed"})
+            status, _ = second.post_pow(value)
+            assert status == 403
+            assert first.post_pow(value)[0] == 403
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids="+".join)
+def test_fallback_token_passes_once_across_two_guards(
+    pair: tuple[str, str], shared_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    emu, server = emulator
+    emu.outage = Outage.HTTP_500
+    with two_guards(pair, shared_redis, (prefix, prefix), server) as (a, b):
+        for first, second in ((a, b), (b, a)):
+            token = emu.issue()
+            assert first.post_token(token) == (200, {"pid": os.getpid(), "outcome": "fallback"})
+            assert second.post_token(token)[0] == 403
+            assert first.post_token(token)[0] == 403
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids="+".join)
+def test_failing_provider_opens_the_breaker_for_both_guards(
+    pair: tuple[str, str], shared_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    emu, server = emulator
+    with two_guards(pair, shared_redis, (prefix, prefix), server) as (a, b):
+        # Both guards have seen the provider working: each holds a closed snapshot.
+        for site in (a, b):
+            assert site.post_token(emu.issue()) == (200, {"pid": os.getpid(), "outcome": "passed"})
+        before = emu.calls
+        emu.outage = Outage.HTTP_500
+        # Alternating, one at a time: the guard that did not make the opening call may make
+        # one more on its cached closed snapshot (under a second old), whose reply says open.
+        for n in range(2 * THRESHOLD):
+            site = (a, b)[n % 2]
+            assert site.post_token(emu.issue())[1]["outcome"] == "fallback"
+        opened_after = emu.calls - before
+        assert THRESHOLD <= opened_after <= THRESHOLD + 1
+        assert breaker_state(shared_redis, prefix) is State.OPEN
+        for n in range(6):
+            assert (a, b)[n % 2].post_token(emu.issue())[1]["outcome"] == "fallback"
+        assert emu.calls - before == opened_after  # open for both: no call from either
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids="+".join)
+def test_two_prefixes_share_nothing_through_the_doors(
+    pair: tuple[str, str], shared_redis: RedisServer, emulator: Any
+) -> None:
+    emu, server = emulator
+    prefixes = ("fleetA" + uuid.uuid4().hex[:8], "fleetB" + uuid.uuid4().hex[:8])
+    with two_guards(pair, shared_redis, prefixes, server) as (a, b):
+        value = a.solution()
+        assert a.post_pow(value)[0] == 200
+        assert b.post_pow(value)[0] == 200  # its own memory: not seen under its prefix
+        assert a.post_pow(value)[0] == b.post_pow(value)[0] == 403
+        emu.outage = Outage.HTTP_500
+        token = emu.issue()
+        assert a.post_token(token)[1]["outcome"] == "fallback"
+        assert b.post_token(token)[1]["outcome"] == "fallback"
+        for _ in range(THRESHOLD):
+            a.post_token(emu.issue())
+        assert breaker_state(shared_redis, prefixes[0]) is State.OPEN
+        assert breaker_state(shared_redis, prefixes[1]) is State.CLOSED
+        before = emu.calls
+        assert b.post_token(emu.issue())[1]["outcome"] == "fallback"
+        assert emu.calls == before + 1  # b's circuit is its own: still closed, still calling
