@@ -9,8 +9,9 @@ variables so that every worker of ``uvicorn --workers N`` / ``gunicorn -w N`` bu
 
 Routes: ``POST /login`` (Turnstile, fail open), ``POST /pow`` (proof of work), ``GET
 /captcha-guard/challenge`` (a PoW challenge), ``GET /status`` (this worker's pid and whether
-its shared state is in an outage, after one operation on it). Every answer carries the pid
-of the worker that gave it, so a test sees which workers answered.
+its shared state is in an outage, after one operation on it). Every answer, denials too
+(``{"pid", "outcome": null, "error"}``), carries the pid of the worker that gave it, so a
+test sees which workers answered.
 
     uvicorn --workers 2 --uds PATH tests.fleet_app:asgi_app
     gunicorn -w 2 --bind unix:PATH tests.fleet_app:wsgi_app
@@ -76,6 +77,29 @@ def _doors_kwargs(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     return kwargs, settings
 
 
+def _denied(denial: Any) -> bytes:
+    return _answer(None, error=denial.error)
+
+
+def _asgi_reject(denial: Any, scope: Any) -> Any:
+    async def reply(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": denial.status, "headers": headers})
+        await send({"type": "http.response.body", "body": _denied(denial)})
+
+    return reply
+
+
+def _wsgi_reject(denial: Any, environ: Any) -> Any:
+    def reply(environ: Any, start_response: Any) -> list[bytes]:
+        body = _denied(denial)
+        headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
+        start_response(f"{denial.status} Denied", headers)
+        return [body]
+
+    return reply
+
+
 def _answer(outcome: str | None, **extra: Any) -> bytes:
     return json.dumps({"pid": os.getpid(), "outcome": outcome, **extra}).encode()
 
@@ -116,7 +140,7 @@ def build_asgi(**overrides: Any) -> CaptchaGuard:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    door = CaptchaGuard(inner, **kwargs)
+    door = CaptchaGuard(inner, on_reject=_asgi_reject, **kwargs)
     return door
 
 
@@ -142,7 +166,7 @@ def build_wsgi(**overrides: Any) -> WSGICaptchaGuard:
         )
         return [body]
 
-    door = WSGICaptchaGuard(inner, **kwargs)
+    door = WSGICaptchaGuard(inner, on_reject=_wsgi_reject, **kwargs)
     return door
 
 

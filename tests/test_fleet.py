@@ -257,3 +257,186 @@ def test_two_prefixes_share_nothing_through_the_doors(
         before = emu.calls
         assert b.post_token(emu.issue())[1]["outcome"] == "fallback"
         assert emu.calls == before + 1  # b's circuit is its own: still closed, still calling
+
+
+# Parts 2 to 4: real server processes, each serving tests/fleet_app.py on a unix socket.
+
+KINDS = ["uvicorn", "gunicorn-sync", "gunicorn-uvicorn"]
+#: Every state operation may take up to RedisState's timeout, and a request performs at most
+#: three (breaker acquire and record, one replay or budget write), plus the provider's time.
+REQUEST_BOUND = 3 * fleet_app.REDIS_TIMEOUT + fleet_app.PROVIDER_TIMEOUT + 0.5
+
+
+def _command(kind: str, sock: str, workers: int) -> list[str]:
+    if kind == "uvicorn":
+        return [
+            sys.executable, "-m", "uvicorn", "--workers", str(workers), "--uds", sock,
+            "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "30",
+            "tests.fleet_app:asgi_app",
+        ]  # fmt: skip
+    worker_class = "sync" if kind == "gunicorn-sync" else "uvicorn.workers.UvicornWorker"
+    return [
+        sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", worker_class,
+        "--bind", f"unix:{sock}", "--log-level", "warning", "--keep-alive", "30",
+        "--graceful-timeout", "2", "tests.fleet_app:wsgi_app" if kind == "gunicorn-sync"
+        else "tests.fleet_app:asgi_app",
+    ]  # fmt: skip
+
+
+class Fleet(Site):
+    def __init__(self, uds: str, process: subprocess.Popen[bytes], workers: int) -> None:
+        super().__init__(uds=uds)
+        self.process = process
+        self.workers: set[int] = set()
+        self.size = workers
+
+    def status(self) -> tuple[int, bool] | None:
+        try:
+            code, document = self.request("GET", "/status", timeout=2.0)
+        except httpx.TransportError:
+            return None
+        return (document["pid"], document["outage"]) if code == 200 else None
+
+    def wait_ready(self, seconds: float = 20.0) -> None:
+        """Until every worker has answered /status with its shared state up."""
+        up: set[int] = set()
+
+        def ready() -> bool:
+            assert self.process.poll() is None, "the server exited"
+            answer = self.status()
+            if answer is not None:
+                pid, outage = answer
+                (up.discard if outage else up.add)(pid)
+            return len(up) >= self.size
+
+        poll(ready, seconds, f"{self.size} workers with shared state up")
+        self.workers = set(up)
+
+    def spread(
+        self, send: Callable[[], tuple[int, dict[str, Any]]], at_least: int, limit: int = 60
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """At least ``at_least`` requests, on fresh connections from 4 threads, until every
+        worker has answered one (at most ``limit``)."""
+        answers: list[tuple[int, dict[str, Any]]] = []
+        with ThreadPoolExecutor(4) as pool:
+            while len(answers) < limit:
+                answers += list(pool.map(lambda _: send(), range(4)))
+                pids = {document.get("pid") for _, document in answers}
+                if len(answers) >= at_least and pids >= self.workers:
+                    return answers
+        raise AssertionError(f"not every worker answered in {limit} requests: {answers}")
+
+
+@contextmanager
+def fleet(
+    kind: str,
+    redis: RedisServer,
+    prefix: str,
+    server: EmulatorServer,
+    *,
+    workers: int = 2,
+    reset: float = RESET,
+) -> Iterator[Fleet]:
+    directory = tempfile.mkdtemp(prefix="cg-fleet-")
+    sock = os.path.join(directory, "site.sock")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "FLEET_REDIS": redis.url,
+        "FLEET_PREFIX": prefix,
+        "FLEET_ENDPOINT": endpoint(server),
+        "FLEET_THRESHOLD": str(THRESHOLD),
+        "FLEET_RESET": str(reset),
+    }
+    process = subprocess.Popen(
+        _command(kind, sock, workers), cwd=ROOT, env=env, start_new_session=True
+    )
+    try:
+        site = Fleet(sock, process, workers)
+        site.wait_ready()
+        yield site
+    finally:
+        # The server and its workers are one process group, ours: stop it, then make sure.
+        with _suppress_lookup():
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            with _suppress_lookup():
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def _suppress_lookup() -> Iterator[None]:
+    try:
+        yield
+    except ProcessLookupError:
+        pass
+
+
+def outcomes(answers: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, Any]]:
+    return sorted((code, document.get("outcome")) for code, document in answers)
+
+
+def passes_once_across_the_fleet(
+    site: Fleet, send: Callable[[], tuple[int, dict[str, Any]]], outcome: str
+) -> None:
+    answers = site.spread(send, at_least=12)
+    passed = [a for a in answers if a[0] == 200]
+    assert [(code, d["outcome"]) for code, d in passed] == [(200, outcome)], outcomes(answers)
+    assert all(code == 403 for code, _ in answers if (code, _) not in passed), outcomes(answers)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_two_workers_share_replays_and_one_breaker(
+    kind: str, shared_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    emu, server = emulator
+    with fleet(kind, shared_redis, prefix, server) as site:
+        assert len(site.workers) == 2
+        # A proof-of-work solution passes exactly once out of many posts on both workers.
+        value = site.solution()
+        passes_once_across_the_fleet(site, lambda: site.post_pow(value), "passed")
+
+        # Every worker has seen the provider answer: each holds a closed snapshot (the worst
+        # case for the race below).
+        site.spread(lambda: site.post_token(emu.issue()), at_least=4)
+        before = emu.calls
+        emu.outage = Outage.HTTP_500
+        # One post at a time, each on a fresh connection: at most one call is in flight when
+        # the fleet's circuit opens, so the only extra calls are those of the other worker
+        # granting one on its closed snapshot (younger than breaker_cache_ttl), whose reply
+        # says open: threshold + (workers - 1) at most.
+        for _ in range(4 * THRESHOLD):
+            code, document = site.post_token(emu.issue())
+            assert (code, document["outcome"]) == (200, "fallback")
+        calls = emu.calls - before
+        assert THRESHOLD <= calls <= THRESHOLD + len(site.workers) - 1
+        assert breaker_state(shared_redis, prefix) is State.OPEN
+        # Every worker's circuit is open: both answer, none calls the provider.
+        answers = site.spread(lambda: site.post_token(emu.issue()), at_least=8)
+        assert {code for code, _ in answers} == {200}
+        assert emu.calls - before == calls
+
+        # A token let through in the outage passes exactly once across the fleet too.
+        token = emu.issue()
+        passes_once_across_the_fleet(site, lambda: site.post_token(token), "fallback")
+
+        # Half-open: exactly one probe in the whole fleet (it fails: open again).
+        poll(lambda: breaker_state(shared_redis, prefix) is State.HALF_OPEN, 3 * RESET, "half-open")
+        before = emu.calls
+        started = time.monotonic()
+        answers = site.spread(lambda: site.post_token(emu.issue()), at_least=12)
+        assert time.monotonic() - started < RESET  # all within one open period after the probe
+        assert {code for code, _ in answers} == {200}
+        assert emu.calls - before == 1
+
+        # The provider is back: the next probe closes the circuit for every worker.
+        emu.outage = None
+        poll(lambda: breaker_state(shared_redis, prefix) is State.HALF_OPEN, 3 * RESET, "half-open")
+        answers = site.spread(lambda: site.post_token(emu.issue()), at_least=8)
+        assert breaker_state(shared_redis, prefix) is State.CLOSED
+        answers = site.spread(lambda: site.post_token(emu.issue()), at_least=4)
+        assert outcomes(answers) == [(200, "passed")] * len(answers)
