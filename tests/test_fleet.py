@@ -284,11 +284,18 @@ def _command(kind: str, sock: str, workers: int) -> list[str]:
 
 
 class Fleet(Site):
-    def __init__(self, uds: str, process: subprocess.Popen[bytes], workers: int) -> None:
+    def __init__(
+        self, uds: str, process: subprocess.Popen[bytes], workers: int, log_path: str
+    ) -> None:
         super().__init__(uds=uds)
         self.process = process
+        self.log_path = log_path
         self.workers: set[int] = set()
         self.size = workers
+
+    def log(self) -> str:
+        """What the server and its workers wrote to stderr so far."""
+        return Path(self.log_path).read_text(errors="replace")
 
     def status(self) -> tuple[int, bool] | None:
         try:
@@ -348,11 +355,17 @@ def fleet(
         "FLEET_THRESHOLD": str(THRESHOLD),
         "FLEET_RESET": str(reset),
     }
-    process = subprocess.Popen(
-        _command(kind, sock, workers), cwd=ROOT, env=env, start_new_session=True
-    )
+    log_path = os.path.join(directory, "stderr.log")
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            _command(kind, sock, workers),
+            cwd=ROOT,
+            env=env,
+            stderr=log,
+            start_new_session=True,
+        )
     try:
-        site = Fleet(sock, process, workers)
+        site = Fleet(sock, process, workers, log_path)
         site.wait_ready()
         yield site
     finally:
@@ -440,3 +453,76 @@ def test_two_workers_share_replays_and_one_breaker(
         assert breaker_state(shared_redis, prefix) is State.CLOSED
         answers = site.spread(lambda: site.post_token(emu.issue()), at_least=4)
         assert outcomes(answers) == [(200, "passed")] * len(answers)
+
+
+def timed(send: Callable[[], tuple[int, dict[str, Any]]]) -> Callable[[], tuple[int, dict[str, Any]]]:
+    """``send``, asserting it answers within REQUEST_BOUND and never with a 500."""
+
+    def run() -> tuple[int, dict[str, Any]]:
+        started = time.monotonic()
+        code, document = send()
+        elapsed = time.monotonic() - started
+        assert elapsed < REQUEST_BOUND, f"answered in {elapsed:.2f}s"
+        assert code != 500, document
+        return code, document
+
+    return run
+
+
+def test_redis_killed_under_the_workers_then_restarted(
+    own_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    emu, server = emulator
+    with fleet("uvicorn", own_redis, prefix, server) as site:
+        value = site.solution()
+        passes_once_across_the_fleet(site, lambda: site.post_pow(value), "passed")
+
+        own_redis.kill()  # SIGKILL, mid-run: the data is gone with it
+        # No 500, each answer within its bound, on both workers; the provider still judges.
+        answers = site.spread(timed(lambda: site.post_token(emu.issue())), at_least=12)
+        assert outcomes(answers) == [(200, "passed")] * len(answers)
+        answers = site.spread(timed(lambda: site.post_pow(site.solution())), at_least=12)
+        assert outcomes(answers) == [(200, "passed")] * len(answers)
+
+        # Within one worker (one kept-alive connection) a replay is still refused.
+        during = site.solution()
+        emu.outage = Outage.HTTP_500
+        token = emu.issue()
+        kept = site.client()
+        first = kept.post("/pow", data={POW_FIELD: during})
+        again = kept.post("/pow", data={POW_FIELD: during})
+        fell_back = kept.post("/login", data=token)
+        replayed = kept.post("/login", data=token)
+        worker = first.json()["pid"]
+        assert (first.status_code, first.json()["outcome"]) == (200, "passed")
+        assert (again.status_code, again.json()["pid"]) == (403, worker)
+        assert (fell_back.status_code, fell_back.json()) == (
+            200,
+            {"pid": worker, "outcome": "fallback"},
+        )
+        assert (replayed.status_code, replayed.json()["pid"]) == (403, worker)
+        emu.outage = None
+
+        # Redis back on the same socket, empty: every worker resumes sharing on its own.
+        own_redis.start()
+        up: set[int] = set()
+
+        def shared_again() -> bool:
+            answer = site.status()
+            if answer is not None:
+                (up.discard if answer[1] else up.add)(answer[0])
+            return up >= site.workers
+
+        poll(shared_again, 10, "every worker sharing again")
+        fresh = site.solution()
+        passes_once_across_the_fleet(site, lambda: site.post_pow(fresh), "passed")
+        # What passed in a worker during the outage stays refused there, though the restarted
+        # Redis never saw it: that worker's in-process memory of the outage is still consulted.
+        try:
+            answer = kept.post("/pow", data={POW_FIELD: during})
+        finally:
+            kept.close()
+        assert (answer.status_code, answer.json()["pid"]) == (403, worker)
+        log = site.log()
+        assert "shared state unavailable" in log
+        assert "sharing resumed" in log
