@@ -10,6 +10,7 @@ loop is bounded. The provider is the Turnstile emulator served over HTTP from th
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -18,14 +19,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -113,9 +114,11 @@ class Site:
         """One request on a fresh connection (so successive ones may land on any worker)."""
         with self.client(timeout) as client:
             response = client.request(method, path, data=data)
-        document = response.json() if response.headers.get("content-type", "").startswith(
-            "application/json"
-        ) else {}
+        document = (
+            response.json()
+            if response.headers.get("content-type", "").startswith("application/json")
+            else {}
+        )
         return response.status_code, document
 
     def solution(self) -> str:
@@ -151,7 +154,9 @@ def breaker_state(redis: RedisServer, prefix: str) -> State:
 
 
 @contextmanager
-def in_process(door: str, redis: RedisServer, prefix: str, server: EmulatorServer) -> Iterator[Site]:
+def in_process(
+    door: str, redis: RedisServer, prefix: str, server: EmulatorServer
+) -> Iterator[Site]:
     options = {
         "redis": redis.url,
         "prefix": prefix,
@@ -370,23 +375,15 @@ def fleet(
         yield site
     finally:
         # The server and its workers are one process group, ours: stop it, then make sure.
-        with _suppress_lookup():
+        with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
-            with _suppress_lookup():
+            with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
         shutil.rmtree(directory, ignore_errors=True)
-
-
-@contextmanager
-def _suppress_lookup() -> Iterator[None]:
-    try:
-        yield
-    except ProcessLookupError:
-        pass
 
 
 def outcomes(answers: list[tuple[int, dict[str, Any]]]) -> list[tuple[int, Any]]:
@@ -455,7 +452,9 @@ def test_two_workers_share_replays_and_one_breaker(
         assert outcomes(answers) == [(200, "passed")] * len(answers)
 
 
-def timed(send: Callable[[], tuple[int, dict[str, Any]]]) -> Callable[[], tuple[int, dict[str, Any]]]:
+def timed(
+    send: Callable[[], tuple[int, dict[str, Any]]],
+) -> Callable[[], tuple[int, dict[str, Any]]]:
     """``send``, asserting it answers within REQUEST_BOUND and never with a 500."""
 
     def run() -> tuple[int, dict[str, Any]]:
@@ -526,3 +525,139 @@ def test_redis_killed_under_the_workers_then_restarted(
         log = site.log()
         assert "shared state unavailable" in log
         assert "sharing resumed" in log
+
+
+def test_an_outage_seen_by_host_a_opens_the_circuit_for_host_b_within_one_call(
+    shared_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    emu, server = emulator
+    # Two "hosts": two servers, each one process with its own in-process state, one Redis.
+    with (
+        fleet("uvicorn", shared_redis, prefix, server, workers=1, reset=60.0) as a,
+        fleet("uvicorn", shared_redis, prefix, server, workers=1, reset=60.0) as b,
+    ):
+        assert a.workers.isdisjoint(b.workers)
+        # B has just seen the provider answer: it holds a closed snapshot (the worst case).
+        assert b.post_token(emu.issue())[1]["outcome"] == "passed"
+        emu.outage = Outage.HTTP_500
+        before = emu.calls
+        for _ in range(THRESHOLD):
+            assert a.post_token(emu.issue())[1]["outcome"] == "fallback"
+        assert emu.calls - before == THRESHOLD
+        assert breaker_state(shared_redis, prefix) is State.OPEN
+        # B calls at most once more (its snapshot said closed; the reply says open), then not.
+        assert b.post_token(emu.issue())[1]["outcome"] == "fallback"
+        assert emu.calls - before <= THRESHOLD + 1
+        after_one = emu.calls
+        for _ in range(5):
+            assert b.post_token(emu.issue())[1]["outcome"] == "fallback"
+            assert a.post_token(emu.issue())[1]["outcome"] == "fallback"
+        assert emu.calls == after_one
+
+
+def test_a_host_with_no_snapshot_sees_the_open_circuit_before_calling(
+    shared_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    emu, server = emulator
+    emu.outage = Outage.HTTP_500
+    with fleet("uvicorn", shared_redis, prefix, server, workers=1, reset=60.0) as a:
+        for _ in range(THRESHOLD):
+            a.post_token(emu.issue())
+        assert breaker_state(shared_redis, prefix) is State.OPEN
+        before = emu.calls
+        # A host started now (or idle for longer than breaker_cache_ttl) asks Redis first.
+        with fleet("uvicorn", shared_redis, prefix, server, workers=1, reset=60.0) as b:
+            for _ in range(3):
+                assert b.post_token(emu.issue())[1]["outcome"] == "fallback"
+        assert emu.calls == before
+
+
+# The door's own wiring under a Redis outage.
+
+
+def _asgi_post(path: str, body: bytes) -> tuple[dict[str, Any], Callable[[], Any], Any]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"fleet"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict[str, Any]] = []
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # the client stays
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    return scope, receive, (send, sent)
+
+
+@pytest.mark.anyio
+async def test_a_probe_cancelled_during_a_redis_outage_frees_the_local_probe(
+    emulator: Any, tmp_path: Path
+) -> None:
+    """With Redis down the breaker is the in-process one; a probe whose call is cancelled
+    (client gone, server shutting down, a middleware's timeout) must hand the probe back, or
+    that worker never probes again until Redis returns: every request falls back for good."""
+    emu, server = emulator
+    dead = f"unix://{tmp_path / 'nothing-listens.sock'}"  # Redis down from the start
+    door = fleet_app.build_asgi(
+        redis=dead, prefix="fleetcancel", endpoint=endpoint(server), threshold=1, reset=0.2
+    )
+
+    async def post(token: dict[str, str]) -> list[dict[str, Any]]:
+        scope, receive, (send, sent) = _asgi_post("/login", urlencode(token).encode())
+        await door(scope, receive, send)
+        return sent
+
+    try:
+        await _cancel_a_probe_then_probe_again(emu, door, post)
+    finally:
+        await door.aclose()
+
+
+async def _cancel_a_probe_then_probe_again(emu: Any, door: Any, post: Any) -> None:
+    breaker = door.gate.routes[0].provider.breaker
+    emu.outage = Outage.HTTP_500
+    await post(emu.issue())  # one failure: the in-process circuit opens
+    assert breaker.state is State.OPEN
+    deadline = time.monotonic() + 5
+    while breaker.state is not State.HALF_OPEN:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    emu.outage = Outage.HANG
+    calls = emu.calls
+    scope, receive, (send, _) = _asgi_post("/login", urlencode(emu.issue()).encode())
+    task = asyncio.create_task(door(scope, receive, send))
+    while emu.calls == calls:  # the probe's call is out
+        assert time.monotonic() < deadline and not task.done()
+        await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    emu.outage = None
+    calls = emu.calls
+    sent = await post(emu.issue())
+    assert emu.calls == calls + 1, "no probe: the cancelled one still holds the local probe"
+    assert sent[0]["status"] == 200
+    assert json.loads(sent[1]["body"])["outcome"] == "passed"
+    assert breaker.state is State.CLOSED
