@@ -56,7 +56,7 @@ from ._fallback import (
     BudgetFull,
     FallbackGuard,
     FallbackLimitOption,
-    MemoryFallbackBudget,
+    _DefaultBudget,
 )
 from ._fields import BodyError, FieldError, ParseLimits, collect
 from ._logs import OutageLog, note_verdict
@@ -255,7 +255,8 @@ class Gate:
         self.abandon_shared: Callable[[str, Permit], None] | None = None
         self._shared_replay = shared and replay_store is None
         budget = self.fallback.limit.budget if self.fallback.limit is not None else None
-        self._shared_budget = shared and isinstance(budget, MemoryFallbackBudget)
+        # Only the counter FallbackLimit built for itself: a budget of the site's own wins.
+        self._shared_budget = shared and type(budget) is _DefaultBudget
         self.providers = tuple({id(r.provider): r.provider for r in routes}.values())
         self.hooks = _check_hooks(event_hooks)
         self._verdict_hooks = self.hooks.get("verdict", ())

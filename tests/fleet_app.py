@@ -52,7 +52,9 @@ def _settings() -> dict[str, Any]:
     }
 
 
-def _doors_kwargs(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _doors_kwargs(
+    overrides: dict[str, Any], door_kwargs: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     settings = {**_settings(), **overrides}
     turnstile = Turnstile(
         TURNSTILE_SECRET,
@@ -73,6 +75,7 @@ def _doors_kwargs(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
         "provider": turnstile,
         "providers": {"pow": pow_},
         "state": state,
+        **(door_kwargs or {}),
     }
     return kwargs, settings
 
@@ -108,9 +111,10 @@ def _status_op(settings: dict[str, Any]) -> StateOp:
     return StateOp("breaker_state", ("turnstile", settings["threshold"], settings["reset"]))
 
 
-def build_asgi(**overrides: Any) -> CaptchaGuard:
-    """The ASGI site; keyword arguments override the environment's settings."""
-    kwargs, settings = _doors_kwargs(overrides)
+def build_asgi(door_kwargs: dict[str, Any] | None = None, **overrides: Any) -> CaptchaGuard:
+    """The ASGI site; keyword arguments override the environment's settings, ``door_kwargs``
+    the door's arguments."""
+    kwargs, settings = _doors_kwargs(overrides, door_kwargs)
     door: CaptchaGuard
 
     async def inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -144,9 +148,10 @@ def build_asgi(**overrides: Any) -> CaptchaGuard:
     return door
 
 
-def build_wsgi(**overrides: Any) -> WSGICaptchaGuard:
-    """The WSGI site; keyword arguments override the environment's settings."""
-    kwargs, settings = _doors_kwargs(overrides)
+def build_wsgi(door_kwargs: dict[str, Any] | None = None, **overrides: Any) -> WSGICaptchaGuard:
+    """The WSGI site; keyword arguments override the environment's settings, ``door_kwargs``
+    the door's arguments."""
+    kwargs, settings = _doors_kwargs(overrides, door_kwargs)
     door: WSGICaptchaGuard
 
     def inner(environ: dict[str, Any], start_response: Any) -> list[bytes]:

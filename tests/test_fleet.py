@@ -32,9 +32,11 @@ import httpx
 import pytest
 from altcha import PayloadV1, solve_challenge_v1
 
+from captcha_guard import CircuitBreaker, MemoryFallbackBudget, ProofOfWork, Rule, Turnstile
 from captcha_guard._state import StateOp
 from captcha_guard.breaker import State
 from captcha_guard.redis import RedisState
+from captcha_guard.replay import MemoryReplayStore
 from captcha_guard.testing import EmulatorServer, Outage, TurnstileEmulator
 from tests import fleet_app
 from tests.redis_server import RedisServer, redis_server
@@ -155,9 +157,13 @@ def breaker_state(redis: RedisServer, prefix: str) -> State:
 
 @contextmanager
 def in_process(
-    door: str, redis: RedisServer, prefix: str, server: EmulatorServer
+    door: str,
+    redis: RedisServer,
+    prefix: str,
+    server: EmulatorServer,
+    door_kwargs: dict[str, Any] | None = None,
 ) -> Iterator[Site]:
-    options = {
+    options: dict[str, Any] = {
         "redis": redis.url,
         "prefix": prefix,
         "endpoint": endpoint(server),
@@ -165,10 +171,10 @@ def in_process(
         "reset": 60.0,  # no half-open within a test of part 1
     }
     if door == "asgi":
-        with serve_asgi(fleet_app.build_asgi(**options)) as base:
+        with serve_asgi(fleet_app.build_asgi(door_kwargs, **options)) as base:
             yield Site(base)
     else:
-        with serve_wsgi(fleet_app.build_wsgi(**options)) as base:
+        with serve_wsgi(fleet_app.build_wsgi(door_kwargs, **options)) as base:
             yield Site(base)
 
 
@@ -181,10 +187,13 @@ def two_guards(
     redis: RedisServer,
     prefixes: tuple[str, str],
     server: EmulatorServer,
+    door_kwargs: Callable[[], dict[str, Any]] | None = None,
 ) -> Iterator[tuple[Site, Site]]:
+    """Two guards, each built with its own ``door_kwargs()`` (fresh objects each)."""
+    make = door_kwargs or dict
     with (
-        in_process(pair[0], redis, prefixes[0], server) as a,
-        in_process(pair[1], redis, prefixes[1], server) as b,
+        in_process(pair[0], redis, prefixes[0], server, make()) as a,
+        in_process(pair[1], redis, prefixes[1], server, make()) as b,
     ):
         yield a, b
 
@@ -262,6 +271,92 @@ def test_two_prefixes_share_nothing_through_the_doors(
         before = emu.calls
         assert b.post_token(emu.issue())[1]["outcome"] == "fallback"
         assert emu.calls == before + 1  # b's circuit is its own: still closed, still calling
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids="+".join)
+def test_fallback_budget_is_spent_across_two_guards(
+    pair: tuple[str, str], shared_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    emu, server = emulator
+    emu.outage = Outage.HTTP_500
+    budget = lambda: {"fallback_limit": 3}  # noqa: E731 - per minute per network, in Redis
+    with two_guards(pair, shared_redis, (prefix, prefix), server, budget) as (a, b):
+        answers = [(a, b)[n % 2].post_token(emu.issue()) for n in range(6)]
+    # One client (127.0.0.1), one budget for both guards: three fallbacks in all, not six.
+    assert [code for code, _ in answers] == [200, 200, 200, 403, 403, 403]
+    assert {d["error"] for code, d in answers if code == 403} == {"captcha_rejected"}
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids="+".join)
+def test_explicit_replay_stores_win_over_state(
+    pair: tuple[str, str], shared_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    emu, server = emulator
+
+    def own_stores() -> dict[str, Any]:
+        pow_ = ProofOfWork(
+            fleet_app.POW_SECRET,
+            max_number=fleet_app.POW_MAX_NUMBER,
+            escalation=(),
+            replay_store=MemoryReplayStore(),
+        )
+        return {"providers": {"pow": pow_}, "replay_store": MemoryReplayStore()}
+
+    with two_guards(pair, shared_redis, (prefix, prefix), server, own_stores) as (a, b):
+        value = a.solution()
+        # Each guard's own store: once per guard, not once across both.
+        assert [a.post_pow(value)[0], b.post_pow(value)[0]] == [200, 200]
+        assert [a.post_pow(value)[0], b.post_pow(value)[0]] == [403, 403]
+        emu.outage = Outage.HTTP_500
+        token = emu.issue()
+        assert [a.post_token(token)[0], b.post_token(token)[0]] == [200, 200]
+        assert [a.post_token(token)[0], b.post_token(token)[0]] == [403, 403]
+
+
+def test_a_fallback_budget_object_of_the_sites_own_wins_over_state(
+    shared_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    emu, server = emulator
+    emu.outage = Outage.HTTP_500
+    own = lambda: {"fallback_limit": MemoryFallbackBudget(1)}  # noqa: E731
+    with two_guards(("asgi", "wsgi"), shared_redis, (prefix, prefix), server, own) as (a, b):
+        # README: "a FallbackBudget object wins over state=": each guard counts its own.
+        assert [a.post_token(emu.issue())[0], b.post_token(emu.issue())[0]] == [200, 200]
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids="+".join)
+def test_breakers_are_keyed_by_provider_name_not_class(
+    pair: tuple[str, str], shared_redis: RedisServer, prefix: str
+) -> None:
+    one, two = TurnstileEmulator(), TurnstileEmulator()
+    with one.serve() as first, two.serve() as second:
+
+        def two_accounts() -> dict[str, Any]:
+            def account(server: EmulatorServer) -> Turnstile:
+                return Turnstile(
+                    fleet_app.TURNSTILE_SECRET,
+                    endpoint=endpoint(server),
+                    timeout=fleet_app.PROVIDER_TIMEOUT,
+                    breaker=CircuitBreaker(THRESHOLD, 60.0),
+                )
+
+            return {
+                "rules": [Rule("/one", provider="one"), Rule("/two", provider="two")],
+                "providers": {"one": account(first), "two": account(second)},
+                "provider": None,
+            }
+
+        with two_guards(pair, shared_redis, (prefix, prefix), first, two_accounts) as (a, b):
+            one.outage = Outage.HTTP_500
+            for n in range(THRESHOLD + 1):
+                (a, b)[n % 2].request("POST", "/one", one.issue())
+            calls = one.calls
+            assert a.request("POST", "/one", one.issue())[1]["outcome"] == "fallback"
+            assert b.request("POST", "/one", one.issue())[1]["outcome"] == "fallback"
+            assert one.calls == calls  # "one" is open for both guards
+            for site in (a, b):  # "two", the same class, is closed and answers
+                assert site.request("POST", "/two", two.issue())[1]["outcome"] == "passed"
+            assert two.calls == 2
 
 
 # Parts 2 to 4: real server processes, each serving tests/fleet_app.py on a unix socket.
