@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+import redis as redis_py
 from altcha import PayloadV1, solve_challenge_v1
 
 from captcha_guard import CircuitBreaker, MemoryFallbackBudget, ProofOfWork, Rule, Turnstile
@@ -357,6 +358,41 @@ def test_breakers_are_keyed_by_provider_name_not_class(
             for site in (a, b):  # "two", the same class, is closed and answers
                 assert site.request("POST", "/two", two.issue())[1]["outcome"] == "passed"
             assert two.calls == 2
+
+
+@pytest.mark.parametrize("pair", [("asgi", "wsgi")], ids="+".join)
+def test_an_escalated_pow_solution_passes_once_across_two_guards(
+    pair: tuple[str, str],
+    own_redis: RedisServer,
+    prefix: str,
+    emulator: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Escalation is what a full replay memory leads to: a Redis at maxmemory (noeviction)
+    refuses the first level's write, new challenges go one level up, and that level's memory
+    (namespace "pow:1") must be shared as the first level's is."""
+
+    def escalating() -> dict[str, Any]:
+        pow_ = ProofOfWork(fleet_app.POW_SECRET, max_number=100)  # levels 100, 800, 6400
+        return {"providers": {"pow": pow_}}
+
+    admin = redis_py.Redis(unix_socket_path=own_redis.socket)
+    try:
+        with two_guards(pair, own_redis, (prefix, prefix), emulator[1], escalating) as (a, b):
+            admin.config_set("maxmemory", 1)  # every write is now OOM
+            status, document = a.post_pow(a.solution())
+            assert (status, document["error"]) == (403, "captcha_rejected")  # full: refused
+            admin.config_set("maxmemory", 0)
+            _, challenge = a.request("GET", CHALLENGE)
+            assert challenge["maxnumber"] == 800  # one level up
+            value = solve(challenge)
+            caplog.clear()
+            assert a.post_pow(value)[1]["outcome"] == "passed"
+            assert b.post_pow(value)[0] == 403
+            assert a.post_pow(value)[0] == 403
+            assert not [r for r in caplog.records if "shared state unavailable" in r.message]
+    finally:
+        admin.close()
 
 
 # Parts 2 to 4: real server processes, each serving tests/fleet_app.py on a unix socket.
