@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -584,6 +585,69 @@ def test_two_workers_share_replays_and_one_breaker(
         assert breaker_state(shared_redis, prefix) is State.CLOSED
         answers = site.spread(lambda: site.post_token(emu.issue()), at_least=4)
         assert outcomes(answers) == [(200, "passed")] * len(answers)
+
+
+def pinned(site: Fleet, limit: int = 40) -> dict[int, httpx.Client]:
+    """One kept-alive connection to each worker (a connection stays with its worker)."""
+    clients: dict[int, httpx.Client] = {}
+    for _ in range(limit):
+        client = site.client()
+        pid = client.get("/status").json()["pid"]
+        if pid in clients:
+            client.close()
+        else:
+            clients[pid] = client
+        if len(clients) == site.size:
+            return clients
+    for client in clients.values():
+        client.close()
+    raise AssertionError(f"not every worker answered in {limit} connections")
+
+
+def test_the_probe_lease_outlives_a_worker_killed_while_probing(
+    shared_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    emu, server = emulator
+    with fleet("uvicorn", shared_redis, prefix, server) as site:
+        clients = pinned(site)
+        try:
+            (holder, holder_client), (other, other_client) = clients.items()
+            emu.outage = Outage.HTTP_500
+            for _ in range(THRESHOLD):
+                holder_client.post("/login", data=emu.issue())
+            assert breaker_state(shared_redis, prefix) is State.OPEN
+            poll(lambda: breaker_state(shared_redis, prefix) is State.HALF_OPEN, 3 * RESET)
+            # The holder's probe goes out and hangs; the holder dies with it.
+            emu.outage = Outage.HANG
+            calls = emu.calls
+            token = emu.issue()
+
+            def probe() -> None:
+                with suppress(httpx.TransportError):
+                    holder_client.post("/login", data=token)
+
+            thread = threading.Thread(target=probe, daemon=True)
+            thread.start()
+            poll(lambda: emu.calls == calls + 1, 5, "the probe's call")
+            os.kill(holder, signal.SIGKILL)
+            thread.join(10)
+            # The lease (provider timeout + 1 s) is the dead worker's still: no second probe.
+            answer = other_client.post("/login", data=emu.issue())
+            assert (answer.status_code, answer.json()["pid"]) == (200, other)
+            assert emu.calls == calls + 1
+
+            # Once it expires, exactly one more probe, from the worker that is left.
+            def probed_again() -> bool:
+                other_client.post("/login", data=emu.issue())
+                return emu.calls > calls + 1
+
+            poll(probed_again, 5, "a probe once the dead worker's lease expired")
+            for _ in range(4):
+                assert other_client.post("/login", data=emu.issue()).status_code == 200
+            assert emu.calls == calls + 2
+        finally:
+            for client in clients.values():
+                client.close()
 
 
 def timed(
