@@ -76,6 +76,7 @@ class FrontDoor(Generic[AppT, RejectT]):
             local: Any = getattr(self.state, "local", self.state)
             for route in self.gate.routes:  # the in-process state keeps breaker.state true
                 local.bind_breaker(route.provider_name, route.provider.breaker)
+            self.gate.abandon_shared = getattr(self.state, "abandon", None)
         self.on_reject = on_reject
         self.http_client = http_client
 

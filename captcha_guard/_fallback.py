@@ -149,6 +149,12 @@ class MemoryFallbackBudget:
             return True
 
 
+class _DefaultBudget(MemoryFallbackBudget):
+    """The counter ``FallbackLimit`` builds when given no ``budget=``: with a door's
+    ``state=`` the budget lives in shared state instead. A budget the site built itself (a
+    ``MemoryFallbackBudget`` too) is its own, and wins over ``state=``."""
+
+
 @dataclass(frozen=True)
 class FallbackLimit:
     """``fallback_limit=`` spelled out: ``per_minute`` fallbacks per client network, the
@@ -168,7 +174,7 @@ class FallbackLimit:
         _prefix(self.ipv4_prefix, "ipv4_prefix", 32)
         _prefix(self.ipv6_prefix, "ipv6_prefix", 128)
         if self.budget is None:
-            counter = MemoryFallbackBudget(self.per_minute, max_clients=self.max_networks)
+            counter = _DefaultBudget(self.per_minute, max_clients=self.max_networks)
             object.__setattr__(self, "budget", counter)
         elif not isinstance(self.budget, FallbackBudget):
             raise TypeError("budget must have a spend(bucket) method")

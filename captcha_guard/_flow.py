@@ -56,7 +56,7 @@ from ._fallback import (
     BudgetFull,
     FallbackGuard,
     FallbackLimitOption,
-    MemoryFallbackBudget,
+    _DefaultBudget,
 )
 from ._fields import BodyError, FieldError, ParseLimits, collect
 from ._logs import OutageLog, note_verdict
@@ -250,9 +250,13 @@ class Gate:
         #: With ``state=``: breakers, replay memory and budgets are operations the door
         #: performs on shared state, except the pieces given explicitly (they win).
         self.shared = shared
+        #: With ``state=``: hands back, without I/O, a permit whose call was cancelled while
+        #: out (the door sets it to its state's ``abandon``).
+        self.abandon_shared: Callable[[str, Permit], None] | None = None
         self._shared_replay = shared and replay_store is None
         budget = self.fallback.limit.budget if self.fallback.limit is not None else None
-        self._shared_budget = shared and isinstance(budget, MemoryFallbackBudget)
+        # Only the counter FallbackLimit built for itself: a budget of the site's own wins.
+        self._shared_budget = shared and type(budget) is _DefaultBudget
         self.providers = tuple({id(r.provider): r.provider for r in routes}.values())
         self.hooks = _check_hooks(event_hooks)
         self._verdict_hooks = self.hooks.get("verdict", ())
@@ -417,10 +421,14 @@ class Gate:
             ok = not isinstance(result, ProviderFailure)
             transition = yield from self._record(route, permit, ok)
         finally:
-            if not settled and not self.shared:
+            if not settled:
                 # Cancelled while the call was out: count nothing, free a probe. (A shared
-                # breaker's probe is a lease on the server, and expires on its own.)
-                provider.breaker.release(permit)
+                # breaker's probe is a lease on the server, and expires on its own; a permit
+                # the in-process state gave during an outage is freed there.)
+                if not self.shared:
+                    provider.breaker.release(permit)
+                elif self.abandon_shared is not None:
+                    self.abandon_shared(route.provider_name, permit)
         if before is not None:
             after = provider.breaker.state
             transition = None if after is before else Transition(before, after)

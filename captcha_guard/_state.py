@@ -447,6 +447,18 @@ class FailoverState:
         self._answered()
         return self._merge(op, result)
 
+    def abandon(self, name: str, permit: Permit) -> None:
+        """A call made under ``permit`` was cancelled while out, and the flow is closing: no
+        I/O is possible. A permit from the in-process state frees its probe there (else that
+        breaker, half-open, never probes again); the primary's stops being counted (its probe
+        lease, on the server, expires on its own)."""
+        if isinstance(permit, _LocalPermit):
+            self.local.breaker_release(name, permit)
+            return
+        forget = getattr(self.primary, "forget_permit", None)
+        if forget is not None:
+            forget(name, permit)
+
     @staticmethod
     def _is_local(op: StateOp) -> bool:
         # A permit from the in-process state goes back where it came from.

@@ -90,7 +90,9 @@ from ._breaker import Permit, State
 from ._state import DEFAULT_PROBE_LEASE, OP_NAMES, StateFull, StateOp, StateUnavailable, Transition
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_NAMESPACE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: ":" too: ProofOfWork's levels above the first are "pow:1", "pow:2". Unambiguous, as the
+#: digest that follows a namespace in a key is hex, never holding a ":".
+_NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 #: A breaker key lives this long past its last write: long enough that a circuit's state
 #: (and its failure count) is never forgotten while it matters.
 _BREAKER_TTL_MS = 86_400_000
@@ -534,7 +536,7 @@ class RedisState:
     @staticmethod
     def _namespace(namespace: str) -> str:
         if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
-            raise ValueError("a state namespace is 1 to 64 of A-Z a-z 0-9 _ . -")
+            raise ValueError("a state namespace is 1 to 64 of A-Z a-z 0-9 _ . : -")
         return namespace
 
     # -- the breaker ------------------------------------------------------------------------
