@@ -3,6 +3,7 @@ GeeTest emulator that can hold its answer until the test lets it go."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -253,3 +254,21 @@ async def call(app: Any, scope: dict[str, Any], receive: Any) -> Capture:
     capture = Capture()
     await app(scope, receive, capture)
     return capture
+
+
+def solve_pow(challenge: dict[str, Any]) -> str:
+    """The ALTCHA widget's field value for ``challenge``, found by altcha's own solver."""
+    from altcha import PayloadV1, solve_challenge_v1
+
+    found = solve_challenge_v1(
+        challenge["challenge"], challenge["salt"], challenge["algorithm"], challenge["maxnumber"]
+    )
+    assert found is not None
+    payload = PayloadV1(
+        challenge["algorithm"],
+        challenge["challenge"],
+        found.number,
+        challenge["salt"],
+        challenge["signature"],
+    )
+    return base64.b64encode(json.dumps(payload.to_dict()).encode()).decode()

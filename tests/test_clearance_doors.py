@@ -22,8 +22,8 @@ from captcha_guard import (
 )
 from captcha_guard.testing import GeeTestEmulator, Outage
 from tests.apps import echo_asgi, echo_wsgi
+from tests.helpers import solve_pow as solve
 from tests.servers import serve_asgi, serve_wsgi
-from tests.test_pow_hardening import solve
 
 SECRET = "clearance-test-secret-0123456789abcdef"
 POW_SECRET = "pow-secret-for-clearance-tests-0123"

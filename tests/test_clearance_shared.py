@@ -13,9 +13,9 @@ import pytest
 from captcha_guard import CaptchaGuard, Clearance, ProofOfWork, Rule, WSGICaptchaGuard
 from captcha_guard.redis import RedisState
 from tests.apps import echo_asgi, echo_wsgi
+from tests.helpers import solve_pow as solve
 from tests.redis_server import RedisServer, redis_server
 from tests.servers import serve_asgi, serve_wsgi
-from tests.test_pow_hardening import solve
 
 POW_SECRET = "pow-secret-for-shared-clearance-0123"
 

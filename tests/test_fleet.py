@@ -11,7 +11,6 @@ loop is bounded. The provider is the Turnstile emulator served over HTTP from th
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import shutil
@@ -32,7 +31,6 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import redis as redis_py
-from altcha import PayloadV1, solve_challenge_v1
 
 # Public names only (and StateOp, the state's one operation type), so that this file runs
 # unchanged whatever the package's private module layout.
@@ -48,6 +46,7 @@ from captcha_guard._state import StateOp
 from captcha_guard.redis import RedisState
 from captcha_guard.testing import EmulatorServer, Outage, TurnstileEmulator
 from tests import fleet_app
+from tests.helpers import solve_pow as solve
 from tests.redis_server import RedisServer, redis_server
 from tests.servers import serve_asgi, serve_wsgi
 
@@ -90,22 +89,6 @@ def emulator() -> Iterator[tuple[TurnstileEmulator, EmulatorServer]]:
 
 def endpoint(server: EmulatorServer) -> str:
     return server.endpoint("/siteverify")
-
-
-def solve(challenge: dict[str, Any]) -> str:
-    """The widget's field value for ``challenge``, found by altcha's own solver."""
-    found = solve_challenge_v1(
-        challenge["challenge"], challenge["salt"], challenge["algorithm"], challenge["maxnumber"]
-    )
-    assert found is not None
-    payload = PayloadV1(
-        challenge["algorithm"],
-        challenge["challenge"],
-        found.number,
-        challenge["salt"],
-        challenge["signature"],
-    )
-    return base64.b64encode(json.dumps(payload.to_dict()).encode()).decode()
 
 
 class Site:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.test_pow_hardening import solve
+from tests.helpers import solve_pow as solve
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,19 +3,17 @@ honest solvers (second bullet): directly, and through both doors on real servers
 
 from __future__ import annotations
 
-import base64
-import json
 from typing import Any
 
 import httpx
 import pytest
-from altcha import PayloadV1, solve_challenge_v1
 
 from captcha_guard import CaptchaGuard, Outcome, ProofOfWork, Rule, Verdict, WSGICaptchaGuard
 from captcha_guard._fields import Fields
 from captcha_guard._replay import MemoryReplayStore
 from captcha_guard.providers._base import RequestInfo
 from tests.apps import echo_asgi, echo_wsgi
+from tests.helpers import solve_pow as solve
 from tests.servers import serve_asgi, serve_wsgi
 
 SECRET = "shared-secret-0123456789abcdef"
@@ -29,22 +27,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def solve(challenge: dict[str, Any]) -> str:
-    """The widget's field value for ``challenge``, found by altcha's own solver."""
-    found = solve_challenge_v1(
-        challenge["challenge"], challenge["salt"], challenge["algorithm"], challenge["maxnumber"]
-    )
-    assert found is not None
-    payload = PayloadV1(
-        challenge["algorithm"],
-        challenge["challenge"],
-        found.number,
-        challenge["salt"],
-        challenge["signature"],
-    )
-    return base64.b64encode(json.dumps(payload.to_dict()).encode()).decode()
 
 
 def judge(provider: ProofOfWork, value: str) -> Verdict:
