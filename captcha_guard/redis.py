@@ -103,7 +103,8 @@ _BREAKER_LUA = """
 -- KEYS[1]: the breaker's hash. ARGV: op, threshold, reset_ms, lease_ms, ttl_ms, generation,
 -- probe, ok. Fields: s state (c/o/h), g generation, f failures, o opened at (ms), p probe
 -- lease until (ms). Replies: {state, generation, granted, probe, open_ms_left} for acquire,
--- {old_state, state, generation, open_ms_left} for record, {state, generation} otherwise.
+-- {old_state, state, generation, open_ms_left} for record, {state, generation, open_ms_left}
+-- for state, {state, generation} for release.
 local function int(x) return string.format('%.0f', x) end
 local key, op = KEYS[1], ARGV[1]
 local t = redis.call('TIME')
@@ -114,11 +115,11 @@ local f, opened, lease_until = tonumber(h[3]) or 0, tonumber(h[4]) or 0, tonumbe
 local reset = tonumber(ARGV[3])
 local dirty = false
 if not s then
-  if op == 'state' then return {'c', 0} end
+  if op == 'state' then return {'c', 0, 0} end
   s, g, f, dirty = 'c', now, 0, true
 end
 if s == 'o' and now - opened >= reset then
-  if op == 'state' then return {'h', g} end
+  if op == 'state' then return {'h', g, 0} end
   s, g, lease_until, dirty = 'h', g + 1, 0, true
 end
 local reply
@@ -160,7 +161,9 @@ elseif op == 'release' then
   end
   reply = {s, g}
 else
-  reply = {s, g}
+  local left = 0
+  if s == 'o' then left = opened + reset - now end
+  reply = {s, g, left}
 end
 if dirty then
   redis.call('HSET', key, 's', s, 'g', int(g), 'f', int(f), 'o', int(opened), 'p', int(lease_until))
@@ -611,7 +614,18 @@ class RedisState:
 
     def _plan_breaker_state(self, name: str, threshold: int, reset_timeout: float) -> _Call:
         args = self._breaker_args(name, "state", threshold, reset_timeout, DEFAULT_PROBE_LEASE)
-        return _Call(_BREAKER, (*args, 0, 0, 0), lambda reply, call: _STATES[_text(reply[0])])
+        return _Call(_BREAKER, (*args, 0, 0, 0), self._parse_state(name))
+
+    def _parse_state(self, name: str) -> Any:
+        def parse(reply: list[Any], call: _Call) -> State:
+            # A state reply is as fresh as any other: an acquire that follows one saying
+            # half-open must ask the server, not an older snapshot that still says open.
+            state, generation = _text(reply[0]), int(reply[1])
+            if generation:  # 0: no breaker key on the server, nothing to remember
+                self._remember_snapshot(name, state, generation, int(reply[2]), call.sent)
+            return _STATES[state]
+
+        return parse
 
     def forget_permit(self, name: str, permit: Permit) -> None:
         """``permit`` is handed back (recorded or released, here or elsewhere): no I/O.
@@ -630,8 +644,10 @@ class RedisState:
     def _remember_snapshot(
         self, name: str, state: str, generation: int, open_ms_left: int, sent: float
     ) -> None:
-        # ``sent`` precedes the server's clock reading, so deadlines counted from it can only
-        # end early, never late.
+        # ``sent`` precedes the server's clock reading, and the script reads that clock in
+        # whole milliseconds (the time left may be up to 1 ms less than it says), so a
+        # deadline of ``sent`` plus one millisecond less than the time left can only end
+        # early, never late.
         with self._lock:
             snap = self._snapshots.get(name)
             if snap is not None and snap.generation > generation:
@@ -640,7 +656,10 @@ class RedisState:
                 self._snapshots.pop(name, None)
                 return
             self._snapshots[name] = _Snapshot(
-                state, generation, sent + self.breaker_cache_ttl, sent + open_ms_left / 1000
+                state,
+                generation,
+                sent + self.breaker_cache_ttl,
+                sent + max(0, open_ms_left - 1) / 1000,
             )
 
     # -- replay memory and budgets ----------------------------------------------------------
