@@ -185,3 +185,44 @@ def test_body_timeout_is_checked_at_start_up() -> None:
             CaptchaGuard(RecordingApp(), rules=[], provider=provider, body_timeout=bad)
     with pytest.raises(TypeError, match="body_timeout"):
         CaptchaGuard(RecordingApp(), rules=[], provider=provider, body_timeout="5")  # type: ignore[arg-type]
+
+
+@pytest.mark.asyncio
+async def test_a_callers_small_httpx2_pool_is_busy_not_a_provider_failure(
+    gated: tuple[GatedGeeTestEmulator, str],
+) -> None:
+    # httpx2, the maintained fork, is a first-class client too: same pool-wait semantics.
+    import httpx2
+
+    limits = httpx2.Limits(max_connections=1, max_keepalive_connections=1)
+    async with httpx2.AsyncClient(limits=limits) as client:
+
+        async def hold(url: str) -> None:
+            await client.post(url, data={"x": "1"})
+
+        await _burst_through_a_small_pool(client, hold, gated)
+
+
+@pytest.mark.asyncio
+async def test_an_httpx2_client_times_out_on_time_and_charges_the_breaker(
+    gated: tuple[GatedGeeTestEmulator, str],
+) -> None:
+    import httpx2
+
+    emulator, endpoint = gated
+    breaker = CircuitBreaker(failure_threshold=1)
+    async with httpx2.AsyncClient() as client:
+        guard = _guard(endpoint, emulator, breaker, http_client=client)
+        started = time.monotonic()
+        sent = await call(guard, *_post(emulator))
+        elapsed = time.monotonic() - started
+        emulator.release.set()
+        after = await call(guard, *_post(emulator))  # the circuit is open: no call made
+    assert sent.status == 200  # fail-open
+    assert guard.app.verdicts[0].outcome == "fallback"  # type: ignore[attr-defined]
+    assert guard.app.verdicts[0].reason == "timeout"  # type: ignore[attr-defined]
+    assert TIMEOUT <= elapsed < TIMEOUT + 0.25
+    assert breaker.state is State.OPEN
+    assert after.status == 200
+    assert guard.app.verdicts[1].reason == "circuit open"  # type: ignore[attr-defined]
+    assert emulator.calls == 1

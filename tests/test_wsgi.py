@@ -497,3 +497,30 @@ def test_the_verdict_key_is_the_one_design_pins() -> None:
     from captcha_guard.wsgi import VERDICT_KEY
 
     assert VERDICT_KEY == "captcha_guard.verdict"
+
+
+def test_an_httpx2_client_passes_denies_and_is_busy_when_its_pool_is_full(
+    emulator: GeeTestEmulator, upstream: EmulatorServer
+) -> None:
+    # httpx2, the maintained fork, is a first-class client under WSGI too.
+    import httpx2
+
+    breaker = CircuitBreaker(failure_threshold=1)
+    pool = httpx2.Client(limits=httpx2.Limits(max_connections=1))
+    guard = guard_for(geetest(emulator, upstream, timeout=1.0, breaker=breaker), http_client=pool)
+    transport = httpx.WSGITransport(app=validator(guard))
+    with httpx.Client(transport=transport, base_url="http://testserver") as client:
+        passed = client.post("/login", data=emulator.issue())
+        forged = client.post("/login", data={**emulator.issue(), "pass_token": "f" * 64})
+        with pool.stream("GET", upstream.endpoint("/validate")) as held:  # the one connection
+            assert held.status_code == 200
+            busy = client.post("/login", data=emulator.issue(), headers={"accept": "json"})
+        after = client.post("/login", data=emulator.issue())
+    guard.close()
+    assert not pool.is_closed  # the caller's client: the caller closes it
+    pool.close()
+    assert passed.status_code == 200 and passed.json()["outcome"] == "passed"
+    assert forged.status_code == 403
+    assert busy.status_code == 503 and busy.json()["error"] == "captcha_busy"
+    assert breaker.state.value == "closed"
+    assert after.status_code == 200 and after.json()["outcome"] == "passed"
