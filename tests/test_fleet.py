@@ -1,5 +1,5 @@
 """Issue 10, the fleet: the doors with ``state=RedisState`` on a real redis-server, first as
-two guards in this process, then as real worker processes (``uvicorn --workers 2``,
+two guards in this process, then as real worker processes (``uvicorn --workers 2`` and 4,
 ``gunicorn -w 2`` with sync and with uvicorn workers), with Redis killed and restarted under
 them, and as two "hosts" (two servers, each its own in-process state) on one Redis.
 
@@ -551,6 +551,29 @@ def passes_once_across_the_fleet(
     passed = [a for a in answers if a[0] == 200]
     assert [(code, d["outcome"]) for code, d in passed] == [(200, outcome)], outcomes(answers)
     assert all(code == 403 for code, _ in answers if (code, _) not in passed), outcomes(answers)
+
+
+@pytest.mark.parametrize("kind", ["uvicorn", "gunicorn-sync"])
+def test_four_workers_let_one_solution_and_one_fallback_token_pass_once(
+    kind: str, shared_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    # The issue's own reproduction: under ``--workers 4`` one proof-of-work solution passed
+    # once per worker. With the shared state it passes once in 40 posts spread over all four.
+    emu, server = emulator
+    with fleet(kind, shared_redis, prefix, server, workers=4) as site:
+        assert len(site.workers) == 4
+        value = site.solution()
+        answers = site.spread(lambda: site.post_pow(value), at_least=40)
+        assert sorted(code for code, _ in answers).count(200) == 1, outcomes(answers)
+        assert {code for code, _ in answers} == {200, 403}, outcomes(answers)
+        assert {document.get("pid") for _, document in answers} >= site.workers
+
+        emu.outage = Outage.HTTP_500
+        token = emu.issue()
+        answers = site.spread(lambda: site.post_token(token), at_least=40)
+        passed = [(code, d["outcome"]) for code, d in answers if code == 200]
+        assert passed == [(200, "fallback")], outcomes(answers)
+        assert {code for code, _ in answers} == {200, 403}, outcomes(answers)
 
 
 @pytest.mark.parametrize("kind", KINDS)
