@@ -9,13 +9,13 @@ ours and checks that the breaker was not charged, through real sockets.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import socket
 import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 
 from captcha_guard import CaptchaGuard, CircuitBreaker, GeeTest, Rule
@@ -81,17 +81,22 @@ async def test_a_stalled_event_loop_is_not_a_provider_timeout(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("module", [None, "httpx", "httpx2"])
 async def test_a_provider_that_never_answers_still_times_out_on_time(
-    gated: tuple[GatedGeeTestEmulator, str],
+    module: str | None, gated: tuple[GatedGeeTestEmulator, str]
 ) -> None:
+    # The default client (aiohttp), and a caller's httpx or httpx2 one: the same deadline.
     emulator, endpoint = gated
     breaker = CircuitBreaker(failure_threshold=1)
-    guard = _guard(endpoint, emulator, breaker)
+    client = None if module is None else importlib.import_module(module).AsyncClient()
+    guard = _guard(endpoint, emulator, breaker, http_client=client)
     started = time.monotonic()
     try:
         sent = await call(guard, *_post(emulator))
     finally:
         await guard.aclose()
+        if client is not None:
+            await client.aclose()
     elapsed = time.monotonic() - started
     assert sent.status == 200  # fail-open: the app ran with a fallback verdict
     assert guard.app.verdicts[-1].outcome == "fallback"  # type: ignore[attr-defined]
@@ -126,11 +131,14 @@ async def _burst_through_a_small_pool(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("module", ["httpx", "httpx2"])
 async def test_a_callers_small_httpx_pool_is_busy_not_a_provider_failure(
-    gated: tuple[GatedGeeTestEmulator, str],
+    module: str, gated: tuple[GatedGeeTestEmulator, str]
 ) -> None:
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(limits=limits) as client:
+    # httpx2, the maintained fork, is a first-class client too: the same pool-wait semantics.
+    http = importlib.import_module(module)
+    limits = http.Limits(max_connections=1, max_keepalive_connections=1)
+    async with http.AsyncClient(limits=limits) as client:
 
         async def hold(url: str) -> None:
             await client.post(url, data={"x": "1"})
@@ -185,44 +193,3 @@ def test_body_timeout_is_checked_at_start_up() -> None:
             CaptchaGuard(RecordingApp(), rules=[], provider=provider, body_timeout=bad)
     with pytest.raises(TypeError, match="body_timeout"):
         CaptchaGuard(RecordingApp(), rules=[], provider=provider, body_timeout="5")  # type: ignore[arg-type]
-
-
-@pytest.mark.asyncio
-async def test_a_callers_small_httpx2_pool_is_busy_not_a_provider_failure(
-    gated: tuple[GatedGeeTestEmulator, str],
-) -> None:
-    # httpx2, the maintained fork, is a first-class client too: same pool-wait semantics.
-    import httpx2
-
-    limits = httpx2.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx2.AsyncClient(limits=limits) as client:
-
-        async def hold(url: str) -> None:
-            await client.post(url, data={"x": "1"})
-
-        await _burst_through_a_small_pool(client, hold, gated)
-
-
-@pytest.mark.asyncio
-async def test_an_httpx2_client_times_out_on_time_and_charges_the_breaker(
-    gated: tuple[GatedGeeTestEmulator, str],
-) -> None:
-    import httpx2
-
-    emulator, endpoint = gated
-    breaker = CircuitBreaker(failure_threshold=1)
-    async with httpx2.AsyncClient() as client:
-        guard = _guard(endpoint, emulator, breaker, http_client=client)
-        started = time.monotonic()
-        sent = await call(guard, *_post(emulator))
-        elapsed = time.monotonic() - started
-        emulator.release.set()
-        after = await call(guard, *_post(emulator))  # the circuit is open: no call made
-    assert sent.status == 200  # fail-open
-    assert guard.app.verdicts[0].outcome == "fallback"  # type: ignore[attr-defined]
-    assert guard.app.verdicts[0].reason == "timeout"  # type: ignore[attr-defined]
-    assert TIMEOUT <= elapsed < TIMEOUT + 0.25
-    assert breaker.state is State.OPEN
-    assert after.status == 200
-    assert guard.app.verdicts[1].reason == "circuit open"  # type: ignore[attr-defined]
-    assert emulator.calls == 1
