@@ -90,3 +90,67 @@ async def test_a_trickling_body_is_408_under_trio(gated: tuple[GatedGeeTestEmula
     sent = await call(guard, http_scope(headers=form_headers(b"x" * 10)), receive)
     assert sent.status == 408
     assert guard.app.calls == 0  # type: ignore[attr-defined]
+
+
+async def test_a_stalled_trio_loop_is_not_a_provider_timeout(
+    gated: tuple[GatedGeeTestEmulator, str],
+) -> None:
+    # As under asyncio: a loop blocked (by a burst of heavy bodies, say) for longer than the
+    # provider's timeout while the answer arrives must not open the circuit.
+    import time
+
+    import trio
+
+    emulator, endpoint = gated
+    guard = _guard(emulator, endpoint)
+    body = urlencode(emulator.issue()).encode()
+    sent: list[object] = []
+
+    async def post() -> None:
+        sent.append(await call(guard, http_scope(headers=form_headers(body)), body_receive(body)))
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(post)
+            assert await trio.to_thread.run_sync(emulator.entered.wait, 5)
+            emulator.release.set()
+            time.sleep(0.9)  # the loop itself stalls: three times the provider's timeout
+    finally:
+        await guard.aclose()
+    assert [s.status for s in sent] == [200]  # type: ignore[attr-defined]
+    assert guard.app.verdicts[-1].outcome == "passed"  # type: ignore[attr-defined]
+    assert guard.gate.routes[0].provider.breaker.state is State.CLOSED
+
+
+async def test_a_full_pool_under_trio_is_busy_not_a_provider_failure(
+    gated: tuple[GatedGeeTestEmulator, str],
+) -> None:
+    # The caller's client has one connection and the site's other traffic holds it (a request
+    # to another slow server): the gate's call waits for it, bounded, and is captcha_busy.
+    import httpx
+    import trio
+
+    emulator, endpoint = gated
+    emulator.release.set()  # the provider itself answers at once
+    other = GatedGeeTestEmulator(wait_limit=5)
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    with other.serve() as slow:
+        async with httpx.AsyncClient(limits=limits) as client:
+            guard = _guard(emulator, endpoint, http_client=client)
+
+            async def post() -> object:
+                body = urlencode(emulator.issue()).encode()
+                headers = [*form_headers(body), (b"accept", b"application/json")]
+                return await call(guard, http_scope(headers=headers), body_receive(body))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(client.post, slow.endpoint("/validate"))
+                assert await trio.to_thread.run_sync(other.entered.wait, 5)
+                busy = await post()
+                other.release.set()
+            after = await post()
+    assert busy.status == 503 and b"captcha_busy" in busy.body  # type: ignore[attr-defined]
+    assert guard.gate.routes[0].provider.breaker.state is State.CLOSED
+    assert after.status == 200  # type: ignore[attr-defined]
+    assert guard.app.verdicts[-1].outcome == "passed"  # type: ignore[attr-defined]
+    assert emulator.calls == 1  # only the request after the connection came free
