@@ -82,13 +82,24 @@ class Deadline:
     loop since ``start()``, or when ``start()`` has not come within ``timeout`` (no
     connection). ``expired`` then says which: TIMEOUT (the provider's fault) or BUSY (ours)."""
 
-    __slots__ = ("_credit", "_handle", "_lag", "_loop", "_mark", "_task", "_timeout", "expired")
+    __slots__ = (
+        "_cancelling",
+        "_credit",
+        "_handle",
+        "_lag",
+        "_loop",
+        "_mark",
+        "_task",
+        "_timeout",
+        "expired",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, lag: LoopLag, timeout: float) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._loop = loop
         self._task = task
+        self._cancelling = cancelling(task)
         self._lag = lag
         self._timeout = timeout
         self._credit = 0.0
@@ -142,10 +153,30 @@ class Deadline:
         task carries on), None if someone else cancelled too (re-raise)."""
         if self.expired is None:
             return None
-        uncancel = getattr(self._task, "uncancel", None)
-        if uncancel is not None and uncancel() > 0:
+        if not ours_alone(self._task, self._cancelling):
             return None
         return self.expired
+
+
+def cancelling(task: asyncio.Task[Any]) -> int:
+    """The task's pending cancellation requests now (0 where tasks do not count them)."""
+    count = getattr(task, "cancelling", None)
+    return count() if count is not None else 0
+
+
+def ours_alone(task: asyncio.Task[Any], before: int) -> bool:
+    """After a CancelledError from our one ``task.cancel()``: withdraw that request, and say
+    whether it was the only one made since ``before`` (``cancelling(task)`` when we started;
+    a request someone swallowed earlier without withdrawing it is not held against us).
+
+    Only from Python 3.11, where asyncio counts requests and anyio withdraws its own, as we do.
+    Before that, anyio leaves its requests standing even on a task that counts them (as
+    pytest-asyncio's backport does), so the count cannot tell ours from another's, and the
+    cancellation is taken to be ours, as it must be on a plain 3.10 task, which has no count."""
+    if sys.version_info < (3, 11):
+        return True
+    uncancel = getattr(task, "uncancel", None)
+    return uncancel is None or uncancel() <= before
 
 
 class AiohttpSender:

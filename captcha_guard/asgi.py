@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ._aio import AiohttpSender, HttpxSender
+from ._aio import AiohttpSender, HttpxSender, cancelling, ours_alone
 from ._door import FrontDoor, run_hook_errors
 from ._flow import (
     DISCONNECTED,
@@ -203,6 +203,7 @@ async def _read_body(receive: Receive, ask: ReadBody) -> bytes | BodyProblem:
         return TIMED_OUT
     task = asyncio.current_task()
     assert task is not None
+    before = cancelling(task)
     fired = False
 
     def expire() -> None:
@@ -214,8 +215,7 @@ async def _read_body(receive: Receive, ask: ReadBody) -> bytes | BodyProblem:
     try:
         return await _receive_all(receive, ask.limit)
     except asyncio.CancelledError:
-        uncancel = getattr(task, "uncancel", None)
-        if fired and (uncancel is None or uncancel() == 0):
+        if fired and ours_alone(task, before):
             return TIMED_OUT
         raise
     finally:
