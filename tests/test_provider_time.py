@@ -169,11 +169,12 @@ def test_a_trickling_body_is_cut_off_with_a_408(http: str) -> None:
     with serve_asgi(guard, http=http) as url:
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            # Before sending: the server's clock for the body cannot start any earlier.
+            started = time.monotonic()
             sock.sendall(
                 b"POST /login HTTP/1.1\r\nhost: x\r\ncontent-type: application/"
                 b"x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nlot_number=1"
             )
-            started = time.monotonic()
             answer = b""
             while b"\r\n\r\n" not in answer:  # the rest of the body never comes
                 chunk = sock.recv(4096)
