@@ -11,9 +11,13 @@ and refuses what no superset can describe safely:
   server's percent-decoding) is refused (``BAD_PATH``): Starlette's route regexes end in
   ``$``, which matches before a trailing newline, Django's ``re_path`` and users' own regexes
   do too, and no legitimate client puts a control character in a path;
+- so is one whose path does not begin with ``/`` (``POST login HTTP/1.1``, which h11,
+  wsgiref, the Werkzeug server and waitress pass through): Falcon and Litestar strip leading
+  slashes and Werkzeug adds one, so each routes it to ``/login``;
 - a convertor matches every spelling some framework would accept as that type (``{id:int}``:
   Werkzeug's ``\\d`` takes any Unicode digit, FastAPI's ``id: int`` takes ``" +1_0 "``);
-- a trailing slash is optional and repeated slashes are collapsed;
+- a trailing slash is optional and repeated slashes are collapsed, for a compiled regex too
+  (Litestar strips trailing slashes before it routes);
 - a prefix the app strips itself (FastAPI's ``root_path=``, Django's ``FORCE_SCRIPT_NAME``
   under ASGI) is stripped here too (``app_prefixes``).
 
@@ -194,13 +198,29 @@ class Rule:
         return method.upper() in self.methods and self.matches_path(path)
 
     def matches_path(self, path: str) -> bool:
+        merged = normalize_path(path)
         if isinstance(self.pattern, str):
-            return self.regex.match(normalize_path(path)) is not None
-        # A regex sees the path as sent and as a slash-merging proxy or framework would route
-        # it, so ``//login`` cannot slip past ``re.compile("/login")``.
-        return self.regex.fullmatch(path) is not None or (
-            "//" in path and self.regex.fullmatch(normalize_path(path)) is not None
-        )
+            return self.regex.match(merged) is not None
+        return _regex_covers(self.regex, path, merged)
+
+
+def _regex_covers(regex: re.Pattern[str], path: str, merged: str) -> bool:
+    """Whether a compiled-regex rule covers ``path`` (``merged``: its slashes collapsed).
+
+    The regex sees the path as sent, as a slash-merging proxy or framework would route it (so
+    ``//login`` cannot slip past ``re.compile("/login")``), and with its trailing slash toggled:
+    Litestar strips trailing slashes before it routes (``/reports/x/`` runs the
+    ``/reports/{name:str}`` view) and normalises its own routes the same way, so a regex
+    written with or without the slash must cover both spellings, as a route pattern does.
+    """
+    if regex.fullmatch(path) is not None:
+        return True
+    if merged != path and regex.fullmatch(merged) is not None:
+        return True
+    if merged == "/":
+        return False
+    toggled = merged[:-1] if merged.endswith("/") else merged + "/"
+    return regex.fullmatch(toggled) is not None
 
 
 def normalize_path(path: str) -> str:
@@ -211,12 +231,28 @@ def normalize_path(path: str) -> str:
 
 
 def route_path(path: str, root_path: str) -> str:
-    """The path below the app's mount point (ASGI ``root_path``)."""
+    """The path below the app's mount point (ASGI ``root_path``); the whole path when it does
+    not continue ``root_path`` at a ``/`` (see ``past_root``)."""
     if root_path and path.startswith(root_path):
         rest = path[len(root_path) :]
         if not rest or rest.startswith("/"):
             return rest or "/"
     return path
+
+
+def past_root(path: str, root_path: str) -> str | None:
+    """What follows ``root_path`` in ``path`` when it continues it without a ``/`` boundary
+    (``/applogin`` under ``/app``), else None.
+
+    uvicorn builds the path as root_path + request target, so this is a target sent without
+    its leading slash. Starlette routes the whole path, Litestar the part after the first
+    ``root_path`` it finds (``login``, i.e. ``/login``): the door matches both, and the second
+    is a ``BAD_PATH`` for a protected method."""
+    if root_path and len(path) > len(root_path) and path.startswith(root_path):
+        rest = path[len(root_path) :]
+        if rest[0] != "/":
+            return rest
+    return None
 
 
 def has_control(path: str) -> bool:
@@ -274,7 +310,9 @@ class RuleTable(Generic[T]):
                 return None
         if method not in self.methods:
             method = method.upper()
-        if has_control(path):
+        if has_control(path) or (path and path[0] != "/"):
+            # A path without its leading slash is no origin-form a client sends, and Falcon,
+            # Litestar and Werkzeug route ``login`` as ``/login``: refused, not guessed at.
             return BAD_PATH
         found = self._scan(method, path)
         if found is None and self.prefixes:
@@ -294,11 +332,7 @@ class RuleTable(Generic[T]):
             if is_route:
                 if regex.match(merged) is not None:
                     return value
-            # A regex sees the path as sent and as a slash-merging proxy or framework would
-            # route it, so ``//login`` cannot slip past ``re.compile("/login")``.
-            elif regex.fullmatch(path) is not None or (
-                merged is not path and regex.fullmatch(merged) is not None
-            ):
+            elif _regex_covers(regex, path, merged):
                 return value
         return None
 

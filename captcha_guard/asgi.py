@@ -30,7 +30,7 @@ from ._flow import (
 )
 from ._request import from_scope, read_headers
 from ._responses import Denial, render, wants_json
-from ._rules import route_path
+from ._rules import past_root, route_path
 from ._state import StateOp
 from ._types import ASGIApp, Message, Receive, Scope, Send
 
@@ -59,8 +59,11 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             else:
                 await self.app(scope, receive, send)
             return
-        method, path = scope["method"], route_path(scope["path"], scope.get("root_path", ""))
+        method, full, root_path = scope["method"], scope["path"], scope.get("root_path", "")
+        path = route_path(full, root_path)
         route = self.gate.match(method, path)
+        if route is None and root_path and (rest := past_root(full, root_path)) is not None:
+            route = self.gate.match(method, rest)
         if route is None:
             reply = self.gate.challenge(method, path)
             if reply is None:

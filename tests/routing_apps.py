@@ -198,6 +198,74 @@ def django_wsgi() -> Any:
     return get_wsgi_application()
 
 
+# ---------------------------------------------------------------- Falcon
+
+
+def _falcon_routes(app: Any, resource: Any) -> None:
+    # Falcon's own converter syntax; `{name}` is one non-empty segment, as Starlette's.
+    app.add_route("/login", resource("login"))
+    app.add_route("/posts/{id:int}/comments", resource("comments"))
+    app.add_route("/reports/{name}", resource("reports"))
+
+
+def falcon_wsgi() -> Any:
+    import falcon
+
+    class View:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def on_post(self, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+            resp.media = _answer(self.name, req.env.get("captcha_guard.verdict"))
+
+    app = falcon.App()  # strip_url_path_trailing_slash: False, Falcon 4's default
+    _falcon_routes(app, View)
+    return app
+
+
+def falcon_asgi() -> Any:
+    import falcon.asgi
+
+    class View:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def on_post(
+            self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: Any
+        ) -> None:
+            resp.media = _answer(self.name, req.scope.get("state", {}).get("captcha"))
+
+    app = falcon.asgi.App()
+    _falcon_routes(app, View)
+    return app
+
+
+# ---------------------------------------------------------------- Litestar
+
+
+def litestar_app() -> Any:
+    from litestar import Litestar, post
+    from litestar.types import Scope
+
+    def view(name: str, path: str) -> Any:
+        # status_code=200: Litestar answers a POST 201 by default. The scope, not a Request:
+        # this module's `Request` is FastAPI's, and Litestar resolves annotations by name.
+        async def endpoint(scope: Scope) -> dict[str, Any]:
+            return _answer(name, scope.get("state", {}).get("captcha"))
+
+        endpoint.__annotations__ = {"scope": Scope, "return": dict[str, Any]}
+        return post(path, status_code=200, name=name)(endpoint)
+
+    return Litestar(
+        route_handlers=[
+            view("login", "/login"),
+            view("comments", "/posts/{id:int}/comments"),
+            view("reports", "/reports/{name:str}"),
+        ],
+        logging_config=None,
+    )
+
+
 #: name -> (door, factory)
 FRAMEWORKS: dict[str, tuple[str, Any]] = {
     "starlette": ("asgi", starlette_app),
@@ -206,6 +274,9 @@ FRAMEWORKS: dict[str, tuple[str, Any]] = {
     "fastapi-root": ("asgi", lambda: fastapi_app(root_path="/app")),
     "flask": ("wsgi", flask_app),
     "django-wsgi": ("wsgi", django_wsgi),
+    "falcon-wsgi": ("wsgi", falcon_wsgi),
+    "falcon-asgi": ("asgi", falcon_asgi),
+    "litestar": ("asgi", litestar_app),
 }
 
 

@@ -26,8 +26,8 @@ import pytest
 
 from tests.routing_zoo import ASGI_SERVERS, WSGI_SERVERS, Answer, Target, request, zoo
 
-ASGI_FRAMEWORKS = ("starlette", "fastapi", "django-asgi")
-WSGI_FRAMEWORKS = ("flask", "django-wsgi")
+ASGI_FRAMEWORKS = ("starlette", "fastapi", "django-asgi", "falcon-asgi", "litestar")
+WSGI_FRAMEWORKS = ("flask", "django-wsgi", "falcon-wsgi")
 COMBOS = [(s, f) for s in ASGI_SERVERS for f in ASGI_FRAMEWORKS] + [
     (s, f) for s in WSGI_SERVERS for f in WSGI_FRAMEWORKS
 ]
@@ -92,6 +92,11 @@ CORPUS: list[tuple[str, str]] = [
             "http://127.0.0.1/login",
             "/login%FF",
             "/log%C4%B1n",
+            "/login///",
+            # origin-form without its leading slash: Falcon and Litestar strip leading slashes
+            "login",
+            "login/",
+            "*",
         )
     ],
     # convertors
@@ -126,7 +131,17 @@ CORPUS: list[tuple[str, str]] = [
     # the compiled-regex rule
     *[
         ("POST", p)
-        for p in ("/reports/x", "/reports/x/", "//reports/x", "/reports//x", "/reports/x;y")
+        for p in (
+            "/reports/x",
+            "/reports/x/",  # Litestar strips trailing slashes, and so routes it
+            "/reports/x//",
+            "/reports/x%2F",
+            "//reports/x",
+            "/reports//x",
+            "/reports/x;y",
+            "reports/x",
+            "posts/1/comments",
+        )
     ],
     ("POST", "/legacy/"),
     *_controls(),
@@ -257,7 +272,11 @@ PREFIXED = [
     ("uvicorn-h11", "fastapi-root", "/app"),  # both
     ("waitress", "flask", "/app"),  # waitress url_prefix: SCRIPT_NAME /app
     ("waitress", "django-wsgi", "/app"),
+    ("waitress", "falcon-wsgi", "/app"),
     ("gunicorn", "django-wsgi", ""),  # FORCE_SCRIPT_NAME under WSGI: reverse() only
+    # Litestar cuts the path at the first root_path it finds, boundary or not: `POST login`
+    # is /applogin to uvicorn and the gate's route_path, /login to Litestar.
+    ("uvicorn-h11", "litestar", "/app"),
 ]
 #: Where the login view is, as the client sends it: what the test checks the corpus reaches.
 LOGIN_AT = {
@@ -268,7 +287,9 @@ LOGIN_AT = {
     ("uvicorn-h11", "fastapi-root", "/app"): "/login",
     ("waitress", "flask", "/app"): "/app/login",
     ("waitress", "django-wsgi", "/app"): "/app/login",
+    ("waitress", "falcon-wsgi", "/app"): "/app/login",
     ("gunicorn", "django-wsgi", ""): "/login",
+    ("uvicorn-h11", "litestar", "/app"): "/login",
 }
 PREFIX_CORPUS: list[tuple[str, str]] = [
     ("POST", p)
@@ -288,6 +309,8 @@ PREFIX_CORPUS: list[tuple[str, str]] = [
         "/app/posts/%D9%A1/comments",
         "/app/reports/x",
         "/app/login%0A",
+        "login",  # no leading slash: uvicorn prefixes root_path to it as sent
+        "app/login",
     )
 ] + [("post", "/app/login"), ("POST", "/app/./login")]
 

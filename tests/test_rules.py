@@ -303,8 +303,11 @@ def test_compiled_regex_is_the_escape_hatch() -> None:
     # fullmatch: a regex written without anchors is still anchored at both ends
     assert not rule.matches("POST", "/login/extra")
     assert not rule.matches("POST", "/x/login")
-    # and it is taken as written: no slash folding, no optional trailing slash
-    assert not rule.matches("POST", "/login/")
+    # A trailing slash is optional, as for a route pattern: Litestar strips it before routing
+    # (tests/test_routing_differential.py), so a regex taken as written was a side door.
+    assert rule.matches("POST", "/login/")
+    assert rule.matches("POST", "/login//")
+    assert not rule.matches("POST", "/login/x")
     assert rule.pattern.pattern == r"/(?:login|signin)"  # type: ignore[union-attr]
 
 
@@ -515,6 +518,21 @@ def test_compiled_regex_also_sees_the_slash_merged_path() -> None:
     assert rule.matches("POST", "//login")
     assert rule.matches("POST", "/login")
     assert not rule.matches("POST", "/login/extra")
+
+
+def test_compiled_regex_written_with_its_slash_also_covers_the_path_without() -> None:
+    # Litestar normalises its own route "/legacy/" to "/legacy" and routes "/legacy" to it.
+    rule = Rule(re.compile(r"/legacy/"))
+    assert rule.matches("POST", "/legacy/")
+    assert rule.matches("POST", "/legacy")
+    assert rule.matches("POST", "//legacy")
+    assert not rule.matches("POST", "/legacyx")
+    table = RuleTable([(rule, "legacy")])
+    assert table.match("POST", "/legacy") == "legacy"
+    assert table.match("POST", "/legacy//") == "legacy"
+    assert table.match("POST", "/legacy/x") is None
+    root = Rule(re.compile(r"/"))
+    assert root.matches("POST", "/") and not root.matches("POST", "//x")
 
 
 # ---------------------------------------------------------------- properties
