@@ -69,13 +69,19 @@ class BadPath:
     """A protected-method request whose path no rule can be trusted to judge (see module doc):
     the door answers it 400 ``bad_path`` without calling the app."""
 
-    __slots__ = ()
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def __repr__(self) -> str:
-        return "BAD_PATH"
+        return self.name
 
 
-BAD_PATH: Final = BadPath()
+#: A control character in the path.
+BAD_PATH: Final = BadPath("BAD_PATH")
+#: A path that does not begin with ``/`` (below the mount point).
+NO_LEADING_SLASH: Final = BadPath("NO_LEADING_SLASH")
 
 
 def _converter_regex(name: str) -> str:
@@ -247,7 +253,7 @@ def past_root(path: str, root_path: str) -> str | None:
     uvicorn builds the path as root_path + request target, so this is a target sent without
     its leading slash. Starlette routes the whole path, Litestar the part after the first
     ``root_path`` it finds (``login``, i.e. ``/login``): the door matches both, and the second
-    is a ``BAD_PATH`` for a protected method."""
+    is ``NO_LEADING_SLASH`` for a protected method."""
     if root_path and len(path) > len(root_path) and path.startswith(root_path):
         rest = path[len(root_path) :]
         if rest[0] != "/":
@@ -295,8 +301,9 @@ class RuleTable(Generic[T]):
         )
 
     def match(self, method: str, path: str) -> T | BadPath | None:
-        """What the rules say of a request: the first matching entry's value, ``BAD_PATH``, or
-        None (no rule covers it: call the app, touch nothing).
+        """What the rules say of a request: the first matching entry's value, a ``BadPath``
+        (``BAD_PATH``, ``NO_LEADING_SLASH``), or None (no rule covers it: call the app, touch
+        nothing).
 
         ``method`` as the server gave it; ``path`` the path below the ASGI ``root_path`` (or
         PATH_INFO), percent-decoded as the server gives it to the app.
@@ -310,10 +317,12 @@ class RuleTable(Generic[T]):
                 return None
         if method not in self.methods:
             method = method.upper()
-        if has_control(path) or (path and path[0] != "/"):
-            # A path without its leading slash is no origin-form a client sends, and Falcon,
-            # Litestar and Werkzeug route ``login`` as ``/login``: refused, not guessed at.
+        if has_control(path):
             return BAD_PATH
+        if path and path[0] != "/":
+            # No origin-form a client sends, and Falcon, Litestar and Werkzeug route ``login``
+            # as ``/login``: refused, not guessed at.
+            return NO_LEADING_SLASH
         found = self._scan(method, path)
         if found is None and self.prefixes:
             for prefix in self.prefixes:
@@ -339,7 +348,7 @@ class RuleTable(Generic[T]):
 
 def first_match(rules: Iterable[Rule], method: str, path: str) -> Rule | None:
     """The first rule that protects ``method path`` (None for a path with a control character
-    in it: ``RuleTable`` refuses those whole)."""
+    in it or without its leading slash: ``RuleTable`` refuses those whole)."""
     found = RuleTable((rule, rule) for rule in rules).match(method, path)
     return None if isinstance(found, BadPath) else found
 

@@ -14,11 +14,13 @@ from captcha_guard import CaptchaGuard, GeeTest, Rule, WSGICaptchaGuard
 from captcha_guard._rules import (
     BAD_PATH,
     DEFAULT_METHODS,
+    NO_LEADING_SLASH,
     RuleTable,
     app_prefixes,
     first_match,
     has_control,
     normalize_path,
+    past_root,
     route_path,
 )
 from tests.helpers import RecordingApp, body_receive, call, http_scope
@@ -574,6 +576,27 @@ def test_a_control_anywhere_is_a_bad_path(text: str, control: str, at: int, meth
     assert table.match("GET", path) is None
 
 
+def test_a_protected_method_path_without_its_leading_slash_is_refused() -> None:
+    # `POST login HTTP/1.1`: h11, wsgiref, Werkzeug's server and waitress pass it through,
+    # and Falcon, Litestar and Flask route it to /login.
+    table = RuleTable([(Rule("/login"), "login"), (Rule(re.compile(r"/r/.+")), "r")])
+    for path in ("login", "login/", "r/x", "other", "*", ".", "\\login"):
+        assert table.match("POST", path) is NO_LEADING_SLASH, path
+        assert table.match("post", path) is NO_LEADING_SLASH, path
+        assert table.match("GET", path) is None, path  # no rule names GET: the app's business
+    assert table.match("POST", "login\n") is BAD_PATH  # the control character says more
+    assert table.match("POST", "") is None  # PATH_INFO may be empty: that is "/"
+    assert first_match([Rule("/login")], "POST", "login") is None
+
+
+def test_past_root_is_what_follows_a_root_path_without_a_slash() -> None:
+    assert past_root("/applogin", "/app") == "login"
+    assert past_root("/app.x", "/app") == ".x"
+    for path in ("/app/login", "/app", "/login", "/ap"):
+        assert past_root(path, "/app") is None, path
+    assert past_root("/login", "") is None
+
+
 # ---------------------------------------------------------------- through the doors
 
 
@@ -591,6 +614,44 @@ async def test_the_asgi_door_answers_a_bad_path_itself() -> None:
     assert as_json.status == 400
     assert json.loads(as_json.body)["error"] == "bad_path"
     assert passed.status == 200 and app.calls == 1  # GET: no rule names it
+
+
+@pytest.mark.asyncio
+async def test_the_asgi_door_refuses_a_path_without_its_leading_slash() -> None:
+    app = RecordingApp()
+    guard = CaptchaGuard(app, rules=[Rule("/login")], provider=_geetest())
+    accept = [(b"accept", b"application/json")]
+    bare = await call(guard, http_scope("login", headers=accept), body_receive(b""))
+    # uvicorn makes scope["path"] root_path + target: `POST login` under /app is /applogin,
+    # and Litestar routes that to /login.
+    under = await call(
+        guard, http_scope("/applogin", headers=accept, root_path="/app"), body_receive(b"")
+    )
+    mounted = await call(
+        guard, http_scope("/app/login", headers=accept, root_path="/app"), body_receive(b"")
+    )
+    get = await call(
+        guard, http_scope("/applogin", method="GET", root_path="/app"), body_receive(b"")
+    )
+    for answer in (bare, under):
+        assert answer.status == 400, answer.body
+        assert json.loads(answer.body) == {
+            "error": "bad_path",
+            "reason": "the request path does not begin with '/'",
+        }
+    assert mounted.status == 403  # /login below /app: the rule, a captcha is missing
+    assert get.status == 200 and app.calls == 1
+
+
+def test_the_wsgi_door_refuses_a_path_info_without_its_leading_slash() -> None:
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        raise AssertionError("the app must not be called")
+
+    guard = WSGICaptchaGuard(app, rules=[Rule("/login")], provider=_geetest())
+    statuses: list[str] = []
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "login", "wsgi.input": None}
+    body = b"".join(guard(environ, lambda status, headers: statuses.append(status)))
+    assert statuses == ["400 Bad Request"] and b"does not begin with" in body
 
 
 def test_the_wsgi_door_answers_a_bad_path_itself_and_on_reject_sees_it() -> None:
