@@ -17,7 +17,8 @@ and refuses what no superset can describe safely:
 - a convertor matches every spelling some framework would accept as that type (``{id:int}``:
   Werkzeug's ``\\d`` takes any Unicode digit, FastAPI's ``id: int`` takes ``" +1_0 "``);
 - a trailing slash is optional and repeated slashes are collapsed, for a compiled regex too
-  (Litestar strips trailing slashes before it routes);
+  (Litestar strips trailing slashes before it routes), and a route pattern also sees the
+  path as sent, since Falcon's ``{name}`` takes an empty segment (``/posts//comments``);
 - a prefix the app strips itself (FastAPI's ``root_path=``, Django's ``FORCE_SCRIPT_NAME``
   under ASGI) is stripped here too (``app_prefixes``).
 
@@ -39,7 +40,8 @@ DEFAULT_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # (``\d`` is any Unicode digit, and int() takes them), Django's, and what FastAPI's pydantic
 # accepts for a ``{name}`` annotated with that type (blanks around, a sign, ``_``, ``1.0``).
 CONVERTERS: dict[str, str] = {
-    "str": r"[^/]+",
+    # Falcon's ``{name}`` takes an empty segment too: ``/reports/`` and ``/posts//comments``.
+    "str": r"[^/]*",
     "path": r".*",
     "int": r"\s*[+-]?[\d_]+(?:\.0*)?\s*",
     # Written so no two quantifiers can share a character: linear time on a long segment.
@@ -206,8 +208,14 @@ class Rule:
     def matches_path(self, path: str) -> bool:
         merged = normalize_path(path)
         if isinstance(self.pattern, str):
-            return self.regex.match(merged) is not None
+            return _route_covers(self.regex, path, merged)
         return _regex_covers(self.regex, path, merged)
+
+
+def _route_covers(regex: re.Pattern[str], path: str, merged: str) -> bool:
+    """Whether a route pattern's regex covers ``path``: as a slash-merging framework routes it,
+    and as sent, where Falcon takes the empty segment of ``/posts//comments`` for a ``{name}``."""
+    return regex.match(merged) is not None or (merged != path and regex.match(path) is not None)
 
 
 def _regex_covers(regex: re.Pattern[str], path: str, merged: str) -> bool:
@@ -339,7 +347,7 @@ class RuleTable(Generic[T]):
             if method not in methods:
                 continue
             if is_route:
-                if regex.match(merged) is not None:
+                if _route_covers(regex, path, merged):
                     return value
             elif _regex_covers(regex, path, merged):
                 return value

@@ -28,8 +28,11 @@ from captcha_guard import CaptchaGuard, GeeTest, Rule, WSGICaptchaGuard
 RULES = [
     Rule("/login"),
     Rule("/posts/{id:int}/comments"),
-    Rule(re.compile(r"/reports/[^/]+")),  # the compiled-regex escape hatch
+    # The compiled-regex escape hatch, written as wide as the widest router (README): `*`,
+    # not `+`, since Falcon's `{name}` takes an empty segment (`POST /reports/` runs it).
+    Rule(re.compile(r"/reports/[^/]*")),
     Rule("/legacy"),
+    Rule("/users/{name}/follow"),  # a `{name}` segment inside the path
 ]
 
 #: Where each framework's views live: (view name, a request path that reaches it).
@@ -38,6 +41,7 @@ VIEWS = {
     "comments": "/posts/1/comments",
     "reports": "/reports/x",
     "legacy": "/legacy/",  # Django only: re_path(r"^legacy/$"), with the `$` users write
+    "follow": "/users/x/follow",
 }
 
 
@@ -75,6 +79,7 @@ def starlette_app() -> Any:
             Route("/login", view("login"), methods=["POST"]),
             Route("/posts/{id:int}/comments", view("comments"), methods=["POST"]),
             Route("/reports/{name}", view("reports"), methods=["POST"]),
+            Route("/users/{name}/follow", view("follow"), methods=["POST"]),
         ]
     )
 
@@ -107,6 +112,10 @@ def fastapi_app(root_path: str = "") -> Any:
     async def reports(name: str, request: Request) -> dict[str, Any]:
         return _answer("reports", verdict_of(request))
 
+    @app.post("/users/{name}/follow")
+    async def follow(name: str, request: Request) -> dict[str, Any]:
+        return _answer("follow", verdict_of(request))
+
     return app
 
 
@@ -132,6 +141,10 @@ def flask_app() -> Any:
     @app.post("/reports/<name>")
     def reports(name: str) -> Any:
         return jsonify(_answer("reports", verdict_of()))
+
+    @app.post("/users/<name>/follow")
+    def follow(name: str) -> Any:
+        return jsonify(_answer("follow", verdict_of()))
 
     return app
 
@@ -180,6 +193,7 @@ def django_setup() -> None:
         path("login", view("login")),
         path("posts/<int:id>/comments", view("comments")),
         path("reports/<str:name>", view("reports")),
+        path("users/<str:name>/follow", view("follow")),
         re_path(r"^legacy/$", view("legacy")),
     ]
 
@@ -206,6 +220,7 @@ def _falcon_routes(app: Any, resource: Any) -> None:
     app.add_route("/login", resource("login"))
     app.add_route("/posts/{id:int}/comments", resource("comments"))
     app.add_route("/reports/{name}", resource("reports"))
+    app.add_route("/users/{name}/follow", resource("follow"))
 
 
 def falcon_wsgi() -> Any:
@@ -261,6 +276,7 @@ def litestar_app() -> Any:
             view("login", "/login"),
             view("comments", "/posts/{id:int}/comments"),
             view("reports", "/reports/{name:str}"),
+            view("follow", "/users/{name:str}/follow"),
         ],
         logging_config=None,
     )

@@ -141,6 +141,21 @@ CORPUS: list[tuple[str, str]] = [
             "/reports/x;y",
             "reports/x",
             "posts/1/comments",
+            "/reports/",  # Falcon's {name} takes an empty segment
+        )
+    ],
+    # a `{name}` rule inside the path
+    *[
+        ("POST", p)
+        for p in (
+            "/users/x/follow",
+            "/users//follow",  # Falcon runs the view with name ""
+            "/users/%20/follow",
+            "/users/x/follow/",
+            "//users/x/follow",
+            "/users/x%2Ffollow",
+            "/users/x/follow%0A",
+            "users/x/follow",
         )
     ],
     ("POST", "/legacy/"),
@@ -200,6 +215,8 @@ KNOWN_DIVERGENCES = [
     ("wsgiref", "flask", "POST login"),
     ("werkzeug", "falcon-wsgi", "POST reports/x"),
     ("waitress", "flask", "POST posts/1/comments"),
+    ("gunicorn", "falcon-wsgi", "POST /users//follow"),
+    ("uvicorn-httptools", "falcon-asgi", "POST /users//follow"),
 ]
 
 
@@ -242,6 +259,7 @@ def test_the_gate_sees_every_request_the_app_routes_to_a_protected_view(
     assert plain["POST /login"].gated.error == "captcha_rejected"
     assert plain["POST /posts/1/comments"].bare.view == "comments"
     assert plain["POST /reports/x"].bare.view == "reports"
+    assert plain["POST /users/x/follow"].bare.view == "follow"
 
 
 def test_the_known_divergences_still_run_a_view_bare(

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import functools
 import json
 import re
+import wsgiref.util
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +33,10 @@ from tests.helpers import RecordingApp, body_receive, call, http_scope
 @pytest.mark.parametrize(
     ("pattern", "matching", "not_matching"),
     [
-        ("/u/{name}", ["/u/bob", "/u/b.o-b_1", "/u/%20"], ["/u/", "/u/a/b"]),
-        ("/u/{name:str}", ["/u/bob"], ["/u/", "/u/a/b"]),
+        # "/u/" too: Falcon's {name} takes an empty segment (and routes /u/ to that view).
+        ("/u/{name}", ["/u/bob", "/u/b.o-b_1", "/u/%20", "/u/"], ["/u", "/u/a/b"]),
+        ("/u/{name:str}", ["/u/bob", "/u/"], ["/u", "/u/a/b"]),
+        ("/u/{name}/x", ["/u/b/x", "/u//x", "/u//x/"], ["/u/x", "/u/a/b/x"]),
         # Wider than Starlette's [0-9]+: Werkzeug's \\d takes any Unicode digit and a signed
         # convertor a sign, FastAPI's pydantic blanks around, "_" and "1.0" (see _rules.py).
         (
@@ -181,6 +185,54 @@ def _pydantic(name: str) -> Callable[[str], bool] | None:
     return routes
 
 
+@functools.cache
+def _falcon(name: str) -> Callable[[str], bool]:
+    """A real ``falcon.App`` with one POST route, ``/x/{v}`` or ``/x/{v:NAME}``, called as a
+    WSGI server would (PATH_INFO the UTF-8 bytes as latin-1)."""
+    import falcon
+
+    class View:
+        def on_post(self, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+            resp.media = {"view": "v"}
+
+    app = falcon.App()
+    app.add_route("/x/{v}" if name == "str" else f"/x/{{v:{name}}}", View())
+
+    def routes(path: str) -> bool:
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path.encode("utf-8", "surrogatepass").decode("latin-1"),
+        }
+        wsgiref.util.setup_testing_defaults(environ)
+        statuses: list[str] = []
+        b"".join(app(environ, lambda status, headers, *_: statuses.append(status)))
+        return statuses[0].startswith("200")
+
+    return routes
+
+
+@functools.cache
+def _litestar(name: str) -> Callable[[str], bool]:
+    """A real ``Litestar`` app with one POST route ``/x/{v:NAME}``, called with an ASGI scope."""
+    import asyncio
+
+    from litestar import Litestar, post
+
+    async def endpoint() -> None:
+        return None
+
+    endpoint.__annotations__ = {"return": None}
+    app = Litestar([post(f"/x/{{v:{name}}}", status_code=200)(endpoint)], logging_config=None)
+
+    async def call_app(path: str) -> int:
+        scope = http_scope(path)
+        scope["raw_path"] = path.encode("utf-8", "surrogatepass")
+        capture = await call(app, scope, body_receive(b""))
+        return capture.status
+
+    return lambda path: asyncio.run(call_app(path)) == 200
+
+
 @pytest.mark.parametrize("name", ["str", "int", "float", "uuid", "path"])
 def test_converters_match_at_least_what_every_router_routes(name: str) -> None:
     ours = Rule(f"/x/{{v:{name}}}")
@@ -189,6 +241,8 @@ def test_converters_match_at_least_what_every_router_routes(name: str) -> None:
         "werkzeug": _werkzeug(name),
         "django": _django(name),
         "fastapi": _pydantic(name),
+        "falcon": _falcon(name),
+        "litestar": _litestar(name),
     }
     taken_by: dict[str, set[str]] = {router: set() for router in routers}
     for segment in SEGMENTS:
@@ -210,8 +264,34 @@ def test_converters_match_at_least_what_every_router_routes(name: str) -> None:
         assert "\u0661\u0662" in taken_by["werkzeug"] and "-1" in taken_by["werkzeug"]
         assert {" 1", "+1", "1_000", "1.0"} <= taken_by["fastapi"]
         assert taken_by["starlette"] == taken_by["django"] == {"12", "007"}
+        # Falcon's int() refuses blanks itself; Litestar's does not.
+        assert {"+1", "-1", "1_000", "\uff11"} <= taken_by["falcon"] and " 1" not in taken_by[
+            "falcon"
+        ]
+        assert {" 1", "1 ", "+1", "1_000", "\u0661\u0662"} <= taken_by["litestar"]
     if name == "uuid":
         assert {"{" + UUID + "}", "urn:uuid:" + UUID} <= taken_by["fastapi"]
+    if name == "str":
+        assert "" in taken_by["falcon"] and "" not in taken_by["starlette"]
+
+
+def test_an_empty_segment_falcon_routes_inside_a_path_is_matched() -> None:
+    import falcon
+
+    class View:
+        def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+            resp.media = {"name": name}
+
+    app = falcon.App()
+    app.add_route("/posts/{name}/comments", View())
+    environ: dict[str, Any] = {"REQUEST_METHOD": "POST", "PATH_INFO": "/posts//comments"}
+    wsgiref.util.setup_testing_defaults(environ)
+    statuses: list[str] = []
+    body = b"".join(app(environ, lambda status, headers, *_: statuses.append(status)))
+    assert statuses == ["200 OK"] and json.loads(body) == {"name": ""}
+    table = RuleTable([(Rule("/posts/{name}/comments"), "comments")])
+    assert table.match("POST", "/posts//comments") == "comments"
+    assert table.match("POST", "/posts///comments") is None  # two empty segments: nobody's
 
 
 def test_convertors_take_linear_time_on_a_long_segment() -> None:
@@ -546,12 +626,19 @@ EDGE_ALPHABET = "0123456789\u0661\uff11\u00b9+-_. \t\n\r\x00\x7f\x85\xa0/;:{}eEx
 
 @given(st.text(EDGE_ALPHABET, min_size=0, max_size=12))
 def test_every_segment_a_router_routes_is_matched_or_refused(segment: str) -> None:
-    """For each convertor: whatever Starlette, Werkzeug, Django or FastAPI's pydantic would
-    route, the gate matches, or refuses whole as a bad path. Never unmatched."""
+    """For each convertor: whatever Starlette, Werkzeug, Django, FastAPI's pydantic, Falcon or
+    Litestar would route, the gate matches, or refuses whole as a bad path. Never unmatched."""
     path = f"/x/{segment}"
     for name in ("str", "int", "float", "uuid", "path"):
         table = RuleTable([(Rule(f"/x/{{v:{name}}}"), name)])
-        routers = [_starlette(name), _werkzeug(name), _django(name), _pydantic(name)]
+        routers = [
+            _starlette(name),
+            _werkzeug(name),
+            _django(name),
+            _pydantic(name),
+            _falcon(name),
+            _litestar(name),
+        ]
         for routes in routers:
             if routes is None:
                 continue
