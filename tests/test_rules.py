@@ -730,6 +730,27 @@ async def test_the_asgi_door_refuses_a_path_without_its_leading_slash() -> None:
     assert get.status == 200 and app.calls == 1
 
 
+@pytest.mark.asyncio
+async def test_a_rule_written_with_the_root_path_covers_falcon_which_routes_the_whole_path() -> (
+    None
+):
+    import falcon.asgi
+
+    class View:
+        async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+            resp.media = {"view": "login"}
+
+    app = falcon.asgi.App()
+    app.add_route("/app/login", View())  # served at /login under uvicorn --root-path /app
+    scope = http_scope("/app/login", root_path="/app")
+    bare = await call(app, scope, body_receive(b""))
+    assert bare.status == 200 and json.loads(bare.body) == {"view": "login"}
+    for rule in (Rule("/app/login"), Rule("/login")):
+        guard = CaptchaGuard(app, rules=[rule], provider=_geetest())
+        gated = await call(guard, http_scope("/app/login", root_path="/app"), body_receive(b""))
+        assert gated.status == 403, (rule, gated.body)
+
+
 def test_the_wsgi_door_refuses_a_path_info_without_its_leading_slash() -> None:
     def app(environ: Any, start_response: Any) -> list[bytes]:
         raise AssertionError("the app must not be called")
