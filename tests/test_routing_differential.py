@@ -17,12 +17,18 @@ framework stops routing one of them, the harness says so instead of quietly test
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import sys
-from collections.abc import Iterator
+import wsgiref.util
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.routing_zoo import ASGI_SERVERS, WSGI_SERVERS, Answer, Target, request, zoo
 
@@ -240,11 +246,17 @@ def _observe(
         return list(pool.map(one, corpus))
 
 
+def _observe_all(ports: dict[Target, int]) -> dict[tuple[str, str], list[Observation]]:
+    # A few combos at a time: each waits on other servers' answers more than on the CPU.
+    with ThreadPoolExecutor(3) as pool:
+        return dict(zip(COMBOS, pool.map(lambda c: _observe(ports, c), COMBOS), strict=True))
+
+
 @pytest.fixture(scope="module")
 def observed() -> Iterator[dict[tuple[str, str], list[Observation]]]:
     targets = [Target(s, f, g) for s, f in COMBOS for g in (False, True)]
     with zoo(targets) as ports:
-        yield {combo: _observe(ports, combo) for combo in COMBOS}
+        yield _observe_all(ports)
 
 
 @pytest.mark.parametrize("combo", COMBOS, ids=[f"{s}-{f}" for s, f in COMBOS])
@@ -310,6 +322,73 @@ def test_a_path_without_its_leading_slash_is_a_bad_path_whatever_the_server(
     # The servers that pass such a target through (httptools only `*`), so that the test
     # stays a test.
     assert reached == {"uvicorn-h11", "uvicorn-httptools", "wsgiref", "werkzeug", "waitress"}
+
+
+# ---------------------------------------------------------------- the same apps, in process
+
+#: Pieces of paths near the protected routes: the fuzz below glues them at random.
+PIECES = ["/", "//", "login", "users", "follow", "reports", "posts", "comments", "x", "1", " "]
+PIECES += ["+1", "\u0661", ".", "%2F", "\n", "\t", "LOGIN", "legacy"]
+
+
+@functools.cache
+def _in_process(framework: str) -> Callable[[str], str | None]:
+    """The bare app of ``framework`` (tests/routing_apps.py), called directly with a path as
+    its server would hand it over; the protected view it ran, or None."""
+    from tests.helpers import body_receive, call, http_scope
+    from tests.routing_apps import FRAMEWORKS, build
+
+    app = build(framework, gate=False)
+    if FRAMEWORKS[framework][0] == "asgi":
+
+        async def run(path: str) -> tuple[int, bytes]:
+            scope = http_scope(path, headers=[(b"host", b"127.0.0.1")])
+            scope["raw_path"] = path.encode("utf-8")
+            answer = await call(app, scope, body_receive(b""))
+            return answer.status, answer.body
+
+        def asgi(path: str) -> str | None:
+            return Answer(*asyncio.run(run(path))).view
+
+        return asgi
+
+    def wsgi(path: str) -> str | None:
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path.encode("utf-8").decode("latin-1"),
+            "CONTENT_LENGTH": "0",
+        }
+        wsgiref.util.setup_testing_defaults(environ)
+        statuses: list[str] = []
+        body = b"".join(app(environ, lambda status, headers, *_: statuses.append(status)))
+        return Answer(int(statuses[0].split()[0]), body).view
+
+    return wsgi
+
+
+IN_PROCESS = ["starlette", "fastapi", "flask", "falcon-wsgi", "falcon-asgi", "litestar"]
+
+
+def test_the_apps_in_process_run_their_views() -> None:
+    for framework in IN_PROCESS:
+        routes = _in_process(framework)
+        for view, path in (("login", "/login"), ("follow", "/users/x/follow")):
+            assert routes(path) == view, (framework, path)
+        assert routes("/nowhere") is None, framework
+
+
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=7).map("".join))
+def test_any_path_an_app_routes_to_a_protected_view_is_judged(path: str) -> None:
+    """Django stays out (its settings are per process: the zoo runs it); the servers' own
+    parsing is the zoo's business, this is each router against the gate's match."""
+    from captcha_guard._rules import RuleTable
+    from tests.routing_apps import RULES
+
+    table = RuleTable((rule, rule) for rule in RULES)
+    for framework in IN_PROCESS:
+        view = _in_process(framework)(path)
+        if view is not None:
+            assert table.match("POST", path) is not None, (framework, path, view)
 
 
 # ---------------------------------------------------------------- prefixes the app strips
@@ -416,7 +495,7 @@ def table(observed: dict[tuple[str, str], list[Observation]], labels: list[str])
 if __name__ == "__main__":
     targets = [Target(s, f, g) for s, f in COMBOS for g in (False, True)]
     with zoo(targets) as ports:
-        seen = {combo: _observe(ports, combo) for combo in COMBOS}
+        seen = _observe_all(ports)
     wanted = sys.argv[1:] or [f"{m} {t}" if t else m for m, t in CORPUS]
     print(table(seen, wanted))
     bad = [(c, o.label, v) for c, obs in seen.items() for o in obs if (v := o.violation())]
