@@ -1,8 +1,9 @@
 """The gate's match against what real routers route, with the same bytes.
 
-Every request line of ``CORPUS`` goes, as raw bytes, to each framework's app served bare and
-served behind the gate, under every server that can serve it (uvicorn with h11 and with
-httptools; wsgiref, the Werkzeug dev server, waitress and gunicorn). The invariant:
+Every request line of ``CORPUS`` goes, as raw bytes, to each framework's app (Starlette,
+FastAPI, Django, Flask, Falcon's WSGI and ASGI apps, Litestar) served bare and served behind
+the gate, under every server that can serve it (uvicorn with h11 and with httptools; wsgiref,
+the Werkzeug dev server, waitress and gunicorn). The invariant:
 
     if the bare app runs a protected view for a request, the gated app either runs it with a
     verdict, or answers the request itself with a 4xx.
@@ -11,6 +12,8 @@ The gate's provider refuses everything (tests/routing_apps.py), so in practice "
 the gate's own 403 ``captcha_rejected`` or 400 ``bad_path``. ``KNOWN_DIVERGENCES`` pins the
 variants that did run a view unguarded before _rules.py learnt better: if an upgrade of a
 framework stops routing one of them, the harness says so instead of quietly testing less.
+The same apps are also called in process with random paths glued from route pieces (the
+routers alone, against the gate's match; the servers' parsing is the corpus's business).
 
     python -m tests.test_routing_differential     prints what each router did (the table)
 """
