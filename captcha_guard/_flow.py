@@ -73,7 +73,7 @@ from ._responses import (
     too_slow,
     unavailable,
 )
-from ._rules import BadPath, Rule, RuleTable
+from ._rules import BAD_PATH, BadPath, Rule, RuleTable
 from ._state import StateFull, StateOp, Transition
 from ._verdict import MISCONFIGURATION, REFUSED, Fault, Outcome, ProviderFailure, Verdict
 from ._version import __version__
@@ -89,6 +89,8 @@ DEFAULT_BODY_TIMEOUT = 10.0
 
 #: A protected-method request whose path holds a control character (see _rules.py).
 BAD_PATH_DENIAL = Denial(400, "bad_path", "control character in the request path")
+#: One whose path (below the mount point) does not begin with "/", as ``POST login`` (_rules.py).
+NO_SLASH_DENIAL = Denial(400, "bad_path", "the request path does not begin with '/'")
 
 #: A shared breaker's probe is a lease this much longer than the provider's timeout: if its
 #: holder dies, another worker probes after that.
@@ -282,7 +284,7 @@ class Gate:
             return None  # RuleTable.match's own first test, inlined: the hot path
         found = self._table.match(method, path)
         if found.__class__ is BadPath:
-            return BAD_PATH_DENIAL
+            return BAD_PATH_DENIAL if found is BAD_PATH else NO_SLASH_DENIAL
         return found  # type: ignore[return-value]
 
     def challenge(self, method: str, path: str) -> Reply | None:

@@ -11,9 +11,14 @@ and refuses what no superset can describe safely:
   server's percent-decoding) is refused (``BAD_PATH``): Starlette's route regexes end in
   ``$``, which matches before a trailing newline, Django's ``re_path`` and users' own regexes
   do too, and no legitimate client puts a control character in a path;
+- so is one whose path does not begin with ``/`` (``POST login HTTP/1.1``, which h11,
+  wsgiref, the Werkzeug server and waitress pass through): Falcon and Litestar strip leading
+  slashes and Werkzeug adds one, so each routes it to ``/login``;
 - a convertor matches every spelling some framework would accept as that type (``{id:int}``:
   Werkzeug's ``\\d`` takes any Unicode digit, FastAPI's ``id: int`` takes ``" +1_0 "``);
-- a trailing slash is optional and repeated slashes are collapsed;
+- a trailing slash is optional and repeated slashes are collapsed, for a compiled regex too
+  (Litestar strips trailing slashes before it routes), and a route pattern also sees the
+  path as sent, since Falcon's ``{name}`` takes an empty segment (``/posts//comments``);
 - a prefix the app strips itself (FastAPI's ``root_path=``, Django's ``FORCE_SCRIPT_NAME``
   under ASGI) is stripped here too (``app_prefixes``).
 
@@ -35,7 +40,8 @@ DEFAULT_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # (``\d`` is any Unicode digit, and int() takes them), Django's, and what FastAPI's pydantic
 # accepts for a ``{name}`` annotated with that type (blanks around, a sign, ``_``, ``1.0``).
 CONVERTERS: dict[str, str] = {
-    "str": r"[^/]+",
+    # Falcon's ``{name}`` takes an empty segment too: ``/reports/`` and ``/posts//comments``.
+    "str": r"[^/]*",
     "path": r".*",
     "int": r"\s*[+-]?[\d_]+(?:\.0*)?\s*",
     # Written so no two quantifiers can share a character: linear time on a long segment.
@@ -65,13 +71,19 @@ class BadPath:
     """A protected-method request whose path no rule can be trusted to judge (see module doc):
     the door answers it 400 ``bad_path`` without calling the app."""
 
-    __slots__ = ()
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def __repr__(self) -> str:
-        return "BAD_PATH"
+        return self.name
 
 
-BAD_PATH: Final = BadPath()
+#: A control character in the path.
+BAD_PATH: Final = BadPath("BAD_PATH")
+#: A path that does not begin with ``/`` (below the mount point).
+NO_LEADING_SLASH: Final = BadPath("NO_LEADING_SLASH")
 
 
 def _converter_regex(name: str) -> str:
@@ -194,13 +206,35 @@ class Rule:
         return method.upper() in self.methods and self.matches_path(path)
 
     def matches_path(self, path: str) -> bool:
+        merged = normalize_path(path)
         if isinstance(self.pattern, str):
-            return self.regex.match(normalize_path(path)) is not None
-        # A regex sees the path as sent and as a slash-merging proxy or framework would route
-        # it, so ``//login`` cannot slip past ``re.compile("/login")``.
-        return self.regex.fullmatch(path) is not None or (
-            "//" in path and self.regex.fullmatch(normalize_path(path)) is not None
-        )
+            return _route_covers(self.regex, path, merged)
+        return _regex_covers(self.regex, path, merged)
+
+
+def _route_covers(regex: re.Pattern[str], path: str, merged: str) -> bool:
+    """Whether a route pattern's regex covers ``path``: as a slash-merging framework routes it,
+    and as sent, where Falcon takes the empty segment of ``/posts//comments`` for a ``{name}``."""
+    return regex.match(merged) is not None or (merged != path and regex.match(path) is not None)
+
+
+def _regex_covers(regex: re.Pattern[str], path: str, merged: str) -> bool:
+    """Whether a compiled-regex rule covers ``path`` (``merged``: its slashes collapsed).
+
+    The regex sees the path as sent, as a slash-merging proxy or framework would route it (so
+    ``//login`` cannot slip past ``re.compile("/login")``), and with its trailing slash toggled:
+    Litestar strips trailing slashes before it routes (``/reports/x/`` runs the
+    ``/reports/{name:str}`` view) and normalises its own routes the same way, so a regex
+    written with or without the slash must cover both spellings, as a route pattern does.
+    """
+    if regex.fullmatch(path) is not None:
+        return True
+    if merged != path and regex.fullmatch(merged) is not None:
+        return True
+    if merged == "/":
+        return False
+    toggled = merged[:-1] if merged.endswith("/") else merged + "/"
+    return regex.fullmatch(toggled) is not None
 
 
 def normalize_path(path: str) -> str:
@@ -211,12 +245,28 @@ def normalize_path(path: str) -> str:
 
 
 def route_path(path: str, root_path: str) -> str:
-    """The path below the app's mount point (ASGI ``root_path``)."""
+    """The path below the app's mount point (ASGI ``root_path``); the whole path when it does
+    not continue ``root_path`` at a ``/`` (see ``past_root``)."""
     if root_path and path.startswith(root_path):
         rest = path[len(root_path) :]
         if not rest or rest.startswith("/"):
             return rest or "/"
     return path
+
+
+def past_root(path: str, root_path: str) -> str | None:
+    """What follows ``root_path`` in ``path`` when it continues it without a ``/`` boundary
+    (``/applogin`` under ``/app``), else None.
+
+    uvicorn builds the path as root_path + request target, so this is a target sent without
+    its leading slash. Starlette routes the whole path, Litestar the part after the first
+    ``root_path`` it finds (``login``, i.e. ``/login``): the door matches both, and the second
+    is ``NO_LEADING_SLASH`` for a protected method."""
+    if root_path and len(path) > len(root_path) and path.startswith(root_path):
+        rest = path[len(root_path) :]
+        if rest[0] != "/":
+            return rest
+    return None
 
 
 def has_control(path: str) -> bool:
@@ -259,8 +309,9 @@ class RuleTable(Generic[T]):
         )
 
     def match(self, method: str, path: str) -> T | BadPath | None:
-        """What the rules say of a request: the first matching entry's value, ``BAD_PATH``, or
-        None (no rule covers it: call the app, touch nothing).
+        """What the rules say of a request: the first matching entry's value, a ``BadPath``
+        (``BAD_PATH``, ``NO_LEADING_SLASH``), or None (no rule covers it: call the app, touch
+        nothing).
 
         ``method`` as the server gave it; ``path`` the path below the ASGI ``root_path`` (or
         PATH_INFO), percent-decoded as the server gives it to the app.
@@ -276,6 +327,10 @@ class RuleTable(Generic[T]):
             method = method.upper()
         if has_control(path):
             return BAD_PATH
+        if path and path[0] != "/":
+            # No origin-form a client sends, and Falcon, Litestar and Werkzeug route ``login``
+            # as ``/login``: refused, not guessed at.
+            return NO_LEADING_SLASH
         found = self._scan(method, path)
         if found is None and self.prefixes:
             for prefix in self.prefixes:
@@ -292,20 +347,16 @@ class RuleTable(Generic[T]):
             if method not in methods:
                 continue
             if is_route:
-                if regex.match(merged) is not None:
+                if _route_covers(regex, path, merged):
                     return value
-            # A regex sees the path as sent and as a slash-merging proxy or framework would
-            # route it, so ``//login`` cannot slip past ``re.compile("/login")``.
-            elif regex.fullmatch(path) is not None or (
-                merged is not path and regex.fullmatch(merged) is not None
-            ):
+            elif _regex_covers(regex, path, merged):
                 return value
         return None
 
 
 def first_match(rules: Iterable[Rule], method: str, path: str) -> Rule | None:
     """The first rule that protects ``method path`` (None for a path with a control character
-    in it: ``RuleTable`` refuses those whole)."""
+    in it or without its leading slash: ``RuleTable`` refuses those whole)."""
     found = RuleTable((rule, rule) for rule in rules).match(method, path)
     return None if isinstance(found, BadPath) else found
 

@@ -28,8 +28,11 @@ from captcha_guard import CaptchaGuard, GeeTest, Rule, WSGICaptchaGuard
 RULES = [
     Rule("/login"),
     Rule("/posts/{id:int}/comments"),
-    Rule(re.compile(r"/reports/[^/]+")),  # the compiled-regex escape hatch
+    # The compiled-regex escape hatch, written as wide as the widest router (README): `*`,
+    # not `+`, since Falcon's `{name}` takes an empty segment (`POST /reports/` runs it).
+    Rule(re.compile(r"/reports/[^/]*")),
     Rule("/legacy"),
+    Rule("/users/{name}/follow"),  # a `{name}` segment inside the path
 ]
 
 #: Where each framework's views live: (view name, a request path that reaches it).
@@ -38,6 +41,7 @@ VIEWS = {
     "comments": "/posts/1/comments",
     "reports": "/reports/x",
     "legacy": "/legacy/",  # Django only: re_path(r"^legacy/$"), with the `$` users write
+    "follow": "/users/x/follow",
 }
 
 
@@ -75,6 +79,7 @@ def starlette_app() -> Any:
             Route("/login", view("login"), methods=["POST"]),
             Route("/posts/{id:int}/comments", view("comments"), methods=["POST"]),
             Route("/reports/{name}", view("reports"), methods=["POST"]),
+            Route("/users/{name}/follow", view("follow"), methods=["POST"]),
         ]
     )
 
@@ -107,6 +112,10 @@ def fastapi_app(root_path: str = "") -> Any:
     async def reports(name: str, request: Request) -> dict[str, Any]:
         return _answer("reports", verdict_of(request))
 
+    @app.post("/users/{name}/follow")
+    async def follow(name: str, request: Request) -> dict[str, Any]:
+        return _answer("follow", verdict_of(request))
+
     return app
 
 
@@ -132,6 +141,10 @@ def flask_app() -> Any:
     @app.post("/reports/<name>")
     def reports(name: str) -> Any:
         return jsonify(_answer("reports", verdict_of()))
+
+    @app.post("/users/<name>/follow")
+    def follow(name: str) -> Any:
+        return jsonify(_answer("follow", verdict_of()))
 
     return app
 
@@ -180,6 +193,7 @@ def django_setup() -> None:
         path("login", view("login")),
         path("posts/<int:id>/comments", view("comments")),
         path("reports/<str:name>", view("reports")),
+        path("users/<str:name>/follow", view("follow")),
         re_path(r"^legacy/$", view("legacy")),
     ]
 
@@ -198,6 +212,76 @@ def django_wsgi() -> Any:
     return get_wsgi_application()
 
 
+# ---------------------------------------------------------------- Falcon
+
+
+def _falcon_routes(app: Any, resource: Any) -> None:
+    # Falcon's own converter syntax; `{name}` is one non-empty segment, as Starlette's.
+    app.add_route("/login", resource("login"))
+    app.add_route("/posts/{id:int}/comments", resource("comments"))
+    app.add_route("/reports/{name}", resource("reports"))
+    app.add_route("/users/{name}/follow", resource("follow"))
+
+
+def falcon_wsgi() -> Any:
+    import falcon
+
+    class View:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def on_post(self, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+            resp.media = _answer(self.name, req.env.get("captcha_guard.verdict"))
+
+    app = falcon.App()  # strip_url_path_trailing_slash: False, Falcon 4's default
+    _falcon_routes(app, View)
+    return app
+
+
+def falcon_asgi() -> Any:
+    import falcon.asgi
+
+    class View:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def on_post(
+            self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **params: Any
+        ) -> None:
+            resp.media = _answer(self.name, req.scope.get("state", {}).get("captcha"))
+
+    app = falcon.asgi.App()
+    _falcon_routes(app, View)
+    return app
+
+
+# ---------------------------------------------------------------- Litestar
+
+
+def litestar_app() -> Any:
+    from litestar import Litestar, post
+    from litestar.types import Scope
+
+    def view(name: str, path: str) -> Any:
+        # status_code=200: Litestar answers a POST 201 by default. The scope, not a Request:
+        # this module's `Request` is FastAPI's, and Litestar resolves annotations by name.
+        async def endpoint(scope: Scope) -> dict[str, Any]:
+            return _answer(name, scope.get("state", {}).get("captcha"))
+
+        endpoint.__annotations__ = {"scope": Scope, "return": dict[str, Any]}
+        return post(path, status_code=200, name=name)(endpoint)
+
+    return Litestar(
+        route_handlers=[
+            view("login", "/login"),
+            view("comments", "/posts/{id:int}/comments"),
+            view("reports", "/reports/{name:str}"),
+            view("follow", "/users/{name:str}/follow"),
+        ],
+        logging_config=None,
+    )
+
+
 #: name -> (door, factory)
 FRAMEWORKS: dict[str, tuple[str, Any]] = {
     "starlette": ("asgi", starlette_app),
@@ -206,6 +290,9 @@ FRAMEWORKS: dict[str, tuple[str, Any]] = {
     "fastapi-root": ("asgi", lambda: fastapi_app(root_path="/app")),
     "flask": ("wsgi", flask_app),
     "django-wsgi": ("wsgi", django_wsgi),
+    "falcon-wsgi": ("wsgi", falcon_wsgi),
+    "falcon-asgi": ("asgi", falcon_asgi),
+    "litestar": ("asgi", litestar_app),
 }
 
 

@@ -220,8 +220,16 @@ def _serve_uvicorn(app: Any, sock: socket.socket, http: str, prefix: str) -> thr
 
     import uvicorn
 
+    # log_config=None: each Config would otherwise re-run uvicorn's dictConfig, resetting
+    # its loggers to INFO for a moment while servers made before it are starting up.
     config = uvicorn.Config(
-        app, http=http, lifespan="off", log_level="critical", root_path=prefix, access_log=False
+        app,
+        http=http,
+        lifespan="off",
+        log_level="critical",
+        log_config=None,
+        root_path=prefix,
+        access_log=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)

@@ -342,7 +342,15 @@ ROUTING_ATTEMPTS: list[tuple[str, str, int]] = [
     *[(m, "/login", 403) for m in ("post", "Post", "pOsT", "put", "Delete", "patch")],
     *[
         ("POST", p, 403)
-        for p in ("/login/", "//login", "/login//", "/l%6Fgin", "/%6C%6F%67%69%6E", "/login%2F")
+        for p in (
+            "/login/",
+            "//login",
+            "/login//",
+            "/login///",  # Litestar strips every trailing slash
+            "/l%6Fgin",
+            "/%6C%6F%67%69%6E",
+            "/login%2F",
+        )
     ],
     *[
         ("POST", f"/posts/{seg}/comments", 403)
@@ -366,9 +374,15 @@ ROUTING_ATTEMPTS: list[tuple[str, str, int]] = [
             "/posts/1%0A/comments",
             "/posts/1/comments%0A",
             "/about%0A",  # no rule, but a protected method: refused whole
+            # No leading slash: Falcon, Litestar and Flask route `login` to /login.
+            "login",
+            "login/",
+            "posts/1/comments",
+            "about",
         )
     ],
     ("post", "/login%0A", 400),
+    ("post", "login", 400),
 ]
 
 

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import functools
 import json
 import re
+import wsgiref.util
 from collections.abc import Callable
 from typing import Any
 
@@ -14,11 +16,13 @@ from captcha_guard import CaptchaGuard, GeeTest, Rule, WSGICaptchaGuard
 from captcha_guard._rules import (
     BAD_PATH,
     DEFAULT_METHODS,
+    NO_LEADING_SLASH,
     RuleTable,
     app_prefixes,
     first_match,
     has_control,
     normalize_path,
+    past_root,
     route_path,
 )
 from tests.helpers import RecordingApp, body_receive, call, http_scope
@@ -29,8 +33,10 @@ from tests.helpers import RecordingApp, body_receive, call, http_scope
 @pytest.mark.parametrize(
     ("pattern", "matching", "not_matching"),
     [
-        ("/u/{name}", ["/u/bob", "/u/b.o-b_1", "/u/%20"], ["/u/", "/u/a/b"]),
-        ("/u/{name:str}", ["/u/bob"], ["/u/", "/u/a/b"]),
+        # "/u/" too: Falcon's {name} takes an empty segment (and routes /u/ to that view).
+        ("/u/{name}", ["/u/bob", "/u/b.o-b_1", "/u/%20", "/u/"], ["/u", "/u/a/b"]),
+        ("/u/{name:str}", ["/u/bob", "/u/"], ["/u", "/u/a/b"]),
+        ("/u/{name}/x", ["/u/b/x", "/u//x", "/u//x/"], ["/u/x", "/u/a/b/x"]),
         # Wider than Starlette's [0-9]+: Werkzeug's \\d takes any Unicode digit and a signed
         # convertor a sign, FastAPI's pydantic blanks around, "_" and "1.0" (see _rules.py).
         (
@@ -179,6 +185,54 @@ def _pydantic(name: str) -> Callable[[str], bool] | None:
     return routes
 
 
+@functools.cache
+def _falcon(name: str) -> Callable[[str], bool]:
+    """A real ``falcon.App`` with one POST route, ``/x/{v}`` or ``/x/{v:NAME}``, called as a
+    WSGI server would (PATH_INFO the UTF-8 bytes as latin-1)."""
+    import falcon
+
+    class View:
+        def on_post(self, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+            resp.media = {"view": "v"}
+
+    app = falcon.App()
+    app.add_route("/x/{v}" if name == "str" else f"/x/{{v:{name}}}", View())
+
+    def routes(path: str) -> bool:
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": path.encode("utf-8", "surrogatepass").decode("latin-1"),
+        }
+        wsgiref.util.setup_testing_defaults(environ)
+        statuses: list[str] = []
+        b"".join(app(environ, lambda status, headers, *_: statuses.append(status)))
+        return statuses[0].startswith("200")
+
+    return routes
+
+
+@functools.cache
+def _litestar(name: str) -> Callable[[str], bool]:
+    """A real ``Litestar`` app with one POST route ``/x/{v:NAME}``, called with an ASGI scope."""
+    import asyncio
+
+    from litestar import Litestar, post
+
+    async def endpoint() -> None:
+        return None
+
+    endpoint.__annotations__ = {"return": None}
+    app = Litestar([post(f"/x/{{v:{name}}}", status_code=200)(endpoint)], logging_config=None)
+
+    async def call_app(path: str) -> int:
+        scope = http_scope(path)
+        scope["raw_path"] = path.encode("utf-8", "surrogatepass")
+        capture = await call(app, scope, body_receive(b""))
+        return capture.status
+
+    return lambda path: asyncio.run(call_app(path)) == 200
+
+
 @pytest.mark.parametrize("name", ["str", "int", "float", "uuid", "path"])
 def test_converters_match_at_least_what_every_router_routes(name: str) -> None:
     ours = Rule(f"/x/{{v:{name}}}")
@@ -187,6 +241,8 @@ def test_converters_match_at_least_what_every_router_routes(name: str) -> None:
         "werkzeug": _werkzeug(name),
         "django": _django(name),
         "fastapi": _pydantic(name),
+        "falcon": _falcon(name),
+        "litestar": _litestar(name),
     }
     taken_by: dict[str, set[str]] = {router: set() for router in routers}
     for segment in SEGMENTS:
@@ -208,8 +264,34 @@ def test_converters_match_at_least_what_every_router_routes(name: str) -> None:
         assert "\u0661\u0662" in taken_by["werkzeug"] and "-1" in taken_by["werkzeug"]
         assert {" 1", "+1", "1_000", "1.0"} <= taken_by["fastapi"]
         assert taken_by["starlette"] == taken_by["django"] == {"12", "007"}
+        # Falcon's int() refuses blanks itself; Litestar's does not.
+        assert {"+1", "-1", "1_000", "\uff11"} <= taken_by["falcon"] and " 1" not in taken_by[
+            "falcon"
+        ]
+        assert {" 1", "1 ", "+1", "1_000", "\u0661\u0662"} <= taken_by["litestar"]
     if name == "uuid":
         assert {"{" + UUID + "}", "urn:uuid:" + UUID} <= taken_by["fastapi"]
+    if name == "str":
+        assert "" in taken_by["falcon"] and "" not in taken_by["starlette"]
+
+
+def test_an_empty_segment_falcon_routes_inside_a_path_is_matched() -> None:
+    import falcon
+
+    class View:
+        def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+            resp.media = {"name": name}
+
+    app = falcon.App()
+    app.add_route("/posts/{name}/comments", View())
+    environ: dict[str, Any] = {"REQUEST_METHOD": "POST", "PATH_INFO": "/posts//comments"}
+    wsgiref.util.setup_testing_defaults(environ)
+    statuses: list[str] = []
+    body = b"".join(app(environ, lambda status, headers, *_: statuses.append(status)))
+    assert statuses == ["200 OK"] and json.loads(body) == {"name": ""}
+    table = RuleTable([(Rule("/posts/{name}/comments"), "comments")])
+    assert table.match("POST", "/posts//comments") == "comments"
+    assert table.match("POST", "/posts///comments") is None  # two empty segments: nobody's
 
 
 def test_convertors_take_linear_time_on_a_long_segment() -> None:
@@ -303,8 +385,11 @@ def test_compiled_regex_is_the_escape_hatch() -> None:
     # fullmatch: a regex written without anchors is still anchored at both ends
     assert not rule.matches("POST", "/login/extra")
     assert not rule.matches("POST", "/x/login")
-    # and it is taken as written: no slash folding, no optional trailing slash
-    assert not rule.matches("POST", "/login/")
+    # A trailing slash is optional, as for a route pattern: Litestar strips it before routing
+    # (tests/test_routing_differential.py), so a regex taken as written was a side door.
+    assert rule.matches("POST", "/login/")
+    assert rule.matches("POST", "/login//")
+    assert not rule.matches("POST", "/login/x")
     assert rule.pattern.pattern == r"/(?:login|signin)"  # type: ignore[union-attr]
 
 
@@ -517,6 +602,21 @@ def test_compiled_regex_also_sees_the_slash_merged_path() -> None:
     assert not rule.matches("POST", "/login/extra")
 
 
+def test_compiled_regex_written_with_its_slash_also_covers_the_path_without() -> None:
+    # Litestar normalises its own route "/legacy/" to "/legacy" and routes "/legacy" to it.
+    rule = Rule(re.compile(r"/legacy/"))
+    assert rule.matches("POST", "/legacy/")
+    assert rule.matches("POST", "/legacy")
+    assert rule.matches("POST", "//legacy")
+    assert not rule.matches("POST", "/legacyx")
+    table = RuleTable([(rule, "legacy")])
+    assert table.match("POST", "/legacy") == "legacy"
+    assert table.match("POST", "/legacy//") == "legacy"
+    assert table.match("POST", "/legacy/x") is None
+    root = Rule(re.compile(r"/"))
+    assert root.matches("POST", "/") and not root.matches("POST", "//x")
+
+
 # ---------------------------------------------------------------- properties
 
 #: Characters that sit on the edges of what routers take: digits of several scripts, signs,
@@ -526,12 +626,19 @@ EDGE_ALPHABET = "0123456789\u0661\uff11\u00b9+-_. \t\n\r\x00\x7f\x85\xa0/;:{}eEx
 
 @given(st.text(EDGE_ALPHABET, min_size=0, max_size=12))
 def test_every_segment_a_router_routes_is_matched_or_refused(segment: str) -> None:
-    """For each convertor: whatever Starlette, Werkzeug, Django or FastAPI's pydantic would
-    route, the gate matches, or refuses whole as a bad path. Never unmatched."""
+    """For each convertor: whatever Starlette, Werkzeug, Django, FastAPI's pydantic, Falcon or
+    Litestar would route, the gate matches, or refuses whole as a bad path. Never unmatched."""
     path = f"/x/{segment}"
     for name in ("str", "int", "float", "uuid", "path"):
         table = RuleTable([(Rule(f"/x/{{v:{name}}}"), name)])
-        routers = [_starlette(name), _werkzeug(name), _django(name), _pydantic(name)]
+        routers = [
+            _starlette(name),
+            _werkzeug(name),
+            _django(name),
+            _pydantic(name),
+            _falcon(name),
+            _litestar(name),
+        ]
         for routes in routers:
             if routes is None:
                 continue
@@ -556,6 +663,27 @@ def test_a_control_anywhere_is_a_bad_path(text: str, control: str, at: int, meth
     assert table.match("GET", path) is None
 
 
+def test_a_protected_method_path_without_its_leading_slash_is_refused() -> None:
+    # `POST login HTTP/1.1`: h11, wsgiref, Werkzeug's server and waitress pass it through,
+    # and Falcon, Litestar and Flask route it to /login.
+    table = RuleTable([(Rule("/login"), "login"), (Rule(re.compile(r"/r/.+")), "r")])
+    for path in ("login", "login/", "r/x", "other", "*", ".", "\\login"):
+        assert table.match("POST", path) is NO_LEADING_SLASH, path
+        assert table.match("post", path) is NO_LEADING_SLASH, path
+        assert table.match("GET", path) is None, path  # no rule names GET: the app's business
+    assert table.match("POST", "login\n") is BAD_PATH  # the control character says more
+    assert table.match("POST", "") is None  # PATH_INFO may be empty: that is "/"
+    assert first_match([Rule("/login")], "POST", "login") is None
+
+
+def test_past_root_is_what_follows_a_root_path_without_a_slash() -> None:
+    assert past_root("/applogin", "/app") == "login"
+    assert past_root("/app.x", "/app") == ".x"
+    for path in ("/app/login", "/app", "/login", "/ap"):
+        assert past_root(path, "/app") is None, path
+    assert past_root("/login", "") is None
+
+
 # ---------------------------------------------------------------- through the doors
 
 
@@ -573,6 +701,65 @@ async def test_the_asgi_door_answers_a_bad_path_itself() -> None:
     assert as_json.status == 400
     assert json.loads(as_json.body)["error"] == "bad_path"
     assert passed.status == 200 and app.calls == 1  # GET: no rule names it
+
+
+@pytest.mark.asyncio
+async def test_the_asgi_door_refuses_a_path_without_its_leading_slash() -> None:
+    app = RecordingApp()
+    guard = CaptchaGuard(app, rules=[Rule("/login")], provider=_geetest())
+    accept = [(b"accept", b"application/json")]
+    bare = await call(guard, http_scope("login", headers=accept), body_receive(b""))
+    # uvicorn makes scope["path"] root_path + target: `POST login` under /app is /applogin,
+    # and Litestar routes that to /login.
+    under = await call(
+        guard, http_scope("/applogin", headers=accept, root_path="/app"), body_receive(b"")
+    )
+    mounted = await call(
+        guard, http_scope("/app/login", headers=accept, root_path="/app"), body_receive(b"")
+    )
+    get = await call(
+        guard, http_scope("/applogin", method="GET", root_path="/app"), body_receive(b"")
+    )
+    for answer in (bare, under):
+        assert answer.status == 400, answer.body
+        assert json.loads(answer.body) == {
+            "error": "bad_path",
+            "reason": "the request path does not begin with '/'",
+        }
+    assert mounted.status == 403  # /login below /app: the rule, a captcha is missing
+    assert get.status == 200 and app.calls == 1
+
+
+@pytest.mark.asyncio
+async def test_a_rule_written_with_the_root_path_covers_falcon_which_routes_the_whole_path() -> (
+    None
+):
+    import falcon.asgi
+
+    class View:
+        async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+            resp.media = {"view": "login"}
+
+    app = falcon.asgi.App()
+    app.add_route("/app/login", View())  # served at /login under uvicorn --root-path /app
+    scope = http_scope("/app/login", root_path="/app")
+    bare = await call(app, scope, body_receive(b""))
+    assert bare.status == 200 and json.loads(bare.body) == {"view": "login"}
+    for rule in (Rule("/app/login"), Rule("/login")):
+        guard = CaptchaGuard(app, rules=[rule], provider=_geetest())
+        gated = await call(guard, http_scope("/app/login", root_path="/app"), body_receive(b""))
+        assert gated.status == 403, (rule, gated.body)
+
+
+def test_the_wsgi_door_refuses_a_path_info_without_its_leading_slash() -> None:
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        raise AssertionError("the app must not be called")
+
+    guard = WSGICaptchaGuard(app, rules=[Rule("/login")], provider=_geetest())
+    statuses: list[str] = []
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "login", "wsgi.input": None}
+    body = b"".join(guard(environ, lambda status, headers: statuses.append(status)))
+    assert statuses == ["400 Bad Request"] and b"does not begin with" in body
 
 
 def test_the_wsgi_door_answers_a_bad_path_itself_and_on_reject_sees_it() -> None:
