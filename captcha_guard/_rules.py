@@ -347,7 +347,10 @@ class RuleTable(Generic[T]):
             if method not in methods:
                 continue
             if is_route:
-                if _route_covers(regex, path, merged):
+                # _route_covers, inlined: this loop runs for every protected-method request.
+                if regex.match(merged) is not None or (
+                    merged is not path and regex.match(path) is not None
+                ):
                     return value
             elif _regex_covers(regex, path, merged):
                 return value
