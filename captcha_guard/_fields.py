@@ -8,9 +8,9 @@ Theory of operation. The gate reads the same bytes the app will read, with a dif
 so every place where the frameworks' parsers could disagree with ours is a way to have the
 provider judge one value while the app acts on another. Three rules follow:
 
-1. Where every framework we test against (Starlette, Flask/Werkzeug, Django) reads a value the
-   same way, read it that way, even from a body a strict parser would refuse (a multipart
-   preamble, bare-LF line breaks, an ISO-8859-1 form).
+1. Where the frameworks we test against (Starlette, Flask/Werkzeug, Django, Falcon, Litestar)
+   that accept a body all read a value the same way, read it that way, even from a body a
+   strict parser would refuse (a multipart preamble, bare-LF line breaks, an ISO-8859-1 form).
 2. Where they disagree on a *value* (percent-escapes that are not UTF-8, raw non-ASCII bytes,
    a part charset), keep the name but store an ``Unreadable`` value: the app's own fields may
    be whatever it likes, and only reading a captcha field or a claim from it is refused (403).
@@ -307,6 +307,18 @@ _EXTENDED = re.compile(rb";\s*(?:file)?name\*", re.IGNORECASE)
 _NAME_PARAM = re.compile(rb";\s*name\s*=", re.IGNORECASE)
 _UNQUOTED_NAME = re.compile(rb";\s*name\s*=\s*([^\s\";][^;]*?)\s*(?:;|$)", re.IGNORECASE)
 _FILENAME_PARAM = re.compile(rb";\s*filename\s*=", re.IGNORECASE)
+# The one Content-Disposition syntax every framework splits alike: parameters after "; " (spaces,
+# no tabs: the multipart package that Litestar uses splits on "; *"), no space around "=" (which
+# Werkzeug does not allow) and quoted values without backslashes (Werkzeug unescapes any "\\x",
+# the multipart package only when a '\\"' is there, and IE's path fix empties a filename that
+# ends in one). Where they split it otherwise, a part one reads as a file is a field to another.
+_DISPOSITION = re.compile(
+    rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+    rb'(?: *; *[A-Za-z0-9_-]+=(?:[!#$%&\'*+\-.^_`|~0-9A-Za-z]+|"[^"\\]*"))* *;?'
+)
+# Browsers send a quote or a line break in a name as %22, %0D, %0A; Werkzeug and the multipart
+# package decode those, python-multipart, Django and Falcon keep them.
+_ESCAPED_NAME = re.compile(rb"%(?:22|0d|0a)", re.IGNORECASE)
 _EMPTY_FILENAME = "is a part with an empty filename: a file to some frameworks, a field to others"
 _IDENTITY_ENCODINGS = frozenset({b"7bit", b"8bit", b"binary"})
 
@@ -472,12 +484,27 @@ class _PartReader:
         names = len(_NAME_PARAM.findall(disposition))
         if names > 1 or len(_FILENAME_PARAM.findall(disposition)) > 1:
             raise BodyError("multipart part with a repeated name or filename")
+        if b"\\" in disposition:
+            raise BodyError(
+                "multipart Content-Disposition with a backslash, which frameworks unescape"
+                " differently"
+            )
+        if not _DISPOSITION.fullmatch(disposition):
+            raise BodyError(
+                "multipart Content-Disposition that frameworks split differently (use '; '"
+                " between parameters, no tab, no space around '=')"
+            )
         # Any disposition type: Starlette, Werkzeug and Django all read an "attachment" part
         # with a name as a field, so the gate must too.
         _, options = _options(disposition)
         raw_name = options.get(b"name")
         if raw_name is None:
             raise BodyError("multipart part without a name")
+        if _ESCAPED_NAME.search(raw_name):
+            raise BodyError(
+                "multipart part name with %22, %0D or %0A, which some frameworks decode to a"
+                " quote or a line break and others keep"
+            )
         if b"filename" in options:
             self._files += 1
             if self._files > self._limits.max_files:
