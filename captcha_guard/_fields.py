@@ -301,6 +301,12 @@ def parse_json(body: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> list[tuple[
 # make two parsers see different parts, so it is refused.
 
 _BOUNDARY_PARAM = re.compile(rb";\s*boundary\s*=", re.IGNORECASE)
+_QUOTED_BOUNDARY = re.compile(rb';\s*boundary\s*=\s*"', re.IGNORECASE)
+# RFC 2046's boundary characters, never ending in a space (Falcon strips one). Unquoted, a
+# boundary is cut at the first byte that is not a token byte by Werkzeug and Litestar and read
+# whole by the others, so there only the characters both sets have are allowed.
+_BCHARS = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]*[0-9A-Za-z'()+_,\-./:=?]")
+_UNQUOTED_BCHARS = re.compile(rb"[0-9A-Za-z'+_\-.]+")
 _PADDING_EOL = re.compile(rb"[ \t]*(\r\n|\n)")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _EXTENDED = re.compile(rb";\s*(?:file)?name\*", re.IGNORECASE)
@@ -375,9 +381,16 @@ def parse_multipart(
     boundary = params.get(b"boundary")
     if not boundary:
         raise BodyError("multipart body without a boundary")
-    if len(_BOUNDARY_PARAM.findall(content_type.encode("latin-1", "replace"))) > 1:
+    raw_type = content_type.encode("latin-1", "replace")
+    if len(_BOUNDARY_PARAM.findall(raw_type)) > 1:
         # python-multipart and Werkzeug take the last, Django the first.
         raise BodyError("multipart content type with two boundaries")
+    allowed = _BCHARS if _QUOTED_BOUNDARY.search(raw_type) else _UNQUOTED_BCHARS
+    if not allowed.fullmatch(boundary):
+        raise BodyError(
+            "multipart boundary that frameworks read differently (unquoted: letters, digits"
+            " and '+_-. only; quoted: RFC 2046 characters, not ending in a space)"
+        )
     delimiter = b"--" + boundary
     # Counted before any part is read: the parse below costs about one step per delimiter.
     most = limits.max_fields + limits.max_files
