@@ -454,6 +454,19 @@ class _PartReader:
         self._charset = charset
         self._files = 0
 
+    def _names(self, raw: bytes) -> tuple[set[str], str | None]:
+        """Every name the frameworks may read a part's name as, and why they differ (None when
+        they read it alike, and the set is that one name)."""
+        text, bad = _part_text(raw, [self._charset])
+        if bad is None:
+            return {text}, None
+        # Werkzeug and Django put U+FFFD for what is not UTF-8, Starlette falls back to latin-1,
+        # and Django and Starlette decode by the form's own charset= where Python knows it.
+        names = {text, raw.decode("latin-1")}
+        if self._charset is not None and self._charset != "unknown":
+            names.add(raw.decode(self._charset, "replace"))
+        return names, bad
+
     def part(self, segment: bytes) -> None:
         eol = self._eol
         if eol == b"\n" and b"\r" in segment:
@@ -524,18 +537,17 @@ class _PartReader:
                 raise _over("too_many_files", f"more than {self._limits.max_files} files")
             if not options[b"filename"]:
                 # An empty file input: a file to Starlette and Werkzeug, a field to Django.
-                file_name = _part_text(raw_name, [self._charset])[0]
-                self.fields.append((file_name, Unreadable(_EMPTY_FILENAME)))
+                empty = Unreadable(_EMPTY_FILENAME)
+                self.fields.extend((name, empty) for name in self._names(raw_name)[0])
             return
         if len(self.fields) >= self._limits.max_fields:
             raise _over("too_many_fields", f"more than {self._limits.max_fields} form fields")
-        text_name, bad_name = _part_text(raw_name, [self._charset])
+        read_as, bad_name = self._names(raw_name)
         if bad_name:
-            # Starlette falls back to latin-1, Werkzeug and Django put U+FFFD.
             unreadable = Unreadable(f"has a name that {bad_name.removeprefix('is ')}")
-            for variant in {text_name, raw_name.decode("latin-1")}:
-                self.fields.append((variant, unreadable))
+            self.fields.extend((name, unreadable) for name in read_as)
             return
+        (text_name,) = read_as
         text, bad_value = _part_text(content, [self._charset, part_charset])
         why = bad_value
         if encoded:
@@ -553,6 +565,11 @@ def parse_body(
 ) -> list[tuple[str, object]]:
     """The name/value pairs of a body, by its media type; other media types carry none."""
     kind = media_type(content_type)
+    if body and ("," in content_type or "*" in kind):
+        # Falcon matches a request's content type the way it matches an Accept header, so
+        # "text/plain, multipart/form-data; boundary=b" or "multipart/*" is a form to it, and
+        # another form or none to the gate.
+        raise BodyError("content type that is a list or a wildcard, not one media type")
     if kind == "application/x-www-form-urlencoded":
         return parse_urlencoded(body, limits)
     if kind == "multipart/form-data":

@@ -357,6 +357,15 @@ TWO_BOUNDARIES: list[tuple[str, bytes]] = [
     _two_boundaries("XX=YY", b"XX=YY"),  # Werkzeug: XX
 ]
 
+_USER_ID = b'--XX\r\nContent-Disposition: form-data; name="user_id"\r\n\r\nvictim\r\n--XX--\r\n'
+
+#: Content types Falcon matches as it matches an Accept header: a form to it, none to the gate.
+NOT_ONE_MEDIA_TYPE: list[tuple[str, bytes]] = [
+    ("text/plain, " + MP, _USER_ID),
+    (FORM + ", " + MP, _USER_ID),
+    ("multipart/*; boundary=XX", _USER_ID),
+]
+
 CORPUS: list[tuple[str, bytes]] = [
     (FORM, b"name=Jos%E9&lot_number=abc"),  # <form accept-charset="ISO-8859-1">
     (FORM + "; charset=ISO-8859-1", b"name=Jos%E9&lot_number=abc"),
@@ -417,6 +426,9 @@ CORPUS: list[tuple[str, bytes]] = [
     ),
     *SPLIT_DIFFERENTLY,
     *TWO_BOUNDARIES,
+    *NOT_ONE_MEDIA_TYPE,
+    # Django (and Starlette, when it decodes) read a name by the form's charset=: user_id here.
+    (MP + "; charset=utf-16", _USER_ID.replace(b"user_id", "user_id".encode("utf-16-le"))),
     _two_boundaries('"X X"', b"X X"),  # a space inside a quoted boundary: all read it whole
     # Falcon reads part headers split at ": ", so it ignores this one; the others read it.
     (MP, b'--XX\r\nContent-Disposition:form-data; name="lot_number"\r\n\r\nabc\r\n--XX--\r\n'),
@@ -479,6 +491,16 @@ def test_a_boundary_the_parsers_read_differently_is_refused_with_its_reason() ->
         assert readers, content_type
 
 
+def test_a_content_type_that_is_not_one_media_type_is_refused_with_its_reason() -> None:
+    for content_type, body in NOT_ONE_MEDIA_TYPE:
+        with pytest.raises(BodyError, match="a list or a wildcard, not one media type"):
+            collect(content_type=content_type, body=body, query_string=b"", header_value=None)
+        assert falcon_wsgi(content_type, body, b"")[0] == {"user_id": ["victim"]}
+    # Without a body there is nothing to read either way.
+    fields = collect(content_type="text/plain, */*", body=b"", query_string=b"", header_value=None)
+    assert "user_id" not in fields
+
+
 def test_json_is_read_as_json_loads_reads_it() -> None:
     for body in [
         b'{"lot_number": "abc", "n": 1}',
@@ -499,9 +521,22 @@ def test_json_is_read_as_json_loads_reads_it() -> None:
 # ---------------------------------------------------------------------------------------------
 # Generated bodies: the same shapes, mixed at random.
 
-# With the escapes frameworks undo differently in a part's name: Werkzeug reads user\_id as
-# user_id, Werkzeug and Litestar read a%22b as a"b.
-NAMES = st.sampled_from(["lot_number", "user_id", "a", "l\u00e9", "", "user\\_id", "a%22b", "a\tb"])
+# With the escapes frameworks undo differently in a part's name (Werkzeug reads user\_id as
+# user_id, Werkzeug and Litestar read a%22b as a"b), and user_id in UTF-16, which Django
+# reads as user_id under a charset=utf-16 form.
+NAMES = st.sampled_from(
+    [
+        "lot_number",
+        "user_id",
+        "a",
+        "l\u00e9",
+        "",
+        "user\\_id",
+        "a%22b",
+        "a\tb",
+        "u\0s\0e\0r\0_\0i\0d\0",
+    ]
+)
 VALUE_BYTES = st.lists(
     st.sampled_from(
         [
@@ -602,7 +637,9 @@ def multipart_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
         )
     )
     body = preamble + b"".join(b"--XX" + padding + eol + p + eol for p in parts)
-    charset = draw(st.sampled_from(["", "", "; charset=latin-1", "; charset=utf-8"]))
+    charset = draw(
+        st.sampled_from(["", "", "; charset=latin-1", "; charset=utf-8", "; charset=utf-16"])
+    )
     return MP + charset, body + closing + epilogue
 
 
