@@ -441,6 +441,21 @@ CORPUS: list[tuple[str, bytes]] = [
 ]
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_every_reader_reads_a_plain_form(framework: str) -> None:
+    # A reader that read nothing would agree with everything: each must read what a browser
+    # sends, from the body and from the query string.
+    read = FRAMEWORKS[framework]
+    query = b"lot_number=q&x=1&x=2"
+    assert read(FORM, b"lot_number=abc&a=", query) == (
+        {"lot_number": ["abc"], "a": [""]},
+        {"lot_number": ["q"], "x": ["1", "2"]},
+    )
+    file_part = b'--XX\r\nContent-Disposition: form-data; name="f"; filename="f.txt"\r\n\r\nzz\r\n'
+    body = file_part + b"--XX\r\n" + LOT + b"\r\n\r\nabc\r\n--XX--\r\n"
+    assert read(MP, body, b"") == ({"lot_number": ["abc"]}, {})
+
+
 @pytest.mark.parametrize(("content_type", "body"), CORPUS)
 def test_the_gate_reads_what_every_framework_reads(content_type: str, body: bytes) -> None:
     agree(content_type, body, query=body if content_type == FORM else b"")
