@@ -315,9 +315,9 @@ _UNQUOTED_NAME = re.compile(rb";\s*name\s*=\s*([^\s\";][^;]*?)\s*(?:;|$)", re.IG
 _FILENAME_PARAM = re.compile(rb";\s*filename\s*=", re.IGNORECASE)
 # The one Content-Disposition syntax every framework splits alike: parameters after "; " (spaces,
 # no tabs: the multipart package that Litestar uses splits on "; *"), no space around "=" (which
-# Werkzeug does not allow) and quoted values without backslashes (Werkzeug unescapes any "\\x",
-# the multipart package only when a '\\"' is there, and IE's path fix empties a filename that
-# ends in one). Where they split it otherwise, a part one reads as a file is a field to another.
+# Werkzeug does not allow) and quoted values without backslashes (Werkzeug unescapes any \x,
+# the multipart package only where a \" is, and IE's path fix empties a filename that ends
+# in one). Where they split it otherwise, a part one reads as a file is a field to another.
 _DISPOSITION = re.compile(
     rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
     rb'(?: *; *[A-Za-z0-9_-]+=(?:[!#$%&\'*+\-.^_`|~0-9A-Za-z]+|"[^"\\]*"))* *;?'
