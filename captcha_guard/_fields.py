@@ -8,9 +8,9 @@ Theory of operation. The gate reads the same bytes the app will read, with a dif
 so every place where the frameworks' parsers could disagree with ours is a way to have the
 provider judge one value while the app acts on another. Three rules follow:
 
-1. Where every framework we test against (Starlette, Flask/Werkzeug, Django) reads a value the
-   same way, read it that way, even from a body a strict parser would refuse (a multipart
-   preamble, bare-LF line breaks, an ISO-8859-1 form).
+1. Where the frameworks we test against (Starlette, Flask/Werkzeug, Django, Falcon, Litestar)
+   that accept a body all read a value the same way, read it that way, even from a body a
+   strict parser would refuse (a multipart preamble, bare-LF line breaks, an ISO-8859-1 form).
 2. Where they disagree on a *value* (percent-escapes that are not UTF-8, raw non-ASCII bytes,
    a part charset), keep the name but store an ``Unreadable`` value: the app's own fields may
    be whatever it likes, and only reading a captcha field or a claim from it is refused (403).
@@ -301,12 +301,30 @@ def parse_json(body: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> list[tuple[
 # make two parsers see different parts, so it is refused.
 
 _BOUNDARY_PARAM = re.compile(rb";\s*boundary\s*=", re.IGNORECASE)
+_QUOTED_BOUNDARY = re.compile(rb';\s*boundary\s*=\s*"', re.IGNORECASE)
+# RFC 2046's boundary characters, never ending in a space (Falcon strips one). Unquoted, a
+# boundary is cut at the first byte that is not a token byte by Werkzeug and Litestar and read
+# whole by the others, so there only the characters both sets have are allowed.
+_BCHARS = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]*[0-9A-Za-z'()+_,\-./:=?]")
+_UNQUOTED_BCHARS = re.compile(rb"[0-9A-Za-z'+_\-.]+")
 _PADDING_EOL = re.compile(rb"[ \t]*(\r\n|\n)")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _EXTENDED = re.compile(rb";\s*(?:file)?name\*", re.IGNORECASE)
 _NAME_PARAM = re.compile(rb";\s*name\s*=", re.IGNORECASE)
 _UNQUOTED_NAME = re.compile(rb";\s*name\s*=\s*([^\s\";][^;]*?)\s*(?:;|$)", re.IGNORECASE)
 _FILENAME_PARAM = re.compile(rb";\s*filename\s*=", re.IGNORECASE)
+# The one Content-Disposition syntax every framework splits alike: parameters after "; " (spaces,
+# no tabs: the multipart package that Litestar uses splits on "; *"), no space around "=" (which
+# Werkzeug does not allow) and quoted values without backslashes (Werkzeug unescapes any \x,
+# the multipart package only where a \" is, and IE's path fix empties a filename that ends
+# in one). Where they split it otherwise, a part one reads as a file is a field to another.
+_DISPOSITION = re.compile(
+    rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+    rb'(?: *; *[A-Za-z0-9_-]+=(?:[!#$%&\'*+\-.^_`|~0-9A-Za-z]+|"[^"\\]*"))* *;?'
+)
+# Browsers send a quote or a line break in a name as %22, %0D, %0A; Werkzeug and the multipart
+# package decode those, python-multipart, Django and Falcon keep them.
+_ESCAPED_NAME = re.compile(rb"%(?:22|0d|0a)", re.IGNORECASE)
 _EMPTY_FILENAME = "is a part with an empty filename: a file to some frameworks, a field to others"
 _IDENTITY_ENCODINGS = frozenset({b"7bit", b"8bit", b"binary"})
 
@@ -363,9 +381,16 @@ def parse_multipart(
     boundary = params.get(b"boundary")
     if not boundary:
         raise BodyError("multipart body without a boundary")
-    if len(_BOUNDARY_PARAM.findall(content_type.encode("latin-1", "replace"))) > 1:
+    raw_type = content_type.encode("latin-1", "replace")
+    if len(_BOUNDARY_PARAM.findall(raw_type)) > 1:
         # python-multipart and Werkzeug take the last, Django the first.
         raise BodyError("multipart content type with two boundaries")
+    allowed = _BCHARS if _QUOTED_BOUNDARY.search(raw_type) else _UNQUOTED_BCHARS
+    if not allowed.fullmatch(boundary):
+        raise BodyError(
+            "multipart boundary that frameworks read differently (unquoted: letters, digits"
+            " and '+_-. only; quoted: RFC 2046 characters, not ending in a space)"
+        )
     delimiter = b"--" + boundary
     # Counted before any part is read: the parse below costs about one step per delimiter.
     most = limits.max_fields + limits.max_files
@@ -429,6 +454,19 @@ class _PartReader:
         self._charset = charset
         self._files = 0
 
+    def _names(self, raw: bytes) -> tuple[set[str], str | None]:
+        """Every name the frameworks may read a part's name as, and why they differ (None when
+        they read it alike, and the set is that one name)."""
+        text, bad = _part_text(raw, [self._charset])
+        if bad is None:
+            return {text}, None
+        # Werkzeug and Django put U+FFFD for what is not UTF-8, Starlette falls back to latin-1,
+        # and Django and Starlette decode by the form's own charset= where Python knows it.
+        names = {text, raw.decode("latin-1")}
+        if self._charset is not None and self._charset != "unknown":
+            names.add(raw.decode(self._charset, "replace"))
+        return names, bad
+
     def part(self, segment: bytes) -> None:
         eol = self._eol
         if eol == b"\n" and b"\r" in segment:
@@ -472,30 +510,44 @@ class _PartReader:
         names = len(_NAME_PARAM.findall(disposition))
         if names > 1 or len(_FILENAME_PARAM.findall(disposition)) > 1:
             raise BodyError("multipart part with a repeated name or filename")
+        if b"\\" in disposition:
+            raise BodyError(
+                "multipart Content-Disposition with a backslash, which frameworks unescape"
+                " differently"
+            )
+        if not _DISPOSITION.fullmatch(disposition):
+            raise BodyError(
+                "multipart Content-Disposition that frameworks split differently (use '; '"
+                " between parameters, no tab, no space around '=')"
+            )
         # Any disposition type: Starlette, Werkzeug and Django all read an "attachment" part
         # with a name as a field, so the gate must too.
         _, options = _options(disposition)
         raw_name = options.get(b"name")
         if raw_name is None:
             raise BodyError("multipart part without a name")
+        if _ESCAPED_NAME.search(raw_name):
+            raise BodyError(
+                "multipart part name with %22, %0D or %0A, which some frameworks decode to a"
+                " quote or a line break and others keep"
+            )
         if b"filename" in options:
             self._files += 1
             if self._files > self._limits.max_files:
                 raise _over("too_many_files", f"more than {self._limits.max_files} files")
             if not options[b"filename"]:
                 # An empty file input: a file to Starlette and Werkzeug, a field to Django.
-                file_name = _part_text(raw_name, [self._charset])[0]
-                self.fields.append((file_name, Unreadable(_EMPTY_FILENAME)))
+                empty = Unreadable(_EMPTY_FILENAME)
+                self.fields.extend((name, empty) for name in self._names(raw_name)[0])
             return
         if len(self.fields) >= self._limits.max_fields:
             raise _over("too_many_fields", f"more than {self._limits.max_fields} form fields")
-        text_name, bad_name = _part_text(raw_name, [self._charset])
+        read_as, bad_name = self._names(raw_name)
         if bad_name:
-            # Starlette falls back to latin-1, Werkzeug and Django put U+FFFD.
             unreadable = Unreadable(f"has a name that {bad_name.removeprefix('is ')}")
-            for variant in {text_name, raw_name.decode("latin-1")}:
-                self.fields.append((variant, unreadable))
+            self.fields.extend((name, unreadable) for name in read_as)
             return
+        (text_name,) = read_as
         text, bad_value = _part_text(content, [self._charset, part_charset])
         why = bad_value
         if encoded:
@@ -513,6 +565,11 @@ def parse_body(
 ) -> list[tuple[str, object]]:
     """The name/value pairs of a body, by its media type; other media types carry none."""
     kind = media_type(content_type)
+    if body and ("," in content_type or "*" in kind):
+        # Falcon matches a request's content type the way it matches an Accept header, so
+        # "text/plain, multipart/form-data; boundary=b" or "multipart/*" is a form to it, and
+        # another form or none to the gate.
+        raise BodyError("content type that is a list or a wildcard, not one media type")
     if kind == "application/x-www-form-urlencoded":
         return parse_urlencoded(body, limits)
     if kind == "multipart/form-data":

@@ -50,6 +50,28 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 
 
+def smuggled(
+    fields: Fields,
+    boundary: str,
+    disposition: bytes = b'form-data; name="user_id"',
+    kind: str = "multipart/form-data",
+) -> dict[str, Any]:
+    """The fields in the query string and a multipart body the gate must refuse: with a
+    boundary another parser reads as XX, a disposition it splits otherwise, or a list of media
+    types (Werkzeug, Litestar, Falcon read a user_id part out of these)."""
+    part = b"--XX\r\ncontent-disposition: " + disposition + b"\r\n\r\nvictim\r\n--XX--\r\n"
+    body = part
+    if boundary != "XX":  # the part is inside another, to the gate
+        delimiter = b"--" + boundary.encode()
+        head = b'\r\ncontent-disposition: form-data; name="a"\r\n\r\nq\r\n'
+        body = b"--XX\r\n" + delimiter + head + part + delimiter + b"--\r\n"
+    return {
+        "params": fields,
+        "content": body,
+        "headers": {"content-type": f"{kind}; boundary={boundary}"},
+    }
+
+
 def replaced(name: str, value: Any) -> Callable[[Fields], Fields]:
     return lambda fields: {**fields, name: value}
 
@@ -201,6 +223,20 @@ def placement_attempts() -> list[Attempt]:
                 "content": b"--b\r\ncontent-disposition: form-data; name=lot_number\r\n\r\nx",
                 "headers": {"content-type": "multipart/form-data; boundary=b"},
             },
+            400,
+        ),
+        # The fields in the query string, and a form that some framework cuts differently
+        # from the gate: what it reads from the body would be another value than the one the
+        # provider judged (tests/test_fields_differential.py has the frameworks' readings).
+        Attempt("multipart-boundary-cut-short", lambda f: smuggled(f, "XX:YY"), 400),
+        Attempt(
+            "multipart-filename-after-tab",
+            lambda f: smuggled(f, "XX", b'form-data; name="user_id";\tfilename="f"'),
+            400,
+        ),
+        Attempt(
+            "multipart-as-a-media-type-list",
+            lambda f: smuggled(f, "XX", kind="text/plain, multipart/form-data"),
             400,
         ),
         Attempt(

@@ -1,11 +1,21 @@
-"""The gate's field parser against the real request parsers of Starlette, Flask (Werkzeug) and
-Django, on the same bytes.
+"""The gate's field parser against the real request parsers of Starlette, Flask (Werkzeug),
+Django, Falcon and Litestar, on the same bytes.
+
+Falcon is read twice: through its WSGI ``falcon.Request`` and its ASGI ``falcon.asgi.Request``.
+Their form parsers are the same code (urlencoded and multipart ``get_media()``), but the ASGI
+request decodes the query string as UTF-8 (and fails, a 500, on what is not) where the WSGI one
+takes PEP 3333's latin-1. Litestar is a real app with one view, called over ASGI in process: a
+Litestar request needs the route handler its app puts in the scope. It parses multipart with the
+``multipart`` package, a parser none of the others use.
 
 The property, for every name either side reads from a body the gate accepts:
 
 - if the gate reads a value for it (``Fields.one`` succeeds), each framework reads that same
-  single value, or nothing at all under that name (Django reads no field from a bare-LF
-  multipart body: its view then has no value to act on, so it cannot act on another one);
+  single value, or nothing at all under that name. Reading nothing is common: Django reads no
+  field from a bare-LF multipart body, Falcon and Litestar refuse one (400), Falcon ignores a
+  part header without a space after its colon, Litestar refuses a part that is not
+  ``form-data`` and answers 500 for a value it cannot decode. A view that has no value cannot
+  act on another one;
 - if the gate has no such name, no framework reads a value under it (else the gate would take
   the name from the query string or the X-Captcha header while the app reads the body's).
 
@@ -20,7 +30,7 @@ import asyncio
 import io
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -33,7 +43,12 @@ from captcha_guard._fields import BodyError, FieldError, Fields, collect
 if not settings.configured:
     settings.configure(DEBUG=False, ALLOWED_HOSTS=["*"], DEFAULT_CHARSET="utf-8")
 
+import falcon
+import falcon.asgi
 from django.core.handlers.wsgi import WSGIRequest
+from litestar import Litestar, post
+from litestar import Request as LitestarRequest
+from litestar.datastructures import UploadFile as LitestarUploadFile
 from starlette.datastructures import UploadFile
 from starlette.requests import Request as StarletteRequest
 from werkzeug.wrappers import Request as WerkzeugRequest
@@ -119,10 +134,139 @@ def django(content_type: str, body: bytes, query: bytes) -> tuple[Read, Read]:
     return form, args
 
 
+def _receiver(body: bytes) -> Callable[[], Awaitable[dict[str, Any]]]:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+def _scope(content_type: str, body: bytes, query: bytes) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/login",
+        "raw_path": b"/login",
+        "root_path": "",
+        "query_string": query,
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", content_type.encode("latin-1")),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 50000),
+        "state": {},
+    }
+
+
+def _falcon_lists(params: dict[str, Any]) -> Read:
+    # Falcon gives a repeated key as a list and a single one as a str.
+    return {k: v if isinstance(v, list) else [v] for k, v in params.items()}
+
+
+def _falcon_value(text: str | None, data: bytes) -> str:
+    # get_text() is None for a part whose Content-Type is not text/plain; an app that wants
+    # the field anyway decodes the bytes itself (and a 500 if they are not UTF-8).
+    return data.decode() if text is None else text
+
+
+def falcon_wsgi(content_type: str, body: bytes, query: bytes) -> tuple[Read, Read]:
+    request = falcon.Request(_environ(content_type, body, query))
+    args = _falcon_lists(request.params)
+    form: Read = {}
+    try:
+        media = request.get_media()
+        if isinstance(media, dict):  # URLEncodedFormHandler
+            form = _falcon_lists(media)
+        else:  # MultipartForm: parts are parsed as they are iterated
+            for part in media:
+                if part.name is not None and part.filename is None:
+                    value = _falcon_value(part.get_text(), part.get_data())
+                    form.setdefault(part.name, []).append(value)
+    except Exception:  # MediaMalformedError, MultipartParseError: a 400; others a 500
+        form = {}
+    return form, args
+
+
+def falcon_asgi(content_type: str, body: bytes, query: bytes) -> tuple[Read, Read]:
+    async def read() -> tuple[Read, Read]:
+        try:
+            request = falcon.asgi.Request(_scope(content_type, body, query), _receiver(body))
+        except UnicodeDecodeError:  # a query string that is not UTF-8: a 500, no view runs
+            return {}, {}
+        args = _falcon_lists(request.params)
+        form: Read = {}
+        try:
+            media = await request.get_media()
+            if isinstance(media, dict):
+                form = _falcon_lists(media)
+            else:
+                async for part in media:
+                    if part.name is not None and part.filename is None:
+                        data = await part.get_data()
+                        value = _falcon_value(await part.get_text(), data)
+                        form.setdefault(part.name, []).append(value)
+        except Exception:
+            form = {}
+        return form, args
+
+    return asyncio.run(read())
+
+
+@post("/login", status_code=200)
+async def _litestar_view(request: LitestarRequest[Any, Any, Any]) -> dict[str, list[list[str]]]:
+    form = await request.form()
+    return {
+        "form": [[k, v] for k, v in form.multi_items() if not isinstance(v, LitestarUploadFile)],
+        "args": [[k, v] for k, v in request.query_params.multi_items()],
+    }
+
+
+# A real app: a Litestar Request needs a route handler in its scope, and the app is what puts
+# it there. logging_config=None keeps the 500s it answers for undecodable parts off stderr.
+_LITESTAR = Litestar([_litestar_view], debug=False, logging_config=None)
+
+
+def litestar(content_type: str, body: bytes, query: bytes) -> tuple[Read, Read]:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def call() -> None:
+        scope = _scope(content_type, body, query)
+        await _LITESTAR(scope, _receiver(body), send)  # type: ignore[arg-type]
+
+    asyncio.run(call())
+    if sent[0]["status"] != 200:  # 400 for a body it cannot parse, 500 for one it cannot decode
+        return {}, {}
+    document = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    form: Read = {}
+    args: Read = {}
+    for name, value in document["form"]:
+        form.setdefault(name, []).append(value)
+    for name, value in document["args"]:
+        args.setdefault(name, []).append(value)
+    return form, args
+
+
 FRAMEWORKS: dict[str, Callable[[str, bytes, bytes], tuple[Read, Read]]] = {
     "starlette": starlette,
     "flask": flask,
     "django": django,
+    "falcon": falcon_wsgi,
+    "falcon-asgi": falcon_asgi,
+    "litestar": litestar,
 }
 
 
@@ -170,6 +314,57 @@ def agree(content_type: str, body: bytes, query: bytes = b"") -> None:
 FORM = "application/x-www-form-urlencoded"
 MP = "multipart/form-data; boundary=XX"
 LOT = b'Content-Disposition: form-data; name="lot_number"'
+
+#: Content-Disposition that the parsers split differently: a file to the gate (which skips it),
+#: or another name, and a field under the name that the gate then takes from the query string.
+SPLIT_DIFFERENTLY: list[tuple[str, bytes]] = [
+    (MP, b"--XX\r\nContent-Disposition: " + disposition + b"\r\n\r\nvictim\r\n--XX--\r\n")
+    for disposition in [
+        b'form-data; name="user\\_id"',  # Werkzeug: user_id
+        b'form-data; name="user_id%22"',  # Werkzeug, Litestar: user_id"
+        b'form-data; name="user_id%0A"',  # Litestar: user_id and a line break
+        b'form-data; name="user_id";\tfilename="f"',  # Litestar: a field
+        b'form-data; name="user_id"; filename ="f"',  # Werkzeug: a field
+        b'form-data; name="user_id"; filename="a\\"',  # Werkzeug: an unclosed quote, a field
+        b'form-data; name="user_id"; filename="\\\\"',  # Litestar: IE's path fix, no filename
+        b'form-data;\tname="user_id"',  # Litestar: no name (so "")
+    ]
+]
+
+
+def _two_boundaries(header: str, used: bytes) -> tuple[str, bytes]:
+    """A form cut at ``--used`` by the gate, whose first part holds ``--XX`` lines a parser
+    that reads the header's boundary as XX cuts a user_id part out of."""
+    inner = b'\r\n--XX\r\nContent-Disposition: form-data; name="user_id"\r\n\r\nvictim'
+    return (
+        "multipart/form-data; boundary=" + header,
+        b"--XX\r\n--"
+        + used
+        + b'\r\nContent-Disposition: form-data; name="a"\r\n\r\nq'
+        + inner
+        + b"\r\n--XX--\r\n--"
+        + used
+        + b"--\r\n",
+    )
+
+
+#: Boundary parameters the parsers read differently: Falcon strips a trailing space, Werkzeug
+#: and Litestar cut an unquoted one at its first byte that is not a token byte.
+TWO_BOUNDARIES: list[tuple[str, bytes]] = [
+    _two_boundaries('"XX "', b"XX "),  # Falcon: XX
+    _two_boundaries("XX:YY", b"XX:YY"),  # Werkzeug, Litestar: XX
+    _two_boundaries("XX/YY", b"XX/YY"),  # Werkzeug: XX
+    _two_boundaries("XX=YY", b"XX=YY"),  # Werkzeug: XX
+]
+
+_USER_ID = b'--XX\r\nContent-Disposition: form-data; name="user_id"\r\n\r\nvictim\r\n--XX--\r\n'
+
+#: Content types Falcon matches as it matches an Accept header: a form to it, none to the gate.
+NOT_ONE_MEDIA_TYPE: list[tuple[str, bytes]] = [
+    ("text/plain, " + MP, _USER_ID),
+    (FORM + ", " + MP, _USER_ID),
+    ("multipart/*; boundary=XX", _USER_ID),
+]
 
 CORPUS: list[tuple[str, bytes]] = [
     (FORM, b"name=Jos%E9&lot_number=abc"),  # <form accept-charset="ISO-8859-1">
@@ -229,7 +424,36 @@ CORPUS: list[tuple[str, bytes]] = [
         b'--XX\r\nContent-Disposition: form-data; name="lot_number"; filename=""\r\n'
         b"\r\na\r\n--XX--",
     ),
+    *SPLIT_DIFFERENTLY,
+    *TWO_BOUNDARIES,
+    *NOT_ONE_MEDIA_TYPE,
+    # Django (and Starlette, when it decodes) read a name by the form's charset=: user_id here.
+    (MP + "; charset=utf-16", _USER_ID.replace(b"user_id", "user_id".encode("utf-16-le"))),
+    _two_boundaries('"X X"', b"X X"),  # a space inside a quoted boundary: all read it whole
+    # Falcon reads part headers split at ": ", so it ignores this one; the others read it.
+    (MP, b'--XX\r\nContent-Disposition:form-data; name="lot_number"\r\n\r\nabc\r\n--XX--\r\n'),
+    # Litestar refuses a part that is not form-data; Falcon a Content-Transfer-Encoding.
+    (MP, b'--XX\r\nContent-Disposition: attachment; name="lot_number"\r\n\r\nabc\r\n--XX--'),
+    (
+        MP,
+        b"--XX\r\n" + LOT + b"\r\nContent-Transfer-Encoding: BINARY\r\n\r\nabc\r\n--XX--\r\n",
+    ),
 ]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_every_reader_reads_a_plain_form(framework: str) -> None:
+    # A reader that read nothing would agree with everything: each must read what a browser
+    # sends, from the body and from the query string.
+    read = FRAMEWORKS[framework]
+    query = b"lot_number=q&x=1&x=2"
+    assert read(FORM, b"lot_number=abc&a=", query) == (
+        {"lot_number": ["abc"], "a": [""]},
+        {"lot_number": ["q"], "x": ["1", "2"]},
+    )
+    file_part = b'--XX\r\nContent-Disposition: form-data; name="f"; filename="f.txt"\r\n\r\nzz\r\n'
+    body = file_part + b"--XX\r\n" + LOT + b"\r\n\r\nabc\r\n--XX--\r\n"
+    assert read(MP, body, b"") == ({"lot_number": ["abc"]}, {})
 
 
 @pytest.mark.parametrize(("content_type", "body"), CORPUS)
@@ -242,6 +466,54 @@ def test_the_issue_8_bodies_are_read_not_refused() -> None:
     for content_type, body in CORPUS[:1] + CORPUS[9:12]:
         fields = collect(content_type=content_type, body=body, query_string=b"", header_value=None)
         assert fields.one("lot_number") == "abc"
+
+
+def test_a_disposition_the_parsers_split_differently_is_refused_with_its_reason() -> None:
+    reasons = {
+        b"\\": "with a backslash",
+        b"%": "name with %22, %0D or %0A",
+        b"\t": "frameworks split differently",
+        b" =": "frameworks split differently",
+    }
+    for content_type, body in SPLIT_DIFFERENTLY:
+        with pytest.raises(BodyError) as refused:
+            collect(content_type=content_type, body=body, query_string=b"", header_value=None)
+        head = body.split(b"\r\n")[1]
+        expected = next(reason for mark, reason in reasons.items() if mark in head)
+        assert refused.value.status == 400 and refused.value.code == "bad_request"
+        assert expected in str(refused.value), (head, str(refused.value))
+        # Not a refusal for its own sake: the frameworks really do read this part apart (one
+        # finds a field under a name another does not have, or under another name).
+        readings = {
+            framework: tuple(sorted(read(content_type, body, b"")[0]))
+            for framework, read in FRAMEWORKS.items()
+        }
+        assert len(set(readings.values())) > 1, (head, readings)
+
+
+def test_a_boundary_the_parsers_read_differently_is_refused_with_its_reason() -> None:
+    for content_type, body in TWO_BOUNDARIES:
+        with pytest.raises(BodyError) as refused:
+            collect(content_type=content_type, body=body, query_string=b"", header_value=None)
+        assert refused.value.status == 400 and refused.value.code == "bad_request"
+        assert "boundary that frameworks read differently" in str(refused.value)
+        # Some framework really does read user_id out of it, which the gate did not see.
+        readers = [
+            name
+            for name, read in FRAMEWORKS.items()
+            if read(content_type, body, b"")[0].get("user_id")
+        ]
+        assert readers, content_type
+
+
+def test_a_content_type_that_is_not_one_media_type_is_refused_with_its_reason() -> None:
+    for content_type, body in NOT_ONE_MEDIA_TYPE:
+        with pytest.raises(BodyError, match="a list or a wildcard, not one media type"):
+            collect(content_type=content_type, body=body, query_string=b"", header_value=None)
+        assert falcon_wsgi(content_type, body, b"")[0] == {"user_id": ["victim"]}
+    # Without a body there is nothing to read either way.
+    fields = collect(content_type="text/plain, */*", body=b"", query_string=b"", header_value=None)
+    assert "user_id" not in fields
 
 
 def test_json_is_read_as_json_loads_reads_it() -> None:
@@ -264,7 +536,22 @@ def test_json_is_read_as_json_loads_reads_it() -> None:
 # ---------------------------------------------------------------------------------------------
 # Generated bodies: the same shapes, mixed at random.
 
-NAMES = st.sampled_from(["lot_number", "user_id", "a", "l\u00e9", ""])
+# With the escapes frameworks undo differently in a part's name (Werkzeug reads user\_id as
+# user_id, Werkzeug and Litestar read a%22b as a"b), and user_id in UTF-16, which Django
+# reads as user_id under a charset=utf-16 form.
+NAMES = st.sampled_from(
+    [
+        "lot_number",
+        "user_id",
+        "a",
+        "l\u00e9",
+        "",
+        "user\\_id",
+        "a%22b",
+        "a\tb",
+        "u\0s\0e\0r\0_\0i\0d\0",
+    ]
+)
 VALUE_BYTES = st.lists(
     st.sampled_from(
         [
@@ -314,8 +601,28 @@ def multipart_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
         name = draw(NAMES).encode()
         quoted = draw(st.sampled_from([b'"%s"', b"%s", b'"%s"; name="other"']))
         kind = draw(st.sampled_from([b"form-data", b"form-data", b"attachment", b"FORM-DATA"]))
-        star = draw(st.sampled_from([b"", b"", b'; filename="f"', b"; name*=utf-8''x"]))
-        headers = [b"Content-Disposition: " + kind + b"; name=" + quoted % name + star]
+        # Where one parser sees a filename (a file, skipped) and another none (a field).
+        name_param = draw(
+            st.sampled_from(
+                [b"; name=", b"; name=", b";name=", b" ; name=", b";\tname=", b"; name ="]
+            )
+        )
+        star = draw(
+            st.sampled_from(
+                [
+                    b"",
+                    b"",
+                    b'; filename="f"',
+                    b"; name*=utf-8''x",
+                    b';\tfilename="f"',
+                    b'; filename ="f"',
+                    b'; filename="a\\"',
+                    b'; filename="\\\\"',
+                    b'; filename="C:\\"',
+                ]
+            )
+        )
+        headers = [b"Content-Disposition: " + kind + name_param + quoted % name + star]
         headers += draw(
             st.lists(
                 st.sampled_from(
@@ -345,7 +652,9 @@ def multipart_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
         )
     )
     body = preamble + b"".join(b"--XX" + padding + eol + p + eol for p in parts)
-    charset = draw(st.sampled_from(["", "", "; charset=latin-1", "; charset=utf-8"]))
+    charset = draw(
+        st.sampled_from(["", "", "; charset=latin-1", "; charset=utf-8", "; charset=utf-16"])
+    )
     return MP + charset, body + closing + epilogue
 
 
@@ -365,3 +674,43 @@ def test_generated_multipart_bodies_agree(made: tuple[str, bytes]) -> None:
 @given(urlencoded_bodies())
 def test_generated_urlencoded_bodies_and_query_strings_agree(body: bytes) -> None:
     agree(FORM, body, query=body)
+
+
+@st.composite
+def boundary_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A boundary parameter spelled some way, and a body cut now at what the gate reads as the
+    boundary, now at XX (what a parser that strips or cuts the parameter may read)."""
+    header, used = draw(
+        st.sampled_from(
+            [
+                ("XX", b"XX"),
+                ('"XX"', b"XX"),
+                ('"XX "', b"XX "),
+                ('"XX\t"', b"XX\t"),
+                ("XX:YY", b"XX:YY"),
+                ('"XX:YY"', b"XX:YY"),
+                ("XX,YY", b"XX,YY"),
+                ("XX/YY", b"XX/YY"),
+                ('"X X"', b"X X"),
+                ('XX"YY', b'XX"YY'),
+                ('"XX%22"', b"XX%22"),
+                ('"XX\\"YY"', b'XX"YY'),
+                ("XX!", b"XX!"),
+            ]
+        )
+    )
+    delimiter = st.sampled_from([b"--" + used, b"--" + used, b"--XX"])
+    body = draw(st.sampled_from([b"", b"--XX\r\n"]))
+    for _ in range(draw(st.integers(1, 3))):
+        name = draw(st.sampled_from([b"lot_number", b"user_id", b"a"]))
+        body += draw(delimiter) + b'\r\nContent-Disposition: form-data; name="' + name + b'"'
+        body += b"\r\n\r\n" + draw(st.sampled_from([b"abc", b"x"])) + b"\r\n"
+    body += draw(delimiter) + b"--\r\n"
+    if draw(st.booleans()):
+        body += draw(delimiter) + b"--\r\n"
+    return "multipart/form-data; boundary=" + header, body
+
+
+@given(boundary_bodies())
+def test_generated_boundary_spellings_agree(made: tuple[str, bytes]) -> None:
+    agree(*made)
