@@ -75,23 +75,7 @@ def _environ(content_type: str, body: bytes, query: bytes) -> dict[str, Any]:
 
 def starlette(content_type: str, body: bytes, query: bytes) -> tuple[Read, Read]:
     async def read() -> tuple[Read, Read]:
-        sent = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        scope = {
-            "type": "http",
-            "method": "POST",
-            "path": "/login",
-            "query_string": query,
-            "headers": [(b"content-type", content_type.encode("latin-1"))],
-        }
-        request = StarletteRequest(scope, receive)
+        request = StarletteRequest(_scope(content_type, body, query), _receiver(body))
         args: Read = {}
         for name, value in request.query_params.multi_items():
             args.setdefault(name, []).append(value)
