@@ -7,8 +7,10 @@ and calls the app or answers. Nothing async is wrapped in an event loop.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import io
+import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import IO, Any
@@ -138,11 +140,29 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         return sender
 
 
+#: Where servers put the client's socket in the environ: gunicorn (every worker class) and
+#: the Werkzeug development server. Through it a blocking read can be bounded too.
+_SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
+#: After a body timeout the socket keeps a short timeout: a server that drains the rest of
+#: the body to reuse the connection (gunicorn's gthread worker) gives up on it and closes.
+_AFTER_TIMEOUT = 1.0
+
+
+def _client_socket(environ: Environ) -> socket.socket | None:
+    for key in _SOCKET_KEYS:
+        sock = environ.get(key)
+        if isinstance(sock, socket.socket):
+            return sock
+    return None
+
+
 def _read_body(environ: Environ, declared: str | None, ask: ReadBody) -> bytes | BodyProblem:
     """The whole body: ``CONTENT_LENGTH`` bytes, or to the end of a terminated input.
 
-    The deadline is checked between chunks: a blocking read itself is bounded only by the
-    server's own socket timeout (gunicorn's ``timeout``, waitress's ``channel_timeout``).
+    Where the server says which socket the input reads from (gunicorn, Werkzeug), each read is
+    bounded by what is left of the deadline, so a client trickling its body is cut off on
+    time. Elsewhere the deadline is checked between chunks, and one blocking read is bounded
+    only by the server's own timeouts (waitress reads the whole body before it calls the app).
     """
     limit = ask.limit
     stream: IO[bytes] | None = environ.get("wsgi.input")
@@ -153,17 +173,34 @@ def _read_body(environ: Environ, declared: str | None, ask: ReadBody) -> bytes |
     chunks: list[bytes] = []
     size = 0
     deadline = time.monotonic() + ask.timeout
+    sock = _client_socket(environ) if wanted and stream is not None else None
+    saved = sock.gettimeout() if sock is not None else None
+    timed_out = False
     try:
         while size < wanted and stream is not None:
+            if sock is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    return TIMED_OUT
+                sock.settimeout(left)
             chunk = stream.read(min(_CHUNK, wanted - size))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
             if size < wanted and time.monotonic() > deadline:
+                timed_out = True
                 return TIMED_OUT
+    except TimeoutError:  # socket.timeout: the deadline ran out inside a read
+        timed_out = True
+        return TIMED_OUT
     except (OSError, ValueError):  # the client went away, or the server gave up on it
         return UNREADABLE
+    finally:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(_AFTER_TIMEOUT if timed_out else saved)
     if size > limit:
         return TOO_LARGE
     if not terminated and size < expected:

@@ -7,10 +7,16 @@ import hashlib
 import importlib
 import io
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
@@ -504,3 +510,72 @@ def test_the_verdict_key_is_the_one_design_pins() -> None:
     from captcha_guard.wsgi import VERDICT_KEY
 
     assert VERDICT_KEY == "captcha_guard.verdict"
+
+
+# -- a client that trickles its body, on servers that name the client's socket ---------------
+
+
+@contextmanager
+def _slow_body_server(kind: str) -> Iterator[int]:
+    """Serve tests.slow_body_app under gunicorn (a worker class) or the Werkzeug server."""
+    from tests import slow_body_app
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    if kind == "werkzeug":
+        from werkzeug.serving import make_server
+
+        server = make_server("127.0.0.1", 0, slow_body_app.app, threaded=True, fd=listener.fileno())
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield port
+        finally:
+            server.shutdown()
+            listener.close()
+        return
+    command = [sys.executable, "-m", "gunicorn", "-k", kind, "--threads", "2", "-w", "1"]
+    command += ["--bind", f"fd://{listener.fileno()}", "tests.slow_body_app:app"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    process = subprocess.Popen(
+        command, pass_fds=[listener.fileno()], env=env, stderr=subprocess.DEVNULL
+    )
+    listener.close()  # the server holds it now: connections wait in its backlog till it runs
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _ask(port: int, head: bytes, timeout: float = 10.0) -> tuple[bytes, float]:
+    """Send ``head`` (and no more), read until the answer's head is in; how long it took."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        started = time.monotonic()
+        sock.sendall(head)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        return answer, time.monotonic() - started
+
+
+@pytest.mark.parametrize("kind", ["sync", "gthread", "werkzeug"])
+def test_a_trickling_body_is_cut_off_with_a_408_by_the_server_socket(kind: str) -> None:
+    from tests.slow_body_app import BODY_TIMEOUT
+
+    trickle = (
+        b"POST /login HTTP/1.1\r\nhost: x\r\ncontent-type: application/"
+        b"x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nlot_number=1"
+    )
+    with _slow_body_server(kind) as port:
+        answer, elapsed = _ask(port, trickle)
+        # The worker is free again: the next request is answered at once.
+        after, _ = _ask(port, b"GET /about HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert BODY_TIMEOUT <= elapsed < BODY_TIMEOUT + 2.0
+    assert after.startswith(b"HTTP/1.1 200"), after
