@@ -214,6 +214,17 @@ def test_breaker_walks_the_transition_table(shared_server: RedisServer, prefix: 
     assert state.run(op("breaker_state", name, *args)) is State.CLOSED
 
 
+def test_a_snapshots_reopening_deadline_can_only_end_early() -> None:
+    # The script reads the server's clock in whole milliseconds, so "200 ms left" may be up to
+    # 1 ms less; counted from ``sent`` (before the server read its clock), a deadline 1 ms
+    # shorter ends no later than the server's half-open. (CI once caught the 1 ms.)
+    state = RedisState.from_url("redis://127.0.0.1:9", prefix="unused")  # no I/O here
+    state._remember_snapshot("p", "o", 7, 200, 100.0)
+    assert state._snapshots["p"].open_until <= 100.0 + 0.199
+    state._remember_snapshot("p", "h", 8, 0, 100.5)  # a reply saying half-open: ask the server
+    assert "p" not in state._snapshots
+
+
 def test_breaker_failed_probe_reopens_and_release_frees_the_probe(
     shared_server: RedisServer, prefix: str
 ) -> None:
