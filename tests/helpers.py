@@ -272,3 +272,14 @@ def solve_pow(challenge: dict[str, Any]) -> str:
         challenge["signature"],
     )
     return base64.b64encode(json.dumps(payload.to_dict()).encode()).decode()
+
+
+#: The environment examples/captcha.toml's env: secrets read (test_config, test_cli).
+EXAMPLE_ENV = {
+    "CAPTCHA_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "CLEARANCE_KEY": "clearance-key-new-0123456789abcdef",
+    "CLEARANCE_KEY_PREVIOUS": "clearance-key-old-0123456789abcdef",
+    "GEETEST_CAPTCHA_ID": "0123456789abcdef0123456789abcdef",
+    "GEETEST_CAPTCHA_KEY": "a-real-looking-geetest-key",
+    "TURNSTILE_SECRET": "0x4AAAAAAA-real-looking-secret",
+}

@@ -31,6 +31,7 @@ from captcha_guard.testing import (
     ReCaptchaEmulator,
     TurnstileEmulator,
 )
+from tests.helpers import EXAMPLE_ENV
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -69,16 +70,6 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "captcha.toml"
     path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return path
-
-
-EXAMPLE_ENV = {
-    "CAPTCHA_REDIS_URL": "redis://127.0.0.1:6379/0",
-    "CLEARANCE_KEY": "clearance-key-new-0123456789abcdef",
-    "CLEARANCE_KEY_PREVIOUS": "clearance-key-old-0123456789abcdef",
-    "GEETEST_CAPTCHA_ID": "0123456789abcdef0123456789abcdef",
-    "GEETEST_CAPTCHA_KEY": "a-real-looking-geetest-key",
-    "TURNSTILE_SECRET": "0x4AAAAAAA-real-looking-secret",
-}
 
 
 # check, without the network.

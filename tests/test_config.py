@@ -29,18 +29,10 @@ from captcha_guard._config import (
 from captcha_guard._fields import ParseLimits
 from captcha_guard.providers.proof_of_work import derive_key
 from captcha_guard.testing import EmulatorServer, GeeTestEmulator
-from tests.helpers import RecordingApp
+from tests.helpers import EXAMPLE_ENV, RecordingApp
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "captcha.toml"
-EXAMPLE_ENV = {
-    "CAPTCHA_REDIS_URL": "redis://127.0.0.1:6379/0",
-    "CLEARANCE_KEY": "clearance-key-new-0123456789abcdef",
-    "CLEARANCE_KEY_PREVIOUS": "clearance-key-old-0123456789abcdef",
-    "GEETEST_CAPTCHA_ID": "0123456789abcdef0123456789abcdef",
-    "GEETEST_CAPTCHA_KEY": "a-real-looking-geetest-key",
-    "TURNSTILE_SECRET": "0x4AAAAAAA-real-looking-secret",
-}
 
 
 def write(tmp_path: Path, text: str, name: str = "captcha.toml") -> Path:
