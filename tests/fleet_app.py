@@ -6,6 +6,7 @@ variables so that every worker of ``uvicorn --workers N`` / ``gunicorn -w N`` bu
     FLEET_ENDPOINT  the Turnstile emulator's siteverify URL
     FLEET_THRESHOLD failure_threshold of the Turnstile breaker (default 3)
     FLEET_RESET     its reset_timeout in seconds (default 1.5)
+    FLEET_REDIS_TIMEOUT  RedisState's timeout in seconds (default REDIS_TIMEOUT, 0.2)
 
 Routes: ``POST /login`` (Turnstile, fail open), ``POST /pow`` (proof of work), ``GET
 /captcha-guard/challenge`` (a PoW challenge), ``GET /status`` (this worker's pid and whether
@@ -49,6 +50,7 @@ def _settings() -> dict[str, Any]:
         "endpoint": os.environ.get("FLEET_ENDPOINT", "http://127.0.0.1:9/siteverify"),
         "threshold": int(os.environ.get("FLEET_THRESHOLD", "3")),
         "reset": float(os.environ.get("FLEET_RESET", "1.5")),
+        "redis_timeout": float(os.environ.get("FLEET_REDIS_TIMEOUT", str(REDIS_TIMEOUT))),
     }
 
 
@@ -68,7 +70,7 @@ def _doors_kwargs(
         from captcha_guard.redis import RedisState
 
         state = RedisState.from_url(
-            settings["redis"], prefix=settings["prefix"], timeout=REDIS_TIMEOUT
+            settings["redis"], prefix=settings["prefix"], timeout=settings["redis_timeout"]
         )
     kwargs = {
         "rules": [Rule("/login"), Rule("/pow", provider="pow")],

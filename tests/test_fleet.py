@@ -502,6 +502,7 @@ def fleet(
     *,
     workers: int = 2,
     reset: float = RESET,
+    redis_timeout: float | None = None,
 ) -> Iterator[Fleet]:
     directory = tempfile.mkdtemp(prefix="cg-fleet-")
     sock = os.path.join(directory, "site.sock")
@@ -514,6 +515,8 @@ def fleet(
         "FLEET_THRESHOLD": str(THRESHOLD),
         "FLEET_RESET": str(reset),
     }
+    if redis_timeout is not None:
+        env["FLEET_REDIS_TIMEOUT"] = str(redis_timeout)
     log_path = os.path.join(directory, "stderr.log")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -559,8 +562,12 @@ def test_four_workers_let_one_solution_and_one_fallback_token_pass_once(
 ) -> None:
     # The issue's own reproduction: under ``--workers 4`` one proof-of-work solution passed
     # once per worker. With the shared state it passes once in 40 posts spread over all four.
+    # What is shown is the sharing, so Redis must answer in time: four workers on a loaded
+    # two-core machine sometimes took over the default 0.2 s, and then each worker that saw the
+    # outage let the token through once on its own (the documented bound, tested below with
+    # Redis killed). A 2 s timeout keeps that out of this test, and no outage may be logged.
     emu, server = emulator
-    with fleet(kind, shared_redis, prefix, server, workers=4) as site:
+    with fleet(kind, shared_redis, prefix, server, workers=4, redis_timeout=2.0) as site:
         assert len(site.workers) == 4
         value = site.solution()
         answers = site.spread(lambda: site.post_pow(value), at_least=40)
@@ -572,8 +579,9 @@ def test_four_workers_let_one_solution_and_one_fallback_token_pass_once(
         token = emu.issue()
         answers = site.spread(lambda: site.post_token(token), at_least=40)
         passed = [(code, d["outcome"]) for code, d in answers if code == 200]
-        assert passed == [(200, "fallback")], outcomes(answers)
+        assert passed == [(200, "fallback")], (outcomes(answers), site.log())
         assert {code for code, _ in answers} == {200, 403}, outcomes(answers)
+        assert "shared state" not in site.log(), site.log()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -581,7 +589,8 @@ def test_two_workers_share_replays_and_one_breaker(
     kind: str, shared_redis: RedisServer, prefix: str, emulator: Any
 ) -> None:
     emu, server = emulator
-    with fleet(kind, shared_redis, prefix, server) as site:
+    # Sharing is what is shown: Redis must answer in time (see the four-worker test above).
+    with fleet(kind, shared_redis, prefix, server, redis_timeout=2.0) as site:
         assert len(site.workers) == 2
         # A proof-of-work solution passes exactly once out of many posts on both workers.
         value = site.solution()
@@ -630,6 +639,7 @@ def test_two_workers_share_replays_and_one_breaker(
         assert breaker_state(shared_redis, prefix) == State.CLOSED
         answers = site.spread(lambda: site.post_token(emu.issue()), at_least=4)
         assert outcomes(answers) == [(200, "passed")] * len(answers)
+        assert "shared state" not in site.log(), site.log()
 
 
 def pinned(site: Fleet, limit: int = 40) -> dict[int, httpx.Client]:
