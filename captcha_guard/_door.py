@@ -16,7 +16,8 @@ from ._fallback import FallbackLimitOption
 from ._fields import ParseLimits
 from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
 from ._replay import ReplayStore
-from ._rules import Rule, app_prefixes
+from ._routing import app_prefixes
+from ._rules import Rule
 from ._state import bind_state
 from .providers._base import Provider
 

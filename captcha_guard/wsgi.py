@@ -58,7 +58,7 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = _route_path(environ.get("PATH_INFO", ""))
-        route = self.gate.match(method, path)
+        route = self.gate.route(method, path)
         if route is None:
             reply = self.gate.challenge(method, path)
             if reply is None:

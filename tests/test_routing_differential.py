@@ -384,7 +384,7 @@ def test_the_apps_in_process_run_their_views() -> None:
 def test_any_path_an_app_routes_to_a_protected_view_is_judged(path: str) -> None:
     """Django stays out (its settings are per process: the zoo runs it); the servers' own
     parsing is the zoo's business, this is each router against the gate's match."""
-    from captcha_guard._rules import RuleTable
+    from captcha_guard._routing import RuleTable
     from tests.routing_apps import RULES
 
     table = RuleTable((rule, rule) for rule in RULES)

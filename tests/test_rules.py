@@ -13,18 +13,17 @@ from hypothesis import strategies as st
 from starlette.convertors import Convertor, register_url_convertor
 
 from captcha_guard import CaptchaGuard, GeeTest, Rule, WSGICaptchaGuard
-from captcha_guard._rules import (
+from captcha_guard._routing import (
     BAD_PATH,
-    DEFAULT_METHODS,
     NO_LEADING_SLASH,
     RuleTable,
     app_prefixes,
     first_match,
     has_control,
-    normalize_path,
     past_root,
     route_path,
 )
+from captcha_guard._rules import DEFAULT_METHODS, normalize_path
 from tests.helpers import RecordingApp, body_receive, call, http_scope
 
 # ---------------------------------------------------------------- converters
@@ -319,7 +318,8 @@ def test_a_convertor_registered_with_starlette_is_known() -> None:
     register_url_convertor("cg-test-slug", Slug())
     rule = Rule("/blog/{s:cg-test-slug}")
     assert rule.matches("POST", "/blog/hello-world")
-    assert not rule.matches("POST", "/blog/Hello")
+    assert not rule.matches("POST", "/blog/hello_world")
+    assert rule.matches("POST", "/blog/Hello")  # letter case is ignored (BlackSheep)
 
 
 # ---------------------------------------------------------------- matching
@@ -365,8 +365,12 @@ def test_repeated_slashes_are_collapsed() -> None:
     assert normalize_path("/a/b") == "/a/b"
 
 
-def test_matching_is_case_sensitive_like_starlette() -> None:
-    assert not Rule("/login").matches("POST", "/LOGIN")
+def test_matching_ignores_letter_case_as_blacksheep_does() -> None:
+    # BlackSheep routes POST /LOGIN to its /login view: the superset ignores case (issue 15 §2).
+    assert Rule("/login").matches("POST", "/LOGIN")
+    assert Rule("/posts/{id:int}/Comments").matches("POST", "/POSTS/1/comments")
+    assert Rule(re.compile(r"/api/login")).matches("POST", "/API/Login")
+    assert not Rule("/login").matches("POST", "/logout")
 
 
 def test_root_path_is_stripped_before_matching() -> None:
@@ -490,7 +494,7 @@ def test_prefixes_are_learned_from_fastapi_through_wrappers() -> None:
     looped.app = looped
     assert app_prefixes(looped) == ()
     guard = CaptchaGuard(FastAPI(root_path="/app"), rules=[Rule("/login")], provider=_geetest())
-    assert guard.gate.match("POST", "/app/login") is not None
+    assert guard.gate.route("POST", "/app/login") is not None
 
 
 def test_a_rule_on_get_also_covers_head() -> None:
@@ -579,14 +583,14 @@ def test_named_provider_is_bound() -> None:
         provider=_geetest(),
         providers={"other": named},
     )
-    route = guard.gate.match("POST", "/signup")
+    route = guard.gate.route("POST", "/signup")
     assert route is not None
     assert route.provider is named
     assert route.provider_name == "other"
     assert route.fail_open is False
-    login = guard.gate.match("POST", "/login")
+    login = guard.gate.route("POST", "/login")
     assert login is not None and login.fail_open is True and login.provider_name == "geetest"
-    assert guard.gate.match("GET", "/login") is None
+    assert guard.gate.route("GET", "/login") is None
 
 
 def test_rules_compare_by_pattern_and_settings() -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 
-from .._rules import Rule
 from ._model import Config, RuleSpec
 from ._schema import TEST_KEYS
 from ._values import Context
@@ -149,14 +148,3 @@ def _fail_open(config: Config, ctx: Context) -> None:
             f"{names} fail open with no limits.fallback_limit: during an outage made-up "
             "fields pass as fast as a client sends them",
         )
-
-
-def rule_reasons(rule: Rule, method: str, path: str) -> tuple[bool, str]:
-    """Whether ``rule`` matches ``method path``, and why (for ``captcha-guard explain``)."""
-    methods = ", ".join(sorted(rule.methods))
-    if method not in rule.methods:
-        return False, f"method {method} is not one of {methods}"
-    regex = rule.regex.pattern
-    if rule.matches(method, path):
-        return True, f"method {method} is one of {methods} and the path matches {regex}"
-    return False, f"the path does not match {regex}"
