@@ -299,6 +299,9 @@ class Gate:
             return BAD_PATH_DENIAL if found is BAD_PATH else NO_SLASH_DENIAL
         return found  # type: ignore[return-value]
 
+    #: The name branches written before ``route`` call (with no root_path nor raw_path).
+    match = route
+
     def challenge(self, method: str, path: str, root_path: str = "") -> Reply | None:
         """A fresh challenge when ``method path`` asks for a provider's challenge (a GET of
         its challenge path below ``root_path``), else None."""
