@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from .config import Config, ConfigError, load
+from .config import Config, ConfigError, build_door, load
 
 EXIT_OK = 0
 EXIT_ERRORS = 1
@@ -45,7 +45,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=[],
         metavar="CODE",
         help="a warning code not to count (test-key, unreachable-rule, fail-open-replay, "
-        "fail-open-budget, no-rules, unused-provider, eviction, probe); repeatable",
+        "fail-open-budget, no-rules, unused-provider, plain-http, eviction, probe); "
+        "repeatable",
     )
     explain = commands.add_parser(
         "explain",
@@ -66,9 +67,18 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
 
 
-def _loaded(path: str, out: TextIO) -> Config | None:
+def _loaded(path: str, out: TextIO, *, build: bool = False) -> Config | None:
+    """The file as ``from_file`` loads it (``build``: and builds a door from it), or None
+    after printing every error."""
     try:
-        return load(path)
+        config = load(path)
+        if build:
+            from .wsgi import WSGICaptchaGuard
+
+            # The WSGI door checks exactly what the ASGI one does (one FrontDoor), and has
+            # a synchronous close for what it built (a Redis client: nothing is connected).
+            build_door(WSGICaptchaGuard, _no_app, config, {}).close()
+        return config
     except ConfigError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=out)
@@ -77,8 +87,12 @@ def _loaded(path: str, out: TextIO) -> Config | None:
         return None
 
 
+def _no_app(environ: object, start_response: object) -> list[bytes]:
+    return []
+
+
 def check(path: str, *, probe: bool, allow: Sequence[str], out: TextIO = sys.stdout) -> int:
-    config = _loaded(path, out)
+    config = _loaded(path, out, build=True)
     if config is None:
         return EXIT_ERRORS
     errors = 0

@@ -7,6 +7,8 @@ but should not be shipped. Each finding has a stable code (``captcha-guard check
   memory only: under several workers a token let through in fallback passes once per worker.
 - ``fail-open-budget``: a rule fails open with no ``fallback_limit``: during an outage, made-up
   fields pass as fast as a client can send them (each once).
+- ``plain-http``: a vendor endpoint over ``http://`` to another host: the secret and the
+  user's token travel unencrypted (recorded by the schema's endpoint check).
 - ``no-rules``: nothing is protected. ``unused-provider``: a provider no rule uses (a typo in a
   rule's ``provider`` usually shows as an error; this is the other half).
 """
