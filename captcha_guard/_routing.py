@@ -19,8 +19,9 @@ one routes (docs/routing.md), and refuses what no superset can describe safely:
   it, root included) or what follows a ``root_path`` not ended by ``/`` (Litestar's cut);
 - a prefix the app strips itself (FastAPI's ``root_path=``, Django's ``FORCE_SCRIPT_NAME``
   under ASGI) is stripped here too (``app_prefixes``);
-- the undecoded ``raw_path`` is matched too: BlackSheep and Sanic route on it, so
-  ``/posts/a%2Fb/comments`` runs their ``/posts/{id}/comments`` view;
+- the undecoded ``raw_path`` is matched too, up to a ``#``: BlackSheep and Sanic route on
+  it, so ``/posts/a%2Fb/comments`` runs their ``/posts/{id}/comments`` view, and Sanic
+  parses it as a URL, so ``/login#x`` runs ``/login``;
 - a format suffix on the last segment is cut off and the rest matched again: Django REST
   framework's ``format_suffix_patterns`` and ``DefaultRouter`` give every route a
   ``.<format>`` twin (``/login.json``, ``/login.json/``);
@@ -120,10 +121,13 @@ def _other_spellings(
             rest = past_root(path, root_path)
             if rest is not None:
                 yield rest
-    if raw_path is not None and 0x25 in raw_path:  # "%"
-        # Without a "%" the raw path decodes to the path itself: nothing new to match. The
-        # query is cut off in case a server leaves it on (ASGI says it does not).
-        raw = raw_path.partition(b"?")[0].decode("utf-8", "surrogateescape")
+    if raw_path is not None and (0x25 in raw_path or 0x23 in raw_path):  # "%", "#"
+        # Without a "%" the raw path decodes to the path itself: nothing new to match. A
+        # query a server left on is cut off (ASGI says it does not leave it), and so is a
+        # fragment a client sent: Sanic parses the raw target as a URL, so POST /login#x
+        # runs its /login view.
+        target = raw_path.partition(b"?")[0].partition(b"#")[0]
+        raw = target.decode("utf-8", "surrogateescape")
         raw_below = route_path(raw, root_path)
         yield raw_below
         if raw_below is not raw:
@@ -190,9 +194,11 @@ class RuleTable(Generic[T]):
         if found is None:
             if self.prefixes or "." in below or not below.islower():
                 found = self._variants(method, below)
-            # 0x25 is "%": an int is looked for with memchr, where b"%" goes through the
-            # buffer protocol at ten times the cost.
-            if found is None and (root_path or (raw_path is not None and 0x25 in raw_path)):
+            # 0x25 is "%", 0x23 "#": an int is looked for with memchr, where b"%" goes
+            # through the buffer protocol at ten times the cost.
+            if found is None and (
+                root_path or (raw_path is not None and (0x25 in raw_path or 0x23 in raw_path))
+            ):
                 for other in _other_spellings(path, below, root_path, raw_path):
                     found = self._judge(method, other)
                     if found is not None:

@@ -788,3 +788,35 @@ def test_the_wsgi_door_answers_a_bad_path_itself_and_on_reject_sees_it() -> None
     body = guard(environ, lambda status, headers: statuses.append(status))
     assert statuses == ["418 I'm a teapot"] and b"".join(body) == b"bad_path"
     assert seen[0].status == 400 and seen[0].error == "bad_path"
+
+
+# ---------------------------------------------------------------- the superset (issue 15 §2)
+
+
+def test_the_undecoded_raw_path_is_matched_too() -> None:
+    # BlackSheep and Sanic route on raw_path: /users/a%2Fb/follow runs /users/{name}/follow.
+    table = RuleTable([(Rule("/users/{name}/follow"), "follow")])
+    assert table.match("POST", "/users/a/b/follow") is None
+    assert table.match("POST", "/users/a/b/follow", "", b"/users/a%2Fb/follow") == "follow"
+    assert table.match("POST", "/users/a/b/follow", "", b"/users/a%2fb/follow?x=1") == "follow"
+    # Under a root_path, raw_path carries it (uvicorn prefixes it): it is stripped there too.
+    found = table.match("POST", "/app/users/a/b/follow", "/app", b"/app/users/a%2Fb/follow")
+    assert found == "follow"
+    # Sanic parses the raw target as a URL: a fragment a client sends is cut off.
+    assert RuleTable([(Rule("/login"), "login")]).match("POST", "/login#x", "", b"/login#x")
+
+
+def test_a_format_suffix_is_cut_off_as_django_rest_framework_routes_it() -> None:
+    table = RuleTable([(Rule("/login"), "login"), (Rule("/"), "root")])
+    for path in ("/login.json", "/login.json/", "/login.api", "/LOGIN.JSON"):
+        assert table.match("POST", path) == "login", path
+    assert table.match("POST", "/.json") == "root"  # the API root's suffix twin
+    assert table.match("POST", "/login.json/x") is None
+    assert table.match("POST", "/logout.json") is None
+
+
+def test_letter_case_is_folded_for_every_rule_and_only_when_the_path_has_capitals() -> None:
+    table = RuleTable([(Rule("/posts/{id:int}/comments"), "c"), (Rule(re.compile("/r/x")), "r")])
+    assert table.match("POST", "/Posts/1/Comments") == "c"
+    assert table.match("POST", "/R/X") == "r"
+    assert table.match("POST", "/posts/one/comments") is None
