@@ -13,18 +13,22 @@ from ._version import __version__
 from .asgi import CaptchaGuard
 from .providers import (
     AliyunCaptcha,
+    Cap,
     DeepKnow,
+    FriendlyCaptcha,
     GeeTest,
     HCaptcha,
     ProofOfWork,
     Provider,
     ReCaptcha,
+    TencentCaptcha,
     Turnstile,
 )
 from .wsgi import WSGICaptchaGuard
 
 __all__ = [
     "AliyunCaptcha",
+    "Cap",
     "CaptchaGuard",
     "CircuitBreaker",
     "Clearance",
@@ -32,6 +36,7 @@ __all__ = [
     "Denial",
     "FallbackBudget",
     "FallbackLimit",
+    "FriendlyCaptcha",
     "GeeTest",
     "HCaptcha",
     "MemoryFallbackBudget",
@@ -43,6 +48,7 @@ __all__ = [
     "ReCaptcha",
     "ReplayStore",
     "Rule",
+    "TencentCaptcha",
     "TrustedProxies",
     "Turnstile",
     "Verdict",
