@@ -117,8 +117,13 @@ def probe_fields(spec: ProviderSpec) -> Fields:
     return fields
 
 
+#: The client address a probe claims where a vendor requires one (Tencent's UserIp): TEST-NET-1.
+PROBE_CLIENT = "192.0.2.1"
+
+
 def _claim(spec: ProviderSpec) -> Claim:
-    request = RequestInfo(method="POST", path="/", client_host=None, headers={}, raw={})
+    client = PROBE_CLIENT if spec.type == "tencent" else None
+    request = RequestInfo(method="POST", path="/", client_host=client, headers={}, raw={})
     claim = spec.provider.check(probe_fields(spec), request)
     if not isinstance(claim, Claim):  # pragma: no cover - only local providers answer here
         raise FieldError("no claim")
@@ -238,6 +243,8 @@ def _judge_tencent(spec: ProviderSpec, name: str, answer: Verdict) -> Iterator[F
             f"CaptchaAppId {app} (it is the captcha app's key, not the CAM SecretKey)",
             "probe",
         )
+    elif code is None:  # an API error in the client's bin: the parameters were refused
+        yield Finding("warning", name, f"cannot tell: {answer.reason}", "probe")
     else:
         yield Finding("ok", name, f"CAM key accepted (the made-up ticket got {answer.reason})")
         yield Finding(
