@@ -1,6 +1,6 @@
 """The README's FastAPI and Flask examples and the docs' "Writing a provider" example run as
-written: the first two under real servers (uvicorn, wsgiref) against the GeeTest emulator, the provider
-through the ASGI door with an in-process answer."""
+written: the first two under real servers (uvicorn, wsgiref) against the GeeTest emulator,
+the provider through the ASGI door with an in-process answer."""
 
 from __future__ import annotations
 
