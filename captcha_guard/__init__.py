@@ -54,5 +54,5 @@ __all__ = [
 # ``captcha_guard.Verdict``, not ``captcha_guard._verdict.Verdict``.
 for _name in __all__:
     if not _name.startswith("__"):
-        setattr(globals()[_name], "__module__", "captcha_guard")
+        globals()[_name].__module__ = "captcha_guard"
 del _name
