@@ -44,7 +44,7 @@ from ._fields import FieldError, Fields
 from ._flow import CallProblem, ProviderCall
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._verdict import Fault, Outcome, ProviderFailure, Verdict
-from .providers._base import Claim, RequestInfo
+from .providers._base import Claim, ClientRequest
 
 PROBE_TOKEN_PREFIX = "captcha-guard-probe-"
 
@@ -123,7 +123,7 @@ PROBE_CLIENT = "192.0.2.1"
 
 def _claim(spec: ProviderSpec) -> Claim:
     client = PROBE_CLIENT if spec.type == "tencent" else None
-    request = RequestInfo(method="POST", path="/", client_host=client, headers={}, raw={})
+    request = ClientRequest(method="POST", path="/", client_host=client, headers={}, raw={})
     claim = spec.provider.check(probe_fields(spec), request)
     if not isinstance(claim, Claim):  # pragma: no cover - only local providers answer here
         raise FieldError("no claim")

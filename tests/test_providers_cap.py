@@ -16,7 +16,7 @@ import pytest
 from captcha_guard import Cap
 from captcha_guard._fields import Fields
 from captcha_guard._verdict import Fault, ProviderFailure, Verdict
-from captcha_guard.providers._base import Claim, RequestInfo
+from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.providers._faults import CAP
 from captcha_guard.testing import CapEmulator, Outage
 from tests.guarded import Stage, patient, staged
@@ -219,7 +219,7 @@ def test_the_emulator_follows_siteverify_js() -> None:
 def _claim(provider: Cap, token: str) -> Claim:
     fields = Fields()
     fields.add("cap-token", token)
-    claim = provider.check(fields, RequestInfo("POST", "/", "127.0.0.1", {}, raw={}))
+    claim = provider.check(fields, ClientRequest("POST", "/", "127.0.0.1", {}, raw={}))
     assert isinstance(claim, Claim)
     return claim
 

@@ -25,7 +25,7 @@ import pytest
 from captcha_guard import FriendlyCaptcha, Rule
 from captcha_guard._fields import Fields
 from captcha_guard._verdict import Fault, ProviderFailure, Verdict
-from captcha_guard.providers._base import Claim, RequestInfo
+from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.providers.friendly import EU_ENDPOINT, GLOBAL_ENDPOINT, V1_ENDPOINT
 from captcha_guard.testing import Emulator, FriendlyCaptchaEmulator, Outage
 from tests.guarded import Stage, guarded, patient, post, staged
@@ -355,7 +355,7 @@ def test_risk_scores_are_kept_and_the_clients_address_is_not() -> None:
 def _claim(provider: FriendlyCaptcha, token: str = "a-token") -> Claim:
     fields = Fields()
     fields.add(provider.field, token)
-    claim = provider.check(fields, RequestInfo("POST", "/", "127.0.0.1", {}, raw={}))
+    claim = provider.check(fields, ClientRequest("POST", "/", "127.0.0.1", {}, raw={}))
     assert isinstance(claim, Claim)
     return claim
 

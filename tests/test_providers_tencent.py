@@ -18,7 +18,7 @@ from captcha_guard import TencentCaptcha
 from captcha_guard._fields import Fields
 from captcha_guard._logs import SuspectLog
 from captcha_guard._verdict import SUSPECT, Fault, ProviderFailure, Verdict
-from captcha_guard.providers._base import Claim, RequestInfo
+from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.providers._faults import TENCENT, TENCENT_CAPTCHA
 from captcha_guard.providers.tencent import endpoint_for, sign, utc_date
 from captcha_guard.testing import Outage, TencentCaptchaEmulator
@@ -458,7 +458,7 @@ def _claim(
     fields = Fields()
     fields.add("ticket", ticket)
     fields.add("randstr", randstr)
-    claim = provider.check(fields, RequestInfo("POST", "/", host, {}, raw={}))
+    claim = provider.check(fields, ClientRequest("POST", "/", host, {}, raw={}))
     assert isinstance(claim, Claim)
     return claim
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .._breaker import CircuitBreaker
 from .._fields import FieldError, Fields
@@ -20,11 +20,10 @@ from .._verdict import ProviderFailure, Verdict
 from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
+    ClientRequest,
     Provider,
     ProviderRequest,
     ProviderResponse,
-    RequestInfo,
-    answer_document,
     short_text,
 )
 from ._faults import CAP
@@ -63,7 +62,7 @@ class Cap(Provider):
         self._secret = secret
         self.instance = base
 
-    def check(self, fields: Fields, request: RequestInfo) -> Claim:
+    def check(self, fields: Fields, request: ClientRequest) -> Claim:
         token = fields.one(FIELD)
         match = _TOKEN.fullmatch(token)
         if match is None:
@@ -80,10 +79,9 @@ class Cap(Provider):
         headers = (("content-type", "application/json"), ("accept", "application/json"))
         return ProviderRequest("POST", self.endpoint, headers, json.dumps(document).encode())
 
-    def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
-        body = answer_document(response)
-        if isinstance(body, ProviderFailure):
-            return body
+    def read_document(
+        self, claim: Claim, body: dict[str, Any], response: ProviderResponse
+    ) -> Verdict | ProviderFailure:
         success = body.get("success")
         if success is True and response.status == 200:
             return self.passed("ok")

@@ -20,11 +20,10 @@ from .._verdict import ProviderFailure, Verdict
 from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
+    ClientRequest,
     Provider,
     ProviderRequest,
     ProviderResponse,
-    RequestInfo,
-    answer_document,
     form_post,
     matching,
     short_text,
@@ -75,7 +74,7 @@ class FriendlyCaptcha(Provider):
         self.version = version
         self.field = V2_FIELD if version == 2 else V1_FIELD
 
-    def check(self, fields: Fields, request: RequestInfo) -> Claim:
+    def check(self, fields: Fields, request: ClientRequest) -> Claim:
         # Missing and empty are both refused here, whatever the vendor would answer.
         token = matching(TOKEN, self.field, fields.one(self.field))
         digest = hashlib.sha256(token.encode()).hexdigest()
@@ -98,10 +97,9 @@ class FriendlyCaptcha(Provider):
         )
         return ProviderRequest("POST", self.endpoint, headers, json.dumps(document).encode())
 
-    def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
-        body = answer_document(response)
-        if isinstance(body, ProviderFailure):
-            return body
+    def read_document(
+        self, claim: Claim, body: dict[str, Any], response: ProviderResponse
+    ) -> Verdict | ProviderFailure:
         success = body.get("success")
         if success is True and response.status == 200:
             return self.passed("ok", _details(body))

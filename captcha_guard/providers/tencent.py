@@ -25,11 +25,10 @@ from .._verdict import ProviderFailure, Verdict
 from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
+    ClientRequest,
     Provider,
     ProviderRequest,
     ProviderResponse,
-    RequestInfo,
-    answer_document,
     client_ip,
     matching,
     short_text,
@@ -221,7 +220,7 @@ class TencentCaptcha(Provider):
         self.refuse_evil = refuse_evil
         self._clock = clock
 
-    def check(self, fields: Fields, request: RequestInfo) -> Claim:
+    def check(self, fields: Fields, request: ClientRequest) -> Claim:
         values = {name: matching(_SHAPES[name], name, fields.one(name)) for name in CLIENT_FIELDS}
         digest = hashlib.sha256(values["ticket"].encode()).hexdigest()
         return Claim(values, replay_key=f"tencent:{digest}", request=request)
@@ -261,10 +260,9 @@ class TencentCaptcha(Provider):
         )
         return ProviderRequest("POST", self.endpoint, headers, body)
 
-    def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
-        body = answer_document(response)
-        if isinstance(body, ProviderFailure):
-            return body
+    def read_document(
+        self, claim: Claim, body: dict[str, Any], response: ProviderResponse
+    ) -> Verdict | ProviderFailure:
         answer = body.get("Response")
         if not isinstance(answer, dict):
             return ProviderFailure(f"unexpected answer (HTTP {response.status})")
