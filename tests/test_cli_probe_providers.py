@@ -3,12 +3,15 @@ Captcha and Cap, against their emulators served for real."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import pytest
 
 from captcha_guard import Cap, FriendlyCaptcha, TencentCaptcha
 from captcha_guard._config import load
 from captcha_guard.testing import CapEmulator, FriendlyCaptchaEmulator, TencentCaptchaEmulator
-from tests.test_cli import Run, probe, write
+from tests.test_cli import ROOT, Run, probe, write
 
 TENCENT = """
 [providers.tencent]
@@ -181,3 +184,13 @@ def test_the_config_file_points_at_a_bad_value(tmp_path: Path) -> None:
         raise AssertionError("loaded")
     assert "providers.tencent.captcha_app_id" in text
     assert "providers.cap" in text and "endpoint" in text
+
+
+@pytest.mark.parametrize("page", ["tencent.md", "friendly-captcha.md", "cap.md"])
+def test_the_docs_pages_config_examples_load(tmp_path: Path, page: str) -> None:
+    text = (ROOT / "docs" / "providers" / page).read_text(encoding="utf-8")
+    (block,) = re.findall(r"```toml\n(.*?)```", text, flags=re.DOTALL)
+    names = re.findall(r'"env:([A-Z_]+)"', block)
+    path = write(tmp_path, 'environment = "test"\n' + block + '[[rules]]\npattern = "/a"\n')
+    config = load(path, environ={name: "value-of-" + name.lower() for name in names})
+    assert len(config.providers) == 1
