@@ -34,6 +34,7 @@ from ._base import (
     short_text,
 )
 from ._faults import TENCENT, TENCENT_CAPTCHA
+from ._wire import host_header
 
 ACTION = "DescribeCaptchaResult"
 VERSION = "2019-07-22"
@@ -206,10 +207,7 @@ class TencentCaptcha(Provider):
         default = endpoint_for(region)
         super().__init__(endpoint=endpoint or default, timeout=timeout, breaker=breaker)
         parts = urlsplit(self.endpoint)
-        default_port = 443 if parts.scheme == "https" else 80
-        host = (parts.hostname or "").lower()
-        host = f"[{host}]" if ":" in host else host
-        self._host = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
+        self._host = host_header(self.endpoint)
         self._path = parts.path or "/"
         self._query = parts.query
         self.secret_id = secret_id
