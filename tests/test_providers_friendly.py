@@ -399,3 +399,18 @@ def test_bad_configuration_fails_at_construction(build: Callable[[], object]) ->
 
 def test_repr_keeps_the_key() -> None:
     assert "TopSecret" not in repr(FriendlyCaptcha("TopSecret"))
+
+
+def test_the_emulator_authenticates_like_the_vendor() -> None:
+    emulator = FriendlyCaptchaEmulator()
+    token = emulator.token()
+    with httpx.Client(transport=emulator.transport(), base_url="https://frc.test") as client:
+        bare = client.post(V2, json={"response": token})
+        wrong = client.post(V2, json={"response": token}, headers={"x-api-key": "nope"})
+        empty = client.post(V2, json={"response": ""}, headers={"x-api-key": emulator.api_key})
+        v1 = client.post(V1, data={"solution": token})
+    assert (bare.status_code, bare.json()["error"]["error_code"]) == (401, "auth_required")
+    assert (wrong.status_code, wrong.json()["error"]["error_code"]) == (401, "auth_invalid")
+    assert (empty.status_code, empty.json()["error"]["error_code"]) == (400, "response_missing")
+    assert (v1.status_code, v1.json()["errors"]) == (400, ["secret_missing"])
+    assert emulator.calls == 4

@@ -546,3 +546,48 @@ def test_bad_configuration_fails_at_construction(build: Callable[[], object]) ->
 def test_repr_keeps_the_secrets() -> None:
     text = repr(TencentCaptcha("AKID", "TopSecret", captcha_app_id=1, app_secret_key="AppSecret"))
     assert "TopSecret" not in text and "AppSecret" not in text
+
+
+def _signed_body(emulator: TencentCaptchaEmulator, document: dict[str, Any]) -> httpx.Response:
+    """``document`` as the body of a rightly signed request to the emulator."""
+    body = json.dumps(document).encode()
+    timestamp = int(time.time())
+    headers = {"content-type": "application/json; charset=utf-8", "host": "captcha.test"}
+    signature = sign(
+        secret_id=emulator.secret_id,
+        secret_key=emulator.secret_key,
+        service="captcha",
+        timestamp=timestamp,
+        headers=headers,
+        payload=body,
+    )
+    sent = {
+        **headers,
+        "x-tc-action": "DescribeCaptchaResult",
+        "x-tc-version": "2019-07-22",
+        "x-tc-timestamp": str(timestamp),
+        "authorization": signature.authorization,
+    }
+    with httpx.Client(transport=emulator.transport()) as client:
+        return client.post("https://captcha.test/", content=body, headers=sent)
+
+
+def test_the_emulator_wants_captchaappid_as_an_integer_and_a_userip() -> None:
+    emulator = TencentCaptchaEmulator()
+    fields = emulator.issue()
+    document: dict[str, Any] = {
+        "CaptchaType": 9,
+        "Ticket": fields["ticket"],
+        "Randstr": fields["randstr"],
+        "CaptchaAppId": str(emulator.captcha_app_id),
+        "AppSecretKey": emulator.app_secret_key,
+        "UserIp": "192.0.2.1",
+    }
+    as_text = _signed_body(emulator, document).json()["Response"]
+    assert as_text["Error"]["Code"] == "InvalidParameter"
+    del document["UserIp"]
+    document["CaptchaAppId"] = emulator.captcha_app_id
+    missing = _signed_body(emulator, document).json()["Response"]
+    assert missing["Error"]["Code"] == "MissingParameter"
+    document["UserIp"] = "192.0.2.1"
+    assert _signed_body(emulator, document).json()["Response"]["CaptchaCode"] == 1
