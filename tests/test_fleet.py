@@ -52,9 +52,7 @@ from tests.servers import serve_asgi, serve_wsgi
 
 ROOT = Path(__file__).resolve().parent.parent
 THRESHOLD = 3
-#: The fleets' reset_timeout: the posts that open a circuit must all be made before it turns
-#: half-open, on a machine with two cores and other suites beside.
-RESET = 3.0
+RESET = 1.5
 #: The reset of guards built for tests that never reach half-open (in_process, some fleets).
 GUARD_RESET = 60.0
 CHALLENGE = "/captcha-guard/challenge"
@@ -610,11 +608,18 @@ def test_two_workers_share_replays_and_one_breaker(
         # the fleet's circuit opens, so the only extra calls are those of the other worker
         # granting one on its closed snapshot (younger than breaker_cache_ttl), whose reply
         # says open: threshold + (workers - 1) at most.
+        # On a loaded machine the open period may end within the loop: each cool-down then
+        # adds its one probe, counted from the circuit's record as it opened.
+        first_open: tuple[str, int] | None = None
         for _ in range(4 * THRESHOLD):
             code, document = site.post_token(emu.issue())
             assert (code, document["outcome"]) == (200, "fallback")
+            if first_open is None and breaker_record(shared_redis, prefix)[0] == "o":
+                first_open = breaker_record(shared_redis, prefix)
+        assert first_open is not None
         calls = emu.calls - before
-        assert THRESHOLD <= calls <= THRESHOLD + len(site.workers) - 1
+        opening = calls - probes_since(shared_redis, prefix, first_open)
+        assert THRESHOLD <= opening <= THRESHOLD + len(site.workers) - 1
         # Opened (read with a long reset: on a loaded machine RESET may have passed already).
         assert breaker_state(shared_redis, prefix, reset=GUARD_RESET) == State.OPEN
         # Every worker's circuit is open: both answer, none calls the provider. (On a slow
