@@ -194,7 +194,9 @@ def test_a_disaster_ticket_that_passes_is_not_believed() -> None:
     provider = TencentCaptcha("AKID", "key", captcha_app_id=1, app_secret_key="app")
     claim = _claim(provider, "trerror_1001_1_1700000000")
     result = provider.read_response(claim, _answer({"CaptchaCode": 1, "EvilLevel": 0}))
-    assert isinstance(result, ProviderFailure) and result.fault is Fault.PROVIDER
+    # Refused, not a provider failure: a failure would fall back, i.e. pass.
+    assert isinstance(result, Verdict) and not result.passed
+    assert result.reason == "tencent: a trerror_ disaster ticket never passes"
 
 
 def test_an_evil_request_is_refused_unless_the_site_says_otherwise(

@@ -291,8 +291,9 @@ class TencentCaptcha(Provider):
             details["disaster_ticket"] = True
         if captcha_code == 1:
             if disaster:
-                # Tencent answers 21 for these; a pass would be an answer we cannot trust.
-                return ProviderFailure("inconsistent answer: a trerror_ ticket passed")
+                # Tencent answers 21 for these. Anyone can make one, so a pass is refused, and
+                # never a failure: that would fall back, which is a pass by another name.
+                return self.rejected("tencent: a trerror_ disaster ticket never passes", details)
             if details["evil_level"] == 100 and self.refuse_evil:
                 return self.rejected("tencent: EvilLevel 100 (judged malicious)", details)
             return self.passed("ok", details)
