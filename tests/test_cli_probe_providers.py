@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from captcha_guard import Cap, FriendlyCaptcha, TencentCaptcha
-from captcha_guard._config import load
+from captcha_guard.config import load
 from captcha_guard.testing import CapEmulator, FriendlyCaptchaEmulator, TencentCaptchaEmulator
 from tests.test_cli import ROOT, Run, probe, write
 
