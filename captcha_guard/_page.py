@@ -151,11 +151,12 @@ def page(
 
 
 def _family(status: int) -> str:
-    if status == 403:
-        return "captcha_rejected"
+    """The message of a code the table does not name (``too_many_fields`` reads as a 413)."""
     if status >= 500:
         return "captcha_unavailable"
-    return "bad_request"
+    return {403: "captcha_rejected", 408: "body_timeout", 413: "body_too_large"}.get(
+        status, "bad_request"
+    )
 
 
 __all__ = ["negotiate", "page", "way_back"]

@@ -36,6 +36,9 @@ from captcha_guard._emulate_cli import VENDOR_NAMES
 from captcha_guard.testing._standalone import VENDORS
 from tests.servers import serve_asgi
 
+# Real browsers and servers, real processes: seconds each.
+pytestmark = pytest.mark.slow
+
 
 @dataclass
 class Emulated:

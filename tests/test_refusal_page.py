@@ -97,6 +97,8 @@ def test_codes_without_a_message_read_as_their_family() -> None:
     assert escape(MESSAGES["de"]["bad_request"][0]) in page(400, "bad_path", "x", language="de")
     assert MESSAGES["ja"]["captcha_unavailable"][0] in page(503, "new_code", "x", language="ja")
     assert escape(MESSAGES["es"]["captcha_rejected"][0]) in page(403, "other", "x", language="es")
+    too_many = page(413, "too_many_fields", "x", language="fr")
+    assert escape(MESSAGES["fr"]["body_too_large"][0]) in too_many
     assert "Go back" not in page(403, "captcha_rejected", "x")  # no referer, no link
 
 
@@ -247,6 +249,7 @@ def test_wsgi_on_reject_answers_keep_no_store() -> None:
     assert headers == {"content-type": "text/plain", "cache-control": "no-store"}
 
 
+@pytest.mark.slow
 def test_on_reject_no_store_on_real_servers() -> None:
     def on_reject(denial: Denial, scope: Any) -> Response:
         return PlainTextResponse(
@@ -309,6 +312,7 @@ def _refuse_and_go_back(browser: Browser, url: str) -> dict[str, Any]:
     return refused
 
 
+@pytest.mark.slow
 def test_chromium_form_refused_then_the_link_leads_back(site_url: str) -> None:
     with chromium() as browser:
         refused = _refuse_and_go_back(browser, site_url)
@@ -341,6 +345,7 @@ def test_chromium_form_refused_then_the_link_leads_back(site_url: str) -> None:
         browser.wait_for("return location.pathname === '/login'", what="the way back")
 
 
+@pytest.mark.slow
 def test_chromium_sends_its_own_language(site_url: str) -> None:
     with chromium(accept_languages="zh-TW,zh,en") as browser:
         refused = _refuse_and_go_back(browser, site_url)

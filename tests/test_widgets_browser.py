@@ -39,6 +39,9 @@ from tests.browser import Browser, chromium
 from tests.servers import serve_asgi
 from tests.widgets import widget as altcha_bundle
 
+# Real browsers and servers, real processes: seconds each.
+pytestmark = pytest.mark.slow
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 STANDINS = (Path(__file__).parent / "widget_standins.js").read_text()
 POW_SECRET = "widget-browser-secret-0123456789abcdef"
