@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -248,14 +248,17 @@ def test_jinja_global_with_autoescape() -> None:
 
 
 @pytest.fixture
-def django_templates() -> Any:
-    import django
+def django_templates() -> Iterator[Callable[[Any], Any]]:
+    """A minimal Django template engine with the tag's library, under settings of this test's
+    own: other modules configure Django for their process too, so the settings in place before
+    (configured or not) are put back after."""
     from django.conf import settings
-
-    if not settings.configured:
-        settings.configure()
-    django.setup()
     from django.template import Engine
+    from django.utils.functional import empty
+
+    saved = settings._wrapped
+    settings._wrapped = empty
+    settings.configure()
 
     def build(captcha_guard: Any) -> Any:
         settings.CAPTCHA_GUARD = captcha_guard
@@ -264,9 +267,10 @@ def django_templates() -> Any:
             autoescape=True,
         )
 
-    yield build
-    if hasattr(settings, "CAPTCHA_GUARD"):
-        del settings.CAPTCHA_GUARD
+    try:
+        yield build
+    finally:
+        settings._wrapped = saved
 
 
 def test_django_tag_renders_the_configured_providers(django_templates: Any) -> None:
