@@ -170,6 +170,11 @@ RESETS = "return window.standin.resets"
 ANSWERS = "return window.answers.length === arguments[0] && window.answers"
 
 
+def load(browser: Browser, url: str, ready: str, what: str, timeout: float = 10) -> None:
+    browser.get(url)
+    browser.wait_for(ready, what=what, timeout=timeout)
+
+
 def submit(browser: Browser, answers: int) -> list[Any]:
     browser.click("form button")
     return list(browser.wait_for(ANSWERS, answers, what=f"answer {answers}", timeout=20))
@@ -236,8 +241,7 @@ def test_geetest_form_mode_posts_the_four_fields(
     browser: Browser, served: tuple[str, TurnstileEmulator]
 ) -> None:
     url, _ = served
-    browser.get(f"{url}/page/geetest?mode=form&action=/answer/200")
-    browser.wait_for(RENDERED, what="geetest to render", timeout=10)
+    load(browser, f"{url}/page/geetest?mode=form&action=/answer/200", RENDERED, "geetest")
     browser.run("window.standin.solve('0123456789abcdef0123456789abcdef')")
     browser.click("form button")
     text = browser.wait_for(
@@ -256,8 +260,12 @@ def test_turnstile_token_spent_by_the_gate_then_reset(
     """Through the real gate: a token passes once; the same token again is refused (403) and
     the snippet asks the widget for a fresh one."""
     url, emulator = served
-    browser.get(f"{url}/page/turnstile?action=/protected/turnstile&text=hello")
-    browser.wait_for(RENDERED, what="turnstile to render", timeout=10)
+    load(
+        browser,
+        f"{url}/page/turnstile?action=/protected/turnstile&text=hello",
+        RENDERED,
+        "turnstile",
+    )
     token = emulator.token()
     browser.run("window.standin.solve(arguments[0])", token)
     assert submit(browser, 1) == [200]
@@ -286,8 +294,13 @@ def test_altcha_widget_is_reset_after_the_app_refuses_and_solves_again(
     browser: Browser, served: tuple[str, TurnstileEmulator]
 ) -> None:
     url, _ = served
-    browser.get(f"{url}/page/proof_of_work?action=/protected/proof_of_work")
-    browser.wait_for(ALTCHA_READY, what="the ALTCHA widget", timeout=20)
+    load(
+        browser,
+        f"{url}/page/proof_of_work?action=/protected/proof_of_work",
+        ALTCHA_READY,
+        "ALTCHA",
+        20,
+    )
     browser.click("altcha-widget label")
     first = browser.wait_for(ALTCHA_SOLVED, what="the widget to solve", timeout=60)
     browser.screenshot(ARTIFACTS / "widget-altcha-solved.png")

@@ -18,50 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from ._render import Mode, Snippet, render, spec_for
+from ._render import Mode, Snippet, spec_for, widget
 from ._spec import ProviderLike, WidgetSpec
 from ._table import ALTCHA_SCRIPT, NO_WIDGET, WIDGETS
-
-
-def widget(
-    provider: ProviderLike,
-    *,
-    mode: Mode = "form",
-    nonce: str | None = None,
-    sitekey: str | None = None,
-    script: str | None = None,
-    element_id: str | None = None,
-    include_script: bool = True,
-    options: Mapping[str, object] | None = None,
-) -> Snippet:
-    """The HTML snippet of ``provider``'s widget.
-
-    ``mode="form"``: put it inside the ``<form>``; the fields post with it. ``mode="fetch"``:
-    the enclosing form is sent with ``fetch()`` instead, the answer is dispatched on the form
-    as a ``captcha-guard:answer`` event (``event.detail.response``), and the widget is reset
-    when it is not 2xx. Either way ``window.captchaGuard`` offers ``fetch(url, init, el)``,
-    ``fields(el)`` (the captcha fields as an object, for a JSON body), ``header(el)`` (the
-    same for the ``X-Captcha`` header) and ``reset(el)``.
-
-    ``nonce`` is the page's CSP nonce, set on both script tags. ``sitekey`` overrides the
-    provider's (``sitekey=``, GeeTest's ``captcha_id``, Alibaba Cloud's ``prefix``).
-    ``script`` replaces the vendor's script URL (a self-hosted ALTCHA bundle, a mirror);
-    ``include_script=False`` leaves the tag out for a second widget of the same vendor on one
-    page. ``element_id`` names the element (default ``captcha-guard-<provider>``).
-    ``options`` go to the vendor's render call as they are (a theme, a language, a size).
-    Raises ``LookupError`` for a provider without a page widget (DeepKnow), ``ValueError``
-    for one without the site key its widget needs.
-    """
-    return render(
-        provider,
-        mode=mode,
-        nonce=nonce,
-        sitekey=sitekey,
-        script=script,
-        element_id=element_id,
-        include_script=include_script,
-        options=options,
-    )
 
 
 def jinja_global(

@@ -48,7 +48,7 @@ def spec_for(provider: ProviderLike) -> WidgetSpec:
         ) from None
 
 
-def render(
+def widget(
     provider: ProviderLike,
     *,
     mode: Mode = "form",
@@ -59,7 +59,24 @@ def render(
     include_script: bool = True,
     options: Mapping[str, object] | None = None,
 ) -> Snippet:
-    """The widget snippet of ``provider`` (see ``captcha_guard.widgets.widget``)."""
+    """The HTML snippet of ``provider``'s widget.
+
+    ``mode="form"``: put it inside the ``<form>``; the fields post with it. ``mode="fetch"``:
+    the enclosing form is sent with ``fetch()`` instead, the answer is dispatched on the form
+    as a ``captcha-guard:answer`` event (``event.detail.response``), and the widget is reset
+    when it is not 2xx. Either way ``window.captchaGuard`` offers ``fetch(url, init, el)``,
+    ``fields(el)`` (the captcha fields as an object, for a JSON body), ``header(el)`` (the
+    same for the ``X-Captcha`` header) and ``reset(el)``.
+
+    ``nonce`` is the page's CSP nonce, set on both script tags. ``sitekey`` overrides the
+    provider's (``sitekey=``, GeeTest's ``captcha_id``, Alibaba Cloud's ``prefix``).
+    ``script`` replaces the vendor's script URL (a self-hosted ALTCHA bundle, a mirror);
+    ``include_script=False`` leaves the tag out for a second widget of the same vendor on one
+    page. ``element_id`` names the element (default ``captcha-guard-<provider>``).
+    ``options`` go to the vendor's render call as they are (a theme, a language, a size).
+    Raises ``LookupError`` for a provider without a page widget (DeepKnow), ``ValueError``
+    for one without the site key its widget needs.
+    """
     spec = spec_for(provider)
     if mode not in ("form", "fetch"):
         raise ValueError("widget: mode must be 'form' or 'fetch'")
@@ -129,4 +146,4 @@ def _js(value: object) -> str:
     return text
 
 
-__all__ = ["Mode", "Snippet", "render", "spec_for"]
+__all__ = ["Mode", "Snippet", "spec_for", "widget"]
