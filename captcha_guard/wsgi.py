@@ -243,6 +243,8 @@ def _no_store(start_response: StartResponse) -> StartResponse:
     ``on_reject`` answer."""
 
     def starting(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if exc_info is None:  # as the app called it: some start_response take two arguments
+            return start_response(status, no_store(headers))
         return start_response(status, no_store(headers), exc_info)
 
     return starting
