@@ -88,7 +88,11 @@ class Standalone:
         self.server = EmulatorServer(self.emulator, port=port)
         self.endpoint = self.server.endpoint(spec.path)
         self.credentials = spec.credentials(self.emulator)
-        self._control = ThreadingHTTPServer(("127.0.0.1", control_port), _control_handler(self))
+        try:
+            self._control = ThreadingHTTPServer(("127.0.0.1", control_port), _control_handler(self))
+        except OSError:
+            self.server.close()
+            raise
         self._control.daemon_threads = True
         self.control = f"http://127.0.0.1:{self._control.server_address[1]}"
         self._thread = threading.Thread(
@@ -175,8 +179,9 @@ def _control_handler(owner: Standalone) -> type[BaseHTTPRequestHandler]:
         def _issue(self, keywords: dict[str, Any]) -> None:
             try:
                 fields = owner.emulator.issue(**keywords)  # type: ignore[attr-defined]
-            except (TypeError, ValueError) as exc:
-                self._answer(400, {"error": "bad_request", "reason": str(exc)[:200]})
+            except Exception as exc:  # keywords the emulator refuses, values of the wrong type
+                reason = f"{type(exc).__name__}: {exc}"[:200]
+                self._answer(400, {"error": "bad_request", "reason": reason})
                 return
             self._answer(200, fields)
 
