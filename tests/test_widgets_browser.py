@@ -237,11 +237,19 @@ def test_vendor_snippet_resets_after_every_non_2xx_answer(
     browser.screenshot(ARTIFACTS / f"widget-{name}-reset.png")
 
 
-def test_geetest_form_mode_posts_the_four_fields(
+def test_geetest_form_mode_posts_the_four_fields_and_resets_from_the_bfcache(
     browser: Browser, served: tuple[str, TurnstileEmulator]
 ) -> None:
     url, _ = served
     load(browser, f"{url}/page/geetest?mode=form&action=/answer/200", RENDERED, "geetest")
+    # Back to this page from the back-forward cache: its form holds a spent token; reset.
+    browser.run("window.standin.solve('spent')")
+    browser.run("window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))")
+    assert browser.run(RESETS) == ["geetest"]
+    assert not any(browser.run(FIELDS).values())
+    # A page loaded afresh (persisted false) is left alone.
+    browser.run("window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: false}))")
+    assert browser.run(RESETS) == ["geetest"]
     browser.run("window.standin.solve('0123456789abcdef0123456789abcdef')")
     browser.click("form button")
     text = browser.wait_for(
