@@ -53,7 +53,7 @@ def _configured() -> tuple[Any, Mapping[str, Any]]:
 
 @lru_cache(maxsize=4)
 def _from_file(path: str) -> tuple[Any, Mapping[str, Any]]:
-    from captcha_guard._config import load
+    from captcha_guard.config import load
 
     config = load(path)
     named = {name: spec.provider for name, spec in config.providers.items()}
