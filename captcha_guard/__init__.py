@@ -5,6 +5,7 @@ from ._clearance import Clearance
 from ._client_ip import TrustedProxies
 from ._fallback import FallbackBudget, FallbackLimit, MemoryFallbackBudget
 from ._fields import ParseLimits
+from ._privacy_pass import PrivateTokens, TokenIssuer
 from ._replay import MemoryReplayStore, ReplayStore
 from ._responses import Denial
 from ._rules import Rule
@@ -38,11 +39,13 @@ __all__ = [
     "MemoryReplayStore",
     "Outcome",
     "ParseLimits",
+    "PrivateTokens",
     "ProofOfWork",
     "Provider",
     "ReCaptcha",
     "ReplayStore",
     "Rule",
+    "TokenIssuer",
     "TrustedProxies",
     "Turnstile",
     "Verdict",
