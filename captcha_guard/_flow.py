@@ -637,7 +637,7 @@ class Gate:
         elif verdict.outcome is Outcome.REJECTED and verdict.details.get("replayed"):
             replay = "proof_of_work"
         event = VerdictEvent(
-            provider=route.provider_name,
+            provider=verdict.provider,  # the rule's provider, or "private_token"
             rule=route.label,
             outcome=verdict.outcome,
             code=_code(verdict, refusal),
