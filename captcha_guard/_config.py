@@ -63,6 +63,7 @@ DOOR_OPTIONS: dict[str, bool] = {
     "state": True,
     "clearance": True,
     "event_hooks": True,
+    "private_tokens": True,
 }
 
 #: Rule options the file may set: option -> whether ``Rule`` takes it yet.
@@ -71,6 +72,7 @@ RULE_OPTIONS: dict[str, bool] = {
     "provider": True,
     "fail_open": True,
     "clearance": True,
+    "private_tokens": True,
 }
 
 ENVIRONMENTS = ("production", "staging", "development", "test")
@@ -582,12 +584,22 @@ _RULE: dict[str, Check] = {
     "provider": _nonempty,
     "fail_open": _boolean,
     "clearance": _boolean,
+    "private_tokens": _boolean,
 }
 _TOP: dict[str, Check] = {
     "environment": _one_of(*ENVIRONMENTS),
     "provider": _nonempty,
 }
-_TABLES = ("limits", "client_ip", "state", "clearance", "metrics", "providers", "rules")
+_TABLES = (
+    "limits",
+    "client_ip",
+    "state",
+    "clearance",
+    "private_tokens",
+    "metrics",
+    "providers",
+    "rules",
+)
 
 
 # What the file builds.
@@ -675,6 +687,7 @@ class Config:
     client_ip: int | None = None
     state: StateSpec | None = None
     clearance: ClearanceSpec | None = None
+    private_tokens: PrivateTokensSpec | None = None
     prometheus: bool = False
     warnings: tuple[Problem, ...] = ()
 
@@ -699,6 +712,8 @@ class Config:
             out["state"] = self.state.build()
         if self.clearance is not None and DOOR_OPTIONS["clearance"]:
             out["clearance"] = self.clearance.build()
+        if self.private_tokens is not None and DOOR_OPTIONS["private_tokens"]:
+            out["private_tokens"] = self.private_tokens.build()
         if self.prometheus and DOOR_OPTIONS["event_hooks"]:
             from .prometheus import event_hooks
 
@@ -713,6 +728,7 @@ class Config:
             "client_ip": self.client_ip is not None,
             "state": self.state is not None,
             "clearance": self.clearance is not None,
+            "private_tokens": self.private_tokens is not None,
             "event_hooks": self.prometheus,
         }
         rule_given = {
@@ -764,6 +780,7 @@ def _build(ctx: _Context, document: dict[str, Any], where: Path) -> Config | Non
     metrics = _table(ctx, ("metrics",), document.get("metrics", {}), _METRICS)
     state = _state(ctx, document)
     clearance = _clearance(ctx, document)
+    private_tokens = _private_tokens(ctx, document, clearance is not None)
     providers = _providers(ctx, document.get("providers", {}))
     default = _default_provider(ctx, top.get("provider"), document)
     declared = document.get("providers", {})
@@ -771,6 +788,7 @@ def _build(ctx: _Context, document: dict[str, Any], where: Path) -> Config | Non
     rules = _rules(
         ctx, document.get("rules", []), providers, declared_names, default, clearance is not None
     )
+    _rules_private_tokens(ctx, document.get("rules", []), private_tokens is not None)
     if ctx.problems:
         return None
     config = Config(
@@ -786,6 +804,7 @@ def _build(ctx: _Context, document: dict[str, Any], where: Path) -> Config | Non
         client_ip=client_ip.get("trusted_hops"),
         state=state,
         clearance=clearance,
+        private_tokens=private_tokens,
         prometheus=metrics.get("prometheus", False),
     )
     from ._checks import findings
@@ -829,6 +848,88 @@ def _clearance(ctx: _Context, document: dict[str, Any]) -> ClearanceSpec | None:
     if "secret" not in values:
         return None
     return ClearanceSpec(tuple(values["secret"]), values.get("ttl"))
+
+
+# [private_tokens]: Private Access Tokens (docs/private-access-tokens.md). One block: the
+# schema, the spec it builds, and the checks that tie it to [clearance] and the rules.
+
+_PRIVATE_TOKENS: dict[str, Check] = {
+    "secret": _secret,
+    "origin": _strings,
+    "issuers": _strings,
+    "fetch": _boolean,
+    "window": _number(10, maximum=86_400),
+    "grease": _number(0, maximum=0.99),
+    "path": _nonempty,
+}
+
+
+@dataclass(frozen=True)
+class PrivateTokensSpec:
+    """``[private_tokens]``: ``PrivateTokens(secret, issuers, origin=...)``, with the keys of
+    ``[private_tokens.keys]`` pinned per issuer. Built (and ``cryptography`` imported) on
+    ``build()``; the issuers and keys are checked when the file is read."""
+
+    secret: str = field(repr=False)
+    origin: tuple[str, ...]
+    issuers: tuple[Any, ...]
+    options: Mapping[str, Any]
+
+    def build(self) -> Any:
+        from ._privacy_pass import PrivateTokens
+
+        return PrivateTokens(self.secret, self.issuers, origin=list(self.origin), **self.options)
+
+
+def _private_tokens(
+    ctx: _Context, document: dict[str, Any], has_clearance: bool
+) -> PrivateTokensSpec | None:
+    if "private_tokens" not in document:
+        return None
+    path: Key = ("private_tokens",)
+    table = document["private_tokens"]
+    values = _table(
+        ctx, path, table, _PRIVATE_TOKENS, required=("secret", "origin", "issuers"), skip=("keys",)
+    )
+    if not has_clearance:
+        ctx.error(path, "[private_tokens] needs a [clearance] table: a token mints a clearance")
+    from ._privacy_pass import TokenIssuer
+    from ._privacy_pass._rsa import INSTALL_HINT, available
+
+    if not available():
+        ctx.error(path, INSTALL_HINT)
+    pinned = table.get("keys", {}) if isinstance(table, dict) else {}
+    if not isinstance(pinned, dict):
+        ctx.error((*path, "keys"), "must be a table: issuer name = [keys]")
+        pinned = {}
+    issuers = []
+    for index, name in enumerate(values.get("issuers", [])):
+        keys = pinned.get(name, [])
+        try:
+            keys = _strings(ctx, (*path, "keys", name), keys) if keys else []
+            issuers.append(TokenIssuer(name, keys=keys, fetch=values.get("fetch", True)))
+        except _Invalid as invalid:
+            ctx.error(invalid.path, invalid.message)
+        except (TypeError, ValueError) as exc:
+            ctx.error((*path, "issuers", index), str(exc))
+    for name in pinned:
+        if name not in values.get("issuers", []):
+            ctx.error((*path, "keys", name), "pins keys of an issuer not in 'issuers'")
+    if ctx.problems or "secret" not in values:
+        return None
+    options: dict[str, Any] = {k: values[k] for k in ("window", "grease", "path") if k in values}
+    return PrivateTokensSpec(values["secret"], tuple(values["origin"]), tuple(issuers), options)
+
+
+def _rules_private_tokens(ctx: _Context, entries: Any, has_private_tokens: bool) -> None:
+    if has_private_tokens or not isinstance(entries, list):
+        return
+    for index, entry in enumerate(entries):
+        if isinstance(entry, dict) and entry.get("private_tokens") is True:
+            ctx.error(
+                ("rules", index, "private_tokens"),
+                "private_tokens = true needs a [private_tokens] table",
+            )
 
 
 def _providers(ctx: _Context, table: Any) -> dict[str, ProviderSpec]:
