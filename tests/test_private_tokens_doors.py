@@ -137,6 +137,9 @@ def _guard(door: Door, app: Any, directory: str, events: list[Any], **options: A
         grease=options.pop("grease", 0.0),
         random=options.pop("random", None),
     )
+    hooks: dict[str, list[Any]] = {"private_token": [events.append], "verdict": [events.append]}
+    for name, listed in options.pop("hooks", {}).items():
+        hooks[name] = [*hooks.get(name, []), *listed]
     return door(
         app,
         rules=[
@@ -147,7 +150,7 @@ def _guard(door: Door, app: Any, directory: str, events: list[Any], **options: A
         provider=ProofOfWork(POW_SECRET, max_number=50),
         clearance=Clearance(SECRET, ttl=60),
         private_tokens=tokens,
-        event_hooks={"private_token": [events.append], "verdict": [events.append]},
+        event_hooks=hooks,
         **options,
     )
 
@@ -316,3 +319,30 @@ def test_nonces_are_shared_by_every_worker(
             assert second.status_code == 403
             assert second.json()["error"] == "private_token_replayed"
             site.client.close()
+
+
+@pytest.mark.parametrize(("door", "app", "serve"), [d[1:] for d in DOORS], ids=["asgi", "wsgi"])
+def test_prometheus_counts_private_tokens(
+    door: Door, app: Any, serve: Any, issuer: Issuer, issuer_site: tuple[IssuerSite, str]
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from captcha_guard.prometheus import event_hooks
+
+    registry = CollectorRegistry()
+    events: list[Any] = []
+    guard = _guard(door, app, issuer_site[1], events, hooks=event_hooks(registry))
+    with serve(guard) as url, httpx.Client(base_url=url) as client:
+        site = Site(client, issuer, events)
+        authorization = site.token()
+        assert site.redeem(authorization).status_code == 200
+        assert site.redeem(authorization).status_code == 403
+
+    def count(action: str, code: str) -> float | None:
+        labels = {"action": action, "code": code}
+        return registry.get_sample_value("captcha_guard_private_tokens_total", labels)
+
+    assert count("directory", "ok") == 1.0
+    assert count("challenge", "sent") == 1.0
+    assert count("redeem", "valid") == 1.0
+    assert count("redeem", "replayed") == 1.0
