@@ -18,7 +18,9 @@ MAX_HEADER_CHARS = 8192
 MAX_ITEMS = 64
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+# The unrolled form of "(?:[^"\\]|\\.)*": one regex step per run of plain characters instead of
+# one per character (a token is 472 characters).
+_QUOTED = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"')
 _TOKEN68_TAIL = re.compile(r"=+[ \t]*(?:,|\Z)")
 _OWS = re.compile(r"[ \t]*")
 _LIST_SEP = re.compile(r"[ \t,]*")
@@ -76,7 +78,10 @@ def _param_value(value: str, at: int) -> tuple[str, int] | None:
         quoted = _QUOTED.match(value, at)
         if quoted is None:
             return None
-        return re.sub(r"\\(.)", r"\1", quoted.group(1)), quoted.end()
+        text = quoted.group(1)
+        if "\\" in text:
+            text = re.sub(r"\\(.)", r"\1", text)
+        return text, quoted.end()
     token = _TOKEN.match(value, at)
     if token is None:
         return None

@@ -162,6 +162,7 @@ class PrivateTokens:
         self.clock = clock
         self.random = random if random is not None else _uniform
         self._verifiers: dict[bytes, Verifier] = {}
+        self._by_bucket: tuple[tuple[int, dict[bytes, TokenIssuer]], ...] = ()
 
     def __repr__(self) -> str:  # never the secret
         names = ", ".join(i.name for i in self.issuers)
@@ -254,10 +255,21 @@ class PrivateTokens:
 
     def _challenge_of(self, digest: bytes, now: float) -> tuple[TokenIssuer, int] | None:
         for bucket in self.contexts.accepted(now):
-            for issuer in self.issuers:
-                if self.challenge(issuer, bucket).digest() == digest:
-                    return issuer, bucket
+            issuer = self._digests(bucket).get(digest)
+            if issuer is not None:
+                return issuer, bucket
         return None
+
+    def _digests(self, bucket: int) -> dict[bytes, TokenIssuer]:
+        """The challenge digests of one bucket, per issuer (kept for the last few buckets:
+        they depend on the bucket and the configuration only)."""
+        cached = self._by_bucket  # replaced whole, never mutated: safe across threads
+        for seen, known in cached:
+            if seen == bucket:
+                return known
+        known = {self.challenge(i, bucket).digest(): i for i in self.issuers}
+        self._by_bucket = ((bucket, known), *cached[:3])
+        return known
 
     def _verifier(self, key: IssuerKey) -> Verifier:
         verifier = self._verifiers.get(key.token_key_id)
