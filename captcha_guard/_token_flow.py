@@ -25,6 +25,7 @@ own client, only when one is due (its cache expired) and one at a time per proce
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Generator, Sequence
 from typing import Any
@@ -38,6 +39,8 @@ from ._responses import Reply
 from ._state import MemoryState
 from ._verdict import Outcome, Verdict
 from .providers._wire import ProviderResponse
+
+logger = logging.getLogger("captcha_guard")
 
 #: The verdict's provider, the events' label and the clearance identity of a token.
 PROVIDER = "private_token"
@@ -139,6 +142,14 @@ class TokenGate:
                 why = issuer.accept(answer, now)
             else:
                 why = issuer.failed(now, "busy" if answer is BUSY else str(answer))
+            if why is not None:
+                # At most once per issuer per ``retry`` seconds: a fetch is made only when due.
+                logger.warning(
+                    "private token issuer %s: key directory not usable (%s); %d key(s) kept",
+                    issuer.name,
+                    why,
+                    len(issuer.trusted()),
+                )
             yield from self._event("directory", "ok" if why is None else "failed", issuer.name)
 
     def _mint(self, request: ClientRequest) -> Generator[Effect, Any, str | None]:
