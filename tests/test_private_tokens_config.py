@@ -131,3 +131,13 @@ def test_bad_keys_and_stray_pins_are_reported(tmp_path: Path, issuer: Issuer) ->
         load(write(tmp_path, text + '[[rules]]\npattern = "/a"\n'), environ=ENV)
     keys = sorted(p.key for p in error.value.problems)
     assert keys == ["private_tokens.issuers[1]", "private_tokens.keys.other.test"]
+
+
+def test_explain_names_the_token_path_and_the_opted_in_rule(tmp_path: Path, issuer: Issuer) -> None:
+    from tests.test_cli import cli
+
+    path = write(tmp_path, BASE + tokens_block(issuer) + RULES)
+    run = cli("explain", path, "POST", "/comments", env=ENV)
+    assert run.code == 0 and "clearance: yes, private tokens: yes" in run.out
+    run = cli("explain", path, "GET", "/pat", env=ENV)
+    assert run.code == 4 and "served as the private-token path" in run.out  # no rule

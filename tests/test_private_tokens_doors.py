@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from captcha_guard import (
     CaptchaGuard,
@@ -30,6 +32,7 @@ from captcha_guard import (
 )
 from captcha_guard._events import PrivateTokenEvent, VerdictEvent
 from captcha_guard._privacy_pass._auth import parse_challenges
+from captcha_guard._privacy_pass._tokens import TokenStatus
 from captcha_guard._privacy_pass._wire import TokenChallenge, b64decode, b64encode
 from tests.apps import echo_asgi, echo_wsgi
 from tests.helpers import solve_pow
@@ -40,6 +43,7 @@ SECRET = "clearance-secret-for-token-tests-0123456"
 TOKEN_SECRET = "context-secret-for-token-tests-01234567"
 POW_SECRET = "pow-secret-for-token-tests-0123456789"
 PATH = "/captcha-guard/private-token"
+_FUZZ_ISSUER = Issuer()
 
 Door = Callable[..., Any]
 DOORS: list[tuple[str, Door, Any, Callable[[Any], AbstractContextManager[str]]]] = [
@@ -346,3 +350,36 @@ def test_prometheus_counts_private_tokens(
     assert count("challenge", "sent") == 1.0
     assert count("redeem", "valid") == 1.0
     assert count("redeem", "replayed") == 1.0
+
+
+def test_nothing_a_token_carries_reaches_a_log_or_an_event(
+    site: Site, issuer_site: tuple[IssuerSite, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from tests.helpers import assert_logs_clean
+
+    with caplog.at_level(logging.DEBUG):
+        minted, _, _ = issue_token(site.issuer, site.challenge())
+        encoded = b64encode(minted)
+        site.redeem(f'PrivateToken token="{encoded}"')
+        site.redeem(f'PrivateToken token="{encoded}"')
+        site.post("/comments", data={}, headers={"authorization": "PrivateToken token=" + "B" * 40})
+    nonce = b64encode(minted[2:34])
+    assert_logs_clean(
+        caplog.records, encoded, encoded[:60], nonce, nonce[:40], TOKEN_SECRET, SECRET
+    )
+    for event in site.events:
+        assert encoded[:40] not in repr(event) and nonce[:40] not in repr(event)
+
+
+@given(st.text(max_size=600))
+@settings(max_examples=200, deadline=None)
+def test_any_authorization_header_is_judged_without_raising(text: str) -> None:
+    tokens = PrivateTokens(
+        TOKEN_SECRET,
+        [TokenIssuer("issuer.test", keys=[_FUZZ_ISSUER.spki], fetch=False)],
+        origin="site.test",
+    )
+    assert tokens.check(text).status.value in {s.value for s in TokenStatus}
+    assert tokens.check("PrivateToken token=" + text).status is not TokenStatus.VALID
