@@ -48,22 +48,15 @@ def parse_spki(spki: bytes) -> IssuerKey | None:
     if not isinstance(spki, bytes) or len(spki) > MAX_KEY_BYTES:
         return None
     try:
-        body, rest = _tlv(spki, _SEQUENCE)
-        if rest:
-            raise _Bad
-        algorithm, body = _tlv(body, _SEQUENCE)
-        bits, body = _tlv(body, _BIT_STRING)
-        if body:
-            raise _Bad
+        algorithm, body = _tlv(_tlv_all(spki, _SEQUENCE), _SEQUENCE)
+        bits = _tlv_all(body, _BIT_STRING)
         oid, params = _tlv(algorithm, _OID)
         if oid != _ID_RSASSA_PSS:
             raise _Bad
         salt = _pss_params(params)
         if not bits or bits[0] != 0:  # no unused bits in a DER-encoded key
             raise _Bad
-        numbers, rest = _tlv(bits[1:], _SEQUENCE)
-        if rest:
-            raise _Bad
+        numbers = _tlv_all(bits[1:], _SEQUENCE)
         modulus_der, numbers = _tlv(numbers, _INTEGER)
         exponent_der, numbers = _tlv(numbers, _INTEGER)
         if numbers:
@@ -81,10 +74,7 @@ def parse_spki(spki: bytes) -> IssuerKey | None:
 
 def _pss_params(params: bytes) -> int:
     """The salt length of RSASSA-PSS-params, which must name SHA-384 and MGF1-SHA-384."""
-    body, rest = _tlv(params, _SEQUENCE)
-    if rest:
-        raise _Bad
-    hash_alg, body = _tlv(body, 0xA0)
+    hash_alg, body = _tlv(_tlv_all(params, _SEQUENCE), 0xA0)
     mgf, body = _tlv(body, 0xA1)
     salt_der, body = _tlv(body, 0xA2)
     if body:  # a trailerField, if any, must be the default: we accept none
