@@ -73,6 +73,12 @@ class TokenGate:
 
     def serve(self, request: ClientRequest) -> Generator[Effect, Any, Reply]:
         """The answer of the token path."""
+        ctx = self._context(request)
+        if self.clearance.cookie_name_for(ctx, TOKEN_SCOPE) is None:
+            # Plain HTTP to a public host: no clearance could be set, so asking the device
+            # for a token (or taking one) would only spend it.
+            yield from self._event("challenge", "off")
+            return _reply(200, {"cleared": False})
         yield from self._refresh()
         authorization = request.headers.get("authorization")
         check = yield from self._redeem(authorization)
@@ -91,7 +97,7 @@ class TokenGate:
         if check.status is not TokenStatus.VALID:
             status = 200 if check.status is TokenStatus.UNAVAILABLE else 403
             return _reply(status, {"cleared": False, "error": f"private_token_{check.status}"})
-        cookie = yield from self._mint(request)
+        cookie = yield from self.clearance.issue_flow(ctx, TOKEN_SCOPE, shared=self.shared)
         if cookie is None:
             return _reply(200, {"cleared": False})
         return _reply(200, {"cleared": True}, (("set-cookie", cookie),))
@@ -152,17 +158,13 @@ class TokenGate:
                 )
             yield from self._event("directory", "ok" if why is None else "failed", issuer.name)
 
-    def _mint(self, request: ClientRequest) -> Generator[Effect, Any, str | None]:
-        ctx = self.clearance.context(
+    def _context(self, request: ClientRequest) -> ClearanceContext:
+        return self.clearance.context(
             request.client_host,
             request.headers.get("user-agent"),
             request.scheme == "https",
             request.headers.get("host"),
         )
-        cookie: str | None = yield from self.clearance.issue_flow(
-            ctx, TOKEN_SCOPE, shared=self.shared
-        )
-        return cookie
 
     def _event(
         self, action: str, code: str, issuer: str | None = None

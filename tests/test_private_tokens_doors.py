@@ -383,3 +383,15 @@ def test_any_authorization_header_is_judged_without_raising(text: str) -> None:
     )
     assert tokens.check(text).status.value in {s.value for s in TokenStatus}
     assert tokens.check("PrivateToken token=" + text).status is not TokenStatus.VALID
+
+
+def test_no_challenge_where_no_cookie_could_be_set(site: Site) -> None:
+    """Plain HTTP to a public host name: a clearance cookie cannot be set there, so the
+    device is not asked for a token, and a token sent anyway is not spent."""
+    authorization = site.token()
+    public = {"host": "site.test"}
+    asked = site.client.get(PATH, headers=public)
+    assert asked.status_code == 200 and "www-authenticate" not in asked.headers
+    sent = site.client.get(PATH, headers={**public, "authorization": authorization})
+    assert sent.json() == {"cleared": False} and "set-cookie" not in sent.headers
+    assert site.redeem(authorization).json() == {"cleared": True}  # still unspent
