@@ -34,9 +34,11 @@ from captcha_guard._events import PrivateTokenEvent, VerdictEvent
 from captcha_guard._privacy_pass._auth import parse_challenges
 from captcha_guard._privacy_pass._tokens import TokenStatus
 from captcha_guard._privacy_pass._wire import TokenChallenge, b64decode, b64encode
+from captcha_guard.redis import RedisState
 from tests.apps import echo_asgi, echo_wsgi
 from tests.helpers import solve_pow
 from tests.privacy_pass_issuer import Issuer, issue_token
+from tests.redis_server import redis_server
 from tests.servers import serve_asgi, serve_wsgi
 
 SECRET = "clearance-secret-for-token-tests-0123456"
@@ -297,9 +299,6 @@ def test_no_issuer_key_means_off_and_keys_are_kept_on_failure(
 def test_nonces_are_shared_by_every_worker(
     door: str, issuer: Issuer, issuer_site: tuple[IssuerSite, str]
 ) -> None:
-    from captcha_guard.redis import RedisState
-    from tests.redis_server import redis_server
-
     kind, app = (CaptchaGuard, echo_asgi) if door == "asgi" else (WSGICaptchaGuard, echo_wsgi)
     serve: Any = serve_asgi if door == "asgi" else serve_wsgi
     prefix = "t" + uuid.uuid4().hex[:10]
