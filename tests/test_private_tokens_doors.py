@@ -10,7 +10,9 @@ spent once, fleet-wide when the doors share ``state=``.
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -36,7 +38,7 @@ from captcha_guard._privacy_pass._tokens import TokenStatus
 from captcha_guard._privacy_pass._wire import TokenChallenge, b64decode, b64encode
 from captcha_guard.redis import RedisState
 from tests.apps import echo_asgi, echo_wsgi
-from tests.helpers import solve_pow
+from tests.helpers import FakeClock, solve_pow
 from tests.privacy_pass_issuer import Issuer, issue_token
 from tests.redis_server import redis_server
 from tests.servers import serve_asgi, serve_wsgi
@@ -142,6 +144,7 @@ def _guard(door: Door, app: Any, directory: str, events: list[Any], **options: A
         origin="site.test",
         grease=options.pop("grease", 0.0),
         random=options.pop("random", None),
+        clock=options.pop("clock", time.time),
     )
     hooks: dict[str, list[Any]] = {"private_token": [events.append], "verdict": [events.append]}
     for name, listed in options.pop("hooks", {}).items():
@@ -268,7 +271,12 @@ def test_grease_sometimes_does_not_challenge(
 
 @pytest.mark.parametrize(("door", "app", "serve"), [d[1:] for d in DOORS], ids=["asgi", "wsgi"])
 def test_no_issuer_key_means_off_and_keys_are_kept_on_failure(
-    door: Door, app: Any, serve: Any, issuer: Issuer, issuer_site: tuple[IssuerSite, str]
+    door: Door,
+    app: Any,
+    serve: Any,
+    issuer: Issuer,
+    issuer_site: tuple[IssuerSite, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     site_state, directory = issuer_site
     site_state.up = False
@@ -284,15 +292,25 @@ def test_no_issuer_key_means_off_and_keys_are_kept_on_failure(
     site_state.up = True
     # Keys fetched once stay when the issuer later fails.
     events.clear()
-    guard = _guard(door, app, directory, events)
-    with serve(guard) as url:
+    clock = FakeClock(1_800_000_000.0)
+    guard = _guard(door, app, directory, events, clock=clock)
+    with serve(guard) as url, caplog.at_level(logging.WARNING, "captcha_guard"):
         assert httpx.get(url + PATH).status_code == 401
-        tokens: PrivateTokens = guard.gate.tokens.tokens
-        (source,) = tokens.issuers
+        hits = site_state.hits
         site_state.up = False
-        source.failed(0.0, "forced")  # a refetch that failed: the keys stay
-        source._fresh_until = 0.0
-        assert httpx.get(url + PATH).status_code == 401
+        clock.advance(3599)  # the directory said max-age=3600: still fresh, no fetch
+        assert httpx.get(url + PATH).status_code == 401 and site_state.hits == hits
+        clock.advance(2)  # stale: refetched, fails, the keys stay
+        assert httpx.get(url + PATH).status_code == 401 and site_state.hits == hits + 1
+        clock.advance(30)  # retried only after retry= (60 s)
+        assert httpx.get(url + PATH).status_code == 401 and site_state.hits == hits + 1
+    codes = [(e.action, e.code) for e in events if isinstance(e, PrivateTokenEvent)]
+    assert codes.count(("directory", "failed")) == 1
+    lines = [r.getMessage() for r in caplog.records if "issuer" in r.getMessage()]
+    assert lines == [  # the first guard (no key ever) and the second (its key kept)
+        "private token issuer issuer.test: key directory not usable (status 503); 0 key(s) kept",
+        "private token issuer issuer.test: key directory not usable (status 503); 1 key(s) kept",
+    ]
 
 
 @pytest.mark.parametrize("door", ["asgi", "wsgi"])
