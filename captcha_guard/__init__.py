@@ -12,6 +12,7 @@ from ._rules import Rule
 from ._verdict import Outcome, Verdict
 from ._version import __version__
 from .asgi import CaptchaGuard
+from .config import ConfigError
 from .providers import (
     AliyunCaptcha,
     DeepKnow,
@@ -29,6 +30,7 @@ __all__ = [
     "CaptchaGuard",
     "CircuitBreaker",
     "Clearance",
+    "ConfigError",
     "DeepKnow",
     "Denial",
     "FallbackBudget",

@@ -15,8 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from ._config import Config, ConfigError, load
 from ._privacy_pass._tokens import DEFAULT_PATH as DEFAULT_TOKEN_PATH
+from .config import Config, ConfigError, load
 
 EXIT_OK = 0
 EXIT_ERRORS = 1
@@ -87,8 +87,6 @@ def check(path: str, *, probe: bool, allow: Sequence[str], out: TextIO = sys.std
 
     for warning in config.warnings:
         warn(str(warning), warning.code)
-    for name in config.pending():
-        print(f"note: {path}: {name} is not applied by this version of the doors yet", file=out)
     if probe:
         from ._probe import probe as run_probe
 
@@ -127,7 +125,7 @@ def check(path: str, *, probe: bool, allow: Sequence[str], out: TextIO = sys.std
 
 
 def explain(path: str, method: str, request_path: str, *, out: TextIO = sys.stdout) -> int:
-    from ._checks import rule_reasons
+    from .config._checks import rule_reasons
 
     config = _loaded(path, out)
     if config is None:
