@@ -15,14 +15,7 @@ from typing import Any
 
 import pytest
 
-from captcha_guard import (
-    CaptchaGuard,
-    Clearance,
-    PrivateTokens,
-    ProofOfWork,
-    Rule,
-    TokenIssuer,
-)
+from captcha_guard import CaptchaGuard, Clearance, PrivateTokens, ProofOfWork, Rule, TokenIssuer
 from captcha_guard._privacy_pass._auth import parse_challenges
 from captcha_guard._privacy_pass._wire import b64decode, b64encode
 from tests.apps import echo_asgi
