@@ -113,8 +113,8 @@ class TokenGate:
             details = {"clearance": "valid", "private_token": True}
             return Verdict(Outcome.PASSED, "private token clearance", PROVIDER, details), ()
         authorization = request.headers.get("authorization")
-        if authorization is None:
-            return None
+        if authorization is None or "privatetoken" not in authorization.lower():
+            return None  # the app's own credentials (Bearer, Basic): none of our business
         yield from self._refresh()
         token = yield from self._redeem(authorization)
         if token.status is not TokenStatus.VALID:

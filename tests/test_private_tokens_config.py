@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from captcha_guard import CaptchaGuard, WSGICaptchaGuard
-from captcha_guard.config import ConfigError, load
 from captcha_guard._privacy_pass._wire import b64encode
+from captcha_guard.config import ConfigError, load
 from tests.apps import echo_asgi, echo_wsgi
 from tests.privacy_pass_issuer import Issuer
 from tests.servers import serve_asgi, serve_wsgi

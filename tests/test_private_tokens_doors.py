@@ -412,3 +412,12 @@ def test_no_challenge_where_no_cookie_could_be_set(site: Site) -> None:
     sent = site.client.get(PATH, headers={**public, "authorization": authorization})
     assert sent.json() == {"cleared": False} and "set-cookie" not in sent.headers
     assert site.redeem(authorization).json() == {"cleared": True}  # still unspent
+
+
+def test_other_credentials_on_an_opted_in_rule_are_left_alone(
+    site: Site, issuer_site: tuple[IssuerSite, str]
+) -> None:
+    answer = site.post("/comments", data={}, headers={"authorization": "Bearer abc.def"})
+    assert answer.status_code == 403  # the captcha, as without any header
+    assert issuer_site[0].hits == 0  # and no key fetch on its account
+    assert not [e for e in site.events if isinstance(e, PrivateTokenEvent)]
