@@ -15,18 +15,22 @@ from .asgi import CaptchaGuard
 from .config import ConfigError
 from .providers import (
     AliyunCaptcha,
+    Cap,
     DeepKnow,
+    FriendlyCaptcha,
     GeeTest,
     HCaptcha,
     ProofOfWork,
     Provider,
     ReCaptcha,
+    TencentCaptcha,
     Turnstile,
 )
 from .wsgi import WSGICaptchaGuard
 
 __all__ = [
     "AliyunCaptcha",
+    "Cap",
     "CaptchaGuard",
     "CircuitBreaker",
     "Clearance",
@@ -35,6 +39,7 @@ __all__ = [
     "Denial",
     "FallbackBudget",
     "FallbackLimit",
+    "FriendlyCaptcha",
     "GeeTest",
     "HCaptcha",
     "MemoryFallbackBudget",
@@ -47,6 +52,7 @@ __all__ = [
     "ReCaptcha",
     "ReplayStore",
     "Rule",
+    "TencentCaptcha",
     "TokenIssuer",
     "TrustedProxies",
     "Turnstile",
