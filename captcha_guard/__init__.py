@@ -5,6 +5,7 @@ from ._clearance import Clearance
 from ._client_ip import TrustedProxies
 from ._fallback import FallbackBudget, FallbackLimit, MemoryFallbackBudget
 from ._fields import ParseLimits
+from ._privacy_pass import PrivateTokens, TokenIssuer
 from ._replay import MemoryReplayStore, ReplayStore
 from ._responses import Denial
 from ._rules import Rule
@@ -14,18 +15,22 @@ from .asgi import CaptchaGuard
 from .config import ConfigError
 from .providers import (
     AliyunCaptcha,
+    Cap,
     DeepKnow,
+    FriendlyCaptcha,
     GeeTest,
     HCaptcha,
     ProofOfWork,
     Provider,
     ReCaptcha,
+    TencentCaptcha,
     Turnstile,
 )
 from .wsgi import WSGICaptchaGuard
 
 __all__ = [
     "AliyunCaptcha",
+    "Cap",
     "CaptchaGuard",
     "CircuitBreaker",
     "Clearance",
@@ -34,20 +39,31 @@ __all__ = [
     "Denial",
     "FallbackBudget",
     "FallbackLimit",
+    "FriendlyCaptcha",
     "GeeTest",
     "HCaptcha",
     "MemoryFallbackBudget",
     "MemoryReplayStore",
     "Outcome",
     "ParseLimits",
+    "PrivateTokens",
     "ProofOfWork",
     "Provider",
     "ReCaptcha",
     "ReplayStore",
     "Rule",
+    "TencentCaptcha",
+    "TokenIssuer",
     "TrustedProxies",
     "Turnstile",
     "Verdict",
     "WSGICaptchaGuard",
     "__version__",
 ]
+
+# The public names say where users import them from (repr, docs, tracebacks), as httpx does:
+# ``captcha_guard.Verdict``, not ``captcha_guard._verdict.Verdict``.
+for _name in __all__:
+    if not _name.startswith("__"):
+        globals()[_name].__module__ = "captcha_guard"
+del _name

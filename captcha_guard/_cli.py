@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from ._privacy_pass._tokens import DEFAULT_PATH as DEFAULT_TOKEN_PATH
 from .config import Config, ConfigError, build_door, load
 
 EXIT_OK = 0
@@ -153,7 +154,7 @@ def explain(
     (``Gate.route``), never a second matcher, and each rule's view of the request."""
     from ._flow import Gate
     from ._responses import Denial
-    from ._routing import RuleTable
+    from ._routing import RuleTable, route_path
 
     config = _loaded(path, out)
     if config is None:
@@ -190,7 +191,8 @@ def explain(
             print(f"  matches: {label}: {why}", file=out)
             print(
                 f"    provider {spec.provider} ({provider.type}), fail open: {fail_open}"
-                + (", clearance: yes" if spec.options.get("clearance") else ""),
+                + (", clearance: yes" if spec.options.get("clearance") else "")
+                + (", private tokens: yes" if spec.options.get("private_tokens") else ""),
                 file=out,
             )
         elif covers and chosen is not None:
@@ -199,6 +201,12 @@ def explain(
             print(f"  no: {label}: {why}", file=out)
     if chosen is not None:
         return EXIT_OK
+    tokens = config.private_tokens
+    token_path = tokens.options.get("path", DEFAULT_TOKEN_PATH) if tokens is not None else None
+    below = route_path(request_path, root_path) if root_path else request_path
+    if method == "GET" and below == token_path:
+        print("  no rule matches: served as the private-token path", file=out)
+        return EXIT_NO_MATCH
     challenger = gate.challenger(method, request_path, root_path)
     if challenger is not None:
         name = next(n for n, s in config.providers.items() if s.provider is challenger)

@@ -15,6 +15,7 @@ from ._events import StoreErrorEvent
 from ._fallback import FallbackLimitOption
 from ._fields import ParseLimits
 from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
+from ._privacy_pass import PrivateTokens
 from ._replay import ReplayStore
 from ._routing import app_prefixes
 from ._rules import Rule
@@ -52,6 +53,7 @@ class FrontDoor(Generic[AppT, RejectT]):
         state: Any = None,
         parse_limits: ParseLimits | None = None,
         clearance: Clearance | None = None,
+        private_tokens: PrivateTokens | None = None,
     ) -> None:
         self.app = app
         self.client_address = ClientAddress(client_ip)
@@ -69,6 +71,7 @@ class FrontDoor(Generic[AppT, RejectT]):
             shared=state is not None,
             parse_limits=parse_limits,
             clearance=clearance,
+            private_tokens=private_tokens,
         )
         #: Where the flow's state operations are performed (None: in process, inline).
         self.state = None

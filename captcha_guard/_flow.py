@@ -31,11 +31,12 @@ fallback guard (replay, budget) → the answer.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._breaker import Permit
 from ._clearance import Clearance, rule_scope
@@ -59,7 +60,7 @@ from ._fallback import (
     _DefaultBudget,
 )
 from ._fields import BodyError, FieldError, ParseLimits, collect
-from ._logs import OutageLog, note_verdict
+from ._logs import OutageLog, SuspectLog, note_verdict
 from ._replay import ReplayStore, ReplayStoreFull
 from ._request import ClientRequest
 from ._responses import (
@@ -80,6 +81,10 @@ from ._verdict import MISCONFIGURATION, REFUSED, Fault, Outcome, ProviderFailure
 from ._version import __version__
 from .providers._base import Claim, Provider
 from .providers._wire import ProviderRequest, ProviderResponse
+
+if TYPE_CHECKING:
+    from ._privacy_pass import PrivateTokens
+    from ._token_flow import TokenGate
 
 logger = logging.getLogger("captcha_guard")
 
@@ -184,6 +189,14 @@ class Abandon:
 ABANDON: Final = Abandon()
 
 Decision = Pass | Deny | Abandon
+
+
+@dataclass(frozen=True, slots=True)
+class Redeem:
+    """``Gate.challenge``'s answer on the private-token path: run ``Gate.redeem``."""
+
+
+REDEEM: Final = Redeem()
 Flow = Generator[Effect, Any, Decision]
 
 
@@ -201,6 +214,8 @@ class Route:
     pow_shared: bool = False
     #: The clearance scope this rule honours and grants (None: a captcha every time).
     clearance_scope: str | None = None
+    #: A private-token clearance also clears this rule (the rule opted in, the door has both).
+    private_tokens: bool = False
 
 
 class Gate:
@@ -222,6 +237,7 @@ class Gate:
         parse_limits: ParseLimits | None = None,
         clearance: Clearance | None = None,
         clock: Callable[[], float] = time.monotonic,
+        private_tokens: PrivateTokens | None = None,
     ) -> None:
         if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
             raise TypeError("max_body_size must be an int (bytes)")
@@ -249,6 +265,11 @@ class Gate:
         if clearance is not None and not isinstance(clearance, Clearance):
             raise TypeError("clearance must be a captcha_guard.Clearance")
         self.clearance = clearance
+        self.tokens: TokenGate | None = None
+        if private_tokens is not None:
+            self.tokens = _token_gate(private_tokens, clearance, shared, event_hooks)
+            routes = [_opt_in(route) for route in routes]
+            self.routes = tuple(routes)
         self.fallback = FallbackGuard(replay_store, fallback_limit)
         #: With ``state=``: breakers, replay memory and budgets are operations the door
         #: performs on shared state, except the pieces given explicitly (they win).
@@ -266,14 +287,19 @@ class Gate:
         self._breaker_hooks = self.hooks.get("breaker", ())
         self._clock = clock
         self._outages = OutageLog(clock)
+        self._suspects = SuspectLog(clock)
         # Most requests are GETs to unprotected pages: one set lookup turns them away.
         self._table = table = RuleTable(((r.rule, r) for r in routes), prefixes=prefixes)
         self._spelled = table.spelled if table.exhaustive else None
         self._challenges = _challenge_paths([provider, *named.values()])
+        if self.tokens is not None and self.tokens.tokens.path in self._challenges:
+            raise ValueError("the private-token path is a provider's challenge path too")
 
     def forget_outages(self) -> None:
-        """Start the outage log afresh: the next outage line is written at once."""
+        """Start the outage log (and the suspect-answer log) afresh: the next line of each
+        is written at once."""
         self._outages = OutageLog(self._clock)
+        self._suspects = SuspectLog(self._clock)
 
     # Before any byte is read.
 
@@ -302,12 +328,16 @@ class Gate:
     #: The name branches written before ``route`` call (with no root_path nor raw_path).
     match = route
 
-    def challenge(self, method: str, path: str, root_path: str = "") -> Reply | None:
+    def challenge(self, method: str, path: str, root_path: str = "") -> Reply | Redeem | None:
         """A fresh challenge when ``method path`` asks for a provider's challenge (a GET of
-        its challenge path below ``root_path``), else None."""
-        if method != "GET" or not self._challenges:
+        its challenge path below ``root_path``), ``REDEEM`` on the private-token path (the
+        door runs ``redeem``), else None."""
+        if method != "GET":
             return None
-        provider = self.challenger(method, path, root_path)
+        below = route_path(path, root_path) if root_path else path
+        if self.tokens is not None and below == self.tokens.tokens.path:
+            return REDEEM
+        provider = self._challenges.get(below) if self._challenges else None
         return None if provider is None else json_reply(provider.new_challenge())
 
     def challenger(self, method: str, path: str, root_path: str = "") -> Provider | None:
@@ -327,6 +357,11 @@ class Gate:
         if len(digits) > _MAX_LENGTH_DIGITS or int(digits or "0") > self.max_body_size:
             return too_large(self.max_body_size)
         return None
+
+    def redeem(self, request: ClientRequest) -> Generator[Effect, Any, Reply]:
+        """The flow of the private-token path (``challenge`` said ``REDEEM``)."""
+        assert self.tokens is not None
+        return self.tokens.serve(request)
 
     # The flow.
 
@@ -353,6 +388,11 @@ class Gate:
                 )
                 yield from self._verdict_event(route, verdict, None)
                 return Pass(verdict, None)
+            if route.private_tokens and self.tokens is not None:
+                cleared = yield from self.tokens.clear(request, ctx)
+                if cleared is not None:
+                    yield from self._verdict_event(route, cleared[0], None)
+                    return Pass(cleared[0], None, cleared[1])
         decision = yield from self._judge(route, request)
         if (
             ctx is not None
@@ -532,7 +572,7 @@ class Gate:
     def _named(self, route: Route, verdict: Verdict) -> Verdict:
         if verdict.provider != route.provider_name:
             verdict = Verdict(verdict.outcome, verdict.reason, route.provider_name, verdict.details)
-        note_verdict(route.provider_name, verdict)
+        note_verdict(route.provider_name, verdict, self._suspects)
         return verdict
 
     def _fallback(
@@ -621,7 +661,7 @@ class Gate:
         elif verdict.outcome is Outcome.REJECTED and verdict.details.get("replayed"):
             replay = "proof_of_work"
         event = VerdictEvent(
-            provider=route.provider_name,
+            provider=verdict.provider,  # the rule's provider, or "private_token"
             rule=route.label,
             outcome=verdict.outcome,
             code=_code(verdict, refusal),
@@ -700,6 +740,29 @@ def _bind(
     return Route(rule, name, chosen, fail_open, label, pow_shared, scope)
 
 
+def _token_gate(
+    tokens: PrivateTokens,
+    clearance: Clearance | None,
+    shared: bool,
+    hooks: Mapping[str, Iterable[EventHook]] | None,
+) -> TokenGate:
+    from ._privacy_pass import PrivateTokens
+    from ._token_flow import TokenGate
+
+    if not isinstance(tokens, PrivateTokens):
+        raise TypeError("private_tokens must be a captcha_guard.PrivateTokens")
+    if clearance is None:
+        raise ValueError("private_tokens= needs clearance=: a valid token mints a clearance")
+    listeners = _check_hooks(hooks).get("private_token", ())
+    return TokenGate(tokens, clearance, shared=shared, hooks=listeners)
+
+
+def _opt_in(route: Route) -> Route:
+    if not route.rule.private_tokens or route.clearance_scope is None:
+        return route
+    return dataclasses.replace(route, private_tokens=True)
+
+
 def _challenge_paths(configured: Iterable[Provider | None]) -> dict[str, Provider]:
     paths: dict[str, Provider] = {}
     for candidate in configured:
@@ -741,6 +804,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DISCONNECTED",
     "INCOMPLETE",
+    "REDEEM",
     "TIMED_OUT",
     "TOO_LARGE",
     "UNREADABLE",
@@ -757,5 +821,6 @@ __all__ = [
     "Pass",
     "ProviderCall",
     "ReadBody",
+    "Redeem",
     "Route",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from ._aio import AiohttpSender, HttpxSender, cancelling, ours_alone
@@ -22,14 +22,16 @@ from ._flow import (
     TOO_LARGE,
     BodyProblem,
     Deny,
+    Effect,
     Emit,
     Pass,
     ProviderCall,
     ReadBody,
+    Redeem,
     Route,
 )
 from ._request import from_scope, read_headers
-from ._responses import Denial, render, wants_json
+from ._responses import Denial, no_store, render, wants_json
 from ._routing import route_path
 from ._state import StateOp
 from ._types import ASGIApp, Message, Receive, Scope, Send
@@ -65,8 +67,12 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             reply = self.gate.challenge(method, path, root_path)
             if reply is None:
                 await self.app(scope, receive, send)
-            else:
-                await _send(send, reply.status, reply.headers, reply.body)
+                return
+            if type(reply) is Redeem:  # the private-token path
+                below = route_path(path, root_path)
+                request = from_scope(scope, below, self.client_address.asgi)
+                reply = await self._drive(self.gate.redeem(request), receive)
+            await _send(send, reply.status, reply.headers, reply.body)  # type: ignore[union-attr]
             return
         if type(route) is Denial:  # bad_path
             headers = read_headers(scope["headers"])
@@ -76,11 +82,8 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
         below = route_path(path, root_path)
         await self._protect(route, below, scope, receive, send)  # type: ignore[arg-type]
 
-    async def _protect(
-        self, route: Route, path: str, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        request = from_scope(scope, path, self.client_address.asgi)
-        flow = self.gate.decide(route, request)
+    async def _drive(self, flow: Generator[Effect, Any, Any], receive: Receive) -> Any:
+        """Perform what ``flow`` yields until it returns; its return value."""
         result: Any = None
         error: Exception | None = None
         try:
@@ -104,10 +107,16 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
                 else:  # pragma: no cover - the flow yields nothing else
                     raise TypeError(f"unknown effect {effect!r}")
         except StopIteration as stop:
-            decision = stop.value
+            return stop.value
         except BaseException:
             flow.close()  # a cancelled call hands its breaker permit back, counting nothing
             raise
+
+    async def _protect(
+        self, route: Route, path: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        request = from_scope(scope, path, self.client_address.asgi)
+        decision = await self._drive(self.gate.decide(route, request), receive)
         if type(decision) is Pass:
             scope.setdefault("state", {})["captcha"] = decision.verdict
             if decision.body is not None:
@@ -156,9 +165,15 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
         self, denial: Denial, as_json: bool, scope: Scope, receive: Receive, send: Send
     ) -> None:
         if self.on_reject is not None:
-            await self.on_reject(denial, scope)(scope, receive, send)
+            await self.on_reject(denial, scope)(scope, receive, _no_store(send))
             return
-        headers, body = render(denial, as_json=as_json)
+        request_headers = None if as_json else read_headers(scope["headers"])
+        headers, body = render(
+            denial,
+            as_json=as_json,
+            request_headers=request_headers,
+            scheme=scope.get("scheme", "http"),
+        )
         await _send(send, denial.status, headers, body)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -251,6 +266,19 @@ async def _emit(effect: Emit) -> None:
                 await outcome
         except Exception as exc:
             run_hook_errors(hook, exc)
+
+
+def _no_store(send: Send) -> Send:
+    """``send`` that keeps the gate's ``cache-control: no-store`` on an ``on_reject`` answer."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"]]
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in no_store(raw)]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
 
 
 async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:

@@ -12,7 +12,7 @@ import inspect
 import io
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import IO, Any
 from wsgiref.util import is_hop_by_hop
 
@@ -24,14 +24,16 @@ from ._flow import (
     UNREADABLE,
     BodyProblem,
     Deny,
+    Effect,
     Emit,
     Pass,
     ProviderCall,
     ReadBody,
+    Redeem,
     Route,
 )
 from ._request import from_environ
-from ._responses import Denial, render, status_line, wants_json
+from ._responses import Denial, no_store, render, status_line, wants_json
 from ._state import StateOp
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._types import Environ, StartResponse, WSGIApp
@@ -63,7 +65,10 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
             reply = self.gate.challenge(method, path)
             if reply is None:
                 return self.app(environ, start_response)
-            return _respond(start_response, reply.status, reply.headers, reply.body)
+            if type(reply) is Redeem:  # the private-token path
+                request = from_environ(environ, path, self.client_address.wsgi)
+                reply = self._drive(self.gate.redeem(request), environ, request)
+            return _respond(start_response, reply.status, reply.headers, reply.body)  # type: ignore[union-attr]
         if type(route) is Denial:  # bad_path
             as_json = wants_json(environ.get("HTTP_ACCEPT", ""), environ.get("CONTENT_TYPE", ""))
             return self._deny(route, as_json, environ, start_response)
@@ -77,11 +82,8 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         if self.state is not None:
             self.state.close()
 
-    def _protect(
-        self, route: Route, path: str, environ: Environ, start_response: StartResponse
-    ) -> Iterable[bytes]:
-        request = from_environ(environ, path, self.client_address.wsgi)
-        flow = self.gate.decide(route, request)
+    def _drive(self, flow: Generator[Effect, Any, Any], environ: Environ, request: Any) -> Any:
+        """Perform what ``flow`` yields until it returns; its return value."""
         result: Any = None
         error: Exception | None = None
         try:
@@ -105,10 +107,16 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
                 else:  # pragma: no cover - the flow yields nothing else
                     raise TypeError(f"unknown effect {effect!r}")
         except StopIteration as stop:
-            decision = stop.value
+            return stop.value
         except BaseException:
             flow.close()
             raise
+
+    def _protect(
+        self, route: Route, path: str, environ: Environ, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        request = from_environ(environ, path, self.client_address.wsgi)
+        decision = self._drive(self.gate.decide(route, request), environ, request)
         if type(decision) is Pass:
             environ[VERDICT_KEY] = decision.verdict
             if decision.body is not None:
@@ -127,8 +135,13 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         self, denial: Denial, as_json: bool, environ: Environ, start_response: StartResponse
     ) -> Iterable[bytes]:
         if self.on_reject is not None:
-            return self.on_reject(denial, environ)(environ, start_response)
-        headers, body = render(denial, as_json=as_json)
+            return self.on_reject(denial, environ)(environ, _no_store(start_response))
+        headers, body = render(
+            denial,
+            as_json=as_json,
+            request_headers=None if as_json else _page_headers(environ),
+            scheme=environ.get("wsgi.url_scheme", "http"),
+        )
         return _respond(start_response, denial.status, headers, body)
 
     def _sender_for(self) -> Urllib3Sender | SyncHttpxSender:
@@ -231,6 +244,31 @@ def _emit(effect: Emit) -> None:
                 raise TypeError("an async event hook cannot run under WSGI")
         except Exception as exc:
             run_hook_errors(hook, exc)
+
+
+def _no_store(start_response: StartResponse) -> StartResponse:
+    """``start_response`` that keeps the gate's ``cache-control: no-store`` on an
+    ``on_reject`` answer."""
+
+    def starting(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if exc_info is None:  # as the app called it: some start_response take two arguments
+            return start_response(status, no_store(headers))
+        return start_response(status, no_store(headers), exc_info)
+
+    return starting
+
+
+def _page_headers(environ: Environ) -> dict[str, str]:
+    """The request headers the refusal page reads (its language, its way back)."""
+    host = (
+        environ.get("HTTP_HOST")
+        or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    )
+    return {
+        "accept-language": environ.get("HTTP_ACCEPT_LANGUAGE", ""),
+        "referer": environ.get("HTTP_REFERER", ""),
+        "host": host,
+    }
 
 
 def _respond(
