@@ -56,6 +56,10 @@ COMBOS = (
 )
 GATE_ERRORS = {"captcha_rejected", "bad_path"}
 
+# The zoo (some 300 servers) is built once per worker that runs a test of this module: one
+# worker runs them all (--dist loadgroup), and its first test's timeout covers the building.
+pytestmark = [pytest.mark.xdist_group("routing-zoo"), pytest.mark.timeout(600)]
+
 
 def _controls() -> list[tuple[str, str]]:
     codes = [*range(0x20), 0x7F]
@@ -299,8 +303,11 @@ def _observe(
 
     def one(line: tuple[str, str]) -> Observation:
         method, target = line
-        bare = request(bare_port, method, target, h2=h2)
-        gated = request(gated_port, method, target, h2=h2)
+        try:
+            bare = request(bare_port, method, target, h2=h2)
+            gated = request(gated_port, method, target, h2=h2)
+        except OSError as exc:  # say which server did not answer, not just its port
+            raise AssertionError(f"{combo} {prefix!r} {method} {target!r}: {exc!r}") from exc
         return Observation(combo, method, target, bare, gated)
 
     with ThreadPoolExecutor(4) as pool:
