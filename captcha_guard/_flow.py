@@ -69,6 +69,7 @@ from ._responses import (
     busy,
     json_reply,
     rejected,
+    render,
     too_large,
     too_slow,
     unavailable,
@@ -78,6 +79,7 @@ from ._state import StateFull, StateOp, Transition
 from ._verdict import MISCONFIGURATION, REFUSED, Fault, Outcome, ProviderFailure, Verdict
 from ._version import __version__
 from .providers._base import Claim, Provider
+from .providers._pow_v2 import IssueBusy
 from .providers._wire import ProviderRequest, ProviderResponse
 
 logger = logging.getLogger("captcha_guard")
@@ -294,7 +296,13 @@ class Gate:
         provider = self._challenges.get(path)
         if provider is None:
             return None
-        return json_reply(provider.new_challenge())
+        try:
+            document = provider.new_challenge()
+        except IssueBusy as spent:
+            # Issuing a v2 challenge runs a KDF; past its budget, say so rather than queue.
+            headers, body = render(busy(), as_json=True)
+            return Reply(503, [*headers, ("retry-after", str(spent.retry_after))], body)
+        return json_reply(document)
 
     def check_length(self, declared: str | None) -> Denial | None:
         """The answer to a declared content-length before any byte is read: 400 if it is not
