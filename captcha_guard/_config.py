@@ -40,6 +40,7 @@ from .providers import (
     ReCaptcha,
     Turnstile,
 )
+from .providers._pow_v2 import ALGORITHMS as POW_V2_ALGORITHMS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -553,6 +554,34 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
         ("secret",),
     ),
 }
+
+
+# ProofOfWork's protocol version and the v2 key derivation (issue 17 §4), in one block so the
+# move of this module into a package carries it whole.
+def _one_of_ints(*choices: int) -> Check:
+    def check(ctx: _Context, path: Key, value: Any) -> int:
+        if isinstance(value, bool) or value not in choices:
+            raise _Invalid(path, f"must be one of {', '.join(map(str, choices))}")
+        return int(value)
+
+    return check
+
+
+PROVIDER_TYPES["proof_of_work"] = ProviderType(
+    ProofOfWork,
+    {
+        **PROVIDER_TYPES["proof_of_work"].schema,
+        "version": _one_of_ints(1, 2),
+        "algorithm": _one_of(*POW_V2_ALGORITHMS),
+        "cost": _integer(1),
+        "memory_cost": _integer(1),
+        "parallelism": _integer(1),
+        "issue_budget": _number(0, strict=True, maximum=1),
+    },
+    ("secret",),
+    ("secret",),
+)
+
 
 _LIMITS: dict[str, Check] = {
     "max_body_size": _integer(0),

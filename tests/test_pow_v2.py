@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,11 +15,13 @@ import pytest
 from altcha import v2 as altcha2
 
 from captcha_guard import CaptchaGuard, Outcome, ProofOfWork, Rule, Verdict, WSGICaptchaGuard
+from captcha_guard._config import load
 from captcha_guard._fields import FieldError, Fields
 from captcha_guard.providers._base import RequestInfo
-from captcha_guard.providers._pow_v2 import IssueBudget, IssueBusy
+from captcha_guard.providers._pow_v2 import IssueBudget, IssueBusy, Kdf
 from tests.apps import echo_asgi, echo_wsgi
 from tests.servers import serve_asgi, serve_wsgi
+from tests.test_config import POW, problems, write
 
 SECRET = "test-secret-v2-0123456789abcdef"
 START = 1_700_000_000.0
@@ -353,3 +356,23 @@ def test_through_wsgi_under_wsgiref() -> None:
     busy = WSGICaptchaGuard(echo_wsgi, rules=[Rule("/login")], provider=spent_provider())
     with serve_wsgi(busy) as url, httpx.Client(base_url=url) as client:
         busy_conversation(client)
+
+
+def test_version_and_the_kdf_from_a_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        POW + 'version = 2\nalgorithm = "SCRYPT"\ncost = 1024\nmemory_cost = 8\n'
+        'parallelism = 1\nissue_budget = 0.5\n[[rules]]\npattern = "/a"\n',
+    )
+    provider = load(path, environ={}).providers["pow"].provider
+    assert isinstance(provider, ProofOfWork)
+    assert provider.version == 2
+    assert provider.kdf == Kdf("SCRYPT", 1024, 8, 1)
+    assert provider.new_challenge()["parameters"]["algorithm"] == "SCRYPT"
+
+
+def test_bad_v2_settings_in_a_file_point_at_their_keys(tmp_path: Path) -> None:
+    path = write(tmp_path, POW + 'version = 3\nalgorithm = "MD5"\n[[rules]]\npattern = "/a"\n')
+    found = {p.key: p.message for p in problems(path)}
+    assert found["providers.pow.version"] == "must be one of 1, 2"
+    assert found["providers.pow.algorithm"].startswith("must be one of PBKDF2/SHA-256")
