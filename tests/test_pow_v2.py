@@ -17,7 +17,7 @@ from altcha import v2 as altcha2
 from captcha_guard import CaptchaGuard, Outcome, ProofOfWork, Rule, Verdict, WSGICaptchaGuard
 from captcha_guard._config import load
 from captcha_guard._fields import FieldError, Fields
-from captcha_guard.providers._base import RequestInfo
+from captcha_guard.providers._base import ClientRequest
 from captcha_guard.providers._pow_v2 import IssueBudget, IssueBusy, Kdf
 from tests.apps import echo_asgi, echo_wsgi
 from tests.servers import serve_asgi, serve_wsgi
@@ -25,7 +25,7 @@ from tests.test_config import POW, problems, write
 
 SECRET = "test-secret-v2-0123456789abcdef"
 START = 1_700_000_000.0
-REQUEST = RequestInfo(method="POST", path="/login", client_host=None, headers={}, raw={})
+REQUEST = ClientRequest(method="POST", path="/login", client_host=None, headers={}, raw={})
 
 
 class Clock:

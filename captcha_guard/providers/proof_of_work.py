@@ -51,7 +51,7 @@ from .._fields import Fields
 from .._replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
 from .._verdict import MISCONFIGURATION, REFUSED, Outcome, Verdict
 from . import _pow_v2 as v2
-from ._base import Provider, RequestInfo
+from ._base import ClientRequest, Provider
 from ._pow_v1 import ALGORITHM, MAX_NUMBER_BOUND
 from ._pow_v1 import decode as decode_v1
 from ._pow_v2 import check_kdf
@@ -229,7 +229,7 @@ class ProofOfWork(Provider):
             "signature": challenge.signature,
         }
 
-    def check(self, fields: Fields, request: RequestInfo) -> Verdict:
+    def check(self, fields: Fields, request: ClientRequest) -> Verdict:
         spend = self.prepare(fields)
         if isinstance(spend, Verdict):
             return spend
