@@ -21,6 +21,7 @@ from .providers import (
     ReCaptcha,
     Turnstile,
 )
+from .providers._pow_pressure import Pressure
 from .wsgi import WSGICaptchaGuard
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "MemoryReplayStore",
     "Outcome",
     "ParseLimits",
+    "Pressure",
     "ProofOfWork",
     "Provider",
     "ReCaptcha",

@@ -40,6 +40,7 @@ from .providers import (
     ReCaptcha,
     Turnstile,
 )
+from .providers._pow_pressure import Pressure
 from .providers._pow_v2 import ALGORITHMS as POW_V2_ALGORITHMS
 
 if sys.version_info >= (3, 11):
@@ -567,6 +568,42 @@ def _one_of_ints(*choices: int) -> Check:
     return check
 
 
+def _int_array(ctx: _Context, path: Key, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise _Invalid(path, "must be a non-empty array of integers")
+    return tuple(_integer(1)(ctx, (*path, index), item) for index, item in enumerate(value))
+
+
+def _levels_table(ctx: _Context, path: Key, value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise _Invalid(path, f"must be a table, not {_type_name(value)}")
+    return {name: _integer(1)(ctx, (*path, name), extra) for name, extra in value.items()}
+
+
+_PRESSURE: dict[str, Check] = {
+    "fleet": _int_array,
+    "network": lambda ctx, path, value: None if value is False else _int_array(ctx, path, value),
+    "window": _number(0, strict=True),
+    "hold": _number(0, strict=True),
+    "ipv4_prefix": _integer(0),
+    "ipv6_prefix": _integer(0),
+    "signals": _levels_table,
+}
+
+
+def _pow_pressure(ctx: _Context, path: Key, value: Any) -> Pressure | bool:
+    """``pressure = false``, or a table of ``Pressure``'s fields (the rest keep defaults)."""
+    if isinstance(value, bool):
+        return value
+    options = _table(ctx, path, value, _PRESSURE)
+    try:
+        policy = Pressure(**options)
+        policy.check(len(policy.fleet))
+    except (TypeError, ValueError) as exc:
+        raise _Invalid(path, str(exc).removeprefix("Pressure: ")) from None
+    return policy
+
+
 PROVIDER_TYPES["proof_of_work"] = ProviderType(
     ProofOfWork,
     {
@@ -577,6 +614,7 @@ PROVIDER_TYPES["proof_of_work"] = ProviderType(
         "memory_cost": _integer(1),
         "parallelism": _integer(1),
         "issue_budget": _number(0, strict=True, maximum=1),
+        "pressure": _pow_pressure,
     },
     ("secret",),
     ("secret",),

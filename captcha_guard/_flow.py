@@ -46,6 +46,7 @@ from ._events import (
     FALLBACK_REFUSED_REPLAY,
     FALLBACK_REFUSED_RULE,
     BreakerEvent,
+    PowLevelEvent,
     VerdictEvent,
 )
 from ._fallback import (
@@ -75,10 +76,11 @@ from ._responses import (
     unavailable,
 )
 from ._rules import BAD_PATH, BadPath, Rule, RuleTable
-from ._state import StateFull, StateOp, Transition
+from ._state import MemoryState, StateFull, StateOp, Transition
 from ._verdict import MISCONFIGURATION, REFUSED, Fault, Outcome, ProviderFailure, Verdict
 from ._version import __version__
 from .providers._base import Claim, Provider
+from .providers._pow_pressure import count as pressure_count
 from .providers._pow_v2 import IssueBusy
 from .providers._wire import ProviderRequest, ProviderResponse
 
@@ -271,6 +273,10 @@ class Gate:
         self._table = table = RuleTable(((r.rule, r) for r in routes), prefixes=prefixes)
         self._spelled = table.spelled if table.exhaustive else None
         self._challenges = _challenge_paths([provider, *named.values()])
+        #: The paths the doors answer with a challenge (a GET there is never the app's).
+        self.challenge_paths = frozenset(self._challenges)
+        # Proof-of-work pressure counts when the door has no shared state.
+        self._pressure_state = MemoryState()
 
     def forget_outages(self) -> None:
         """Start the outage log afresh: the next outage line is written at once."""
@@ -289,15 +295,19 @@ class Gate:
             return BAD_PATH_DENIAL if found is BAD_PATH else NO_SLASH_DENIAL
         return found  # type: ignore[return-value]
 
-    def challenge(self, method: str, path: str) -> Reply | None:
-        """A fresh challenge when ``path`` is a provider's challenge path, else None."""
+    def challenge(
+        self, method: str, path: str, request: ClientRequest | None = None
+    ) -> Reply | None:
+        """A fresh challenge when ``path`` is a provider's challenge path, else None.
+        ``request`` (the GET, where the door has built it) lets the provider price the
+        challenge for its sender (ProofOfWork's pressure signals and networks)."""
         if method != "GET":
             return None
         provider = self._challenges.get(path)
         if provider is None:
             return None
         try:
-            document = provider.new_challenge()
+            document = provider.new_challenge(request)
         except IssueBusy as spent:
             # Issuing a v2 challenge runs a KDF; past its budget, say so rather than queue.
             headers, body = render(busy(), as_json=True)
@@ -389,6 +399,8 @@ class Gate:
         if spend is not None:
             checked = yield from self._settle_pow(route, spend)
         if isinstance(checked, Verdict):
+            if checked.outcome is Outcome.PASSED and getattr(provider, "hints", None):
+                yield from self._pow_pressure(route, request, checked)
             verdict = self._named(route, checked)
             yield from self._verdict_event(route, verdict, None)
             return self._answer(route, verdict, body)
@@ -492,6 +504,34 @@ class Gate:
             return Verdict(Outcome.FALLBACK, f"proof of work: {hint}", provider.name, details)
         verdict: Verdict = provider.settle(spend, first)
         return verdict
+
+    def _pow_pressure(
+        self, route: Route, request: ClientRequest, verdict: Verdict
+    ) -> Generator[Effect, Any, None]:
+        """Count a passing proof-of-work solution toward the pressure that raises levels
+        (providers/_pow_pressure.py): ``spend`` operations, on the door's state when shared,
+        else on this gate's own in-process counts. Never changes the verdict."""
+        provider: Any = route.provider
+        level = verdict.details.get("level", 0)
+        counting = pressure_count(
+            route.provider_name, provider.pressure, provider.hints, level, request.client_host
+        )
+        try:
+            name, args = next(counting)
+            while True:
+                op = StateOp(name, args)
+                try:
+                    within = (yield op) if self.shared else self._pressure_state.run(op)
+                except Exception as exc:  # count() decides what a failed spend means
+                    name, args = counting.throw(exc)
+                else:
+                    name, args = counting.send(within)
+        except StopIteration as stop:
+            changes = stop.value
+        hooks = self.hooks.get("pow_level", ())
+        for change in changes if hooks else ():
+            event = PowLevelEvent(route.provider_name, change.scope, change.old, change.new)
+            yield Emit(hooks, event)
 
     # The decisions the flow is made of.
 

@@ -60,7 +60,10 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         path = _route_path(environ.get("PATH_INFO", ""))
         route = self.gate.match(method, path)
         if route is None:
-            reply = self.gate.challenge(method, path)
+            if path not in self.gate.challenge_paths:
+                return self.app(environ, start_response)
+            request = from_environ(environ, path, self.client_address.wsgi)
+            reply = self.gate.challenge(method, path, request)
             if reply is None:
                 return self.app(environ, start_response)
             return _respond(start_response, reply.status, reply.headers, reply.body)

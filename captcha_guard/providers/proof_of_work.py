@@ -52,6 +52,7 @@ from .._replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
 from .._verdict import MISCONFIGURATION, REFUSED, Outcome, Verdict
 from . import _pow_v2 as v2
 from ._base import ClientRequest, Provider
+from ._pow_pressure import Hints, Pressure, policy_for
 from ._pow_v1 import ALGORITHM, MAX_NUMBER_BOUND
 from ._pow_v1 import decode as decode_v1
 from ._pow_v2 import check_kdf
@@ -109,6 +110,12 @@ class ProofOfWork(Provider):
     its capacity, so a flood of cheap solutions can fill it); by default a
     ``MemoryReplayStore`` of ``DEFAULT_MAX_ENTRIES`` per level. ``clock`` is Unix time,
     injectable for tests.
+
+    ``version=2`` serves ALTCHA proof of work v2 (``algorithm``, ``cost``, ``memory_cost``,
+    ``parallelism`` choose the KDF; ``issue_budget`` bounds what issuing costs: _pow_v2).
+    ``pressure`` raises the level with the rate of passing solutions, fleet-wide and per
+    network, and with request signals a site chooses: a ``Pressure`` table, ``True`` for the
+    default one, ``False`` for none (_pow_pressure).
     """
 
     name: ClassVar[str] = "proof_of_work"
@@ -132,6 +139,7 @@ class ProofOfWork(Provider):
         memory_cost: int | None = None,
         parallelism: int | None = None,
         issue_budget: float = v2.DEFAULT_ISSUE_BUDGET,
+        pressure: Pressure | bool = True,
     ) -> None:
         if not isinstance(secret, (str, bytes)) or len(secret) < _MIN_SECRET_LENGTH:
             raise ValueError(
@@ -161,6 +169,9 @@ class ProofOfWork(Provider):
         #: The KDF of version 2 (None for version 1).
         self.kdf = check_kdf(algorithm, cost, memory_cost, parallelism) if version == 2 else None
         self._issue_budget = v2.IssueBudget(issue_budget)
+        #: The policy that raises levels under pressure (None: off) and what it has learnt.
+        self.pressure = policy_for(pressure, len(levels))
+        self.hints = None if self.pressure is None else Hints(self.pressure, len(levels) - 1, clock)
         super().__init__()
         self.version = version
         self.max_number = max_number
@@ -202,11 +213,15 @@ class ProofOfWork(Provider):
                 return index
         return len(self.levels) - 1
 
-    def new_challenge(self) -> dict[str, Any]:
-        """A fresh signed challenge; for version 2, ``IssueBusy`` when the issuing budget is
-        spent (the front doors answer 503 ``captcha_busy``)."""
+    def new_challenge(self, request: ClientRequest | None = None) -> dict[str, Any]:
+        """A fresh signed challenge for ``request``'s sender, at the level the replay memory
+        and the pressure ask; for version 2, ``IssueBusy`` when the issuing budget is spent
+        (the front doors answer 503 ``captcha_busy``)."""
         now = self._clock()
-        max_number = self.levels[self.level(now)]
+        level = self.level(now)
+        if self.hints is not None:
+            level = max(level, self.hints.level(request, now))
+        max_number = self.levels[level]
         if self.kdf is not None:
             expires = int(now + self.expires)
             return v2.issue(self.kdf, self._v2_keys, max_number, expires, self._issue_budget)
