@@ -598,7 +598,8 @@ def _pow_pressure(ctx: _Context, path: Key, value: Any) -> Pressure | bool:
     options = _table(ctx, path, value, _PRESSURE)
     try:
         policy = Pressure(**options)
-        policy.check(len(policy.fleet))
+        # The provider checks the tables against its own levels; here, their own sense.
+        policy.check(max(len(policy.fleet), len(policy.network or ())))
     except (TypeError, ValueError) as exc:
         raise _Invalid(path, str(exc).removeprefix("Pressure: ")) from None
     return policy

@@ -109,6 +109,21 @@ def test_levels_climb_one_step_per_overflow_and_the_top_holds_while_the_flood_la
     assert level_of(provider) == 0
 
 
+def test_a_shorter_fleet_table_caps_what_a_flood_makes_everyone_pay() -> None:
+    clock = Clock()
+    state = MemoryState(clock=clock)
+    provider = make(clock, Pressure(fleet=(2, 2), network=(100, 3, 100), hold=30.0))
+    for level in (0, 1, 1):
+        for index in range(3):
+            passed(provider, state, level, f"198.51.{index}.1")
+        clock.now += 10
+    assert level_of(provider) == 1  # the fleet's cap: held there while the flood lasts
+    for _ in range(4):  # one network over its level-1 limit: that network goes to the top
+        passed(provider, state, 1, "203.0.113.9")
+    assert level_of(provider, request("203.0.113.1")) == 2
+    assert level_of(provider, request("192.0.2.1")) == 1
+
+
 def test_a_flood_from_one_network_raises_that_network_and_not_the_rest() -> None:
     clock = Clock()
     state = MemoryState(clock=clock)
@@ -163,16 +178,19 @@ def test_signals_a_site_chooses_add_levels_at_issue_time(
 
 def test_pressure_is_off_with_false_and_the_default_fits_any_levels() -> None:
     assert make(Clock(), False).hints is None
-    assert ProofOfWork(SECRET, escalation=()).pressure == Pressure(fleet=(6,), network=(2,))
+    assert ProofOfWork(SECRET, escalation=()).pressure == Pressure(fleet=(300,), network=(2,))
     assert ProofOfWork(SECRET, escalation=(8,)).pressure == Pressure(
-        fleet=(300, 6), network=(60, 2)
+        fleet=(300, 40), network=(60, 2)
     )
+    # The default table: a flood pushes everyone to 8x at most, single networks to the top.
+    assert ProofOfWork(SECRET).pressure == Pressure(fleet=(300, 40), network=(60, 8, 2))
 
 
 @pytest.mark.parametrize(
     "policy",
     [
-        Pressure(fleet=(1, 2)),
+        Pressure(fleet=(1, 2, 3, 4)),
+        Pressure(fleet=()),
         Pressure(network=(1,)),
         Pressure(fleet=(0, 1, 1)),
         Pressure(window=0),

@@ -71,15 +71,17 @@ class Pressure:
     """When new challenges get harder. Read it as a table, one row per level:
 
     ``fleet[i]``: passing solutions of level ``i`` in one ``window``, fleet-wide (networks
-    singled out excluded), above which new challenges go to level ``i + 1``;
+    singled out excluded), above which new challenges go to level ``i + 1``, but never above
+    level ``len(fleet) - 1``: a shorter ``fleet`` caps what a flood can make everyone pay;
     ``network[i]``: the same for one network (IPv4 ``/ipv4_prefix``, IPv6 ``/ipv6_prefix``),
     for that network only. A raise holds ``hold`` seconds, then steps down one level per
     ``hold``. ``signals`` maps a signal name (``SIGNALS``) to the levels it adds.
-    ``fleet``/``network`` need one entry per level (the last one holds the top level);
-    ``network=None`` turns the per-network part off.
+    ``network`` needs one entry per level, ``fleet`` one per level up to its cap (each last
+    entry holds its highest level while the flood lasts); ``network=None`` turns the
+    per-network part off.
     """
 
-    fleet: Sequence[int] = (300, 40, 6)
+    fleet: Sequence[int] = (300, 40)
     network: Sequence[int] | None = (60, 8, 2)
     window: float = 10.0
     hold: float = 60.0
@@ -94,8 +96,10 @@ class Pressure:
                 continue
             if isinstance(limits, (str, bytes)) or not isinstance(limits, Sequence):
                 raise TypeError(f"Pressure: {label} must be a sequence of ints")
-            if len(limits) != levels:
-                raise ValueError(f"Pressure: {label} needs one limit per level ({levels})")
+            if label == "network" and len(limits) != levels:
+                raise ValueError(f"Pressure: network needs one limit per level ({levels})")
+            if not 1 <= len(limits) <= levels:
+                raise ValueError(f"Pressure: fleet needs 1 to {levels} limits (one per level)")
             for limit in limits:
                 if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
                     raise ValueError(f"Pressure: {label} limits must be ints >= 1")
@@ -138,10 +142,7 @@ def policy_for(option: Pressure | bool, levels: int) -> Pressure | None:
         default = Pressure()
         network = default.network
         assert network is not None
-        return Pressure(
-            fleet=(*default.fleet[: levels - 1], default.fleet[-1]),
-            network=(*network[: levels - 1], network[-1]),
-        )
+        return Pressure(fleet=default.fleet[:levels], network=(*network[: levels - 1], network[-1]))
     if option is False:
         return None
     if not isinstance(option, Pressure):
@@ -201,7 +202,8 @@ class Hints:
 
     def raise_fleet(self, level: int, now: float) -> None:
         with self._lock:
-            new = max(self.fleet(now), min(level + 1, self.top))
+            cap = min(self.top, len(self.policy.fleet) - 1)
+            new = max(self.fleet(now), min(level + 1, cap))
             self._fleet = (new, now + self.policy.hold)
 
     def raise_network(self, network: str, level: int, now: float) -> Change | None:
@@ -260,7 +262,8 @@ def count(
             singled_out = True
     if not singled_out:
         bucket = f"{name}:fleet:{level}"
-        within = yield from _spend(bucket, policy.fleet[level], policy.window)
+        limit = policy.fleet[min(level, len(policy.fleet) - 1)]
+        within = yield from _spend(bucket, limit, policy.window)
         if not within:
             hints.raise_fleet(level, now)
     fleet = hints.fleet_change(now)
