@@ -58,8 +58,9 @@ from ._pow_v1 import decode as decode_v1
 from ._pow_v2 import check_kdf
 
 #: About 5 ms of one core's work for a native solver on average (bench/pow_flood.py), about
-#: 0.05 s for altcha's own Python solver; the widget with Web Crypto in a browser is of the
-#: order of the latter. ALTCHA's default of 1e6 takes ten times that.
+#: 0.05 s for altcha's own Python solver; widget 3.x in Chromium checks one number per Web
+#: Crypto call, about 44,000 a CPU second, so about 1.1 s (median; bench/pow_pressure.py).
+#: ALTCHA's default of 1e6 takes ten times that.
 DEFAULT_MAX_NUMBER = 100_000
 #: Seconds a challenge may be solved and used in. Every accepted solution is remembered this
 #: long, so the lifetime multiplies what a flood can pile up (SECURITY.md).
