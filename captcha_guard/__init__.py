@@ -11,14 +11,18 @@ from ._rules import Rule
 from ._verdict import Outcome, Verdict
 from ._version import __version__
 from .asgi import CaptchaGuard
+from .config import ConfigError
 from .providers import (
     AliyunCaptcha,
+    Cap,
     DeepKnow,
+    FriendlyCaptcha,
     GeeTest,
     HCaptcha,
     ProofOfWork,
     Provider,
     ReCaptcha,
+    TencentCaptcha,
     Turnstile,
 )
 from .providers._pow_pressure import Pressure
@@ -26,13 +30,16 @@ from .wsgi import WSGICaptchaGuard
 
 __all__ = [
     "AliyunCaptcha",
+    "Cap",
     "CaptchaGuard",
     "CircuitBreaker",
     "Clearance",
+    "ConfigError",
     "DeepKnow",
     "Denial",
     "FallbackBudget",
     "FallbackLimit",
+    "FriendlyCaptcha",
     "GeeTest",
     "HCaptcha",
     "MemoryFallbackBudget",
@@ -45,6 +52,7 @@ __all__ = [
     "ReCaptcha",
     "ReplayStore",
     "Rule",
+    "TencentCaptcha",
     "TrustedProxies",
     "Turnstile",
     "Verdict",

@@ -13,7 +13,7 @@ from altcha import PayloadV1, solve_challenge_v1
 from prometheus_client import CollectorRegistry
 
 from captcha_guard import CaptchaGuard, Pressure, ProofOfWork, Rule, WSGICaptchaGuard
-from captcha_guard._config import load
+from captcha_guard.config import load
 from captcha_guard._events import PowLevelEvent
 from captcha_guard._request import ClientRequest
 from captcha_guard._state import MemoryState, StateOp

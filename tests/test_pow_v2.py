@@ -15,7 +15,7 @@ import pytest
 from altcha import v2 as altcha2
 
 from captcha_guard import CaptchaGuard, Outcome, ProofOfWork, Rule, Verdict, WSGICaptchaGuard
-from captcha_guard._config import load
+from captcha_guard.config import load
 from captcha_guard._fields import FieldError, Fields
 from captcha_guard.providers._base import ClientRequest
 from captcha_guard.providers._pow_v2 import IssueBudget, IssueBusy, Kdf
