@@ -9,8 +9,9 @@
    widget's own ``took``, is reported beside it).
 2. The attacker's rate, measured: ``bench/pow_solver.c`` (OpenSSL SHA-256), as pow_flood.py.
 3. Runs on a virtual clock (no sleeping), for the default ``ProofOfWork`` and for one sized
-   to the measured widget (``CONFIGS``), each with the default ``Pressure`` table, judging with the real provider and counting with the real
-   ``count`` on a ``MemoryState`` (what the flow does): honest users arrive at ``--honest``
+   to the measured widget (``CONFIGS``), each with the default ``Pressure`` table, judging
+   with the real provider and counting with ``count_on`` on a ``MemoryState`` (what the flow
+   does without shared state): honest users arrive at ``--honest``
    a second from a million networks, solve at the measured browser rate and submit; the
    attacker runs ``--cores`` native solvers back to back, from many networks (a proxy pool
    of 100,000 /24s) or from a few (3). Then the same with 8 cores, on paper.
@@ -51,8 +52,8 @@ from bench.pow_flood import (  # noqa: E402
 from captcha_guard import ProofOfWork  # noqa: E402
 from captcha_guard._fields import Fields  # noqa: E402
 from captcha_guard._request import ClientRequest  # noqa: E402
-from captcha_guard._state import MemoryState, StateOp  # noqa: E402
-from captcha_guard.providers._pow_pressure import count  # noqa: E402
+from captcha_guard._state import MemoryState  # noqa: E402
+from captcha_guard.providers._pow_pressure import count_on  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef"
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64) Chrome/140.0 Safari/537.36"
@@ -175,18 +176,7 @@ def judge(
     level = int(verdict.details.get("level", -1)) if verdict.details else -1
     if verdict.passed:
         assert provider.pressure is not None and provider.hints is not None
-        counting = count("proof_of_work", provider.pressure, provider.hints, level, client)
-        try:
-            name, args = next(counting)
-            while True:
-                try:
-                    within = state.run(StateOp(name, args))
-                except Exception as exc:
-                    name, args = counting.throw(exc)
-                else:
-                    name, args = counting.send(within)
-        except StopIteration:
-            pass
+        count_on(state, "proof_of_work", provider.pressure, provider.hints, level, client)
     return verdict.passed, verdict.reason, level
 
 

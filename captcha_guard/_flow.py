@@ -81,6 +81,7 @@ from ._verdict import MISCONFIGURATION, REFUSED, Fault, Outcome, ProviderFailure
 from ._version import __version__
 from .providers._base import Claim, Provider
 from .providers._pow_pressure import count as pressure_count
+from .providers._pow_pressure import count_on
 from .providers._pow_v2 import IssueBusy
 from .providers._wire import ProviderRequest, ProviderResponse
 
@@ -516,21 +517,22 @@ class Gate:
         else on this gate's own in-process counts. Never changes the verdict."""
         provider: Any = route.provider
         level = verdict.details.get("level", 0)
-        counting = pressure_count(
-            route.provider_name, provider.pressure, provider.hints, level, request.client_host
-        )
-        try:
-            name, args = next(counting)
-            while True:
-                op = StateOp(name, args)
-                try:
-                    within = (yield op) if self.shared else self._pressure_state.run(op)
-                except Exception as exc:  # count() decides what a failed spend means
-                    name, args = counting.throw(exc)
-                else:
-                    name, args = counting.send(within)
-        except StopIteration as stop:
-            changes = stop.value
+        args = (route.provider_name, provider.pressure, provider.hints, level, request.client_host)
+        if not self.shared:
+            changes = count_on(self._pressure_state, *args)
+        else:
+            counting = pressure_count(*args)
+            try:
+                name, op_args = next(counting)
+                while True:
+                    try:
+                        within = yield StateOp(name, op_args)
+                    except Exception as exc:  # count() decides what a failed spend means
+                        name, op_args = counting.throw(exc)
+                    else:
+                        name, op_args = counting.send(within)
+            except StopIteration as stop:
+                changes = stop.value
         hooks = self.hooks.get("pow_level", ())
         for change in changes if hooks else ():
             event = PowLevelEvent(route.provider_name, change.scope, change.old, change.new)

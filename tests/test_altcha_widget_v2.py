@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -22,7 +21,7 @@ import pytest
 from captcha_guard import CaptchaGuard, ProofOfWork, Rule, WSGICaptchaGuard
 from tests.browser import Browser, chromium
 from tests.servers import serve_asgi, serve_wsgi
-from tests.test_altcha_widget import ARTIFACTS, CHECKBOX, RESULT, SOLVED, WIDGET_READY
+from tests.test_altcha_widget import ARTIFACTS, sign_and_post
 from tests.widgets import widget
 
 SECRET = "widget-v2-test-secret-0123456789abcdef"
@@ -89,20 +88,6 @@ def browser() -> Iterator[Browser]:
         yield session
 
 
-def sign_and_post(browser: Browser, url: str, shot: Path) -> dict[str, Any]:
-    browser.get(url + "/")
-    browser.wait_for(WIDGET_READY, what="the widget to load", timeout=20)
-    browser.clear_and_type("textarea", "hello from widget 3 and v2")
-    browser.click(CHECKBOX)
-    solved = browser.wait_for(SOLVED, what="the widget to solve", timeout=60)
-    assert "error" not in solved, "the widget reported an error"
-    assert solved["state"] == "verified"
-    browser.screenshot(shot)
-    browser.click("form button")
-    text = browser.wait_for(RESULT, what="the form's answer", timeout=20)
-    return {"answer": json.loads(text), "payload": solved["payload"]}
-
-
 @pytest.mark.parametrize("door", ["asgi", "wsgi"])
 def test_widget_3_solves_v2_and_the_gate_lets_the_form_through(door: str, browser: Browser) -> None:
     provider = ProofOfWork(SECRET, version=2)
@@ -113,7 +98,7 @@ def test_widget_3_solves_v2_and_the_gate_lets_the_form_through(door: str, browse
         serve = serve_wsgi(WSGICaptchaGuard(wsgi_app, rules=rules, provider=provider))
     with serve as url, httpx.Client(base_url=url) as client:
         result = sign_and_post(browser, url, ARTIFACTS / f"altcha-3-v2-{door}.png")
-        assert result["answer"] == {"text": "hello from widget 3 and v2", "captcha": "passed"}
+        assert result["answer"] == {"text": "hello from the widget", "captcha": "passed"}
         payload = json.loads(base64.b64decode(result["payload"]))
         # A real v2 solution: the challenge as issued, the counter and the key it found.
         assert set(payload) == {"challenge", "solution"}

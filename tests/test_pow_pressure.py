@@ -9,20 +9,20 @@ from typing import Any
 
 import httpx
 import pytest
-from altcha import PayloadV1, solve_challenge_v1
 from prometheus_client import CollectorRegistry
 
 from captcha_guard import CaptchaGuard, Pressure, ProofOfWork, Rule, WSGICaptchaGuard
-from captcha_guard.config import load
 from captcha_guard._events import PowLevelEvent
 from captcha_guard._request import ClientRequest
-from captcha_guard._state import MemoryState, StateOp
+from captcha_guard._state import MemoryState
+from captcha_guard.config import load
 from captcha_guard.prometheus import event_hooks
-from captcha_guard.providers._pow_pressure import count
+from captcha_guard.providers._pow_pressure import count_on
 from tests.apps import echo_asgi, echo_wsgi
 from tests.servers import serve_asgi, serve_wsgi
 from tests.test_config import POW, problems, write
 from tests.test_providers_proof_of_work import encode
+from tests.test_providers_proof_of_work import solve as solve_v1
 
 SECRET = "test-secret-pressure-0123456789abcdef"
 START = 1_700_000_000.0
@@ -47,18 +47,7 @@ def make(clock: Clock, policy: Pressure | bool) -> ProofOfWork:
 def passed(provider: ProofOfWork, state: MemoryState, level: int, client: str | None) -> list[Any]:
     """Count one passing solution as the flow does, performing its operations on ``state``."""
     assert provider.pressure is not None and provider.hints is not None
-    counting = count("pow", provider.pressure, provider.hints, level, client)
-    try:
-        name, args = next(counting)
-        while True:
-            try:
-                within = state.run(StateOp(name, args))
-            except Exception as exc:
-                name, args = counting.throw(exc)
-            else:
-                name, args = counting.send(within)
-    except StopIteration as stop:
-        return list(stop.value)
+    return list(count_on(state, "pow", provider.pressure, provider.hints, level, client))
 
 
 def level_of(provider: ProofOfWork, asking: ClientRequest | None = None) -> int:
@@ -211,18 +200,7 @@ DOOR_POLICY = Pressure(fleet=(100, 100, 100), network=(3, 3, 3), window=60.0, ho
 
 
 def solve(challenge: dict[str, Any]) -> str:
-    solution = solve_challenge_v1(
-        challenge["challenge"], challenge["salt"], challenge["algorithm"], challenge["maxnumber"]
-    )
-    assert solution is not None
-    payload = PayloadV1(
-        challenge["algorithm"],
-        challenge["challenge"],
-        solution.number,
-        challenge["salt"],
-        challenge["signature"],
-    )
-    return encode(payload.to_dict())
+    return encode(solve_v1(challenge))
 
 
 def conversation(client: httpx.Client, events: list[PowLevelEvent]) -> None:

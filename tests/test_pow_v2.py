@@ -15,25 +15,15 @@ import pytest
 from altcha import v2 as altcha2
 
 from captcha_guard import CaptchaGuard, Outcome, ProofOfWork, Rule, Verdict, WSGICaptchaGuard
-from captcha_guard.config import load
 from captcha_guard._fields import FieldError, Fields
-from captcha_guard.providers._base import ClientRequest
+from captcha_guard.config import load
 from captcha_guard.providers._pow_v2 import IssueBudget, IssueBusy, Kdf
 from tests.apps import echo_asgi, echo_wsgi
 from tests.servers import serve_asgi, serve_wsgi
 from tests.test_config import POW, problems, write
+from tests.test_providers_proof_of_work import REQUEST, START, Clock
 
 SECRET = "test-secret-v2-0123456789abcdef"
-START = 1_700_000_000.0
-REQUEST = ClientRequest(method="POST", path="/login", client_host=None, headers={}, raw={})
-
-
-class Clock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make(**options: Any) -> ProofOfWork:

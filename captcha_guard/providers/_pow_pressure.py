@@ -37,7 +37,7 @@ from typing import Any, Final
 
 from .._fallback import network_of
 from .._request import ClientRequest
-from .._state import StateFull
+from .._state import StateFull, StateOp
 
 #: The shared-state namespace of the pressure counts (one window length, as ``spend`` needs).
 NAMESPACE: Final = "pow_pressure"
@@ -272,4 +272,33 @@ def count(
     return changes
 
 
-__all__ = ["NAMESPACE", "SIGNALS", "Change", "Hints", "Pressure", "count", "policy_for"]
+def count_on(
+    state: Any, name: str, policy: Pressure, hints: Hints, level: int, client: str | None
+) -> list[Change]:
+    """``count`` with its operations performed at once on an in-process ``state`` (a
+    ``MemoryState``): the flow's way when the door has no shared state."""
+    counting = count(name, policy, hints, level, client)
+    try:
+        op = next(counting)
+        while True:
+            try:
+                within = state.run(StateOp(*op))
+            except Exception as exc:  # count() decides what a failed spend means
+                op = counting.throw(exc)
+            else:
+                op = counting.send(within)
+    except StopIteration as stop:
+        changes: list[Change] = stop.value
+        return changes
+
+
+__all__ = [
+    "NAMESPACE",
+    "SIGNALS",
+    "Change",
+    "Hints",
+    "Pressure",
+    "count",
+    "count_on",
+    "policy_for",
+]

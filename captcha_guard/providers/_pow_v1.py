@@ -22,15 +22,21 @@ _SALT = re.compile(r"[0-9a-f]{24}\?expires=([0-9]{1,12})&n=([1-9][0-9]{0,12})&")
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+def load_payload(name: str, encoded: str, max_chars: int) -> Any:
+    """The JSON inside the widget's base64 payload (either version); FieldError (403) for a
+    payload too long, or not base64 of UTF-8 JSON."""
+    if len(encoded) > max_chars:
+        raise FieldError(f"malformed {name}")
+    try:
+        return json.loads(base64.b64decode(encoded, validate=True).decode("utf-8"))
+    except (binascii.Error, ValueError, RecursionError):  # bad base64, UTF-8 or JSON
+        raise FieldError(f"malformed {name}") from None
+
+
 def decode(name: str, encoded: str) -> dict[str, Any]:
     """The widget's payload, checked for shape; FieldError (403) for anything else."""
     malformed = FieldError(f"malformed {name}")
-    if len(encoded) > _MAX_PAYLOAD_CHARS:
-        raise malformed
-    try:
-        document = json.loads(base64.b64decode(encoded, validate=True).decode("utf-8"))
-    except (binascii.Error, ValueError, RecursionError):  # bad base64, UTF-8 or JSON
-        raise malformed from None
+    document = load_payload(name, encoded, _MAX_PAYLOAD_CHARS)
     if not isinstance(document, dict) or document.get("algorithm") != ALGORITHM:
         raise malformed
     number = document.get("number")
@@ -49,4 +55,4 @@ def decode(name: str, encoded: str) -> dict[str, Any]:
     return {**document, "expires": salted.group(1), "n": salted.group(2)}
 
 
-__all__ = ["ALGORITHM", "MAX_NUMBER_BOUND", "decode"]
+__all__ = ["ALGORITHM", "MAX_NUMBER_BOUND", "decode", "load_payload"]

@@ -29,8 +29,6 @@ verifies), and the replay memory is v1's, keyed by the server-chosen nonce.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -44,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .._fields import FieldError
+from ._pow_v1 import load_payload
 
 PBKDF2_SHA256: Final = "PBKDF2/SHA-256"
 SCRYPT: Final = "SCRYPT"
@@ -294,12 +293,7 @@ _OPTIONAL_KEYS = frozenset({"memoryCost", "parallelism"})
 def _decode(name: str, encoded: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The widget's payload, checked for the shape we issue; FieldError (403) otherwise."""
     malformed = FieldError(f"malformed {name}")
-    if len(encoded) > _MAX_PAYLOAD_CHARS:
-        raise malformed
-    try:
-        document = json.loads(base64.b64decode(encoded, validate=True).decode("utf-8"))
-    except (binascii.Error, ValueError, RecursionError):  # bad base64, UTF-8 or JSON
-        raise malformed from None
+    document = load_payload(name, encoded, _MAX_PAYLOAD_CHARS)
     if not isinstance(document, dict) or set(document) != {"challenge", "solution"}:
         raise malformed
     challenge, solution = document["challenge"], document["solution"]
