@@ -4,6 +4,7 @@ rise, hold and step down; signals a site chooses; events and metrics; both doors
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ from captcha_guard._state import MemoryState
 from captcha_guard.config import load
 from captcha_guard.prometheus import event_hooks
 from captcha_guard.providers._pow_pressure import count_on
+from captcha_guard.redis import RedisState
 from tests.apps import echo_asgi, echo_wsgi
+from tests.redis_server import redis_server
 from tests.servers import serve_asgi, serve_wsgi
 from tests.test_config import POW, problems, write
 from tests.test_providers_proof_of_work import encode
@@ -241,15 +244,26 @@ def test_through_wsgi_under_wsgiref_without_state() -> None:
         conversation(client, events)
 
 
-def test_two_doors_on_one_state_count_as_one_fleet() -> None:
-    """An ASGI and a WSGI door sharing one state: solutions judged by either count together,
-    and each door learns the raised level from its own next spend."""
-    state = MemoryState()
+def test_two_doors_on_one_redis_count_as_one_fleet() -> None:
+    """Two workers of one site, an ASGI and a WSGI door with a RedisState each on one
+    redis-server: solutions judged by either count together, and each door learns the
+    raised level from its own next spend."""
     policy = Pressure(fleet=(100, 100, 100), network=(3, 3, 3), window=60.0, hold=60.0)
     one = ProofOfWork(SECRET, max_number=50, pressure=policy)
     two = ProofOfWork(SECRET, max_number=50, pressure=policy)
-    asgi = CaptchaGuard(echo_asgi, rules=[Rule("/login")], provider=one, state=state)
-    wsgi = WSGICaptchaGuard(echo_wsgi, rules=[Rule("/login")], provider=two, state=state)
+    with redis_server() as server:
+        prefix = "p" + uuid.uuid4().hex[:10]
+        shared_a = RedisState.from_url(f"unix://{server.socket}", prefix=prefix)
+        shared_w = RedisState.from_url(f"unix://{server.socket}", prefix=prefix)
+        asgi = CaptchaGuard(echo_asgi, rules=[Rule("/login")], provider=one, state=shared_a)
+        wsgi = WSGICaptchaGuard(echo_wsgi, rules=[Rule("/login")], provider=two, state=shared_w)
+        try:
+            fleet_conversation(asgi, wsgi)
+        finally:
+            wsgi.close()
+
+
+def fleet_conversation(asgi: CaptchaGuard, wsgi: WSGICaptchaGuard) -> None:
     with (
         serve_asgi(asgi) as a,
         serve_wsgi(wsgi) as w,

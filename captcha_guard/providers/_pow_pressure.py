@@ -39,7 +39,8 @@ from .._fallback import network_of
 from .._request import ClientRequest
 from .._state import StateFull, StateOp
 
-#: The shared-state namespace of the pressure counts (one window length, as ``spend`` needs).
+#: The shared-state namespace of the pressure counts, followed by ``:<window>`` (``spend``
+#: needs one window length per namespace).
 NAMESPACE: Final = "pow_pressure"
 #: The signals a site may choose, each a cheap look at the challenge request's headers.
 SIGNALS: Final = ("no_accept_language", "no_user_agent", "automation_user_agent", "no_sec_fetch")
@@ -234,7 +235,9 @@ Spending = Generator[tuple[str, tuple[Any, ...]], bool, Any]
 def _spend(bucket: str, limit: int, window: float) -> Spending:
     """One ``spend``; the driver sends its answer, or throws the exception it raised."""
     try:
-        within: bool = yield ("spend", (NAMESPACE, bucket, limit, window))
+        # One window length per namespace, as spend asks: providers' windows may differ.
+        namespace = f"{NAMESPACE}:{window:g}"
+        within: bool = yield ("spend", (namespace, bucket, limit, window))
     except StateFull:
         return False  # too many buckets to count this window: that is pressure too
     except Exception:
