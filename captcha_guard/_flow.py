@@ -47,6 +47,7 @@ from ._events import (
     FALLBACK_REFUSED_REPLAY,
     FALLBACK_REFUSED_RULE,
     BreakerEvent,
+    PowLevelEvent,
     VerdictEvent,
 )
 from ._fallback import (
@@ -70,15 +71,19 @@ from ._responses import (
     busy,
     json_reply,
     rejected,
+    render,
     too_large,
     too_slow,
     unavailable,
 )
 from ._rules import BAD_PATH, BadPath, Rule, RuleTable
-from ._state import StateFull, StateOp, Transition
+from ._state import MemoryState, StateFull, StateOp, Transition
 from ._verdict import MISCONFIGURATION, REFUSED, Fault, Outcome, ProviderFailure, Verdict
 from ._version import __version__
 from .providers._base import Claim, Provider
+from .providers._pow_pressure import count as pressure_count
+from .providers._pow_pressure import count_on
+from .providers._pow_v2 import IssueBusy
 from .providers._wire import ProviderRequest, ProviderResponse
 
 if TYPE_CHECKING:
@@ -293,6 +298,12 @@ class Gate:
         self._challenges = _challenge_paths([provider, *named.values()])
         if self.tokens is not None and self.tokens.tokens.path in self._challenges:
             raise ValueError("the private-token path is a provider's challenge path too")
+        #: The paths the doors answer with a challenge (a GET there is never the app's).
+        self.challenge_paths = frozenset(
+            [*self._challenges, *([self.tokens.tokens.path] if self.tokens is not None else [])]
+        )
+        # Proof-of-work pressure counts when the door has no shared state.
+        self._pressure_state = MemoryState()
 
     def forget_outages(self) -> None:
         """Start the outage log (and the suspect-answer log) afresh: the next line of each
@@ -313,9 +324,13 @@ class Gate:
             return BAD_PATH_DENIAL if found is BAD_PATH else NO_SLASH_DENIAL
         return found  # type: ignore[return-value]
 
-    def challenge(self, method: str, path: str) -> Reply | Redeem | None:
+    def challenge(
+        self, method: str, path: str, request: ClientRequest | None = None
+    ) -> Reply | Redeem | None:
         """A fresh challenge when ``path`` is a provider's challenge path, ``REDEEM`` on the
-        private-token path (the door runs ``redeem``), else None."""
+        private-token path (the door runs ``redeem``), else None. ``request`` (the GET, where
+        the door has built it) lets the provider price the challenge for its sender
+        (ProofOfWork's pressure signals and networks)."""
         if method != "GET":
             return None
         if self.tokens is not None and path == self.tokens.tokens.path:
@@ -323,7 +338,13 @@ class Gate:
         provider = self._challenges.get(path)
         if provider is None:
             return None
-        return json_reply(provider.new_challenge())
+        try:
+            document = provider.new_challenge(request)
+        except IssueBusy as spent:
+            # Issuing a v2 challenge runs a KDF; past its budget, say so rather than queue.
+            headers, body = render(busy(), as_json=True)
+            return Reply(503, [*headers, ("retry-after", str(spent.retry_after))], body)
+        return json_reply(document)
 
     def check_length(self, declared: str | None) -> Denial | None:
         """The answer to a declared content-length before any byte is read: 400 if it is not
@@ -420,6 +441,8 @@ class Gate:
         if spend is not None:
             checked = yield from self._settle_pow(route, spend)
         if isinstance(checked, Verdict):
+            if checked.outcome is Outcome.PASSED and getattr(provider, "hints", None):
+                yield from self._pow_pressure(route, request, checked)
             verdict = self._named(route, checked)
             yield from self._verdict_event(route, verdict, None)
             return self._answer(route, verdict, body)
@@ -523,6 +546,35 @@ class Gate:
             return Verdict(Outcome.FALLBACK, f"proof of work: {hint}", provider.name, details)
         verdict: Verdict = provider.settle(spend, first)
         return verdict
+
+    def _pow_pressure(
+        self, route: Route, request: ClientRequest, verdict: Verdict
+    ) -> Generator[Effect, Any, None]:
+        """Count a passing proof-of-work solution toward the pressure that raises levels
+        (providers/_pow_pressure.py): ``spend`` operations, on the door's state when shared,
+        else on this gate's own in-process counts. Never changes the verdict."""
+        provider: Any = route.provider
+        level = verdict.details.get("level", 0)
+        args = (route.provider_name, provider.pressure, provider.hints, level, request.client_host)
+        if not self.shared:
+            changes = count_on(self._pressure_state, *args)
+        else:
+            counting = pressure_count(*args)
+            try:
+                name, op_args = next(counting)
+                while True:
+                    try:
+                        within = yield StateOp(name, op_args)
+                    except Exception as exc:  # count() decides what a failed spend means
+                        name, op_args = counting.throw(exc)
+                    else:
+                        name, op_args = counting.send(within)
+            except StopIteration as stop:
+                changes = stop.value
+        hooks = self.hooks.get("pow_level", ())
+        for change in changes if hooks else ():
+            event = PowLevelEvent(route.provider_name, change.scope, change.old, change.new)
+            yield Emit(hooks, event)
 
     # The decisions the flow is made of.
 

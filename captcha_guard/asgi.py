@@ -73,12 +73,15 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             elif (rest := past_root(full, root_path)) is not None:
                 route = self.gate.match(method, rest)
         if route is None:
-            reply = self.gate.challenge(method, path)
+            if path not in self.gate.challenge_paths:
+                await self.app(scope, receive, send)
+                return
+            request = from_scope(scope, path, self.client_address.asgi)
+            reply = self.gate.challenge(method, path, request)
             if reply is None:
                 await self.app(scope, receive, send)
                 return
             if type(reply) is Redeem:  # the private-token path
-                request = from_scope(scope, path, self.client_address.asgi)
                 reply = await self._drive(self.gate.redeem(request), receive)
             await _send(send, reply.status, reply.headers, reply.body)  # type: ignore[union-attr]
             return

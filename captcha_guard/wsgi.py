@@ -62,11 +62,13 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         path = _route_path(environ.get("PATH_INFO", ""))
         route = self.gate.match(method, path)
         if route is None:
-            reply = self.gate.challenge(method, path)
+            if path not in self.gate.challenge_paths:
+                return self.app(environ, start_response)
+            request = from_environ(environ, path, self.client_address.wsgi)
+            reply = self.gate.challenge(method, path, request)
             if reply is None:
                 return self.app(environ, start_response)
             if type(reply) is Redeem:  # the private-token path
-                request = from_environ(environ, path, self.client_address.wsgi)
                 reply = self._drive(self.gate.redeem(request), environ, request)
             return _respond(start_response, reply.status, reply.headers, reply.body)  # type: ignore[union-attr]
         if type(route) is Denial:  # bad_path
