@@ -253,8 +253,10 @@ def test_two_doors_on_one_redis_count_as_one_fleet() -> None:
     two = ProofOfWork(SECRET, max_number=50, pressure=policy)
     with redis_server() as server:
         prefix = "p" + uuid.uuid4().hex[:10]
-        shared_a = RedisState.from_url(f"unix://{server.socket}", prefix=prefix)
-        shared_w = RedisState.from_url(f"unix://{server.socket}", prefix=prefix)
+        # A 2 s operation timeout (as tests/test_fleet.py): on a loaded machine the default
+        # 0.2 s would count a slow answer as an outage, and the count would go to memory.
+        shared_a = RedisState.from_url(f"unix://{server.socket}", prefix=prefix, timeout=2.0)
+        shared_w = RedisState.from_url(f"unix://{server.socket}", prefix=prefix, timeout=2.0)
         asgi = CaptchaGuard(echo_asgi, rules=[Rule("/login")], provider=one, state=shared_a)
         wsgi = WSGICaptchaGuard(echo_wsgi, rules=[Rule("/login")], provider=two, state=shared_w)
         try:
