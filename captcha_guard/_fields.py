@@ -63,9 +63,22 @@ class ParseLimits:
     max_json_depth: int = 128
     #: Items of a JSON body (values in arrays and objects). More is 413 ``json_too_large``.
     max_json_items: int = 20_000
+    #: Header lines of a protected request (gunicorn's ``limit_request_fields`` is 100 too).
+    #: More is 431 ``too_many_headers``, before the body is read.
+    max_header_fields: int = 100
+    #: Bytes of a protected request's header names and values. More is 431
+    #: ``headers_too_large``.
+    max_header_bytes: int = 65_536
 
     def __post_init__(self) -> None:
-        for name in ("max_fields", "max_files", "max_json_depth", "max_json_items"):
+        for name in (
+            "max_fields",
+            "max_files",
+            "max_json_depth",
+            "max_json_items",
+            "max_header_fields",
+            "max_header_bytes",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ParseLimits: {name} must be an int >= 1, not {value!r}")
@@ -558,6 +571,26 @@ class _PartReader:
 # ---------------------------------------------------------------------------------------------
 
 _JSON_LOOKING = (b"{", b"[")
+# A parameter list with its quoted strings taken out: a comma left is a list of media types.
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_CHARSET_PARAM = re.compile(r";\s*charset\s*=", re.IGNORECASE)
+
+
+def _not_utf8(content_type: str) -> str | None:
+    """Why a JSON or urlencoded body's ``charset=`` is refused (None: absent or UTF-8).
+
+    The gate reads these bodies as UTF-8, as Starlette, Werkzeug and Falcon do whatever the
+    parameter says; Django's forms, Django REST framework's parsers and BlackSheep decode by
+    it (UTF-7, ``unicode_escape``...), so under any other charset they read other values.
+    """
+    if _CHARSET_PARAM.search(content_type) is None:
+        return None
+    if len(_CHARSET_PARAM.findall(content_type)) > 1:
+        return "content type with two charset parameters"
+    value = _options(content_type.encode("latin-1", "replace"))[1].get(b"charset", b"")
+    if value and _charset(value) is not None:
+        return "a charset other than UTF-8, which frameworks honour or ignore"
+    return None
 
 
 def parse_body(
@@ -565,11 +598,16 @@ def parse_body(
 ) -> list[tuple[str, object]]:
     """The name/value pairs of a body, by its media type; other media types carry none."""
     kind = media_type(content_type)
-    if body and ("," in content_type or "*" in kind):
+    if body and ("*" in kind or "," in _QUOTED.sub("", content_type)):
         # Falcon matches a request's content type the way it matches an Accept header, so
         # "text/plain, multipart/form-data; boundary=b" or "multipart/*" is a form to it, and
-        # another form or none to the gate.
+        # another form or none to the gate. A comma inside a quoted parameter (boundary="a,b")
+        # is no list: every framework reads that one media type.
         raise BodyError("content type that is a list or a wildcard, not one media type")
+    if body and (kind == "application/x-www-form-urlencoded" or is_json(kind)):
+        why = _not_utf8(content_type)
+        if why is not None:
+            raise BodyError(why, code="unsupported_charset")
     if kind == "application/x-www-form-urlencoded":
         return parse_urlencoded(body, limits)
     if kind == "multipart/form-data":

@@ -114,7 +114,7 @@ def render(denial: Denial, *, as_json: bool) -> tuple[list[tuple[str, str]], byt
         ("content-length", str(len(body))),
         ("cache-control", "no-store"),
     ]
-    if denial.status in (413, 408, 400):
+    if denial.status in (413, 408, 400, 431):
         # The rest of the body may be unread: tell the server and client not to reuse this
         # connection for another request.
         headers.append(("connection", "close"))

@@ -771,3 +771,18 @@ def test_no_rules_and_unused_providers(tmp_path: Path) -> None:
     assert [(w.code, w.key, w.line) for w in warnings] == [
         ("unused-provider", "providers.t", line_of(path, "[providers.t]"))
     ]
+
+
+def test_the_header_limits_are_parse_limits(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        POW
+        + """
+        [limits.parse]
+        max_header_fields = 50
+        max_header_bytes = 32768
+        """,
+    )
+    config = load(path)
+    assert config.parse_limits == {"max_header_fields": 50, "max_header_bytes": 32768}
+    assert ParseLimits(**config.parse_limits).max_header_bytes == 32768
