@@ -21,7 +21,7 @@ protected request is answered 431 (``too_many_headers``, ``headers_too_large``).
 
 from __future__ import annotations
 
-from ._fields import DEFAULT_LIMITS, BodyError, ParseLimits
+from ._parsing import DEFAULT_LIMITS, BodyError, ParseLimits
 from ._request import ClientRequest
 
 _IDENTITY = frozenset({"", "identity"})
