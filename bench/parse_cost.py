@@ -17,13 +17,12 @@ that refuses a body is timed to its refusal. CPU is ``time.process_time``, best 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import io
 import json
 import platform
 import sys
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +34,9 @@ if not settings.configured:
     settings.configure(DEBUG=False, ALLOWED_HOSTS=["*"], DEFAULT_CHARSET="utf-8")
 
 from django.core.handlers.wsgi import WSGIRequest
-from starlette.datastructures import Headers
-from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from captcha_guard._fields import BodyError, collect
+from bench._parsers import gate_parse, starlette_form
 
 KiB, MiB = 1 << 10, 1 << 20
 MP = "multipart/form-data; boundary=b"
@@ -155,39 +152,6 @@ CASES: list[tuple[str, Callable[[], tuple[str, bytes]]]] = [
 ]
 
 
-def gate(content_type: str, body: bytes) -> Callable[[], object]:
-    def run() -> object:
-        try:
-            return collect(
-                content_type=content_type, body=body, query_string=b"", header_value=None
-            )
-        except BodyError as exc:
-            return exc.code
-
-    return run
-
-
-def starlette(content_type: str, body: bytes) -> Callable[[], object]:
-    headers = Headers({"content-type": content_type})
-
-    async def stream() -> AsyncGenerator[bytes, None]:
-        yield body
-
-    async def form() -> object:
-        parser: Any
-        if content_type.startswith("multipart/"):
-            parser = MultiPartParser(headers, stream())
-        else:
-            parser = FormParser(headers, stream())
-        try:
-            return await parser.parse()
-        except MultiPartException as exc:
-            return exc.message
-
-    loop = asyncio.new_event_loop()
-    return lambda: loop.run_until_complete(form())
-
-
 def _environ(content_type: str, body: bytes) -> dict[str, Any]:
     return {
         "REQUEST_METHOD": "POST",
@@ -254,7 +218,7 @@ def main() -> None:
     worst = 0.0
     for title, make in CASES:
         content_type, body = make()
-        ours = gate(content_type, body)
+        ours = gate_parse(content_type, body)
         answer = ours()
         answer = answer if isinstance(answer, str) else "read"
         if content_type == JSON:
@@ -262,7 +226,7 @@ def main() -> None:
             theirs = {"Starlette": loads, "Django": loads, "Werkzeug": loads}
         else:
             theirs = {
-                "Starlette": cpu(starlette(content_type, body), args.repeat, 0.5),
+                "Starlette": cpu(starlette_form(content_type, body), args.repeat, 0.5),
                 "Django": cpu(django(content_type, body), args.repeat, 0.5),
                 "Werkzeug": cpu(werkzeug(content_type, body), args.repeat, 0.5),
             }

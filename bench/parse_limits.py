@@ -11,21 +11,16 @@ parser takes to refuse (or read) them, so the gate adds no lever an attacker lac
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import platform
 import sys
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from starlette.datastructures import Headers
-from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
-
-from captcha_guard._fields import BodyError, _cached_options, collect
+from bench._parsers import gate_parse, starlette_form
 
 MiB = 1 << 20
 
@@ -82,44 +77,15 @@ def json_deep(depth: int) -> tuple[str, bytes]:
     return "application/json", b"[" * depth + b"]" * depth
 
 
-def gate_parse(content_type: str, body: bytes, *, cold: bool) -> Callable[[], object]:
-    def run() -> object:
-        if cold:
-            _cached_options.cache_clear()
-        try:
-            return collect(
-                content_type=content_type, body=body, query_string=b"", header_value=None
-            )
-        except BodyError as exc:
-            return exc.code
-
-    return run
-
-
 def starlette_parse(content_type: str, body: bytes) -> Callable[[], object]:
-    headers = Headers({"content-type": content_type})
-
-    async def stream() -> AsyncGenerator[bytes, None]:
-        yield body
-
-    async def form() -> object:
-        parser: Any
-        if content_type.startswith("multipart/"):
-            parser = MultiPartParser(headers, stream())
-        else:
-            parser = FormParser(headers, stream())
-        try:
-            return await parser.parse()
-        except MultiPartException as exc:
-            return exc.message
+    if content_type != "application/json":
+        return starlette_form(content_type, body)
 
     def run() -> object:
-        if content_type == "application/json":
-            try:
-                return json.loads(body)
-            except RecursionError:
-                return "too deep"
-        return asyncio.run(form())
+        try:
+            return json.loads(body)
+        except RecursionError:
+            return "too deep"
 
     return run
 

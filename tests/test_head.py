@@ -6,6 +6,7 @@ catalogue (tests/test_bypass.py) sends the rest of the shapes through both doors
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 from collections.abc import Iterator
 
@@ -39,19 +40,13 @@ def _send(site: Site, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
     port = int(site.url.rsplit(":", 1)[1])
     start = f"POST {PROTECTED} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
     tail = b"Accept: application/json\r\nConnection: close\r\n\r\n"
-    chunks: list[bytes] = []
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         # The server may answer and close before it has read everything.
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(start + head + tail + body)
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
+        chunks: list[bytes] = []
+        with contextlib.suppress(ConnectionResetError):  # after the answer: a body left unread
+            chunks.extend(iter(functools.partial(sock.recv, 65536), b""))
     raw = b"".join(chunks)
     status = raw.split(b" ", 2)[1]
     return int(status), raw.partition(b"\r\n\r\n")[2]
