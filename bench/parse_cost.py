@@ -21,7 +21,6 @@ import io
 import json
 import platform
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ if not settings.configured:
 from django.core.handlers.wsgi import WSGIRequest
 from werkzeug.wrappers import Request as WerkzeugRequest
 
-from bench._parsers import gate_parse, starlette_form
+from bench._parsers import cpu, gate_parse, starlette_form
 
 KiB, MiB = 1 << 10, 1 << 20
 MP = "multipart/form-data; boundary=b"
@@ -193,18 +192,6 @@ def json_loads(body: bytes) -> Callable[[], object]:
             return type(exc).__name__
 
     return run
-
-
-def cpu(run: Callable[[], object], repeat: int, budget: float) -> float:
-    """The least CPU time of ``repeat`` runs (fewer when one run costs over ``budget``)."""
-    times = []
-    for _ in range(repeat):
-        started = time.process_time()
-        run()
-        times.append(time.process_time() - started)
-        if times[-1] > budget:
-            break
-    return min(times)
 
 
 def main() -> None:

@@ -14,13 +14,12 @@ import argparse
 import json
 import platform
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._parsers import gate_parse, starlette_form
+from bench._parsers import cpu, gate_parse, starlette_form
 
 MiB = 1 << 20
 
@@ -90,15 +89,6 @@ def starlette_parse(content_type: str, body: bytes) -> Callable[[], object]:
     return run
 
 
-def best(run: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
 CASES: list[tuple[str, Callable[[], tuple[str, bytes]]]] = [
     ("multipart, 17,000 tiny fields (1 MiB)", lambda: tiny_parts(17_000)),
     ("multipart, 15,000 tiny files (1 MiB)", lambda: tiny_files(15_000)),
@@ -119,7 +109,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     print(f"# {platform.python_implementation()} {platform.python_version()}, {platform.machine()}")
-    print(f"# best of {args.repeat}; 'starlette' runs in a fresh event loop, as little as it can")
+    print(f"# CPU, best of {args.repeat}; 'starlette' runs on one event loop kept for all runs")
     print("| body | bytes | gate | gate answer | Starlette | gate / Starlette |")
     print("| --- | ---: | ---: | --- | ---: | ---: |")
     for title, make in CASES:
@@ -128,7 +118,7 @@ def main() -> None:
         starlette = starlette_parse(content_type, body)
         answer = gate()
         answer = answer if isinstance(answer, str) else "read"
-        gate_s, star_s = best(gate, args.repeat), best(starlette, args.repeat)
+        gate_s, star_s = cpu(gate, args.repeat), cpu(starlette, args.repeat)
         print(
             f"| {title} | {len(body):,} | {gate_s * 1e3:.3f} ms | {answer} "
             f"| {star_s * 1e3:.3f} ms | {gate_s / star_s:.3f} |"
