@@ -61,6 +61,7 @@ from ._fallback import (
     _DefaultBudget,
 )
 from ._fields import BodyError, FieldError, ParseLimits, collect
+from ._head import check_head
 from ._logs import OutageLog, SuspectLog, note_verdict
 from ._replay import ReplayStore, ReplayStoreFull
 from ._request import ClientRequest
@@ -367,6 +368,9 @@ class Gate:
 
     def decide(self, route: Route, request: ClientRequest) -> Flow:
         """The whole judgement of one protected request (see the module's docstring)."""
+        refused = check_head(request, self.parse_limits)
+        if refused is not None:
+            return Deny(Denial(refused.status, refused.code, str(refused)))
         early = self.check_length(request.content_length)
         if early is not None:
             return Deny(early)

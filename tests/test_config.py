@@ -463,6 +463,7 @@ def test_every_option_is_built_and_applied(tmp_path: Path) -> None:
         [limits.parse]
         max_fields = 10
         max_json_items = 4096
+        max_header_fields = 50
         [client_ip]
         trusted_hops = 2
         [clearance]
@@ -476,14 +477,20 @@ def test_every_option_is_built_and_applied(tmp_path: Path) -> None:
     )
     config = load(path, environ={"CLEAR": "clearance-secret-0123456789abcdef"})
     assert config.body_timeout == 3.0
-    assert config.parse_limits == {"max_fields": 10, "max_json_items": 4096}
+    assert config.parse_limits == {
+        "max_fields": 10,
+        "max_json_items": 4096,
+        "max_header_fields": 50,
+    }
     assert config.client_ip == 2
     assert config.clearance is not None and config.clearance.secrets == (
         "clearance-secret-0123456789abcdef",
     )
     options = config.door_kwargs()
     assert options["body_timeout"] == 3.0 and options["client_ip"] == 2
-    assert options["parse_limits"] == ParseLimits(max_fields=10, max_json_items=4096)
+    assert options["parse_limits"] == ParseLimits(
+        max_fields=10, max_json_items=4096, max_header_fields=50
+    )
     # Every option the file sets reaches the doors.
     assert {"body_timeout", "parse_limits", "client_ip", "clearance", "event_hooks"} <= set(options)
 

@@ -304,6 +304,8 @@ PARSE_LIMITS: dict[str, str] = {
     "max_files": "file parts in a multipart body",
     "max_json_depth": "nesting of a JSON body",
     "max_json_items": "values of a JSON body (its , [ and { counted)",
+    "max_header_fields": "header lines of a protected request (431 above)",
+    "max_header_bytes": "bytes of a protected request's header names and values (431 above)",
 }
 _STATE: dict[str, Check] = {
     "url": _credential,  # may carry a password: env:/file: welcome, a plain URL allowed
