@@ -25,12 +25,15 @@ from starlette.routing import Route
 
 from captcha_guard import (
     AliyunCaptcha,
+    Cap,
     CaptchaGuard,
+    FriendlyCaptcha,
     GeeTest,
     HCaptcha,
     ProofOfWork,
     ReCaptcha,
     Rule,
+    TencentCaptcha,
     Turnstile,
 )
 from captcha_guard.testing import TurnstileEmulator
@@ -63,6 +66,19 @@ def providers(turnstile_endpoint: str) -> dict[str, Any]:
         "geetest": GeeTest("647f5ed2ed8acb4be36784e01556bb71", "key"),
         "aliyun": AliyunCaptcha("LTAI5tKey", "secret", scene_id="sc3ne1d", prefix="no8xfe"),
         "proof_of_work": ProofOfWork(POW_SECRET),
+        "tencent": TencentCaptcha(
+            "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE",
+            "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
+            captcha_app_id=190000000,
+            app_secret_key="app-secret-key",
+        ),
+        "friendly-captcha": FriendlyCaptcha(
+            "api-key",
+            sitekey="FCMGEMUD2KTDSQ5H",
+            endpoint="https://eu.frcapi.com/api/v2/captcha/siteverify",
+        ),
+        "friendly-captcha-v1": FriendlyCaptcha("secret", sitekey="FCMGEMUD2KTDSQ5H", version=1),
+        "cap": Cap("d9256640cb53", "secret", endpoint="https://cap.example.com"),
     }
 
 
@@ -190,7 +206,15 @@ STANDIN_CASES = {
         ["lot_number", "captcha_output", "pass_token", "gen_time"],
     ),
     "aliyun": ("no8xfe", "aliyun", ["captchaVerifyParam"]),
+    "tencent": ("190000000", "tencent", ["ticket", "randstr"]),
+    "friendly-captcha": ("FCMGEMUD2KTDSQ5H", "friendly-captcha", ["frc-captcha-response"]),
+    "friendly-captcha-v1": ("FCMGEMUD2KTDSQ5H", "friendly-captcha-v1", ["frc-captcha-solution"]),
+    # Cap's element carries the instance's API for the site key, not the key alone.
+    "cap": ("https://cap.example.com/d9256640cb53/", "cap", ["cap-token"]),
 }
+#: The element each vendor renders into, where it is not captcha-guard-<name>-box: Tencent's
+#: is a pop-up of its own; both Friendly Captcha versions are the provider "friendly-captcha".
+BOXES = {"tencent": None, "friendly-captcha-v1": "captcha-guard-friendly-captcha-box"}
 
 
 @pytest.mark.parametrize("name", list(STANDIN_CASES))
@@ -202,10 +226,12 @@ def test_vendor_snippet_resets_after_every_non_2xx_answer(
     browser.get(f"{url}/page/{name}?action=/answer/422")
     rendered = browser.wait_for(RENDERED, what=f"{name} to render", timeout=10)
     assert rendered["sitekey"] == sitekey
-    assert rendered["box"] == f"captcha-guard-{name}-box"
+    assert rendered["box"] == BOXES.get(name, f"captcha-guard-{name}-box")
     if name == "aliyun":
         assert (rendered["region"], rendered["scene"]) == ("cn", "sc3ne1d")
         assert rendered["button"].startswith("#")
+    if name == "friendly-captcha":
+        assert rendered["endpoint"] == "eu"  # the provider verifies at the EU API
 
     browser.run("window.standin.solve('token-1')")
     solved = browser.run(FIELDS)
