@@ -74,8 +74,8 @@
       var destroyed = false;
       log.renders.push({id: "tencent", box: null, sitekey: appId});
       this.show = function () {
-        log.solve = function (token) {
-          if (!destroyed) callback({ret: 0, ticket: token, randstr: "@" + token.slice(-3),
+        log.solve = function (token, randstr) {
+          if (!destroyed) callback({ret: 0, ticket: token, randstr: randstr || "@" + token.slice(-3),
                                     CaptchaAppId: appId});
         };
       };
