@@ -187,16 +187,31 @@ def _friendly_params(provider: ProviderLike) -> Mapping[str, str | None]:
     }
 
 
-FRIENDLY_CAPTCHA_V2 = WidgetSpec(
-    script=FRIENDLY_SDK + "site.min.js",
-    nomodule_script=FRIENDLY_SDK + "site.compat.min.js",
-    script_attributes='type="module" async defer',
-    element=(
-        '<div class="frc-captcha captcha-guard-box" id="{id}-box" data-sitekey="{sitekey}"'
-        ' data-api-endpoint="{api}"></div>'
-    ),
-    params=_friendly_params,
-    fields=lambda provider: (provider.field,),
+def _friendly_spec(
+    base: str, module: str, nomodule: str, attributes: str, *, mount: str, reset: str
+) -> WidgetSpec:
+    """One Friendly Captcha version: its module script and ``nomodule`` twin under ``base``,
+    the ``.frc-captcha`` element with ``attributes``."""
+    return WidgetSpec(
+        script=base + module,
+        nomodule_script=base + nomodule,
+        script_attributes='type="module" async defer',
+        element=(
+            '<div class="frc-captcha captcha-guard-box" id="{id}-box" data-sitekey="{sitekey}"'
+            f"{attributes}></div>"
+        ),
+        params=_friendly_params,
+        fields=lambda provider: (provider.field,),
+        mount=mount,
+        reset=reset,
+    )
+
+
+FRIENDLY_CAPTCHA_V2 = _friendly_spec(
+    FRIENDLY_SDK,
+    "site.min.js",
+    "site.compat.min.js",
+    ' data-api-endpoint="{api}"',
     mount=(
         "function (box, o, x) {"
         " box.addEventListener('frc:widget.complete', function (e) {"
@@ -210,15 +225,12 @@ FRIENDLY_CAPTCHA_V2 = WidgetSpec(
     ),
 )
 
-FRIENDLY_CAPTCHA_V1 = WidgetSpec(
-    script=FRIENDLY_V1 + "widget.module.min.js",
-    nomodule_script=FRIENDLY_V1 + "widget.min.js",
-    script_attributes='type="module" async defer',
-    element=(
-        '<div class="frc-captcha captcha-guard-box" id="{id}-box" data-sitekey="{sitekey}"></div>'
-    ),
-    params=_friendly_params,
-    fields=lambda provider: (provider.field,),
+FRIENDLY_CAPTCHA_V1 = _friendly_spec(
+    FRIENDLY_V1,
+    "widget.module.min.js",
+    "widget.min.js",
+    "",
+    mount="function (box, o, x) {}",
     # v1 offers only the page's last auto-rendered widget: one v1 widget per page.
     reset=(
         "function (box, o, x) { var f = window.friendlyChallenge;"
