@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from ._aio import AiohttpSender, HttpxSender, cancelling, ours_alone
@@ -22,10 +22,12 @@ from ._flow import (
     TOO_LARGE,
     BodyProblem,
     Deny,
+    Effect,
     Emit,
     Pass,
     ProviderCall,
     ReadBody,
+    Redeem,
     Route,
 )
 from ._request import from_scope, read_headers
@@ -74,8 +76,11 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             reply = self.gate.challenge(method, path)
             if reply is None:
                 await self.app(scope, receive, send)
-            else:
-                await _send(send, reply.status, reply.headers, reply.body)
+                return
+            if type(reply) is Redeem:  # the private-token path
+                request = from_scope(scope, path, self.client_address.asgi)
+                reply = await self._drive(self.gate.redeem(request), receive)
+            await _send(send, reply.status, reply.headers, reply.body)  # type: ignore[union-attr]
             return
         if type(route) is Denial:  # bad_path
             headers = read_headers(scope["headers"])
@@ -84,11 +89,8 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             return
         await self._protect(route, path, scope, receive, send)  # type: ignore[arg-type]
 
-    async def _protect(
-        self, route: Route, path: str, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        request = from_scope(scope, path, self.client_address.asgi)
-        flow = self.gate.decide(route, request)
+    async def _drive(self, flow: Generator[Effect, Any, Any], receive: Receive) -> Any:
+        """Perform what ``flow`` yields until it returns; its return value."""
         result: Any = None
         error: Exception | None = None
         try:
@@ -112,10 +114,16 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
                 else:  # pragma: no cover - the flow yields nothing else
                     raise TypeError(f"unknown effect {effect!r}")
         except StopIteration as stop:
-            decision = stop.value
+            return stop.value
         except BaseException:
             flow.close()  # a cancelled call hands its breaker permit back, counting nothing
             raise
+
+    async def _protect(
+        self, route: Route, path: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        request = from_scope(scope, path, self.client_address.asgi)
+        decision = await self._drive(self.gate.decide(route, request), receive)
         if type(decision) is Pass:
             scope.setdefault("state", {})["captcha"] = decision.verdict
             if decision.body is not None:

@@ -12,7 +12,7 @@ import inspect
 import io
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import IO, Any
 from wsgiref.util import is_hop_by_hop
 
@@ -24,10 +24,12 @@ from ._flow import (
     UNREADABLE,
     BodyProblem,
     Deny,
+    Effect,
     Emit,
     Pass,
     ProviderCall,
     ReadBody,
+    Redeem,
     Route,
 )
 from ._request import from_environ
@@ -63,7 +65,10 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
             reply = self.gate.challenge(method, path)
             if reply is None:
                 return self.app(environ, start_response)
-            return _respond(start_response, reply.status, reply.headers, reply.body)
+            if type(reply) is Redeem:  # the private-token path
+                request = from_environ(environ, path, self.client_address.wsgi)
+                reply = self._drive(self.gate.redeem(request), environ, request)
+            return _respond(start_response, reply.status, reply.headers, reply.body)  # type: ignore[union-attr]
         if type(route) is Denial:  # bad_path
             as_json = wants_json(environ.get("HTTP_ACCEPT", ""), environ.get("CONTENT_TYPE", ""))
             return self._deny(route, as_json, environ, start_response)
@@ -77,11 +82,8 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         if self.state is not None:
             self.state.close()
 
-    def _protect(
-        self, route: Route, path: str, environ: Environ, start_response: StartResponse
-    ) -> Iterable[bytes]:
-        request = from_environ(environ, path, self.client_address.wsgi)
-        flow = self.gate.decide(route, request)
+    def _drive(self, flow: Generator[Effect, Any, Any], environ: Environ, request: Any) -> Any:
+        """Perform what ``flow`` yields until it returns; its return value."""
         result: Any = None
         error: Exception | None = None
         try:
@@ -105,10 +107,16 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
                 else:  # pragma: no cover - the flow yields nothing else
                     raise TypeError(f"unknown effect {effect!r}")
         except StopIteration as stop:
-            decision = stop.value
+            return stop.value
         except BaseException:
             flow.close()
             raise
+
+    def _protect(
+        self, route: Route, path: str, environ: Environ, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        request = from_environ(environ, path, self.client_address.wsgi)
+        decision = self._drive(self.gate.decide(route, request), environ, request)
         if type(decision) is Pass:
             environ[VERDICT_KEY] = decision.verdict
             if decision.body is not None:

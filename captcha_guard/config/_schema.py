@@ -246,12 +246,22 @@ _RULE: dict[str, Check] = {
     "provider": _nonempty,
     "fail_open": _boolean,
     "clearance": _boolean,
+    "private_tokens": _boolean,
 }
 _TOP: dict[str, Check] = {
     "environment": _one_of(*ENVIRONMENTS),
     "provider": _nonempty,
 }
-_TABLES = ("limits", "client_ip", "state", "clearance", "metrics", "providers", "rules")
+_TABLES = (
+    "limits",
+    "client_ip",
+    "state",
+    "clearance",
+    "private_tokens",
+    "metrics",
+    "providers",
+    "rules",
+)
 
 
 __all__ = [
