@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._fields import Fields
 
 #: The header a client may carry the captcha fields in, urlencoded.
 CAPTCHA_HEADER = "x-captcha"
@@ -34,6 +37,9 @@ class ClientRequest:
     query: bytes = b""
     body: bytes = field(default=b"", repr=False)
     scheme: str = "http"
+    #: A framework adapter's reading of the fields from the request the framework parsed
+    #: (None: the gate reads the body itself). May raise ``BodyError``, as the gate's would.
+    read_fields: Callable[[], Fields] | None = field(default=None, repr=False, compare=False)
 
     @property
     def accept(self) -> str:

@@ -8,7 +8,6 @@ and calls the app or answers. Nothing async is wrapped in an event loop.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
 import socket
 import time
@@ -16,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import IO, Any
 from wsgiref.util import is_hop_by_hop
 
-from ._door import FrontDoor, run_hook_errors
+from ._door import FrontDoor
 from ._flow import (
     INCOMPLETE,
     TIMED_OUT,
@@ -24,15 +23,13 @@ from ._flow import (
     UNREADABLE,
     BodyProblem,
     Deny,
-    Emit,
     Pass,
-    ProviderCall,
     ReadBody,
     Route,
 )
+from ._perform import run_flow
 from ._request import from_environ
 from ._responses import Denial, render, status_line, wants_json
-from ._state import StateOp
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._types import Environ, StartResponse, WSGIApp
 
@@ -82,33 +79,10 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
     ) -> Iterable[bytes]:
         request = from_environ(environ, path, self.client_address.wsgi)
         flow = self.gate.decide(route, request)
-        result: Any = None
-        error: Exception | None = None
-        try:
-            while True:
-                if error is None:
-                    effect = flow.send(result)
-                else:
-                    effect, error = flow.throw(error), None
-                if type(effect) is StateOp:
-                    try:
-                        result = self.state.run(effect)  # type: ignore[union-attr]
-                    except Exception as exc:  # the flow decides what a failed operation means
-                        error = exc
-                elif type(effect) is ProviderCall:
-                    result = self._sender_for().send(effect)
-                elif type(effect) is ReadBody:
-                    result = _read_body(environ, request.content_length, effect)
-                elif type(effect) is Emit:
-                    _emit(effect)
-                    result = None
-                else:  # pragma: no cover - the flow yields nothing else
-                    raise TypeError(f"unknown effect {effect!r}")
-        except StopIteration as stop:
-            decision = stop.value
-        except BaseException:
-            flow.close()
-            raise
+        declared = request.content_length
+        decision = run_flow(
+            flow, self.state, self._sender_for, lambda ask: _read_body(environ, declared, ask)
+        )
         if type(decision) is Pass:
             environ[VERDICT_KEY] = decision.verdict
             if decision.body is not None:
@@ -217,20 +191,6 @@ def _adding(start_response: StartResponse, headers: tuple[tuple[str, str], ...])
         return start_response(status, [*response_headers, *headers], exc_info)
 
     return adding
-
-
-def _emit(effect: Emit) -> None:
-    for hook in effect.hooks:
-        try:
-            outcome = hook(effect.event)
-            if inspect.isawaitable(outcome):
-                # Nothing would run it under WSGI: the site's hook is wrong for this door.
-                close = getattr(outcome, "close", None)
-                if close is not None:
-                    close()
-                raise TypeError("an async event hook cannot run under WSGI")
-        except Exception as exc:
-            run_hook_errors(hook, exc)
 
 
 def _respond(

@@ -1,0 +1,285 @@
+"""captcha_guard.flask: the decorator and the extension's rules, through Flask's test client,
+the Werkzeug server and gunicorn, against the GeeTest emulator on loopback."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from flask import Flask, g
+
+from captcha_guard import GeeTest, Rule, WSGICaptchaGuard
+from captcha_guard.flask import CaptchaGuard, captcha_required
+from captcha_guard.testing import GeeTestEmulator, Outage
+from tests.adapter_apps import flask_app
+from tests.adapter_servers import raw, serve_gunicorn, serve_werkzeug
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[GeeTestEmulator, str]]:
+    emulator = GeeTestEmulator()
+    with emulator.serve() as server:
+        yield emulator, server.endpoint("/validate")
+
+
+@pytest.fixture
+def emulator(served: tuple[GeeTestEmulator, str]) -> Iterator[GeeTestEmulator]:
+    emulator = served[0]
+    emulator.outage = None
+    yield emulator
+    emulator.outage = None
+
+
+@pytest.fixture
+def app(served: tuple[GeeTestEmulator, str]) -> Flask:
+    emulator, endpoint = served
+    return flask_app(endpoint, emulator.captcha_id, emulator.captcha_key)
+
+
+def last_lot(emulator: GeeTestEmulator) -> str:
+    form = dict(httpx.QueryParams(emulator.requests[-1].content.decode()))
+    return form["lot_number"]
+
+
+def test_a_protected_view_runs_with_a_solved_captcha_and_sees_the_verdict(
+    app: Flask, emulator: GeeTestEmulator
+) -> None:
+    client = app.test_client()
+    fields = emulator.issue()
+    passed = client.post("/login", data={"user": "ada", **fields})
+    replayed = client.post("/login", data={"user": "ada", **fields})
+    bare = client.post("/login", data={"user": "bot"}, headers={"Accept": "application/json"})
+    assert passed.json == {
+        "view": "login",
+        "verdict": "passed",
+        "lot_number": fields["lot_number"],
+        "user": "ada",
+    }
+    assert replayed.status_code == 403
+    assert bare.status_code == 403
+    assert bare.json == {"error": "captcha_rejected", "reason": "missing lot_number"}
+    assert bare.headers["Cache-Control"] == "no-store"
+
+
+def test_json_fields_at_the_top_level_under_captcha_or_in_the_header(
+    app: Flask, emulator: GeeTestEmulator
+) -> None:
+    client = app.test_client()
+    top = client.post("/login", json=emulator.issue())
+    nested = client.post("/login", json={"user": "ada", "captcha": emulator.issue()})
+    header = client.post(
+        "/login", json={"user": "ada"}, headers={"X-Captcha": urlencode(emulator.issue())}
+    )
+    bad_json = client.post("/login", data=b"{", content_type="application/json")
+    assert [r.json["verdict"] for r in (top, nested, header)] == ["passed"] * 3
+    assert bad_json.status_code == 400
+    assert bad_json.json["error"] == "bad_request"
+
+
+def test_methods_not_judged_run_the_view_with_no_verdict(
+    app: Flask, emulator: GeeTestEmulator
+) -> None:
+    client = app.test_client()
+    got = client.get("/shop/orders/7")
+    unjudged_post = client.post("/any")
+    judged_get = client.get("/any")
+    assert got.json["verdict"] is None
+    assert unjudged_post.json["verdict"] is None
+    assert judged_get.status_code == 403
+
+
+def test_blueprint_views_and_converters_are_protected(
+    app: Flask, emulator: GeeTestEmulator
+) -> None:
+    client = app.test_client()
+    ok = client.post("/shop/orders/7", data=emulator.issue())
+    refused = client.post("/shop/orders/7")
+    assert ok.json["verdict"] == "passed" and ok.json["order"] == 7
+    assert refused.status_code == 403
+
+
+def test_a_named_provider_that_does_not_fail_open_answers_503_in_an_outage(
+    app: Flask, emulator: GeeTestEmulator
+) -> None:
+    client = app.test_client()
+    emulator.outage = Outage.HTTP_500
+    strict = client.post("/strict", data=emulator.issue(), headers={"Accept": "application/json"})
+    lenient = client.post("/login", data=emulator.issue())
+    assert strict.status_code == 503
+    assert strict.json["error"] == "captcha_unavailable"
+    assert lenient.json["verdict"] == "fallback"
+
+
+def test_rules_are_matched_by_path_before_the_view(app: Flask, emulator: GeeTestEmulator) -> None:
+    client = app.test_client()
+    assert client.post("/ruled").status_code == 403
+    assert client.post("/ruled", data=emulator.issue()).json["verdict"] == "passed"
+    assert client.get("/").text == "home"
+
+
+def test_a_request_is_judged_once(served: tuple[GeeTestEmulator, str]) -> None:
+    """A WSGI door in front, and the extension's rules, both before the decorator: the token
+    goes to the vendor once."""
+    emulator, endpoint = served
+    app = flask_app(endpoint, emulator.captcha_id, emulator.captcha_key)
+    wrapped = WSGICaptchaGuard(
+        app.wsgi_app,
+        rules=[Rule("/login")],
+        provider=GeeTest(emulator.captcha_id, emulator.captcha_key, endpoint=endpoint),
+    )
+    app.wsgi_app = wrapped  # type: ignore[method-assign]
+    client = app.test_client()
+    before = len(emulator.requests)
+    fields = emulator.issue()
+    passed = client.post("/login", data=fields)
+    assert passed.json["verdict"] == "passed"
+    assert len(emulator.requests) == before + 1
+    wrapped.close()
+
+
+def test_init_app_and_the_config_dict_and_on_reject(served: tuple[GeeTestEmulator, str]) -> None:
+    emulator, endpoint = served
+    from flask import Response
+
+    app = Flask(__name__)
+    app.config["CAPTCHA_GUARD"] = {
+        "provider": GeeTest(emulator.captcha_id, emulator.captcha_key, endpoint=endpoint)
+    }
+    guard = CaptchaGuard(on_reject=lambda denial: Response(f"no: {denial.error}", 418))
+    guard.init_app(app)
+
+    @app.post("/signup")
+    @captcha_required
+    def signup() -> str:
+        return f"hello {g.captcha.outcome.value}"
+
+    client = app.test_client()
+    refused = client.post("/signup")
+    assert (refused.status_code, refused.text) == (418, "no: captcha_rejected")
+    assert refused.headers["Cache-Control"] == "no-store"
+    assert client.post("/signup", data=emulator.issue()).text == "hello passed"
+
+
+def test_a_captcha_toml_file(
+    tmp_path: Any, served: tuple[GeeTestEmulator, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator, endpoint = served
+    config = tmp_path / "captcha.toml"
+    monkeypatch.setenv("ADAPTER_CAPTCHA_KEY", emulator.captcha_key)
+    config.write_text(
+        'environment = "test"\nprovider = "geetest"\n[providers.geetest]\n'
+        f'captcha_id = "{emulator.captcha_id}"\ncaptcha_key = "env:ADAPTER_CAPTCHA_KEY"\n'
+        f'endpoint = "{endpoint}"\n'
+    )
+    app = Flask(__name__)
+    app.config["CAPTCHA_GUARD"] = str(config)
+    CaptchaGuard(app)
+
+    @app.post("/signup")
+    @captcha_required
+    def signup() -> str:
+        return g.captcha.outcome.value  # type: ignore[no-any-return]
+
+    client = app.test_client()
+    assert client.post("/signup").status_code == 403
+    assert client.post("/signup", data=emulator.issue()).text == "passed"
+
+
+# Real servers.
+
+
+def exercise(url: str, emulator: GeeTestEmulator) -> None:
+    with httpx.Client(base_url=url, timeout=60) as client:
+        fields = emulator.issue()
+        passed = client.post("/shop/orders/9", data=fields)
+        refused = client.post("/shop/orders/9", headers={"Accept": "application/json"})
+        ruled = client.post("/ruled", json={"captcha": emulator.issue()})
+    assert passed.json() == {
+        "view": "order",
+        "verdict": "passed",
+        "lot_number": fields["lot_number"],
+        "order": 9,
+    }
+    assert refused.status_code == 403 and refused.json()["error"] == "captcha_rejected"
+    assert ruled.json()["verdict"] == "passed"
+
+
+def test_under_the_werkzeug_server(app: Flask, emulator: GeeTestEmulator) -> None:
+    with serve_werkzeug(app) as url:
+        exercise(url, emulator)
+
+
+def test_under_gunicorn(served: tuple[GeeTestEmulator, str]) -> None:
+    emulator, endpoint = served
+    env = {
+        "ADAPTER_ENDPOINT": endpoint,
+        "ADAPTER_CAPTCHA_ID": emulator.captcha_id,
+        "ADAPTER_CAPTCHA_KEY": emulator.captcha_key,
+    }
+    with serve_gunicorn("tests.adapter_apps:flask_from_env()", env) as url:
+        exercise(url, emulator)
+
+
+# Identity: what the vendor was asked about is what the view read, whatever the head says.
+
+IDENTITY_HEADS = {
+    "repeated content-type": [
+        "Content-Type: application/x-www-form-urlencoded",
+        "Content-Type: application/json",
+    ],
+    "repeated content-type, JSON first": [
+        "Content-Type: application/json",
+        "Content-Type: application/x-www-form-urlencoded",
+    ],
+    "charset": ["Content-Type: application/x-www-form-urlencoded; charset=utf-16"],
+    "latin-1 charset": ["Content-Type: application/x-www-form-urlencoded; charset=latin-1"],
+    "gzip": ["Content-Type: application/x-www-form-urlencoded", "Content-Encoding: gzip"],
+}
+
+
+def identity_body(case: str, fields: dict[str, str]) -> bytes:
+    form = urlencode(fields)
+    if case == "repeated content-type, JSON first":
+        return json.dumps(fields).encode()
+    if case == "charset":
+        return form.encode("utf-16")
+    if case == "gzip":
+        return gzip.compress(form.encode())
+    return form.encode()
+
+
+def check_identity(url: str, emulator: GeeTestEmulator) -> None:
+    for case, lines in IDENTITY_HEADS.items():
+        fields = emulator.issue()
+        before = len(emulator.requests)
+        head = "\r\n".join(["POST /login HTTP/1.1", "Host: 127.0.0.1", *lines])
+        status, body = raw(url, head, identity_body(case, fields))
+        if status == 200:
+            answer = json.loads(body)
+            assert len(emulator.requests) == before + 1, case
+            assert answer["lot_number"] == last_lot(emulator), case
+            assert answer["verdict"] == "passed", case
+        else:
+            assert status in (400, 403), (case, status, body)
+            assert b'"view"' not in body, case
+
+
+def test_identity_under_werkzeug(app: Flask, emulator: GeeTestEmulator) -> None:
+    with serve_werkzeug(app) as url:
+        check_identity(url, emulator)
+
+
+def test_identity_under_gunicorn(served: tuple[GeeTestEmulator, str]) -> None:
+    emulator, endpoint = served
+    env = {
+        "ADAPTER_ENDPOINT": endpoint,
+        "ADAPTER_CAPTCHA_ID": emulator.captcha_id,
+        "ADAPTER_CAPTCHA_KEY": emulator.captcha_key,
+    }
+    with serve_gunicorn("tests.adapter_apps:flask_from_env()", env) as url:
+        check_identity(url, emulator)
