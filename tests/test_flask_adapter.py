@@ -283,3 +283,64 @@ def test_identity_under_gunicorn(served: tuple[GeeTestEmulator, str]) -> None:
     }
     with serve_gunicorn("tests.adapter_apps:flask_from_env()", env) as url:
         check_identity(url, emulator)
+
+
+# The differential: every path Flask's router maps to a protected view is refused without a
+# captcha, however it is spelled.
+
+PROTECTED = {"shop.order", "login", "strict"}
+SPELLINGS = [
+    "/shop/orders/7",
+    "/shop/orders/\u0667",  # ARABIC-INDIC DIGIT SEVEN
+    "/shop/orders/\uff17",  # FULLWIDTH DIGIT SEVEN
+    "/shop/orders/\U0001d7d5",  # MATHEMATICAL BOLD DIGIT SEVEN
+    "/shop/orders/007",
+    "/shop/orders/7/",
+    "/shop//orders/7",
+    "/shop/orders/%37",
+    "/SHOP/orders/7",
+    "/shop/orders/7;x",
+    "/shop/./orders/7",
+    "/shop/orders/../orders/7",
+    "/login",
+    "/login/",
+    "/LOGIN",
+    "/login%2F",
+    "//login",
+    "/strict",
+    "/strict ",
+]
+
+
+def routed(app: Flask, path: str) -> str | None:
+    from urllib.parse import unquote
+
+    from werkzeug.exceptions import HTTPException
+    from werkzeug.routing import RequestRedirect
+
+    try:
+        endpoint, _ = app.url_map.bind("127.0.0.1").match(unquote(path), "POST")
+    except (HTTPException, RequestRedirect):
+        return None
+    return str(endpoint)
+
+
+def test_every_path_flask_routes_to_a_protected_view_is_refused(
+    app: Flask, emulator: GeeTestEmulator
+) -> None:
+    from urllib.parse import quote
+
+    reached = set()
+    with serve_werkzeug(app) as url:
+        for spelling in SPELLINGS:
+            target = quote(spelling, safe="/%;.")
+            head = f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json"
+            status, body = raw(url, head)
+            endpoint = routed(app, spelling)
+            if endpoint in PROTECTED:
+                reached.add(spelling)
+                assert status == 403, (spelling, status, body)
+                assert json.loads(body)["error"] == "captcha_rejected"
+            assert b'"view"' not in body, (spelling, status, body)
+    # The spellings a middleware in front would have to imitate Flask to catch.
+    assert {"/shop/orders/\u0667", "/shop/orders/007"} <= reached
