@@ -35,7 +35,10 @@ def django_site(values: dict[str, Any]) -> Iterator[None]:
         for name in values:
             if name == "DATABASES":  # no database is used; its receiver only warns
                 continue
-            value = getattr(settings, name, None) if settings.configured else None
+            try:
+                value = getattr(settings, name, None)
+            except Exception:  # the settings put back may not have it (nor be configured)
+                value = None
             # Robust: once the settings are put back unconfigured, a receiver that reads
             # them fails, and the caches it would reset are rebuilt on next use anyway.
             setting_changed.send_robust(

@@ -12,7 +12,7 @@ from io import BytesIO
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.http.request import RawPostDataException
@@ -83,7 +83,13 @@ def django_fields(request: HttpRequest, limits: ParseLimits | None) -> Fields:
             opaque = _opaque(content_type, request.body)
     except RequestDataTooBig:
         raise BodyError("body over the app's limits", status=413, code="body_too_large") from None
-    except (SuspiciousOperation, MultiPartParserError, RawPostDataException, ValueError) as exc:
+    except (
+        BadRequest,
+        SuspiciousOperation,
+        MultiPartParserError,
+        RawPostDataException,
+        ValueError,
+    ) as exc:
         if isinstance(exc, BodyError):
             raise
         raise BodyError("body could not be read as the view reads it") from None
