@@ -5,9 +5,10 @@ Each protected view answers JSON: which view ran, the verdict it found, and the 
 ``lot_number`` it read itself from the framework's parsed request, so a test can compare what
 the view acted on with what the vendor was asked about."""
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": FastAPI reads the annotations of the local models.
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from captcha_guard import GeeTest, Rule
@@ -84,3 +85,73 @@ def flask_app(endpoint: str, captcha_id: str, captcha_key: str, **extra: Any) ->
 
 def flask_from_env() -> Any:
     return flask_app(*(os.environ[name] for name in ("ADAPTER_ENDPOINT", *EMULATOR_ENV[:2])))
+
+
+def fastapi_app(endpoint: str, captcha_id: str, captcha_key: str) -> Any:
+    from fastapi import APIRouter, Depends, FastAPI, Form, Request
+    from pydantic import BaseModel
+
+    from captcha_guard import Verdict
+    from captcha_guard.fastapi import Captcha
+
+    captcha = Captcha(**providers(endpoint, captcha_id, captcha_key))
+    strict = captcha.required(provider="strict", fail_open=False)
+    ruled = Captcha(rules=[Rule("/ruled")], **providers(endpoint, captcha_id, captcha_key))
+
+    class Signup(BaseModel):
+        email: str
+        lot_number: str | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await captcha.aclose()  # the HTTP client it made (strict shares it)
+        await ruled.aclose()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/login")
+    def login(user: str = Form(""), verdict: Verdict | None = Depends(captcha)) -> dict[str, Any]:
+        return {"view": "login", "verdict": outcome(verdict), "user": user}
+
+    @app.post("/signup")
+    async def signup(body: Signup, verdict: Verdict | None = Depends(captcha)) -> dict[str, Any]:
+        return {
+            "view": "signup",
+            "verdict": outcome(verdict),
+            "email": body.email,
+            "lot_number": body.lot_number,
+        }
+
+    @app.get("/any")
+    async def any_get(verdict: Verdict | None = Depends(captcha)) -> dict[str, Any]:
+        return {"view": "any", "verdict": outcome(verdict)}
+
+    @app.post("/any")
+    async def any_post(verdict: Verdict | None = Depends(captcha)) -> dict[str, Any]:
+        return {"view": "any", "verdict": outcome(verdict)}
+
+    @app.post("/strict", dependencies=[Depends(strict)])
+    async def strict_view(request: Request) -> dict[str, Any]:
+        return {"view": "strict", "verdict": outcome(request.state.captcha)}
+
+    @app.post("/ruled", dependencies=[Depends(ruled)])
+    async def ruled_view(request: Request) -> dict[str, Any]:
+        return {"view": "ruled", "verdict": outcome(request.state.captcha)}
+
+    router = APIRouter(prefix="/api/v1", dependencies=[Depends(captcha)])
+
+    @router.post("/orders/{order}")
+    async def order(order: int, request: Request) -> dict[str, Any]:
+        return {"view": "order", "verdict": outcome(request.state.captcha), "order": order}
+
+    app.include_router(router)
+    sub = FastAPI()
+
+    @sub.post("/comments")
+    async def comment(verdict: Verdict | None = Depends(captcha)) -> dict[str, Any]:
+        return {"view": "comment", "verdict": outcome(verdict)}
+
+    app.mount("/sub", sub)
+    app.state.captcha_dependency = captcha
+    return app
