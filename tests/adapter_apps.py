@@ -9,7 +9,7 @@ the view acted on with what the vendor was asked about."""
 import contextlib
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from captcha_guard import GeeTest, Rule
 
@@ -111,11 +111,15 @@ def fastapi_app(endpoint: str, captcha_id: str, captcha_key: str) -> Any:
     app = FastAPI(lifespan=lifespan)
 
     @app.post("/login")
-    def login(user: str = Form(""), verdict: Verdict | None = Depends(captcha)) -> dict[str, Any]:
+    def login(
+        verdict: Annotated[Verdict | None, Depends(captcha)], user: Annotated[str, Form()] = ""
+    ) -> dict[str, Any]:
         return {"view": "login", "verdict": outcome(verdict), "user": user}
 
     @app.post("/signup")
-    async def signup(body: Signup, verdict: Verdict | None = Depends(captcha)) -> dict[str, Any]:
+    async def signup(
+        body: Signup, verdict: Annotated[Verdict | None, Depends(captcha)]
+    ) -> dict[str, Any]:
         return {
             "view": "signup",
             "verdict": outcome(verdict),
@@ -124,11 +128,11 @@ def fastapi_app(endpoint: str, captcha_id: str, captcha_key: str) -> Any:
         }
 
     @app.get("/any")
-    async def any_get(verdict: Verdict | None = Depends(captcha)) -> dict[str, Any]:
+    async def any_get(verdict: Annotated[Verdict | None, Depends(captcha)]) -> dict[str, Any]:
         return {"view": "any", "verdict": outcome(verdict)}
 
     @app.post("/any")
-    async def any_post(verdict: Verdict | None = Depends(captcha)) -> dict[str, Any]:
+    async def any_post(verdict: Annotated[Verdict | None, Depends(captcha)]) -> dict[str, Any]:
         return {"view": "any", "verdict": outcome(verdict)}
 
     @app.post("/strict", dependencies=[Depends(strict)])
@@ -149,7 +153,7 @@ def fastapi_app(endpoint: str, captcha_id: str, captcha_key: str) -> Any:
     sub = FastAPI()
 
     @sub.post("/comments")
-    async def comment(verdict: Verdict | None = Depends(captcha)) -> dict[str, Any]:
+    async def comment(verdict: Annotated[Verdict | None, Depends(captcha)]) -> dict[str, Any]:
         return {"view": "comment", "verdict": outcome(verdict)}
 
     app.mount("/sub", sub)

@@ -13,7 +13,7 @@ from typing import Any
 @contextmanager
 def django_site(values: dict[str, Any]) -> Iterator[None]:
     import django
-    import django.test.signals  # noqa: F401  (connects the receivers that reset Django's caches)
+    import django.test.signals  # connects the receivers that reset Django's caches
     from django.apps import apps
     from django.conf import settings
     from django.core.signals import setting_changed
