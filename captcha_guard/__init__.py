@@ -49,3 +49,10 @@ __all__ = [
     "WSGICaptchaGuard",
     "__version__",
 ]
+
+# The public names say where users import them from (repr, docs, tracebacks), as httpx does:
+# ``captcha_guard.Verdict``, not ``captcha_guard._verdict.Verdict``.
+for _name in __all__:
+    if not _name.startswith("__"):
+        globals()[_name].__module__ = "captcha_guard"
+del _name

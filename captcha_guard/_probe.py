@@ -35,7 +35,7 @@ from ._fields import FieldError, Fields
 from ._flow import CallProblem, ProviderCall
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._verdict import Fault, Outcome, ProviderFailure, Verdict
-from .providers._base import Claim, RequestInfo
+from .providers._base import Claim, ClientRequest
 
 PROBE_TOKEN_PREFIX = "captcha-guard-probe-"
 
@@ -105,7 +105,7 @@ def probe_fields(spec: ProviderSpec) -> Fields:
 
 
 def _claim(spec: ProviderSpec) -> Claim:
-    request = RequestInfo(method="POST", path="/", client_host=None, headers={}, raw={})
+    request = ClientRequest(method="POST", path="/", client_host=None, headers={}, raw={})
     claim = spec.provider.check(probe_fields(spec), request)
     if not isinstance(claim, Claim):  # pragma: no cover - only local providers answer here
         raise FieldError("no claim")

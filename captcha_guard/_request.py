@@ -50,9 +50,6 @@ class ClientRequest:
         return self.headers.get(CAPTCHA_HEADER)
 
 
-#: Kept for providers written against the first release.
-RequestInfo = ClientRequest
-
 #: ``client_ip=``'s resolved form (``_client_ip.ClientAddress.asgi`` or ``.wsgi``).
 ClientAddress = Callable[[Any], "str | None"]
 
@@ -117,4 +114,4 @@ def from_environ(
     )
 
 
-__all__ = ["CAPTCHA_HEADER", "ClientAddress", "ClientRequest", "RequestInfo"]
+__all__ = ["CAPTCHA_HEADER", "ClientAddress", "ClientRequest"]

@@ -11,14 +11,14 @@ import pytest
 from captcha_guard import CaptchaGuard, Outcome, ProofOfWork, Rule, Verdict, WSGICaptchaGuard
 from captcha_guard._fields import Fields
 from captcha_guard._replay import MemoryReplayStore
-from captcha_guard.providers._base import RequestInfo
+from captcha_guard.providers._base import ClientRequest
 from tests.apps import echo_asgi, echo_wsgi
 from tests.helpers import solve_pow as solve
 from tests.servers import serve_asgi, serve_wsgi
 
 SECRET = "shared-secret-0123456789abcdef"
 START = 1_700_000_000.0
-REQUEST = RequestInfo(method="POST", path="/login", client_host=None, headers={}, raw={})
+REQUEST = ClientRequest(method="POST", path="/login", client_host=None, headers={}, raw={})
 
 
 class Clock:

@@ -7,7 +7,7 @@ HTTP request it needs (``build_request`` -> ``ProviderRequest``) and reads the a
 """
 
 from .._fields import FieldError, Fields
-from .._request import ClientRequest, RequestInfo
+from .._request import ClientRequest
 from .._verdict import Fault, ProviderFailure
 from ._base import Claim, Provider, answer_document, matching, short_text
 from ._wire import ProviderRequest, ProviderResponse, form_post
@@ -33,7 +33,6 @@ __all__ = [
     "ProviderRequest",
     "ProviderResponse",
     "ReCaptcha",
-    "RequestInfo",
     "Turnstile",
     "answer_document",
     "form_post",

@@ -24,11 +24,10 @@ from .._verdict import MISCONFIGURATION, SUSPECT, Fault, ProviderFailure, Verdic
 from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
+    ClientRequest,
     Provider,
     ProviderRequest,
     ProviderResponse,
-    RequestInfo,
-    answer_document,
     matching,
     short_text,
 )
@@ -186,7 +185,7 @@ class AliyunCaptcha(Provider):
         self.field = field
         self._clock = clock
 
-    def check(self, fields: Fields, request: RequestInfo) -> Claim:
+    def check(self, fields: Fields, request: ClientRequest) -> Claim:
         param = matching(VERIFY_PARAM, self.field, fields.one(self.field))
         try:
             document = json.loads(param)
@@ -239,10 +238,9 @@ class AliyunCaptcha(Provider):
         )
         return ProviderRequest("POST", self.endpoint, headers, body)
 
-    def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
-        body = answer_document(response)
-        if isinstance(body, ProviderFailure):
-            return body
+    def read_document(
+        self, claim: Claim, body: dict[str, Any], response: ProviderResponse
+    ) -> Verdict | ProviderFailure:
         result = body.get("Result")
         if response.status == 200 and isinstance(result, dict):
             verify_result = result.get("VerifyResult")

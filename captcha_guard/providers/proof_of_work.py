@@ -54,7 +54,7 @@ from altcha.v1 import ChallengeOptions, create_challenge, hash_hex, hmac_hex
 from .._fields import FieldError, Fields
 from .._replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
 from .._verdict import MISCONFIGURATION, REFUSED, Outcome, Verdict
-from ._base import Provider, RequestInfo
+from ._base import ClientRequest, Provider
 
 #: About 5 ms of one core's work for a native solver on average (bench/pow_flood.py), about
 #: 0.05 s for altcha's own Python solver; the widget with Web Crypto in a browser is of the
@@ -215,7 +215,7 @@ class ProofOfWork(Provider):
             "signature": challenge.signature,
         }
 
-    def check(self, fields: Fields, request: RequestInfo) -> Verdict:
+    def check(self, fields: Fields, request: ClientRequest) -> Verdict:
         spend = self.prepare(fields)
         if isinstance(spend, Verdict):
             return spend

@@ -20,11 +20,10 @@ from .._verdict import MISCONFIGURATION, Fault, ProviderFailure, Verdict
 from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
+    ClientRequest,
     Provider,
     ProviderRequest,
     ProviderResponse,
-    RequestInfo,
-    answer_document,
     form_post,
     matching,
 )
@@ -74,7 +73,7 @@ class Siteverify(Provider):
         self.field = field
         self.hostnames = _names(hostnames, label, "hostnames")
 
-    def check(self, fields: Fields, request: RequestInfo) -> Claim:
+    def check(self, fields: Fields, request: ClientRequest) -> Claim:
         token = matching(TOKEN, self.field, fields.one(self.field))
         values = {"response": token}
         remote_ip = _ip(request.client_host)
@@ -88,10 +87,9 @@ class Siteverify(Provider):
         data = {"secret": self._secret, **claim.values, **self._request_extras()}
         return form_post(self._url, data)
 
-    def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
-        body = answer_document(response)
-        if isinstance(body, ProviderFailure):
-            return body
+    def read_document(
+        self, claim: Claim, body: dict[str, Any], response: ProviderResponse
+    ) -> Verdict | ProviderFailure:
         success = body.get("success")
         if success is True:
             return self._judge(body)
