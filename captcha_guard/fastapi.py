@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import email.message
 import inspect
+import sys
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -247,7 +248,9 @@ def _client_fields(provider: Any) -> tuple[str, ...]:
             return (value,)
         if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
             return value
-    module = inspect.getmodule(type(provider))
+    # The module that defines the provider's check (a class's __module__ names where it is
+    # exported from, which may be the package).
+    module = sys.modules.get(getattr(type(provider).check, "__module__", ""))
     value = getattr(module, "CLIENT_FIELDS", None)
     if isinstance(value, tuple):
         return tuple(v for v in value if isinstance(v, str))
