@@ -28,7 +28,9 @@ import sys
 from collections.abc import Iterable
 from typing import Any, cast
 
-from fastapi import Header, HTTPException, Request, Response
+from fastapi import HTTPException, Request, Response
+from fastapi.openapi.models import APIKey, APIKeyIn
+from fastapi.security.base import SecurityBase
 from starlette.formparsers import MultiPartException
 
 from ._adapter import ajudge, is_judged, read_fields, reused, view_route
@@ -50,9 +52,13 @@ class _Core(CaptchaGuard):
         super().__init__(app, **keywords)
 
 
-class Captcha:
+class Captcha(SecurityBase):
     """The dependency. ``Captcha(**keywords)``: the door's keywords (``provider=``,
-    ``providers=``, ``state=``, ``clearance=``, ``event_hooks=``, ...)."""
+    ``providers=``, ``state=``, ``clearance=``, ``event_hooks=``, ...).
+
+    A FastAPI security scheme (an API key in the ``X-Captcha`` header), so the operation's
+    OpenAPI schema and ``/docs`` say what a client must send, without a parameter for FastAPI
+    to parse on every call."""
 
     def __init__(self, **keywords: Any) -> None:
         self._init(_Core(**keywords), None)
@@ -69,6 +75,12 @@ class Captcha:
         self._by_rules = route is None and bool(core.gate.routes)
         self._route = route or view_route(core.gate, "fastapi")
         self.__signature__ = _signature(core)
+        self.model = APIKey(
+            **{"in": APIKeyIn.header},  # type: ignore[arg-type]
+            name="X-Captcha",
+            description=_description(core),
+        )
+        self.scheme_name = "captcha"
 
     def required(
         self,
@@ -97,9 +109,7 @@ class Captcha:
         """Close the HTTP client and state this dependency made (in the app's lifespan)."""
         await self.core.aclose()
 
-    async def __call__(
-        self, request: Request, response: Response, x_captcha: str | None = None
-    ) -> Verdict | None:
+    async def __call__(self, request: Request, response: Response | None = None) -> Verdict | None:
         core, route = self.core, self._route
         state = request.scope.setdefault("state", {})
         earlier = state.get("captcha")
@@ -117,14 +127,15 @@ class Captcha:
         if isinstance(earlier, Verdict):  # a door or another dependency judged it already
             decision: Any = reused(earlier, route)
         else:
-            value = from_scope(request.scope, request.url.path, core.client_address.asgi)
+            value = from_scope(request.scope, request.scope["path"], core.client_address.asgi)
             fields = await _fields(request, core.gate.parse_limits)
             value.read_fields = fields.get
             decision = await ajudge(core, route, value)
         if type(decision) is Pass:
             state["captcha"] = decision.verdict
-            for name, text in decision.headers:
-                response.headers.append(name, text)
+            if response is not None:  # a clearance cookie (see _signature)
+                for name, text in decision.headers:
+                    response.headers.append(name, text)
             return decision.verdict
         assert type(decision) is Deny
         raise _refusal(decision.denial)
@@ -209,9 +220,8 @@ def _refusal(denial: Denial) -> HTTPException:
     )
 
 
-def _signature(core: _Core) -> inspect.Signature:
-    """``__call__``'s signature, with the X-Captcha header described for this configuration's
-    providers, so the operation's OpenAPI schema says what a client must send."""
+def _description(core: _Core) -> str:
+    """What a client must send, for this configuration's providers."""
     names = sorted(
         {
             name
@@ -221,22 +231,20 @@ def _signature(core: _Core) -> inspect.Signature:
         }
     )
     listed = ", ".join(names) if names else "the provider's fields"
-    description = (
-        f"The captcha fields ({listed}), urlencoded, e.g. `name=value&name=value`; or send "
-        "them in the body instead: as form fields, or in a JSON object at the top level or "
-        'under "captcha".'
+    return (
+        f"The captcha fields ({listed}), urlencoded (`name=value&name=value`) in the "
+        "X-Captcha header; or in the body instead: as form fields, or in a JSON object at the "
+        'top level or under "captcha".'
     )
-    header = Header(None, alias="X-Captcha", description=description)
-    parameters = [
-        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
-        inspect.Parameter("response", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Response),
-        inspect.Parameter(
-            "x_captcha",
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            default=header,
-            annotation=str | None,
-        ),
-    ]
+
+
+def _signature(core: _Core) -> inspect.Signature:
+    """``__call__``'s signature as FastAPI should see it: the request, and the response only
+    where a clearance cookie may be set on it (each parameter costs FastAPI work per call)."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [inspect.Parameter("request", kind, annotation=Request)]
+    if core.gate.clearance is not None:
+        parameters.append(inspect.Parameter("response", kind, annotation=Response))
     return inspect.Signature(parameters, return_annotation=Verdict | None)
 
 

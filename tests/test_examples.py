@@ -325,7 +325,5 @@ def test_fastapi_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
     assert signed.json() == {"email": "a@example.com", "captcha": "passed", "by": "hcaptcha"}
     assert bare.status_code == 403
     assert bare.json()["detail"]["error"] == "captcha_rejected"
-    parameters = schema["paths"]["/api/signup"]["post"]["parameters"]
-    assert any(
-        p["name"] == "X-Captcha" and "h-captcha-response" in p["description"] for p in parameters
-    )
+    assert schema["paths"]["/api/signup"]["post"]["security"] == [{"captcha": []}]
+    assert "h-captcha-response" in schema["components"]["securitySchemes"]["captcha"]["description"]

@@ -108,10 +108,11 @@ def test_rules_by_path_and_routers_and_mounts(
 
 def test_the_openapi_schema_says_what_to_send(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
-    parameters = schema["paths"]["/signup"]["post"]["parameters"]
-    header = next(p for p in parameters if p["name"] == "X-Captcha")
-    assert header["in"] == "header"
-    assert "lot_number" in header["description"] and "captcha_output" in header["description"]
+    scheme = schema["components"]["securitySchemes"]["captcha"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-Captcha")
+    assert "lot_number" in scheme["description"] and "captcha_output" in scheme["description"]
+    for path in ("/signup", "/login", "/api/v1/orders/{order}", "/strict"):
+        assert {"captcha": []} in schema["paths"][path]["post"]["security"], path
     assert "requestBody" in schema["paths"]["/signup"]["post"]  # the model is still the body
 
 
