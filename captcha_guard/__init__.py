@@ -11,6 +11,7 @@ from ._rules import Rule
 from ._verdict import Outcome, Verdict
 from ._version import __version__
 from .asgi import CaptchaGuard
+from .config import ConfigError
 from .providers import (
     AliyunCaptcha,
     DeepKnow,
@@ -28,6 +29,7 @@ __all__ = [
     "CaptchaGuard",
     "CircuitBreaker",
     "Clearance",
+    "ConfigError",
     "DeepKnow",
     "Denial",
     "FallbackBudget",

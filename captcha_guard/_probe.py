@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._config import TEST_KEYS, VENDOR_TEST_SECRETS, Config, ProviderSpec, StateSpec
 from ._fields import FieldError, Fields
 from ._flow import CallProblem, ProviderCall
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._verdict import Fault, Outcome, ProviderFailure, Verdict
+from .config import TEST_KEYS, VENDOR_TEST_SECRETS, Config, ProviderSpec, StateSpec
 from .providers._base import Claim, ClientRequest
 
 PROBE_TOKEN_PREFIX = "captcha-guard-probe-"

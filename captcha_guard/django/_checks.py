@@ -35,7 +35,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 
 def _file(path: str) -> list[CheckMessage]:
-    from .._config import ConfigError, load
+    from ..config import ConfigError, load
 
     try:
         config = load(path)
@@ -45,7 +45,7 @@ def _file(path: str) -> list[CheckMessage]:
 
 
 def _objects() -> list[CheckMessage]:
-    from .._checks import shadowed_methods
+    from ..config._checks import shadowed_methods
     from ._core import build
 
     try:
