@@ -453,3 +453,26 @@ def test_identity_wsgi(served: tuple[GeeTestEmulator, str]) -> None:
     with serve_gunicorn(spec, gunicorn_env(served)) as url:
         assert "plain form" in check_identity(url, served[0], "/login/")
         assert "plain form" in check_identity(url, served[0], "/api/signup")
+
+
+def test_clearance_spares_the_next_captcha(served: tuple[GeeTestEmulator, str]) -> None:
+    from django.test import RequestFactory, override_settings
+
+    from captcha_guard import Clearance
+    from tests.django_site import views
+
+    emulator, endpoint = served
+    config = site_settings(endpoint, emulator.captcha_id, emulator.captcha_key)["CAPTCHA_GUARD"]
+    cleared = views.captcha_required(clearance=True)(views.ruled)
+    with override_settings(
+        CAPTCHA_GUARD={**config, "clearance": Clearance("django-clearance-secret-0123456789")}
+    ):
+        # RequestFactory: a loopback Host over plain HTTP, where a clearance cookie is set.
+        factory = RequestFactory(HTTP_HOST="127.0.0.1")
+        first = cleared(factory.post("/x", emulator.issue()))
+        cookie = first.cookies
+        assert first.status_code == 200 and cookie
+        request = factory.post("/x")
+        request.META["HTTP_COOKIE"] = "; ".join(f"{k}={m.value}" for k, m in cookie.items())
+        again = cleared(request)
+    assert json.loads(again.content)["verdict"] == "passed"

@@ -11,10 +11,12 @@ from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
+from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 
-from captcha_guard import GeeTest, Rule
+from captcha_guard import Clearance, GeeTest, Rule
 from captcha_guard.asgi import CaptchaGuard
+from captcha_guard.fastapi import Captcha
 from captcha_guard.testing import GeeTestEmulator, Outage
 from tests.adapter_apps import fastapi_app
 from tests.adapter_servers import raw
@@ -203,3 +205,23 @@ def test_every_path_fastapi_routes_to_a_protected_operation_is_refused(
                 assert json.loads(body)["detail"]["error"] == "captcha_rejected"
             assert b'"view"' not in body, (spelling, status, body)
     assert {"/api/v1/orders/03", "/api/v1/orders/%33", "/sub/%63omments", "/%6Cogin"} <= reached
+
+
+def test_clearance_spares_the_next_captcha(served: tuple[GeeTestEmulator, str]) -> None:
+    emulator, endpoint = served
+    captcha = Captcha(
+        provider=GeeTest(emulator.captcha_id, emulator.captcha_key, endpoint=endpoint),
+        clearance=Clearance("fastapi-clearance-secret-0123456789"),
+    )
+    cleared = captcha.required(clearance=True)
+    app = FastAPI()
+
+    async def comment(request: Request) -> str:
+        return str(request.state.captcha.reason)
+
+    app.post("/comment", dependencies=[Depends(cleared)])(comment)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        first = client.post("/comment", data=emulator.issue())
+        again = client.post("/comment")
+    assert first.status_code == 200 and "set-cookie" in first.headers
+    assert again.json() == "clearance"

@@ -344,3 +344,33 @@ def test_every_path_flask_routes_to_a_protected_view_is_refused(
             assert b'"view"' not in body, (spelling, status, body)
     # The spellings a middleware in front would have to imitate Flask to catch.
     assert {"/shop/orders/\u0667", "/shop/orders/007"} <= reached
+
+
+def test_clearance_spares_the_next_captcha(served: tuple[GeeTestEmulator, str]) -> None:
+    from captcha_guard import Clearance
+
+    emulator, endpoint = served
+    app = Flask(__name__)
+    CaptchaGuard(
+        app,
+        provider=GeeTest(emulator.captcha_id, emulator.captcha_key, endpoint=endpoint),
+        clearance=Clearance("flask-clearance-secret-0123456789"),
+    )
+
+    @app.post("/comment")
+    @captcha_required(clearance=True)
+    def comment() -> str:
+        return f"{g.captcha.outcome.value} {g.captcha.reason}"
+
+    @app.post("/other")
+    @captcha_required(clearance=True)
+    def other() -> str:
+        return "other"
+
+    client = app.test_client()
+    first = client.post("/comment", data=emulator.issue())
+    again = client.post("/comment")
+    elsewhere = client.post("/other")  # a view's own scope: this one was not cleared
+    assert first.status_code == 200 and "set-cookie" in first.headers
+    assert again.text == "passed clearance"
+    assert elsewhere.status_code == 403
