@@ -49,10 +49,10 @@ from captcha_guard import ProofOfWork  # noqa: E402
 from captcha_guard._fields import Fields  # noqa: E402
 from captcha_guard._replay import DEFAULT_MAX_ENTRIES, MemoryReplayStore  # noqa: E402
 from captcha_guard.providers import proof_of_work as pow_module  # noqa: E402
-from captcha_guard.providers._base import RequestInfo  # noqa: E402
+from captcha_guard.providers._base import ClientRequest  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef"
-REQUEST = RequestInfo(method="POST", path="/login", client_host=None, headers={}, raw={})
+REQUEST = ClientRequest(method="POST", path="/login", client_host=None, headers={}, raw={})
 SOLVER_SOURCE = Path(__file__).with_name("pow_solver.c")
 # Challenges per level for the rate measurement: about a second of one core each.
 SAMPLES = {100_000: 200, 800_000: 30, 6_400_000: 5}

@@ -43,7 +43,32 @@ def _helper_modules(module: object) -> set[str]:
     return found
 
 
+#: Modules whose tests start real servers, worker fleets, browsers or long fuzz runs: marked
+#: ``slow`` so that ``pytest -m "not slow"`` is a quick pass while developing (CI runs all).
+SLOW_MODULES = frozenset(
+    {
+        "test_altcha_widget",
+        "test_clearance_browser",
+        "test_clearance_shared",
+        "test_demo",
+        "test_examples",
+        "test_fields_differential",
+        "test_fleet",
+        "test_fuzz",
+        "test_load",
+        "test_metrics_site",
+        "test_pow_flood",
+        "test_readme_examples",
+        "test_redis",
+        "test_routing_differential",
+    }
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.stem in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
     if os.environ.get("CI"):
         return
     missing = {
