@@ -13,14 +13,19 @@ import httpx
 import pytest
 
 from captcha_guard.testing import GeeTestEmulator, Outage
+from tests import adapter_kit
+from tests.adapter_kit import Served, check_identity, emulator_env
 from tests.adapter_servers import raw, serve_gunicorn
 from tests.django_harness import django_site
 from tests.django_site import site_settings
 from tests.servers import serve_asgi
 
+# The kit's fixtures, used by name.
+emulator = adapter_kit.emulator
+
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[tuple[GeeTestEmulator, str]]:
+def served() -> Iterator[Served]:
     emulator = GeeTestEmulator()
     with emulator.serve() as server:
         endpoint = server.endpoint("/validate")
@@ -29,22 +34,10 @@ def served() -> Iterator[tuple[GeeTestEmulator, str]]:
 
 
 @pytest.fixture
-def emulator(served: tuple[GeeTestEmulator, str]) -> Iterator[GeeTestEmulator]:
-    emulator = served[0]
-    emulator.outage = None
-    yield emulator
-    emulator.outage = None
-
-
-@pytest.fixture
 def client(emulator: GeeTestEmulator) -> Any:
     from django.test import Client
 
     return Client(HTTP_ACCEPT="application/json")
-
-
-def last_lot(emulator: GeeTestEmulator) -> str:
-    return dict(httpx.QueryParams(emulator.requests[-1].content.decode()))["lot_number"]
 
 
 def test_a_function_view_runs_with_a_solved_captcha(client: Any, emulator: GeeTestEmulator) -> None:
@@ -269,14 +262,8 @@ def test_under_uvicorn_asgi(emulator: GeeTestEmulator) -> None:
             assert http.post("/alogin/", data=emulator.issue()).json()["verdict"] == "passed"
 
 
-def gunicorn_env(served: tuple[GeeTestEmulator, str]) -> dict[str, str]:
-    emulator, endpoint = served
-    return {
-        "ADAPTER_ENDPOINT": endpoint,
-        "ADAPTER_CAPTCHA_ID": emulator.captcha_id,
-        "ADAPTER_CAPTCHA_KEY": emulator.captcha_key,
-        "DJANGO_SETTINGS_MODULE": "tests.django_site.settings",
-    }
+def gunicorn_env(served: Served) -> dict[str, str]:
+    return {**emulator_env(served), "DJANGO_SETTINGS_MODULE": "tests.django_site.settings"}
 
 
 def test_under_gunicorn(served: tuple[GeeTestEmulator, str]) -> None:
@@ -388,56 +375,6 @@ def test_every_path_django_routes_to_a_protected_view_is_refused_wsgi(
     with serve_gunicorn(spec, gunicorn_env(served)) as url:
         reached = differential(url)
     assert {"/api/signup.json", "/api/ping.json", "/en/contact/"} <= reached
-
-
-# Identity: what the vendor was asked about is what the view read, whatever the head says.
-
-IDENTITY_HEADS = {
-    "plain form": ["Content-Type: application/x-www-form-urlencoded"],
-    "repeated content-type": [
-        "Content-Type: application/x-www-form-urlencoded",
-        "Content-Type: application/json",
-    ],
-    "repeated content-type, JSON first": [
-        "Content-Type: application/json",
-        "Content-Type: application/x-www-form-urlencoded",
-    ],
-    "utf-16 charset": ["Content-Type: application/x-www-form-urlencoded; charset=utf-16"],
-    "latin-1 charset": ["Content-Type: application/x-www-form-urlencoded; charset=latin-1"],
-    "gzip": ["Content-Type: application/x-www-form-urlencoded", "Content-Encoding: gzip"],
-}
-
-
-def identity_body(case: str, fields: dict[str, str]) -> bytes:
-    import gzip
-
-    form = urlencode(fields)
-    if case == "repeated content-type, JSON first":
-        return json.dumps(fields).encode()
-    if case == "utf-16 charset":
-        return form.encode("utf-16")
-    if case == "gzip":
-        return gzip.compress(form.encode())
-    return form.encode()
-
-
-def check_identity(url: str, emulator: GeeTestEmulator, path: str) -> set[str]:
-    passed = set()
-    for case, lines in IDENTITY_HEADS.items():
-        fields = emulator.issue()
-        before = len(emulator.requests)
-        head = "\r\n".join([f"POST {path} HTTP/1.1", "Host: 127.0.0.1", *lines])
-        status, body = raw(url, head, identity_body(case, fields))
-        if status == 200:
-            answer = json.loads(body)
-            assert len(emulator.requests) == before + 1, case
-            assert answer["lot_number"] == last_lot(emulator) == fields["lot_number"], case
-            assert answer["verdict"] == "passed", case
-            passed.add(case)
-        else:
-            assert 400 <= status < 500, (case, status, body)  # the gate or the framework
-            assert b'"view"' not in body, case
-    return passed
 
 
 def test_identity_asgi(emulator: GeeTestEmulator) -> None:

@@ -18,24 +18,14 @@ from captcha_guard import Clearance, GeeTest, Rule
 from captcha_guard.asgi import CaptchaGuard
 from captcha_guard.fastapi import Captcha
 from captcha_guard.testing import GeeTestEmulator, Outage
+from tests import adapter_kit
 from tests.adapter_apps import fastapi_app
 from tests.adapter_servers import raw
 from tests.servers import serve_asgi
 
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[GeeTestEmulator, str]]:
-    emulator = GeeTestEmulator()
-    with emulator.serve() as server:
-        yield emulator, server.endpoint("/validate")
-
-
-@pytest.fixture
-def emulator(served: tuple[GeeTestEmulator, str]) -> Iterator[GeeTestEmulator]:
-    emulator = served[0]
-    emulator.outage = None
-    yield emulator
-    emulator.outage = None
+# The kit's fixtures, used by name.
+emulator = adapter_kit.emulator
+served = adapter_kit.served
 
 
 @pytest.fixture

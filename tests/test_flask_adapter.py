@@ -3,9 +3,7 @@ the Werkzeug server and gunicorn, against the GeeTest emulator on loopback."""
 
 from __future__ import annotations
 
-import gzip
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,34 +14,20 @@ from flask import Flask, g
 from captcha_guard import GeeTest, Rule, WSGICaptchaGuard
 from captcha_guard.flask import CaptchaGuard, captcha_required
 from captcha_guard.testing import GeeTestEmulator, Outage
+from tests import adapter_kit
 from tests.adapter_apps import flask_app
+from tests.adapter_kit import check_identity, emulator_env
 from tests.adapter_servers import raw, serve_gunicorn, serve_werkzeug
 
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[GeeTestEmulator, str]]:
-    emulator = GeeTestEmulator()
-    with emulator.serve() as server:
-        yield emulator, server.endpoint("/validate")
-
-
-@pytest.fixture
-def emulator(served: tuple[GeeTestEmulator, str]) -> Iterator[GeeTestEmulator]:
-    emulator = served[0]
-    emulator.outage = None
-    yield emulator
-    emulator.outage = None
+# The kit's fixtures, used by name.
+emulator = adapter_kit.emulator
+served = adapter_kit.served
 
 
 @pytest.fixture
 def app(served: tuple[GeeTestEmulator, str]) -> Flask:
     emulator, endpoint = served
     return flask_app(endpoint, emulator.captcha_id, emulator.captcha_key)
-
-
-def last_lot(emulator: GeeTestEmulator) -> str:
-    form = dict(httpx.QueryParams(emulator.requests[-1].content.decode()))
-    return form["lot_number"]
 
 
 def test_a_protected_view_runs_with_a_solved_captcha_and_sees_the_verdict(
@@ -215,74 +199,18 @@ def test_under_the_werkzeug_server(app: Flask, emulator: GeeTestEmulator) -> Non
 
 
 def test_under_gunicorn(served: tuple[GeeTestEmulator, str]) -> None:
-    emulator, endpoint = served
-    env = {
-        "ADAPTER_ENDPOINT": endpoint,
-        "ADAPTER_CAPTCHA_ID": emulator.captcha_id,
-        "ADAPTER_CAPTCHA_KEY": emulator.captcha_key,
-    }
-    with serve_gunicorn("tests.adapter_apps:flask_from_env()", env) as url:
-        exercise(url, emulator)
-
-
-# Identity: what the vendor was asked about is what the view read, whatever the head says.
-
-IDENTITY_HEADS = {
-    "repeated content-type": [
-        "Content-Type: application/x-www-form-urlencoded",
-        "Content-Type: application/json",
-    ],
-    "repeated content-type, JSON first": [
-        "Content-Type: application/json",
-        "Content-Type: application/x-www-form-urlencoded",
-    ],
-    "charset": ["Content-Type: application/x-www-form-urlencoded; charset=utf-16"],
-    "latin-1 charset": ["Content-Type: application/x-www-form-urlencoded; charset=latin-1"],
-    "gzip": ["Content-Type: application/x-www-form-urlencoded", "Content-Encoding: gzip"],
-}
-
-
-def identity_body(case: str, fields: dict[str, str]) -> bytes:
-    form = urlencode(fields)
-    if case == "repeated content-type, JSON first":
-        return json.dumps(fields).encode()
-    if case == "charset":
-        return form.encode("utf-16")
-    if case == "gzip":
-        return gzip.compress(form.encode())
-    return form.encode()
-
-
-def check_identity(url: str, emulator: GeeTestEmulator) -> None:
-    for case, lines in IDENTITY_HEADS.items():
-        fields = emulator.issue()
-        before = len(emulator.requests)
-        head = "\r\n".join(["POST /login HTTP/1.1", "Host: 127.0.0.1", *lines])
-        status, body = raw(url, head, identity_body(case, fields))
-        if status == 200:
-            answer = json.loads(body)
-            assert len(emulator.requests) == before + 1, case
-            assert answer["lot_number"] == last_lot(emulator), case
-            assert answer["verdict"] == "passed", case
-        else:
-            assert 400 <= status < 500, (case, status, body)  # the gate or the framework
-            assert b'"view"' not in body, case
+    with serve_gunicorn("tests.adapter_apps:flask_from_env()", emulator_env(served)) as url:
+        exercise(url, served[0])
 
 
 def test_identity_under_werkzeug(app: Flask, emulator: GeeTestEmulator) -> None:
     with serve_werkzeug(app) as url:
-        check_identity(url, emulator)
+        assert "plain form" in check_identity(url, emulator, "/login")
 
 
 def test_identity_under_gunicorn(served: tuple[GeeTestEmulator, str]) -> None:
-    emulator, endpoint = served
-    env = {
-        "ADAPTER_ENDPOINT": endpoint,
-        "ADAPTER_CAPTCHA_ID": emulator.captcha_id,
-        "ADAPTER_CAPTCHA_KEY": emulator.captcha_key,
-    }
-    with serve_gunicorn("tests.adapter_apps:flask_from_env()", env) as url:
-        check_identity(url, emulator)
+    with serve_gunicorn("tests.adapter_apps:flask_from_env()", emulator_env(served)) as url:
+        assert "plain form" in check_identity(url, served[0], "/login")
 
 
 # The differential: every path Flask's router maps to a protected view is refused without a
