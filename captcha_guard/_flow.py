@@ -21,6 +21,10 @@ The effects, and what the door sends back:
                                   slow to give the provider its time: never the provider's fault)
     Emit(hooks, event)        ->  None (the door calls the hooks; a hook that raises is logged)
 
+A framework adapter (Django, Flask, FastAPI) drives the same flow with ``request.read_fields``
+set: the fields come from the request the framework parsed for the view, so no ``ReadBody`` is
+yielded and a ``Pass`` carries no body (the framework has it).
+
 If the door is cancelled while an effect is out, it closes the flow (``flow.close()``): the
 flow's ``finally`` hands a breaker permit back without counting anything.
 

@@ -61,19 +61,23 @@ class Captcha(SecurityBase):
     to parse on every call."""
 
     def __init__(self, **keywords: Any) -> None:
-        self._init(_Core(**keywords), None)
+        self._init(_Core(**keywords), {}, rules=True)
 
     @classmethod
     def from_file(cls, path: str, **overrides: Any) -> Captcha:
         """Configured by a TOML file, as ``CaptchaGuard.from_file``."""
         made = cls.__new__(cls)
-        made._init(_Core.from_file(cast(Any, None), path, **overrides), None)
+        made._init(_Core.from_file(cast(Any, None), path, **overrides), {}, rules=True)
         return made
 
-    def _init(self, core: _Core, route: Route | None) -> None:
+    def _init(self, core: _Core, options: dict[str, Any], *, rules: bool = False) -> None:
         self.core = core
-        self._by_rules = route is None and bool(core.gate.routes)
-        self._route = route or view_route(core.gate, "fastapi")
+        self._by_rules = rules and bool(core.gate.routes)
+        self._options = options
+        view_route(core.gate, "fastapi", **options)  # a bad option fails now, not per request
+        #: One route per operation (FastAPI's route object): its label in events and metrics,
+        #: and its own clearance scope.
+        self._routes: dict[int, Route] = {}
         self.__signature__ = _signature(core)
         self.model = APIKey(
             **{"in": APIKeyIn.header},  # type: ignore[arg-type]
@@ -92,25 +96,32 @@ class Captcha(SecurityBase):
     ) -> Captcha:
         """A dependency with a rule's options (``provider`` a name from ``providers=``) that
         shares this one's configuration, state and clients."""
-        label = f"fastapi:{provider or ''}:{fail_open}:{clearance}:{','.join(sorted(methods))}"
-        route = view_route(
-            self.core.gate,
-            label,
-            provider=provider,
-            fail_open=fail_open,
-            clearance=clearance,
-            methods=methods,
-        )
+        options = {
+            "provider": provider,
+            "fail_open": fail_open,
+            "clearance": clearance,
+            "methods": tuple(methods),
+        }
         made = Captcha.__new__(Captcha)
-        made._init(self.core, route)
+        made._init(self.core, options)
         return made
+
+    def _route_for(self, operation: Any) -> Route:
+        # By id: FastAPI's routes are not hashable, and live as long as the app.
+        route = self._routes.get(id(operation))
+        if route is None:
+            path = getattr(operation, "path", None) or "fastapi"
+            route = view_route(self.core.gate, path, **self._options)
+            self._routes[id(operation)] = route
+        return route
 
     async def aclose(self) -> None:
         """Close the HTTP client and state this dependency made (in the app's lifespan)."""
         await self.core.aclose()
 
     async def __call__(self, request: Request, response: Response | None = None) -> Verdict | None:
-        core, route = self.core, self._route
+        core = self.core
+        route = self._route_for(request.scope.get("route"))
         state = request.scope.setdefault("state", {})
         earlier = state.get("captcha")
         method = request.method

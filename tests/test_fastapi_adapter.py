@@ -210,8 +210,11 @@ def test_clearance_spares_the_next_captcha(served: tuple[GeeTestEmulator, str]) 
         return str(request.state.captcha.reason)
 
     app.post("/comment", dependencies=[Depends(cleared)])(comment)
+    app.post("/other", dependencies=[Depends(cleared)])(comment)
     with TestClient(app, base_url="http://127.0.0.1") as client:
         first = client.post("/comment", data=emulator.issue())
         again = client.post("/comment")
+        elsewhere = client.post("/other")  # an operation's own scope: not cleared
     assert first.status_code == 200 and "set-cookie" in first.headers
     assert again.json() == "clearance"
+    assert elsewhere.status_code == 403
