@@ -14,18 +14,22 @@ from .asgi import CaptchaGuard
 from .config import ConfigError
 from .providers import (
     AliyunCaptcha,
+    Cap,
     DeepKnow,
+    FriendlyCaptcha,
     GeeTest,
     HCaptcha,
     ProofOfWork,
     Provider,
     ReCaptcha,
+    TencentCaptcha,
     Turnstile,
 )
 from .wsgi import WSGICaptchaGuard
 
 __all__ = [
     "AliyunCaptcha",
+    "Cap",
     "CaptchaGuard",
     "CircuitBreaker",
     "Clearance",
@@ -34,6 +38,7 @@ __all__ = [
     "Denial",
     "FallbackBudget",
     "FallbackLimit",
+    "FriendlyCaptcha",
     "GeeTest",
     "HCaptcha",
     "MemoryFallbackBudget",
@@ -45,6 +50,7 @@ __all__ = [
     "ReCaptcha",
     "ReplayStore",
     "Rule",
+    "TencentCaptcha",
     "TrustedProxies",
     "Turnstile",
     "Verdict",

@@ -18,6 +18,9 @@ from ..providers import (
     ReCaptcha,
     Turnstile,
 )
+from ..providers.cap import Cap
+from ..providers.friendly import FriendlyCaptcha
+from ..providers.tencent import TencentCaptcha
 from ._values import (
     Check,
     _boolean,
@@ -57,6 +60,12 @@ TEST_KEYS: dict[str, str] = {
     "0x4AAAAAAAEmulatedTurnstileSecret000": "captcha_guard.testing's Turnstile secret",
     "LTAI5tEmulatedAccessKeyId": "captcha_guard.testing's Alibaba Cloud AccessKey ID",
     "EmulatedAccessKeySecret0123456789": "captcha_guard.testing's Alibaba Cloud secret",
+    "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE": "the SecretKey of Tencent Cloud's signature example",
+    "AKIDEmulatedTencentSecretId000000000": "captcha_guard.testing's Tencent SecretId",
+    "EmulatedTencentSecretKey00000000": "captcha_guard.testing's Tencent SecretKey",
+    "EmulatedAppSecretKey00000": "captcha_guard.testing's Tencent AppSecretKey",
+    "A1EMULATEDFRIENDLYCAPTCHAAPIKEY0": "captcha_guard.testing's Friendly Captcha API key",
+    "emulated-cap-secret-0000000000000000": "captcha_guard.testing's Cap secret",
 }
 
 #: The vendors' test secrets proper: the vendor answers them with test behaviour (always pass,
@@ -165,6 +174,38 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
         },
         ("secret",),
         ("secret",),
+    ),
+    # Tencent Cloud Captcha, Friendly Captcha, Cap (issue 17). CaptchaAppId may be written as
+    # an integer or come from the environment as digits; the constructors check the rest.
+    "tencent": ProviderType(
+        TencentCaptcha,
+        {
+            **_REMOTE,
+            "secret_id": _credential,
+            "secret_key": _secret,
+            "captcha_app_id": lambda ctx, path, value: (
+                value
+                if isinstance(value, int) and not isinstance(value, bool)
+                else _credential(ctx, path, value)
+            ),
+            "app_secret_key": _secret,
+            "region": _nonempty,
+            "refuse_evil": _boolean,
+        },
+        ("secret_id", "secret_key", "captcha_app_id", "app_secret_key"),
+        ("secret_id", "secret_key"),
+    ),
+    "friendly_captcha": ProviderType(
+        FriendlyCaptcha,
+        {**_REMOTE, "api_key": _secret, "sitekey": _credential, "version": _integer(1)},
+        ("api_key",),
+        ("api_key",),
+    ),
+    "cap": ProviderType(
+        Cap,
+        {**_REMOTE, "site_key": _credential, "secret": _secret},
+        ("site_key", "secret", "endpoint"),
+        ("site_key", "secret"),
     ),
 }
 

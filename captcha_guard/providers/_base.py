@@ -7,6 +7,7 @@ client), and tests can feed it responses without a network.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -142,6 +143,17 @@ def short_text(value: object, limit: int = 80) -> str:
     return "".join(c if c.isprintable() else " " for c in text[:limit])
 
 
+def client_ip(host: str | None) -> str | None:
+    """The client's address if it is one (a unix socket's 'host' is not), for the vendors'
+    ``remoteip``/``UserIp``."""
+    if not host:
+        return None
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
 def matching(pattern: re.Pattern[str], name: str, value: str) -> str:
     if not pattern.fullmatch(value):
         raise FieldError(f"malformed {name}")
@@ -159,6 +171,7 @@ __all__ = [
     "ProviderRequest",
     "ProviderResponse",
     "answer_document",
+    "client_ip",
     "form_post",
     "http_failure",
     "json_object",

@@ -38,6 +38,7 @@ from ._faults import (
     ALIYUN_SCENE_CODES,
     ALIYUN_VERIFY,
 )
+from ._wire import host_header
 
 ACTION = "VerifyIntelligentCaptcha"
 VERSION = "2023-03-05"
@@ -172,10 +173,7 @@ class AliyunCaptcha(Provider):
             raise ValueError("AliyunCaptcha: field must be a field name")
         super().__init__(endpoint=endpoint or ENDPOINTS[region], timeout=timeout, breaker=breaker)
         parts = urlsplit(self.endpoint)
-        default_port = 443 if parts.scheme == "https" else 80
-        host = (parts.hostname or "").lower()
-        host = f"[{host}]" if ":" in host else host
-        self._host = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
+        self._host = host_header(self.endpoint)
         self._path = unquote(parts.path) or "/"
         self._query = parse_qsl(parts.query, keep_blank_values=True)
         self.access_key_id = access_key_id

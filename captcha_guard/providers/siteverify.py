@@ -8,7 +8,6 @@ three small subclasses add each vendor's field name, endpoint and extra checks.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -27,6 +26,7 @@ from ._base import (
     form_post,
     matching,
 )
+from ._base import client_ip as _ip
 from ._faults import SITEVERIFY
 
 RECAPTCHA_ENDPOINT = "https://www.google.com/recaptcha/api/siteverify"
@@ -294,16 +294,6 @@ def _action_check(
     if not isinstance(action, str) or action not in actions:
         return provider.rejected(f"{provider.name}: unexpected action", details)
     return None
-
-
-def _ip(host: str | None) -> str | None:
-    """The client's address if it is one (a unix socket 'host' is not), for ``remoteip``."""
-    if not host:
-        return None
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return None
 
 
 def _codes(value: object) -> list[str]:
