@@ -186,6 +186,8 @@ async def _fields(request: Request, limits: Any) -> _Read:
                     document = await request.json()
                 except ValueError:
                     raise BodyError("body is not valid JSON") from None
+                except RecursionError:
+                    raise BodyError("JSON body nested too deep", code="json_too_deep") from None
             opaque = _opaque(content_type, body)
         fields = read_fields(
             form=form,

@@ -80,6 +80,7 @@ class CaptchaGuard:
 def _by_rules() -> Any:
     """``rules=``: matched by path before the view, as the WSGI door matches them."""
     core = cast(_Core, CaptchaGuard.core())
+    g.captcha = None  # every view may read it; a verdict replaces it when one is made
     earlier = request.environ.get(VERDICT_KEY)
     if earlier is not None:  # a WSGI door in front judged it
         g.captcha = earlier
@@ -186,6 +187,8 @@ def _fields(limits: Any) -> Fields:
         document = None
         if request.is_json:
             document = request.get_json(silent=False)
+    except RecursionError:  # Flask's JSON loading catches ValueError only
+        raise BodyError("JSON body nested too deep", code="json_too_deep") from None
     except HTTPException as exc:
         if exc.code == 413:
             raise BodyError(

@@ -413,3 +413,12 @@ def test_clearance_spares_the_next_captcha(served: tuple[GeeTestEmulator, str]) 
         request.META["HTTP_COOKIE"] = "; ".join(f"{k}={m.value}" for k, m in cookie.items())
         again = cleared(request)
     assert json.loads(again.content)["verdict"] == "passed"
+
+
+@pytest.mark.parametrize(
+    "body", [b"[" * 100_000, b'{"a": "\xff"}', b"\x00" * 10, b'{"captcha": []}', b"[1, 2]"]
+)
+@pytest.mark.parametrize("path", ["/login/", "/api/signup"])
+def test_bad_json_is_a_4xx_never_a_500(client: Any, path: str, body: bytes) -> None:
+    answer = client.post(path, body, content_type="application/json")
+    assert 400 <= answer.status_code < 500

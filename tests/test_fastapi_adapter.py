@@ -218,3 +218,12 @@ def test_clearance_spares_the_next_captcha(served: tuple[GeeTestEmulator, str]) 
     assert first.status_code == 200 and "set-cookie" in first.headers
     assert again.json() == "clearance"
     assert elsewhere.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "body", [b"[" * 100_000, b'{"a": "\xff"}', b"\x00" * 10, b'{"captcha": []}', b"[1, 2]"]
+)
+@pytest.mark.parametrize("path", ["/any", "/signup", "/login"])
+def test_bad_json_is_a_4xx_never_a_500(client: TestClient, path: str, body: bytes) -> None:
+    answer = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert 400 <= answer.status_code < 500

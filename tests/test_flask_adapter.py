@@ -302,3 +302,11 @@ def test_clearance_spares_the_next_captcha(served: tuple[GeeTestEmulator, str]) 
     assert first.status_code == 200 and "set-cookie" in first.headers
     assert again.text == "passed clearance"
     assert elsewhere.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "body", [b"[" * 100_000, b'{"a": "\xff"}', b"\x00" * 10, b'{"captcha": []}', b"[1, 2]"]
+)
+def test_bad_json_is_a_4xx_never_a_500(app: Flask, body: bytes) -> None:
+    answer = app.test_client().post("/login", data=body, content_type="application/json")
+    assert 400 <= answer.status_code < 500

@@ -16,6 +16,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest
 
 from .._adapter import read_fields, view_route
+from .._fields import BodyError
 from .._flow import Decision, Pass, Route
 from .._rules import DEFAULT_METHODS
 from ._core import DjangoGuard, guard
@@ -247,7 +248,10 @@ def _decide_drf(core: DjangoGuard, route: Route, request: Any) -> Decision:
     limits = core.gate.parse_limits
 
     def drf_fields() -> Any:
-        data = request.data  # DRF's parsers: what the serializer will read
+        try:
+            data = request.data  # DRF's parsers: what the serializer will read
+        except RecursionError:  # DRF's JSON parser catches ValueError only
+            raise BodyError("JSON body nested too deep", code="json_too_deep") from None
         lists = getattr(data, "lists", None)
         form = [(k, v) for k, vs in lists() for v in vs] if lists is not None else []
         document = None if lists is not None else data
