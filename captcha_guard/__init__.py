@@ -5,6 +5,7 @@ from ._clearance import Clearance
 from ._client_ip import TrustedProxies
 from ._fallback import FallbackBudget, FallbackLimit, MemoryFallbackBudget
 from ._fields import ParseLimits
+from ._privacy_pass import PrivateTokens, TokenIssuer
 from ._replay import MemoryReplayStore, ReplayStore
 from ._responses import Denial
 from ._rules import Rule
@@ -45,12 +46,14 @@ __all__ = [
     "MemoryReplayStore",
     "Outcome",
     "ParseLimits",
+    "PrivateTokens",
     "ProofOfWork",
     "Provider",
     "ReCaptcha",
     "ReplayStore",
     "Rule",
     "TencentCaptcha",
+    "TokenIssuer",
     "TrustedProxies",
     "Turnstile",
     "Verdict",

@@ -96,7 +96,10 @@ def reused(verdict: Verdict, route: Route) -> Pass | Deny:
 def judge(door: Any, route: Route, request: ClientRequest) -> Decision:
     """Run the gate's flow for a request whose fields the framework read (``read_fields``),
     performing its effects with ``door``'s sync client and state."""
-    return run_flow(door.gate.decide(route, request), door.state, door._sender_for, _unread)
+    decision: Decision = run_flow(
+        door.gate.decide(route, request), door.state, door._sender_for, _unread
+    )
+    return decision
 
 
 async def ajudge(door: Any, route: Route, request: ClientRequest) -> Decision:

@@ -15,6 +15,7 @@ from ._events import StoreErrorEvent
 from ._fallback import FallbackLimitOption
 from ._fields import ParseLimits
 from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
+from ._privacy_pass import PrivateTokens
 from ._replay import ReplayStore
 from ._rules import Rule, app_prefixes
 from ._state import bind_state
@@ -51,6 +52,7 @@ class FrontDoor(Generic[AppT, RejectT]):
         state: Any = None,
         parse_limits: ParseLimits | None = None,
         clearance: Clearance | None = None,
+        private_tokens: PrivateTokens | None = None,
     ) -> None:
         self.app = app
         self.client_address = ClientAddress(client_ip)
@@ -68,6 +70,7 @@ class FrontDoor(Generic[AppT, RejectT]):
             shared=state is not None,
             parse_limits=parse_limits,
             clearance=clearance,
+            private_tokens=private_tokens,
         )
         #: Where the flow's state operations are performed (None: in process, inline).
         self.state = None

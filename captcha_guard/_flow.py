@@ -35,11 +35,12 @@ fallback guard (replay, budget) → the answer.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._breaker import Permit
 from ._clearance import Clearance, rule_scope
@@ -83,6 +84,10 @@ from ._verdict import MISCONFIGURATION, REFUSED, Fault, Outcome, ProviderFailure
 from ._version import __version__
 from .providers._base import Claim, Provider
 from .providers._wire import ProviderRequest, ProviderResponse
+
+if TYPE_CHECKING:
+    from ._privacy_pass import PrivateTokens
+    from ._token_flow import TokenGate
 
 logger = logging.getLogger("captcha_guard")
 
@@ -187,6 +192,14 @@ class Abandon:
 ABANDON: Final = Abandon()
 
 Decision = Pass | Deny | Abandon
+
+
+@dataclass(frozen=True, slots=True)
+class Redeem:
+    """``Gate.challenge``'s answer on the private-token path: run ``Gate.redeem``."""
+
+
+REDEEM: Final = Redeem()
 Flow = Generator[Effect, Any, Decision]
 
 
@@ -204,6 +217,8 @@ class Route:
     pow_shared: bool = False
     #: The clearance scope this rule honours and grants (None: a captcha every time).
     clearance_scope: str | None = None
+    #: A private-token clearance also clears this rule (the rule opted in, the door has both).
+    private_tokens: bool = False
 
 
 class Gate:
@@ -225,6 +240,7 @@ class Gate:
         parse_limits: ParseLimits | None = None,
         clearance: Clearance | None = None,
         clock: Callable[[], float] = time.monotonic,
+        private_tokens: PrivateTokens | None = None,
     ) -> None:
         if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
             raise TypeError("max_body_size must be an int (bytes)")
@@ -255,6 +271,11 @@ class Gate:
         if clearance is not None and not isinstance(clearance, Clearance):
             raise TypeError("clearance must be a captcha_guard.Clearance")
         self.clearance = clearance
+        self.tokens: TokenGate | None = None
+        if private_tokens is not None:
+            self.tokens = _token_gate(private_tokens, clearance, shared, event_hooks)
+            routes = [_opt_in(route) for route in routes]
+            self.routes = tuple(routes)
         self.fallback = FallbackGuard(replay_store, fallback_limit)
         #: With ``state=``: breakers, replay memory and budgets are operations the door
         #: performs on shared state, except the pieces given explicitly (they win).
@@ -277,6 +298,8 @@ class Gate:
         self._table = table = RuleTable(((r.rule, r) for r in routes), prefixes=prefixes)
         self._spelled = table.spelled if table.exhaustive else None
         self._challenges = _challenge_paths([provider, *named.values()])
+        if self.tokens is not None and self.tokens.tokens.path in self._challenges:
+            raise ValueError("the private-token path is a provider's challenge path too")
 
     def forget_outages(self) -> None:
         """Start the outage log (and the suspect-answer log) afresh: the next line of each
@@ -297,10 +320,13 @@ class Gate:
             return BAD_PATH_DENIAL if found is BAD_PATH else NO_SLASH_DENIAL
         return found  # type: ignore[return-value]
 
-    def challenge(self, method: str, path: str) -> Reply | None:
-        """A fresh challenge when ``path`` is a provider's challenge path, else None."""
+    def challenge(self, method: str, path: str) -> Reply | Redeem | None:
+        """A fresh challenge when ``path`` is a provider's challenge path, ``REDEEM`` on the
+        private-token path (the door runs ``redeem``), else None."""
         if method != "GET":
             return None
+        if self.tokens is not None and path == self.tokens.tokens.path:
+            return REDEEM
         provider = self._challenges.get(path)
         if provider is None:
             return None
@@ -317,6 +343,11 @@ class Gate:
         if len(digits) > _MAX_LENGTH_DIGITS or int(digits or "0") > self.max_body_size:
             return too_large(self.max_body_size)
         return None
+
+    def redeem(self, request: ClientRequest) -> Generator[Effect, Any, Reply]:
+        """The flow of the private-token path (``challenge`` said ``REDEEM``)."""
+        assert self.tokens is not None
+        return self.tokens.serve(request)
 
     # The flow.
 
@@ -343,6 +374,11 @@ class Gate:
                 )
                 yield from self._verdict_event(route, verdict, None)
                 return Pass(verdict, None)
+            if route.private_tokens and self.tokens is not None:
+                cleared = yield from self.tokens.clear(request, ctx)
+                if cleared is not None:
+                    yield from self._verdict_event(route, cleared[0], None)
+                    return Pass(cleared[0], None, cleared[1])
         decision = yield from self._judge(route, request)
         if (
             ctx is not None
@@ -618,7 +654,7 @@ class Gate:
         elif verdict.outcome is Outcome.REJECTED and verdict.details.get("replayed"):
             replay = "proof_of_work"
         event = VerdictEvent(
-            provider=route.provider_name,
+            provider=verdict.provider,  # the rule's provider, or "private_token"
             rule=route.label,
             outcome=verdict.outcome,
             code=_code(verdict, refusal),
@@ -697,6 +733,29 @@ def _bind(
     return Route(rule, name, chosen, fail_open, label, pow_shared, scope)
 
 
+def _token_gate(
+    tokens: PrivateTokens,
+    clearance: Clearance | None,
+    shared: bool,
+    hooks: Mapping[str, Iterable[EventHook]] | None,
+) -> TokenGate:
+    from ._privacy_pass import PrivateTokens
+    from ._token_flow import TokenGate
+
+    if not isinstance(tokens, PrivateTokens):
+        raise TypeError("private_tokens must be a captcha_guard.PrivateTokens")
+    if clearance is None:
+        raise ValueError("private_tokens= needs clearance=: a valid token mints a clearance")
+    listeners = _check_hooks(hooks).get("private_token", ())
+    return TokenGate(tokens, clearance, shared=shared, hooks=listeners)
+
+
+def _opt_in(route: Route) -> Route:
+    if not route.rule.private_tokens or route.clearance_scope is None:
+        return route
+    return dataclasses.replace(route, private_tokens=True)
+
+
 def _challenge_paths(configured: Iterable[Provider | None]) -> dict[str, Provider]:
     paths: dict[str, Provider] = {}
     for candidate in configured:
@@ -738,6 +797,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DISCONNECTED",
     "INCOMPLETE",
+    "REDEEM",
     "TIMED_OUT",
     "TOO_LARGE",
     "UNREADABLE",
@@ -754,5 +814,6 @@ __all__ = [
     "Pass",
     "ProviderCall",
     "ReadBody",
+    "Redeem",
     "Route",
 ]

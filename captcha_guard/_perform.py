@@ -10,21 +10,23 @@ out, the flow is closed, so a breaker permit goes back counting nothing.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Protocol, TypeVar
 
 from ._door import run_hook_errors
 from ._flow import (
     BodyProblem,
     CallProblem,
-    Decision,
+    Effect,
     Emit,
-    Flow,
     ProviderCall,
     ReadBody,
 )
 from ._state import StateOp
 from .providers._wire import ProviderResponse
+
+#: What a flow returns: a ``Decision`` for ``gate.decide``, a ``Reply`` for ``gate.redeem``.
+T = TypeVar("T")
 
 
 class SyncSender(Protocol):
@@ -36,11 +38,11 @@ class AsyncSender(Protocol):
 
 
 def run_flow(
-    flow: Flow,
+    flow: Generator[Effect, Any, T],
     state: Any,
     sender: Callable[[], SyncSender],
     read_body: Callable[[ReadBody], bytes | BodyProblem],
-) -> Decision:
+) -> T:
     """Drive ``flow`` to its decision with blocking I/O (the WSGI door, Flask, sync Django)."""
     result: Any = None
     error: Exception | None = None
@@ -65,19 +67,19 @@ def run_flow(
             else:  # pragma: no cover - the flow yields nothing else
                 raise TypeError(f"unknown effect {effect!r}")
     except StopIteration as stop:
-        decision: Decision = stop.value
-        return decision
+        value: T = stop.value
+        return value
     except BaseException:
         flow.close()
         raise
 
 
 async def arun_flow(
-    flow: Flow,
+    flow: Generator[Effect, Any, T],
     state: Any,
     sender: Callable[[], AsyncSender],
     read_body: Callable[[ReadBody], Awaitable[bytes | BodyProblem]],
-) -> Decision:
+) -> T:
     """Drive ``flow`` to its decision on an event loop (the ASGI door, FastAPI, async Django)."""
     result: Any = None
     error: Exception | None = None
@@ -102,8 +104,8 @@ async def arun_flow(
             else:  # pragma: no cover - the flow yields nothing else
                 raise TypeError(f"unknown effect {effect!r}")
     except StopIteration as stop:
-        decision: Decision = stop.value
-        return decision
+        value: T = stop.value
+        return value
     except BaseException:
         flow.close()  # a cancelled call hands its breaker permit back, counting nothing
         raise
@@ -133,4 +135,4 @@ async def aemit(effect: Emit) -> None:
             run_hook_errors(hook, exc)
 
 
-__all__ = ["AsyncSender", "SyncSender", "aemit", "arun_flow", "emit", "run_flow"]
+__all__ = ["AsyncSender", "SyncSender", "T", "aemit", "arun_flow", "emit", "run_flow"]

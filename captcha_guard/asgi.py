@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from ._aio import AiohttpSender, HttpxSender, cancelling, ours_alone
@@ -21,13 +21,15 @@ from ._flow import (
     TOO_LARGE,
     BodyProblem,
     Deny,
+    Effect,
     Pass,
     ReadBody,
+    Redeem,
     Route,
 )
-from ._perform import arun_flow
+from ._perform import T, arun_flow
 from ._request import from_scope, read_headers
-from ._responses import Denial, render, wants_json
+from ._responses import Denial, no_store, render, wants_json
 from ._rules import past_root, route_path
 from ._types import ASGIApp, Message, Receive, Scope, Send
 
@@ -71,8 +73,11 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             reply = self.gate.challenge(method, path)
             if reply is None:
                 await self.app(scope, receive, send)
-            else:
-                await _send(send, reply.status, reply.headers, reply.body)
+                return
+            if type(reply) is Redeem:  # the private-token path
+                request = from_scope(scope, path, self.client_address.asgi)
+                reply = await self._drive(self.gate.redeem(request), receive)
+            await _send(send, reply.status, reply.headers, reply.body)  # type: ignore[union-attr]
             return
         if type(route) is Denial:  # bad_path
             headers = read_headers(scope["headers"])
@@ -81,14 +86,17 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             return
         await self._protect(route, path, scope, receive, send)  # type: ignore[arg-type]
 
+    async def _drive(self, flow: Generator[Effect, Any, T], receive: Receive) -> T:
+        """Perform what ``flow`` yields until it returns; its return value."""
+        return await arun_flow(
+            flow, self.state, self._sender_for, lambda ask: _read_body(receive, ask)
+        )
+
     async def _protect(
         self, route: Route, path: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
         request = from_scope(scope, path, self.client_address.asgi)
-        flow = self.gate.decide(route, request)
-        decision = await arun_flow(
-            flow, self.state, self._sender_for, lambda ask: _read_body(receive, ask)
-        )
+        decision = await self._drive(self.gate.decide(route, request), receive)
         if type(decision) is Pass:
             scope.setdefault("state", {})["captcha"] = decision.verdict
             if decision.body is not None:
@@ -137,9 +145,15 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
         self, denial: Denial, as_json: bool, scope: Scope, receive: Receive, send: Send
     ) -> None:
         if self.on_reject is not None:
-            await self.on_reject(denial, scope)(scope, receive, send)
+            await self.on_reject(denial, scope)(scope, receive, _no_store(send))
             return
-        headers, body = render(denial, as_json=as_json)
+        request_headers = None if as_json else read_headers(scope["headers"])
+        headers, body = render(
+            denial,
+            as_json=as_json,
+            request_headers=request_headers,
+            scheme=scope.get("scheme", "http"),
+        )
         await _send(send, denial.status, headers, body)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -222,6 +236,19 @@ async def _receive_all(receive: Receive, limit: int) -> bytes | BodyProblem:
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _no_store(send: Send) -> Send:
+    """``send`` that keeps the gate's ``cache-control: no-store`` on an ``on_reject`` answer."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"]]
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in no_store(raw)]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
 
 
 async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:

@@ -28,7 +28,7 @@ from werkzeug.exceptions import HTTPException
 
 from ._adapter import is_judged, judge, read_fields, reused, view_route
 from ._fields import BodyError, Fields, _opaque, media_type
-from ._flow import Deny, Pass, Route
+from ._flow import Deny, Pass, Redeem, Route
 from ._request import from_environ
 from ._responses import Denial, Reply, render, wants_json
 from ._rules import DEFAULT_METHODS
@@ -90,6 +90,9 @@ def _by_rules() -> Any:
     found = core.gate.match(method, path)
     if found is None:
         reply = core.gate.challenge(method, path)
+        if isinstance(reply, Redeem):  # the private-token path
+            value = from_environ(request.environ, path, core.client_address.wsgi)
+            return _reply(core._drive(core.gate.redeem(value), request.environ, value))
         return None if reply is None else _reply(reply)
     if isinstance(found, Denial):
         return _refuse(core, found)

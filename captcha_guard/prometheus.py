@@ -44,6 +44,7 @@ from ._events import (
     FALLBACK_REFUSED_REPLAY,
     FALLBACK_REFUSED_RULE,
     BreakerEvent,
+    PrivateTokenEvent,
     StoreErrorEvent,
     VerdictEvent,
 )
@@ -64,6 +65,13 @@ _REPLAY_KINDS = frozenset({"fallback", "proof_of_work"})
 _STORES = frozenset({"breaker", "replay", "fallback_budget", "clearance"})
 _OUTCOMES = frozenset({"passed", "rejected", "fallback"})
 _STATES = tuple(state.value for state in State)
+_TOKEN_ACTIONS = frozenset({"challenge", "redeem", "directory"})
+_TOKEN_CODES = frozenset(
+    {
+        "sent", "greased", "off", "ok", "failed", "valid", "replayed", "invalid",
+        "unknown_challenge", "unknown_key", "malformed", "unavailable",
+    }
+)  # fmt: skip
 OTHER = "other"
 
 #: Where breaker transitions get their stamps (a module attribute, so a test can move it).
@@ -86,7 +94,7 @@ def _label(value: object) -> str:
 
 
 class _Metrics:
-    """The six metrics of one registry. Made once per registry: two doors in one process
+    """The seven metrics of one registry. Made once per registry: two doors in one process
     (or ``from_file`` called twice) share them instead of registering them twice."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -128,6 +136,13 @@ class _Metrics:
             ("store",),
             registry=registry,
         )
+        self.private_tokens = Counter(
+            "captcha_guard_private_tokens",
+            "Private Access Tokens: challenges served, tokens redeemed and issuer key fetches, "
+            "by action and result.",
+            ("action", "code"),
+            registry=registry,
+        )
         self._lock = threading.Lock()
         self._last_stamp = 0.0
 
@@ -155,6 +170,10 @@ class _Metrics:
 
     def on_store_error(self, event: StoreErrorEvent) -> None:
         self.store_errors.labels(_closed_set(event.store, _STORES)).inc()
+
+    def on_private_token(self, event: PrivateTokenEvent) -> None:
+        action = _closed_set(event.action, _TOKEN_ACTIONS)
+        self.private_tokens.labels(action, _closed_set(event.code, _TOKEN_CODES)).inc()
 
 
 def _set_at(child: Gauge, value: float, stamp: float) -> None:
@@ -188,6 +207,7 @@ def event_hooks(registry: CollectorRegistry | None = None) -> dict[str, list[Hoo
         "verdict": [metrics.on_verdict],
         "breaker": [metrics.on_breaker],
         "store_error": [metrics.on_store_error],
+        "private_token": [metrics.on_private_token],
     }
 
 

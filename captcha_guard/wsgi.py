@@ -11,7 +11,7 @@ import contextlib
 import io
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import IO, Any
 from wsgiref.util import is_hop_by_hop
 
@@ -23,13 +23,15 @@ from ._flow import (
     UNREADABLE,
     BodyProblem,
     Deny,
+    Effect,
     Pass,
     ReadBody,
+    Redeem,
     Route,
 )
-from ._perform import run_flow
+from ._perform import T, run_flow
 from ._request import from_environ
-from ._responses import Denial, render, status_line, wants_json
+from ._responses import Denial, no_store, render, status_line, wants_json
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._types import Environ, StartResponse, WSGIApp
 
@@ -60,7 +62,10 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
             reply = self.gate.challenge(method, path)
             if reply is None:
                 return self.app(environ, start_response)
-            return _respond(start_response, reply.status, reply.headers, reply.body)
+            if type(reply) is Redeem:  # the private-token path
+                request = from_environ(environ, path, self.client_address.wsgi)
+                reply = self._drive(self.gate.redeem(request), environ, request)
+            return _respond(start_response, reply.status, reply.headers, reply.body)  # type: ignore[union-attr]
         if type(route) is Denial:  # bad_path
             as_json = wants_json(environ.get("HTTP_ACCEPT", ""), environ.get("CONTENT_TYPE", ""))
             return self._deny(route, as_json, environ, start_response)
@@ -74,15 +79,18 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         if self.state is not None:
             self.state.close()
 
+    def _drive(self, flow: Generator[Effect, Any, T], environ: Environ, request: Any) -> T:
+        """Perform what ``flow`` yields until it returns; its return value."""
+        declared = request.content_length
+        return run_flow(
+            flow, self.state, self._sender_for, lambda ask: _read_body(environ, declared, ask)
+        )
+
     def _protect(
         self, route: Route, path: str, environ: Environ, start_response: StartResponse
     ) -> Iterable[bytes]:
         request = from_environ(environ, path, self.client_address.wsgi)
-        flow = self.gate.decide(route, request)
-        declared = request.content_length
-        decision = run_flow(
-            flow, self.state, self._sender_for, lambda ask: _read_body(environ, declared, ask)
-        )
+        decision = self._drive(self.gate.decide(route, request), environ, request)
         if type(decision) is Pass:
             environ[VERDICT_KEY] = decision.verdict
             if decision.body is not None:
@@ -101,8 +109,13 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         self, denial: Denial, as_json: bool, environ: Environ, start_response: StartResponse
     ) -> Iterable[bytes]:
         if self.on_reject is not None:
-            return self.on_reject(denial, environ)(environ, start_response)
-        headers, body = render(denial, as_json=as_json)
+            return self.on_reject(denial, environ)(environ, _no_store(start_response))
+        headers, body = render(
+            denial,
+            as_json=as_json,
+            request_headers=None if as_json else _page_headers(environ),
+            scheme=environ.get("wsgi.url_scheme", "http"),
+        )
         return _respond(start_response, denial.status, headers, body)
 
     def _sender_for(self) -> Urllib3Sender | SyncHttpxSender:
@@ -191,6 +204,31 @@ def _adding(start_response: StartResponse, headers: tuple[tuple[str, str], ...])
         return start_response(status, [*response_headers, *headers], exc_info)
 
     return adding
+
+
+def _no_store(start_response: StartResponse) -> StartResponse:
+    """``start_response`` that keeps the gate's ``cache-control: no-store`` on an
+    ``on_reject`` answer."""
+
+    def starting(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if exc_info is None:  # as the app called it: some start_response take two arguments
+            return start_response(status, no_store(headers))
+        return start_response(status, no_store(headers), exc_info)
+
+    return starting
+
+
+def _page_headers(environ: Environ) -> dict[str, str]:
+    """The request headers the refusal page reads (its language, its way back)."""
+    host = (
+        environ.get("HTTP_HOST")
+        or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    )
+    return {
+        "accept-language": environ.get("HTTP_ACCEPT_LANGUAGE", ""),
+        "referer": environ.get("HTTP_REFERER", ""),
+        "host": host,
+    }
 
 
 def _respond(

@@ -62,6 +62,7 @@ SLOW_MODULES = frozenset(
         "test_load",
         "test_metrics_site",
         "test_pow_flood",
+        "test_private_tokens_browser",
         "test_readme_examples",
         "test_redis",
         "test_routing_differential",

@@ -126,7 +126,7 @@ def test_the_example_builds_both_doors(caplog: pytest.LogCaptureFixture) -> None
         assert guard.state is not None and guard.gate.shared
         assert guard.gate.clearance is not None
         assert guard.gate.routes[1].clearance_scope is not None
-        assert set(guard.gate.hooks) == {"verdict", "breaker", "store_error"}
+        assert set(guard.gate.hooks) == {"verdict", "breaker", "store_error", "private_token"}
     assert not [r for r in caplog.records if "not apply" in r.getMessage()]
 
 
@@ -492,7 +492,7 @@ def test_prometheus_hooks_are_built_for_the_doors(tmp_path: Path) -> None:
     path = write(tmp_path, POW + '[metrics]\nprometheus = true\n[[rules]]\npattern = "/a"\n')
     config = load(path, environ={})
     hooks: Any = config.door_kwargs()["event_hooks"]
-    assert set(hooks) == {"verdict", "breaker", "store_error"}
+    assert set(hooks) == {"verdict", "breaker", "store_error", "private_token"}
 
 
 # Warnings.

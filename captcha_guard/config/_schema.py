@@ -144,13 +144,19 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
             "scene_id": _nonempty,
             "region": _one_of("cn", "sgp"),
             "field": _nonempty,
+            "prefix": _nonempty,  # the page widget's identity prefix (captcha_guard.widgets)
         },
         ("access_key_id", "access_key_secret"),
         ("access_key_id", "access_key_secret"),
     ),
     "recaptcha": ProviderType(
         ReCaptcha,
-        {**_SITEVERIFY, "min_score": _number(0, maximum=1), "action": _strings},
+        {
+            **_SITEVERIFY,
+            "min_score": _number(0, maximum=1),
+            "action": _strings,
+            "sitekey": _credential,  # the page widget's (captcha_guard.widgets)
+        },
         ("secret",),
         ("secret",),
     ),
@@ -161,7 +167,10 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
         ("secret",),
     ),
     "turnstile": ProviderType(
-        Turnstile, {**_SITEVERIFY, "action": _strings}, ("secret",), ("secret",)
+        Turnstile,
+        {**_SITEVERIFY, "action": _strings, "sitekey": _credential},  # sitekey: the widget's
+        ("secret",),
+        ("secret",),
     ),
     "proof_of_work": ProviderType(
         ProofOfWork,
@@ -237,12 +246,22 @@ _RULE: dict[str, Check] = {
     "provider": _nonempty,
     "fail_open": _boolean,
     "clearance": _boolean,
+    "private_tokens": _boolean,
 }
 _TOP: dict[str, Check] = {
     "environment": _one_of(*ENVIRONMENTS),
     "provider": _nonempty,
 }
-_TABLES = ("limits", "client_ip", "state", "clearance", "metrics", "providers", "rules")
+_TABLES = (
+    "limits",
+    "client_ip",
+    "state",
+    "clearance",
+    "private_tokens",
+    "metrics",
+    "providers",
+    "rules",
+)
 
 
 __all__ = [

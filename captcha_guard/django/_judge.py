@@ -29,8 +29,9 @@ from .._fields import (
     parse_json,
 )
 from .._flow import CallProblem, Decision, ProviderCall, Route
-from .._perform import arun_flow
+from .._perform import arun_flow, run_flow
 from .._request import ClientRequest, from_environ
+from .._responses import Reply
 from .._state import MemoryState
 from .._verdict import Verdict
 from ..providers._wire import ProviderResponse
@@ -126,6 +127,26 @@ async def adecide(core: DjangoGuard, route: Route, request: HttpRequest) -> Deci
     return await arun_flow(flow, _threaded_state(core.state), lambda: _Threaded(core), _unread)
 
 
+def redeem(core: DjangoGuard, request: HttpRequest) -> Reply:
+    """The private-token path's answer (``Gate.challenge`` said ``REDEEM``)."""
+    value = from_environ(request.META, request.path_info, core.client_address.wsgi)
+    return run_flow(core.gate.redeem(value), core.state, core._sender_for, _empty)
+
+
+async def aredeem(core: DjangoGuard, request: HttpRequest) -> Reply:
+    value = from_environ(request.META, request.path_info, core.client_address.wsgi)
+    state = _threaded_state(core.state)
+    return await arun_flow(core.gate.redeem(value), state, lambda: _Threaded(core), _aempty)
+
+
+def _empty(ask: Any) -> bytes:  # a GET: no body to read
+    return b""
+
+
+async def _aempty(ask: Any) -> bytes:
+    return b""
+
+
 def judged(method: str, route: Route) -> bool:
     return is_judged(method, route)
 
@@ -159,4 +180,13 @@ async def _unread(ask: Any) -> Any:  # pragma: no cover - read_fields is set
     raise RuntimeError("an adapter's flow reads no body")
 
 
-__all__ = ["adecide", "client_request", "decide", "django_fields", "earlier_verdict", "judged"]
+__all__ = [
+    "adecide",
+    "aredeem",
+    "client_request",
+    "decide",
+    "django_fields",
+    "earlier_verdict",
+    "judged",
+    "redeem",
+]

@@ -9,11 +9,11 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
-from .._flow import Pass, Route
+from .._flow import Pass, Redeem, Route
 from .._responses import Denial
 from ..wsgi import _route_path
 from ._core import guard
-from ._judge import adecide, decide, earlier_verdict
+from ._judge import adecide, aredeem, decide, earlier_verdict, redeem
 from ._respond import add_headers, challenge, refusal
 
 
@@ -37,6 +37,8 @@ class CaptchaGuardMiddleware:
         step = self._before(request)
         if isinstance(step, HttpResponseBase):
             return step
+        if isinstance(step, Redeem):
+            return challenge(redeem(guard(), request))
         if step is None:
             return self.get_response(request)
         decision = decide(guard(), step, request)
@@ -49,6 +51,8 @@ class CaptchaGuardMiddleware:
         step = self._before(request)
         if isinstance(step, HttpResponseBase):
             return step
+        if isinstance(step, Redeem):
+            return challenge(await aredeem(guard(), request))
         get_response: Callable[[HttpRequest], Awaitable[Any]] = self.get_response
         if step is None:
             return await get_response(request)
@@ -58,7 +62,7 @@ class CaptchaGuardMiddleware:
         request.captcha = decision.verdict
         return _adding(await get_response(request), decision)
 
-    def _before(self, request: HttpRequest) -> Route | HttpResponseBase | None:
+    def _before(self, request: HttpRequest) -> Route | HttpResponseBase | Redeem | None:
         """The route to judge, an answer given now, or None to go on unjudged."""
         earlier = earlier_verdict(request)
         request.captcha = earlier
@@ -70,7 +74,9 @@ class CaptchaGuardMiddleware:
         found = core.gate.match(method, path)
         if found is None:
             reply = core.gate.challenge(method, path)
-            return None if reply is None else challenge(reply)
+            if reply is None or isinstance(reply, Redeem):
+                return reply  # None: go on; REDEEM: the private-token path, sync or async
+            return challenge(reply)
         if isinstance(found, Denial):
             return refusal(request, found, core.on_reject)
         return found

@@ -139,6 +139,9 @@ def acs_date(moment: float) -> str:
     return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_PREFIX = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
 class AliyunCaptcha(Provider):
     """Alibaba Cloud CAPTCHA 2.0. ``region`` ``"cn"`` (mainland, Shanghai) or ``"sgp"``
     (outside the mainland, Singapore) picks the endpoint; ``endpoint`` overrides it. Set
@@ -158,7 +161,13 @@ class AliyunCaptcha(Provider):
         timeout: float = DEFAULT_TIMEOUT,
         breaker: CircuitBreaker | None = None,
         clock: Callable[[], float] = time.time,
+        prefix: str | None = None,
     ) -> None:
+        if prefix is not None and (not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix)):
+            raise ValueError("AliyunCaptcha: prefix must be the console's identity prefix, or None")
+        #: The account's identity prefix from the console, which the page's widget needs
+        #: (``window.AliyunCaptchaConfig.prefix``); the verification call does not use it.
+        self.prefix = prefix
         if not isinstance(access_key_id, str) or not re.fullmatch(r"[\x21-\x7e]+", access_key_id):
             raise ValueError("AliyunCaptcha: access_key_id must be the AccessKey ID")
         if not isinstance(access_key_secret, str) or not access_key_secret:

@@ -158,6 +158,7 @@ class ReCaptcha(Siteverify):
         endpoint: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         breaker: CircuitBreaker | None = None,
+        sitekey: str | None = None,
     ) -> None:
         super().__init__(
             secret,
@@ -167,6 +168,9 @@ class ReCaptcha(Siteverify):
             timeout=timeout,
             breaker=breaker,
         )
+        #: The site key the page's widget is rendered with (captcha_guard.widgets); only the
+        #: page uses it: Google's siteverify takes none.
+        self.sitekey = _sitekey(sitekey, "ReCaptcha")
         self.min_score = _score(min_score, "ReCaptcha", "min_score")
         self.actions = _actions(action, "ReCaptcha")
 
@@ -262,6 +266,7 @@ class Turnstile(Siteverify):
         endpoint: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         breaker: CircuitBreaker | None = None,
+        sitekey: str | None = None,
     ) -> None:
         super().__init__(
             secret,
@@ -271,6 +276,9 @@ class Turnstile(Siteverify):
             timeout=timeout,
             breaker=breaker,
         )
+        #: The site key the page's widget is rendered with (captcha_guard.widgets); only the
+        #: page uses it: Turnstile's siteverify takes none.
+        self.sitekey = _sitekey(sitekey, "Turnstile")
         self.actions = _actions(action, "Turnstile")
 
     def _claim_extras(self) -> dict[str, str]:
@@ -280,6 +288,12 @@ class Turnstile(Siteverify):
         details["action"] = _text(body.get("action"), 100) or None
         details["cdata"] = _text(body.get("cdata"), 255) or None
         return _action_check(self, body, details, self.actions)
+
+
+def _sitekey(value: str | None, label: str) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ValueError(f"{label}: sitekey must be the site key, or None")
+    return value
 
 
 def _action_check(
