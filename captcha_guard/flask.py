@@ -215,10 +215,15 @@ def _fields(limits: Any) -> Fields:
 def _refuse(core: WSGICaptchaGuard, denial: Denial) -> Any:
     if core.on_reject is not None:
         answer = make_response(core.on_reject(denial))  # type: ignore[call-arg]
-        answer.headers.setdefault("Cache-Control", "no-store")
+        answer.headers["Cache-Control"] = "no-store"  # a refusal is about this request only
         return answer
     as_json = wants_json(request.headers.get("Accept", ""), request.content_type or "")
-    headers, body = render(denial, as_json=as_json)
+    headers, body = render(
+        denial,
+        as_json=as_json,
+        request_headers={name.lower(): value for name, value in request.headers.items()},
+        scheme=request.scheme,
+    )
     # PEP 3333 leaves hop-by-hop headers (connection: close) to the server.
     kept = [(k, v) for k, v in headers if k != "connection"]
     return FlaskResponse(body, status=denial.status, headers=kept)

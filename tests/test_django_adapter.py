@@ -162,16 +162,40 @@ def test_a_request_is_judged_once(served: tuple[GeeTestEmulator, str]) -> None:
     app.close()
 
 
-def test_the_refusal_page_is_the_template(emulator: GeeTestEmulator) -> None:
+def test_the_refusal_page_is_the_gate_s_translated_page(emulator: GeeTestEmulator) -> None:
     from django.test import Client
 
-    page = Client().post("/login/", HTTP_REFERER="http://testserver/form/")
+    page = Client().post(
+        "/login/", HTTP_REFERER="http://testserver/form/", HTTP_ACCEPT_LANGUAGE="fr"
+    )
+    text = page.content.decode()
     assert page.status_code == 403
     assert page["Content-Type"] == "text/html; charset=utf-8"
-    assert "Captcha not accepted" in page.content.decode()
-    assert 'href="http://testserver/form/"' in page.content.decode()
+    assert page["Cache-Control"] == "no-store"
+    assert '<html lang="fr">' in text and "captcha" in text
+    assert 'href="/form/"' in text  # a relative way back, to this site only
     elsewhere = Client().post("/login/", HTTP_REFERER="https://evil.example/")
     assert "evil.example" not in elsewhere.content.decode()
+
+
+def test_a_site_template_overrides_the_refusal_page(
+    tmp_path: Any, emulator: GeeTestEmulator
+) -> None:
+    from django.conf import settings
+    from django.test import Client, override_settings
+
+    (tmp_path / "captcha_guard").mkdir()
+    (tmp_path / "captcha_guard" / "rejected.html").write_text(
+        "{{ status }} {{ denial.error }}: {{ title }}{% if back %} ({{ back }}){% endif %}"
+    )
+    engine = {**settings.TEMPLATES[0], "DIRS": [str(tmp_path)]}
+    with override_settings(TEMPLATES=[engine]):
+        page = Client().post("/login/", HTTP_REFERER="http://testserver/form/")
+    assert page.status_code == 403
+    assert page.content.decode() == (
+        "403 captcha_rejected: Captcha not accepted (http://testserver/form/)"
+    )
+    assert page["Cache-Control"] == "no-store"
 
 
 def test_on_reject_may_return_an_http_response(served: tuple[GeeTestEmulator, str]) -> None:

@@ -285,7 +285,7 @@ def test_django_project(geetest: tuple[GeeTestEmulator, str]) -> None:
         )
     assert (signed_in.status_code, signed_in.text) == (200, "welcome ada (passed)")
     assert bare.status_code == 403
-    assert "Captcha not accepted" in bare.text  # captcha_guard/rejected.html
+    assert "The captcha could not be verified" in bare.text  # the gate's page, in English
     assert forged_csrf.status_code == 403 and "CSRF" in forged_csrf.text
 
 

@@ -14,7 +14,8 @@
 The middleware applies ``rules=`` by path and serves proof-of-work challenges; the decorator
 protects a view (function, class-based, Django REST framework) wherever it is routed, and reads
 the fields from Django's own parsed request. ``manage.py check`` runs ``captcha-guard check``'s
-checks. A refusal renders ``captcha_guard/rejected.html`` (JSON for JSON clients), or what
+checks. A refusal is the gate's translated page (JSON for JSON clients), a site's own
+``captcha_guard/rejected.html`` when it has one, or what
 ``on_reject(denial, request)`` returns.
 """
 

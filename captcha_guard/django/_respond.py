@@ -5,11 +5,12 @@ and a proof-of-work challenge."""
 from __future__ import annotations
 
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template import TemplateDoesNotExist
-from django.template.loader import render_to_string
+from django.template.loader import get_template
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
 
@@ -26,28 +27,47 @@ def refusal(request: HttpRequest, denial: Denial, on_reject: Any) -> HttpRespons
             )
     else:
         response = _gate_answer(request, denial)
-    if "Cache-Control" not in response:
-        response["Cache-Control"] = "no-store"  # a refusal is about this request only
+    response["Cache-Control"] = "no-store"  # a refusal is about this request only, always
     return response
+
+
+#: The package's own template: while the site has not overridden it, the gate's translated
+#: page (every language of the doors' refusal page) is served instead of rendering it.
+_OURS = str(Path(__file__).resolve().parent / "templates")
 
 
 def _gate_answer(request: HttpRequest, denial: Denial) -> HttpResponse:
     as_json = wants_json(request.headers.get("Accept", ""), request.headers.get("Content-Type", ""))
     if not as_json:
         try:
-            body = render_to_string(
-                "captcha_guard/rejected.html", _context(request, denial), request=request
-            )
+            template = get_template("captcha_guard/rejected.html")
         except TemplateDoesNotExist:  # the app is not in INSTALLED_APPS: the gate's own page
-            pass
-        else:
+            template = None
+        origin = getattr(getattr(template, "origin", None), "name", "") or ""
+        if template is not None and not str(origin).startswith(_OURS):
+            body = template.render(_context(request, denial), request)
             return HttpResponse(body, status=denial.status, content_type="text/html; charset=utf-8")
-    headers, payload = render(denial, as_json=as_json)
+    headers, payload = render(
+        denial,
+        as_json=as_json,
+        request_headers=_page_headers(request),
+        scheme=request.scheme or "http",
+    )
     response = HttpResponse(payload, status=denial.status)
     for name, value in headers:
         if name not in ("content-length", "connection"):  # Django sets one, the server the other
             response[name] = value
     return response
+
+
+def _page_headers(request: HttpRequest) -> dict[str, str]:
+    """The request headers the gate's page reads (its language, its way back), with the host
+    as the WSGI door reads it when the client sent none."""
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    if "host" not in headers:
+        meta = request.META
+        headers["host"] = f"{meta.get('SERVER_NAME', '')}:{meta.get('SERVER_PORT', '')}"
+    return headers
 
 
 def _context(request: HttpRequest, denial: Denial) -> dict[str, Any]:
