@@ -21,6 +21,10 @@ The effects, and what the door sends back:
                                   slow to give the provider its time: never the provider's fault)
     Emit(hooks, event)        ->  None (the door calls the hooks; a hook that raises is logged)
 
+A framework adapter (Django, Flask, FastAPI) drives the same flow with ``request.read_fields``
+set: the fields come from the request the framework parsed for the view, so no ``ReadBody`` is
+yielded and a ``Pass`` carries no body (the framework has it).
+
 If the door is cancelled while an effect is out, it closes the flow (``flow.close()``): the
 flow's ``finally`` hands a breaker permit back without counting anything.
 
@@ -262,6 +266,9 @@ class Gate:
                 raise TypeError(f"rules must be Rule objects, got {rule!r}")
             routes.append(_bind(rule, provider, named, shared, clearance is not None))
         self.routes = tuple(routes)
+        #: As configured, for routes bound later (an adapter's decorated views).
+        self.default_provider = provider
+        self.named_providers = named
         self.max_body_size = max_body_size
         self.body_timeout = float(body_timeout)
         if parse_limits is not None and not isinstance(parse_limits, ParseLimits):
@@ -415,19 +422,26 @@ class Gate:
 
     def _judge(self, route: Route, request: ClientRequest) -> Flow:
         """Body, fields, shape, breaker, call, verdict: the captcha itself."""
-        body = yield ReadBody(self.max_body_size, self.body_timeout)
-        if isinstance(body, BodyProblem):
-            denial = _body_denial(body, self.max_body_size)
-            return ABANDON if denial is None else Deny(denial)
-        request.body = body
+        read_fields = request.read_fields
+        body: bytes | None = None
+        if read_fields is None:
+            body = yield ReadBody(self.max_body_size, self.body_timeout)
+            if isinstance(body, BodyProblem):
+                denial = _body_denial(body, self.max_body_size)
+                return ABANDON if denial is None else Deny(denial)
+            request.body = body
         try:
-            fields = collect(
-                content_type=request.content_type,
-                body=body,
-                query_string=request.query,
-                header_value=request.captcha_header,
-                limits=self.parse_limits,
-            )
+            if read_fields is not None:
+                # An adapter: the fields as the framework parsed them for the view.
+                fields = read_fields()
+            else:
+                fields = collect(
+                    content_type=request.content_type,
+                    body=body,  # type: ignore[arg-type]
+                    query_string=request.query,
+                    header_value=request.captcha_header,
+                    limits=self.parse_limits,
+                )
         except BodyError as exc:
             return Deny(Denial(exc.status, exc.code, str(exc)))
         provider = route.provider
@@ -594,7 +608,7 @@ class Gate:
             return ProviderFailure("answer could not be read")
 
     def _answer(
-        self, route: Route, verdict: Verdict, body: bytes, refusal: str | None = None
+        self, route: Route, verdict: Verdict, body: bytes | None, refusal: str | None = None
     ) -> Decision:
         if verdict.outcome is Outcome.PASSED:
             return Pass(verdict, body)

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._fields import Fields
 
 #: The header a client may carry the captcha fields in, urlencoded.
 CAPTCHA_HEADER = "x-captcha"
@@ -42,6 +45,9 @@ class ClientRequest:
     #: Header lines, and their bytes (names and values), as the door received them.
     header_count: int = 0
     header_bytes: int = 0
+    #: A framework adapter's reading of the fields from the request the framework parsed
+    #: (None: the gate reads the body itself). May raise ``BodyError``, as the gate's would.
+    read_fields: Callable[[], Fields] | None = field(default=None, repr=False, compare=False)
 
     @property
     def accept(self) -> str:

@@ -9,13 +9,12 @@ calling the app or sending the gate's answer.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Callable, Generator
 from typing import Any
 
 from ._aio import AiohttpSender, HttpxSender, cancelling, ours_alone
-from ._door import FrontDoor, run_hook_errors
+from ._door import FrontDoor
 from ._flow import (
     DISCONNECTED,
     TIMED_OUT,
@@ -23,17 +22,15 @@ from ._flow import (
     BodyProblem,
     Deny,
     Effect,
-    Emit,
     Pass,
-    ProviderCall,
     ReadBody,
     Redeem,
     Route,
 )
+from ._perform import T, arun_flow
 from ._request import from_scope, read_headers
 from ._responses import Denial, no_store, render, wants_json
 from ._rules import past_root, route_path
-from ._state import StateOp
 from ._types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("captcha_guard")
@@ -92,35 +89,11 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             return
         await self._protect(route, path, scope, receive, send)  # type: ignore[arg-type]
 
-    async def _drive(self, flow: Generator[Effect, Any, Any], receive: Receive) -> Any:
+    async def _drive(self, flow: Generator[Effect, Any, T], receive: Receive) -> T:
         """Perform what ``flow`` yields until it returns; its return value."""
-        result: Any = None
-        error: Exception | None = None
-        try:
-            while True:
-                if error is None:
-                    effect = flow.send(result)
-                else:
-                    effect, error = flow.throw(error), None
-                if type(effect) is StateOp:
-                    try:
-                        result = await self.state.arun(effect)  # type: ignore[union-attr]
-                    except Exception as exc:  # the flow decides what a failed operation means
-                        error = exc
-                elif type(effect) is ProviderCall:
-                    result = await self._sender_for().send(effect)
-                elif type(effect) is ReadBody:
-                    result = await _read_body(receive, effect)
-                elif type(effect) is Emit:
-                    await _emit(effect)
-                    result = None
-                else:  # pragma: no cover - the flow yields nothing else
-                    raise TypeError(f"unknown effect {effect!r}")
-        except StopIteration as stop:
-            return stop.value
-        except BaseException:
-            flow.close()  # a cancelled call hands its breaker permit back, counting nothing
-            raise
+        return await arun_flow(
+            flow, self.state, self._sender_for, lambda ask: _read_body(receive, ask)
+        )
 
     async def _protect(
         self, route: Route, path: str, scope: Scope, receive: Receive, send: Send
@@ -266,16 +239,6 @@ async def _receive_all(receive: Receive, limit: int) -> bytes | BodyProblem:
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _emit(effect: Emit) -> None:
-    for hook in effect.hooks:
-        try:
-            outcome = hook(effect.event)
-            if inspect.isawaitable(outcome):
-                await outcome
-        except Exception as exc:
-            run_hook_errors(hook, exc)
 
 
 def _no_store(send: Send) -> Send:
