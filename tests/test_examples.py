@@ -256,7 +256,8 @@ def test_django_project(geetest: tuple[GeeTestEmulator, str]) -> None:
     env = {
         "DJANGO_SECRET_KEY": "django-project-secret",
         **geetest_env(emulator, endpoint),
-        "PYTHONPATH": str(project),
+        # The project, then this checkout (not whatever captcha_guard the venv has installed).
+        "PYTHONPATH": os.pathsep.join([str(project), str(EXAMPLES.parent)]),
     }
     checked = subprocess.run(
         [sys.executable, "manage.py", "check"],
