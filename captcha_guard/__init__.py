@@ -26,6 +26,7 @@ from .providers import (
     TencentCaptcha,
     Turnstile,
 )
+from .providers._pow_pressure import Pressure
 from .wsgi import WSGICaptchaGuard
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "MemoryReplayStore",
     "Outcome",
     "ParseLimits",
+    "Pressure",
     "PrivateTokens",
     "ProofOfWork",
     "Provider",

@@ -1,11 +1,10 @@
 """What the gate tells event hooks: one value per event, never a token, secret or address.
 
-``event_hooks={"verdict": [...], "breaker": [...], "store_error": [...],
-"private_token": [...]}`` on either door maps
-an event name to callables that take the event value (awaitables allowed under ASGI only). A
-hook that raises is logged and never breaks the request. Labels a metrics backend builds from
-these fields come from configuration only (provider names, rule patterns), never from the
-request (paths, addresses, user agents).
+``event_hooks={"verdict": [...], "breaker": [...], "store_error": [...], "pow_level": [...],
+"private_token": [...]}`` on either door maps an event name to callables that take the event
+value (awaitables allowed under ASGI only). A hook that raises is logged and never breaks the
+request. Labels a metrics backend builds from these fields come from configuration only
+(provider names, rule patterns), never from the request (paths, addresses, user agents).
 """
 
 from __future__ import annotations
@@ -68,7 +67,18 @@ class PrivateTokenEvent:
     issuer: str | None = None
 
 
-EVENT_NAMES = ("verdict", "breaker", "store_error", "private_token")
+@dataclass(frozen=True, slots=True)
+class PowLevelEvent:
+    """The proof-of-work level this process serves moved under pressure: for everyone
+    (``scope="fleet"``), or for one network (``"network"``; which one is never said)."""
+
+    provider: str
+    scope: str
+    old: int
+    new: int
+
+
+EVENT_NAMES = ("verdict", "breaker", "store_error", "pow_level", "private_token")
 
 __all__ = [
     "EVENT_NAMES",
@@ -78,6 +88,7 @@ __all__ = [
     "FALLBACK_REFUSED_REPLAY",
     "FALLBACK_REFUSED_RULE",
     "BreakerEvent",
+    "PowLevelEvent",
     "PrivateTokenEvent",
     "StoreErrorEvent",
     "VerdictEvent",

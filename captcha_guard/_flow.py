@@ -21,6 +21,10 @@ The effects, and what the door sends back:
                                   slow to give the provider its time: never the provider's fault)
     Emit(hooks, event)        ->  None (the door calls the hooks; a hook that raises is logged)
 
+A framework adapter (Django, Flask, FastAPI) drives the same flow with ``request.read_fields``
+set: the fields come from the request the framework parsed for the view, so no ``ReadBody`` is
+yielded and a ``Pass`` carries no body (the framework has it).
+
 If the door is cancelled while an effect is out, it closes the flow (``flow.close()``): the
 flow's ``finally`` hands a breaker permit back without counting anything.
 
@@ -47,6 +51,7 @@ from ._events import (
     FALLBACK_REFUSED_REPLAY,
     FALLBACK_REFUSED_RULE,
     BreakerEvent,
+    PowLevelEvent,
     VerdictEvent,
 )
 from ._fallback import (
@@ -60,6 +65,7 @@ from ._fallback import (
     _DefaultBudget,
 )
 from ._fields import BodyError, FieldError, ParseLimits, collect
+from ._head import check_head
 from ._logs import OutageLog, SuspectLog, note_verdict
 from ._replay import ReplayStore, ReplayStoreFull
 from ._request import ClientRequest
@@ -70,16 +76,20 @@ from ._responses import (
     busy,
     json_reply,
     rejected,
+    render,
     too_large,
     too_slow,
     unavailable,
 )
 from ._routing import BAD_PATH, BadPath, RuleTable, route_path
 from ._rules import Rule
-from ._state import StateFull, StateOp, Transition
+from ._state import MemoryState, StateFull, StateOp, Transition
 from ._verdict import MISCONFIGURATION, REFUSED, Fault, Outcome, ProviderFailure, Verdict
 from ._version import __version__
 from .providers._base import Claim, Provider
+from .providers._pow_pressure import count as pressure_count
+from .providers._pow_pressure import count_on
+from .providers._pow_v2 import IssueBusy
 from .providers._wire import ProviderRequest, ProviderResponse
 
 if TYPE_CHECKING:
@@ -257,6 +267,9 @@ class Gate:
                 raise TypeError(f"rules must be Rule objects, got {rule!r}")
             routes.append(_bind(rule, provider, named, shared, clearance is not None))
         self.routes = tuple(routes)
+        #: As configured, for routes bound later (an adapter's decorated views).
+        self.default_provider = provider
+        self.named_providers = named
         self.max_body_size = max_body_size
         self.body_timeout = float(body_timeout)
         if parse_limits is not None and not isinstance(parse_limits, ParseLimits):
@@ -294,6 +307,12 @@ class Gate:
         self._challenges = _challenge_paths([provider, *named.values()])
         if self.tokens is not None and self.tokens.tokens.path in self._challenges:
             raise ValueError("the private-token path is a provider's challenge path too")
+        #: The paths the doors answer with a challenge (a GET there is never the app's).
+        self.challenge_paths = frozenset(
+            [*self._challenges, *([self.tokens.tokens.path] if self.tokens is not None else [])]
+        )
+        # Proof-of-work pressure counts when the door has no shared state.
+        self._pressure_state = MemoryState()
 
     def forget_outages(self) -> None:
         """Start the outage log (and the suspect-answer log) afresh: the next line of each
@@ -328,17 +347,27 @@ class Gate:
     #: The name branches written before ``route`` call (with no root_path nor raw_path).
     match = route
 
-    def challenge(self, method: str, path: str, root_path: str = "") -> Reply | Redeem | None:
-        """A fresh challenge when ``method path`` asks for a provider's challenge (a GET of
-        its challenge path below ``root_path``), ``REDEEM`` on the private-token path (the
-        door runs ``redeem``), else None."""
+    def challenge(
+        self, method: str, path: str, request: ClientRequest | None = None
+    ) -> Reply | Redeem | None:
+        """A fresh challenge when ``path`` (below ``root_path``) is a provider's challenge
+        path, ``REDEEM`` on the private-token path (the door runs ``redeem``), else None.
+        ``request`` (the GET, where the door has built it) lets the provider price the
+        challenge for its sender (ProofOfWork's pressure signals and networks)."""
         if method != "GET":
             return None
-        below = route_path(path, root_path) if root_path else path
-        if self.tokens is not None and below == self.tokens.tokens.path:
+        if self.tokens is not None and path == self.tokens.tokens.path:
             return REDEEM
-        provider = self._challenges.get(below) if self._challenges else None
-        return None if provider is None else json_reply(provider.new_challenge())
+        provider = self._challenges.get(path)
+        if provider is None:
+            return None
+        try:
+            document = provider.new_challenge(request)
+        except IssueBusy as spent:
+            # Issuing a v2 challenge runs a KDF; past its budget, say so rather than queue.
+            headers, body = render(busy(), as_json=True)
+            return Reply(503, [*headers, ("retry-after", str(spent.retry_after))], body)
+        return json_reply(document)
 
     def challenger(self, method: str, path: str, root_path: str = "") -> Provider | None:
         """The provider whose challenge endpoint ``method path`` is, else None."""
@@ -367,6 +396,9 @@ class Gate:
 
     def decide(self, route: Route, request: ClientRequest) -> Flow:
         """The whole judgement of one protected request (see the module's docstring)."""
+        refused = check_head(request, self.parse_limits)
+        if refused is not None:
+            return Deny(Denial(refused.status, refused.code, str(refused)))
         early = self.check_length(request.content_length)
         if early is not None:
             return Deny(early)
@@ -411,19 +443,26 @@ class Gate:
 
     def _judge(self, route: Route, request: ClientRequest) -> Flow:
         """Body, fields, shape, breaker, call, verdict: the captcha itself."""
-        body = yield ReadBody(self.max_body_size, self.body_timeout)
-        if isinstance(body, BodyProblem):
-            denial = _body_denial(body, self.max_body_size)
-            return ABANDON if denial is None else Deny(denial)
-        request.body = body
+        read_fields = request.read_fields
+        body: bytes | None = None
+        if read_fields is None:
+            body = yield ReadBody(self.max_body_size, self.body_timeout)
+            if isinstance(body, BodyProblem):
+                denial = _body_denial(body, self.max_body_size)
+                return ABANDON if denial is None else Deny(denial)
+            request.body = body
         try:
-            fields = collect(
-                content_type=request.content_type,
-                body=body,
-                query_string=request.query,
-                header_value=request.captcha_header,
-                limits=self.parse_limits,
-            )
+            if read_fields is not None:
+                # An adapter: the fields as the framework parsed them for the view.
+                fields = read_fields()
+            else:
+                fields = collect(
+                    content_type=request.content_type,
+                    body=body,  # type: ignore[arg-type]
+                    query_string=request.query,
+                    header_value=request.captcha_header,
+                    limits=self.parse_limits,
+                )
         except BodyError as exc:
             return Deny(Denial(exc.status, exc.code, str(exc)))
         provider = route.provider
@@ -441,6 +480,8 @@ class Gate:
         if spend is not None:
             checked = yield from self._settle_pow(route, spend)
         if isinstance(checked, Verdict):
+            if checked.outcome is Outcome.PASSED and getattr(provider, "hints", None):
+                yield from self._pow_pressure(route, request, checked)
             verdict = self._named(route, checked)
             yield from self._verdict_event(route, verdict, None)
             return self._answer(route, verdict, body)
@@ -545,6 +586,35 @@ class Gate:
         verdict: Verdict = provider.settle(spend, first)
         return verdict
 
+    def _pow_pressure(
+        self, route: Route, request: ClientRequest, verdict: Verdict
+    ) -> Generator[Effect, Any, None]:
+        """Count a passing proof-of-work solution toward the pressure that raises levels
+        (providers/_pow_pressure.py): ``spend`` operations, on the door's state when shared,
+        else on this gate's own in-process counts. Never changes the verdict."""
+        provider: Any = route.provider
+        level = verdict.details.get("level", 0)
+        args = (route.provider_name, provider.pressure, provider.hints, level, request.client_host)
+        if not self.shared:
+            changes = count_on(self._pressure_state, *args)
+        else:
+            counting = pressure_count(*args)
+            try:
+                name, op_args = next(counting)
+                while True:
+                    try:
+                        within = yield StateOp(name, op_args)
+                    except Exception as exc:  # count() decides what a failed spend means
+                        name, op_args = counting.throw(exc)
+                    else:
+                        name, op_args = counting.send(within)
+            except StopIteration as stop:
+                changes = stop.value
+        hooks = self.hooks.get("pow_level", ())
+        for change in changes if hooks else ():
+            event = PowLevelEvent(route.provider_name, change.scope, change.old, change.new)
+            yield Emit(hooks, event)
+
     # The decisions the flow is made of.
 
     def _read(
@@ -559,7 +629,7 @@ class Gate:
             return ProviderFailure("answer could not be read")
 
     def _answer(
-        self, route: Route, verdict: Verdict, body: bytes, refusal: str | None = None
+        self, route: Route, verdict: Verdict, body: bytes | None, refusal: str | None = None
     ) -> Decision:
         if verdict.outcome is Outcome.PASSED:
             return Pass(verdict, body)

@@ -9,13 +9,12 @@ calling the app or sending the gate's answer.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Callable, Generator
 from typing import Any
 
 from ._aio import AiohttpSender, HttpxSender, cancelling, ours_alone
-from ._door import FrontDoor, run_hook_errors
+from ._door import FrontDoor
 from ._flow import (
     DISCONNECTED,
     TIMED_OUT,
@@ -23,17 +22,15 @@ from ._flow import (
     BodyProblem,
     Deny,
     Effect,
-    Emit,
     Pass,
-    ProviderCall,
     ReadBody,
     Redeem,
     Route,
 )
+from ._perform import T, arun_flow
 from ._request import from_scope, read_headers
 from ._responses import Denial, no_store, render, wants_json
 from ._routing import route_path
-from ._state import StateOp
 from ._types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("captcha_guard")
@@ -64,13 +61,16 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
         method, path, root_path = scope["method"], scope["path"], scope.get("root_path", "")
         route = self.gate.route(method, path, root_path, scope.get("raw_path"))
         if route is None:
-            reply = self.gate.challenge(method, path, root_path)
+            below = route_path(path, root_path) if root_path else path
+            if below not in self.gate.challenge_paths:
+                await self.app(scope, receive, send)
+                return
+            request = from_scope(scope, below, self.client_address.asgi)
+            reply = self.gate.challenge(method, below, request)
             if reply is None:
                 await self.app(scope, receive, send)
                 return
             if type(reply) is Redeem:  # the private-token path
-                below = route_path(path, root_path)
-                request = from_scope(scope, below, self.client_address.asgi)
                 reply = await self._drive(self.gate.redeem(request), receive)
             await _send(send, reply.status, reply.headers, reply.body)  # type: ignore[union-attr]
             return
@@ -82,35 +82,11 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
         below = route_path(path, root_path)
         await self._protect(route, below, scope, receive, send)  # type: ignore[arg-type]
 
-    async def _drive(self, flow: Generator[Effect, Any, Any], receive: Receive) -> Any:
+    async def _drive(self, flow: Generator[Effect, Any, T], receive: Receive) -> T:
         """Perform what ``flow`` yields until it returns; its return value."""
-        result: Any = None
-        error: Exception | None = None
-        try:
-            while True:
-                if error is None:
-                    effect = flow.send(result)
-                else:
-                    effect, error = flow.throw(error), None
-                if type(effect) is StateOp:
-                    try:
-                        result = await self.state.arun(effect)  # type: ignore[union-attr]
-                    except Exception as exc:  # the flow decides what a failed operation means
-                        error = exc
-                elif type(effect) is ProviderCall:
-                    result = await self._sender_for().send(effect)
-                elif type(effect) is ReadBody:
-                    result = await _read_body(receive, effect)
-                elif type(effect) is Emit:
-                    await _emit(effect)
-                    result = None
-                else:  # pragma: no cover - the flow yields nothing else
-                    raise TypeError(f"unknown effect {effect!r}")
-        except StopIteration as stop:
-            return stop.value
-        except BaseException:
-            flow.close()  # a cancelled call hands its breaker permit back, counting nothing
-            raise
+        return await arun_flow(
+            flow, self.state, self._sender_for, lambda ask: _read_body(receive, ask)
+        )
 
     async def _protect(
         self, route: Route, path: str, scope: Scope, receive: Receive, send: Send
@@ -256,16 +232,6 @@ async def _receive_all(receive: Receive, limit: int) -> bytes | BodyProblem:
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _emit(effect: Emit) -> None:
-    for hook in effect.hooks:
-        try:
-            outcome = hook(effect.event)
-            if inspect.isawaitable(outcome):
-                await outcome
-        except Exception as exc:
-            run_hook_errors(hook, exc)
 
 
 def _no_store(send: Send) -> Send:

@@ -44,6 +44,7 @@ from ._events import (
     FALLBACK_REFUSED_REPLAY,
     FALLBACK_REFUSED_RULE,
     BreakerEvent,
+    PowLevelEvent,
     PrivateTokenEvent,
     StoreErrorEvent,
     VerdictEvent,
@@ -63,6 +64,7 @@ _DECISIONS = frozenset(
 )
 _REPLAY_KINDS = frozenset({"fallback", "proof_of_work"})
 _STORES = frozenset({"breaker", "replay", "fallback_budget", "clearance"})
+_POW_SCOPES = frozenset({"fleet", "network"})
 _OUTCOMES = frozenset({"passed", "rejected", "fallback"})
 _STATES = tuple(state.value for state in State)
 _TOKEN_ACTIONS = frozenset({"challenge", "redeem", "directory"})
@@ -94,7 +96,7 @@ def _label(value: object) -> str:
 
 
 class _Metrics:
-    """The seven metrics of one registry. Made once per registry: two doors in one process
+    """The metrics of one registry. Made once per registry: two doors in one process
     (or ``from_file`` called twice) share them instead of registering them twice."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -143,6 +145,19 @@ class _Metrics:
             ("action", "code"),
             registry=registry,
         )
+        self.pow_level = Gauge(
+            "captcha_guard_pow_level",
+            "Proof-of-work level served to everyone under pressure (0: the first), per provider.",
+            ("provider",),
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.pow_raises = Counter(
+            "captcha_guard_pow_level_changes",
+            "Proof-of-work level changes under pressure, by scope (fleet, network) and way.",
+            ("provider", "scope", "way"),
+            registry=registry,
+        )
         self._lock = threading.Lock()
         self._last_stamp = 0.0
 
@@ -174,6 +189,13 @@ class _Metrics:
     def on_private_token(self, event: PrivateTokenEvent) -> None:
         action = _closed_set(event.action, _TOKEN_ACTIONS)
         self.private_tokens.labels(action, _closed_set(event.code, _TOKEN_CODES)).inc()
+
+    def on_pow_level(self, event: PowLevelEvent) -> None:
+        provider = _label(event.provider)
+        scope = _closed_set(event.scope, _POW_SCOPES)
+        self.pow_raises.labels(provider, scope, "up" if event.new > event.old else "down").inc()
+        if scope == "fleet":
+            self.pow_level.labels(provider).set(event.new)
 
 
 def _set_at(child: Gauge, value: float, stamp: float) -> None:
@@ -208,6 +230,7 @@ def event_hooks(registry: CollectorRegistry | None = None) -> dict[str, list[Hoo
         "breaker": [metrics.on_breaker],
         "store_error": [metrics.on_store_error],
         "private_token": [metrics.on_private_token],
+        "pow_level": [metrics.on_pow_level],
     }
 
 

@@ -8,7 +8,6 @@ and calls the app or answers. Nothing async is wrapped in an event loop.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
 import socket
 import time
@@ -16,7 +15,7 @@ from collections.abc import Callable, Generator, Iterable
 from typing import IO, Any
 from wsgiref.util import is_hop_by_hop
 
-from ._door import FrontDoor, run_hook_errors
+from ._door import FrontDoor
 from ._flow import (
     INCOMPLETE,
     TIMED_OUT,
@@ -25,16 +24,14 @@ from ._flow import (
     BodyProblem,
     Deny,
     Effect,
-    Emit,
     Pass,
-    ProviderCall,
     ReadBody,
     Redeem,
     Route,
 )
+from ._perform import T, run_flow
 from ._request import from_environ
 from ._responses import Denial, no_store, render, status_line, wants_json
-from ._state import StateOp
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._types import Environ, StartResponse, WSGIApp
 
@@ -62,11 +59,13 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         path = _route_path(environ.get("PATH_INFO", ""))
         route = self.gate.route(method, path)
         if route is None:
-            reply = self.gate.challenge(method, path)
+            if path not in self.gate.challenge_paths:
+                return self.app(environ, start_response)
+            request = from_environ(environ, path, self.client_address.wsgi)
+            reply = self.gate.challenge(method, path, request)
             if reply is None:
                 return self.app(environ, start_response)
             if type(reply) is Redeem:  # the private-token path
-                request = from_environ(environ, path, self.client_address.wsgi)
                 reply = self._drive(self.gate.redeem(request), environ, request)
             return _respond(start_response, reply.status, reply.headers, reply.body)  # type: ignore[union-attr]
         if type(route) is Denial:  # bad_path
@@ -82,35 +81,12 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         if self.state is not None:
             self.state.close()
 
-    def _drive(self, flow: Generator[Effect, Any, Any], environ: Environ, request: Any) -> Any:
+    def _drive(self, flow: Generator[Effect, Any, T], environ: Environ, request: Any) -> T:
         """Perform what ``flow`` yields until it returns; its return value."""
-        result: Any = None
-        error: Exception | None = None
-        try:
-            while True:
-                if error is None:
-                    effect = flow.send(result)
-                else:
-                    effect, error = flow.throw(error), None
-                if type(effect) is StateOp:
-                    try:
-                        result = self.state.run(effect)  # type: ignore[union-attr]
-                    except Exception as exc:  # the flow decides what a failed operation means
-                        error = exc
-                elif type(effect) is ProviderCall:
-                    result = self._sender_for().send(effect)
-                elif type(effect) is ReadBody:
-                    result = _read_body(environ, request.content_length, effect)
-                elif type(effect) is Emit:
-                    _emit(effect)
-                    result = None
-                else:  # pragma: no cover - the flow yields nothing else
-                    raise TypeError(f"unknown effect {effect!r}")
-        except StopIteration as stop:
-            return stop.value
-        except BaseException:
-            flow.close()
-            raise
+        declared = request.content_length
+        return run_flow(
+            flow, self.state, self._sender_for, lambda ask: _read_body(environ, declared, ask)
+        )
 
     def _protect(
         self, route: Route, path: str, environ: Environ, start_response: StartResponse
@@ -230,20 +206,6 @@ def _adding(start_response: StartResponse, headers: tuple[tuple[str, str], ...])
         return start_response(status, [*response_headers, *headers], exc_info)
 
     return adding
-
-
-def _emit(effect: Emit) -> None:
-    for hook in effect.hooks:
-        try:
-            outcome = hook(effect.event)
-            if inspect.isawaitable(outcome):
-                # Nothing would run it under WSGI: the site's hook is wrong for this door.
-                close = getattr(outcome, "close", None)
-                if close is not None:
-                    close()
-                raise TypeError("an async event hook cannot run under WSGI")
-        except Exception as exc:
-            run_hook_errors(hook, exc)
 
 
 def _no_store(start_response: StartResponse) -> StartResponse:
