@@ -3,9 +3,9 @@
 from ._breaker import CircuitBreaker
 from ._clearance import Clearance
 from ._client_ip import TrustedProxies
-from ._fallback import FallbackBudget, FallbackLimit, MemoryFallbackBudget
+from ._fallback import FallbackLimit
 from ._fields import ParseLimits
-from ._replay import MemoryReplayStore, ReplayStore
+from ._memory import MemoryState
 from ._responses import Denial
 from ._rules import Rule
 from ._verdict import Outcome, Verdict
@@ -30,18 +30,15 @@ __all__ = [
     "Clearance",
     "DeepKnow",
     "Denial",
-    "FallbackBudget",
     "FallbackLimit",
     "GeeTest",
     "HCaptcha",
-    "MemoryFallbackBudget",
-    "MemoryReplayStore",
+    "MemoryState",
     "Outcome",
     "ParseLimits",
     "ProofOfWork",
     "Provider",
     "ReCaptcha",
-    "ReplayStore",
     "Rule",
     "TrustedProxies",
     "Turnstile",

@@ -20,9 +20,12 @@ The effects, and what the door sends back:
                                   and failed), or BUSY (no connection free, or our own loop too
                                   slow to give the provider its time: never the provider's fault)
     Emit(hooks, event)        ->  None (the door calls the hooks; a hook that raises is logged)
+    StateOp(name, args)       ->  the operation's result on the door's state backend (every
+                                  door has one, in memory by default), or its exception
+                                  thrown into the flow
 
 If the door is cancelled while an effect is out, it closes the flow (``flow.close()``): the
-flow's ``finally`` hands a breaker permit back without counting anything.
+flow's ``finally`` hands a breaker permit back without counting anything (``abandon``: no I/O).
 
 Order of a protected request: content-length → body → fields → local shape check → breaker →
 provider call → reading the answer into a verdict or a provider failure → breaker record →
@@ -48,19 +51,9 @@ from ._events import (
     BreakerEvent,
     VerdictEvent,
 )
-from ._fallback import (
-    BUDGET_WINDOW,
-    NO_CAPACITY,
-    OVER_BUDGET,
-    REPLAYED,
-    BudgetFull,
-    FallbackGuard,
-    FallbackLimitOption,
-    _DefaultBudget,
-)
+from ._fallback import OVER_BUDGET, REPLAYED, FallbackLimitOption, as_limit, refusal_flow
 from ._fields import BodyError, FieldError, ParseLimits, collect
 from ._logs import OutageLog, note_verdict
-from ._replay import ReplayStore, ReplayStoreFull
 from ._request import ClientRequest
 from ._responses import (
     Denial,
@@ -74,8 +67,8 @@ from ._responses import (
     unavailable,
 )
 from ._rules import BAD_PATH, BadPath, Rule, RuleTable
-from ._state import StateFull, StateOp, Transition
-from ._verdict import MISCONFIGURATION, REFUSED, Fault, Outcome, ProviderFailure, Verdict
+from ._state import StateOp, Transition
+from ._verdict import REFUSED, Fault, Outcome, ProviderFailure, Verdict
 from ._version import __version__
 from .providers._base import Claim, Provider
 from .providers._wire import ProviderRequest, ProviderResponse
@@ -196,8 +189,9 @@ class Route:
     fail_open: bool
     #: The rule as events and metrics label it: its pattern as configured.
     label: str
-    #: A proof-of-work provider whose replay memory lives in shared state.
-    pow_shared: bool = False
+    #: A provider that judges locally with a replay memory in the door's state (proof of
+    #: work: ``check_flow`` yields its one ``remember``).
+    remembers: bool = False
     #: The clearance scope this rule honours and grants (None: a captcha every time).
     clearance_scope: str | None = None
 
@@ -213,11 +207,9 @@ class Gate:
         *,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
-        replay_store: ReplayStore | None = None,
         fallback_limit: FallbackLimitOption = None,
         event_hooks: Mapping[str, Iterable[EventHook]] | None = None,
         prefixes: Iterable[str] = (),
-        shared: bool = False,
         parse_limits: ParseLimits | None = None,
         clearance: Clearance | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -238,7 +230,7 @@ class Gate:
         for rule in rules:
             if not isinstance(rule, Rule):
                 raise TypeError(f"rules must be Rule objects, got {rule!r}")
-            routes.append(_bind(rule, provider, named, shared, clearance is not None))
+            routes.append(_bind(rule, provider, named, clearance is not None))
         self.routes = tuple(routes)
         self.max_body_size = max_body_size
         self.body_timeout = float(body_timeout)
@@ -248,17 +240,10 @@ class Gate:
         if clearance is not None and not isinstance(clearance, Clearance):
             raise TypeError("clearance must be a captcha_guard.Clearance")
         self.clearance = clearance
-        self.fallback = FallbackGuard(replay_store, fallback_limit)
-        #: With ``state=``: breakers, replay memory and budgets are operations the door
-        #: performs on shared state, except the pieces given explicitly (they win).
-        self.shared = shared
-        #: With ``state=``: hands back, without I/O, a permit whose call was cancelled while
-        #: out (the door sets it to its state's ``abandon``).
-        self.abandon_shared: Callable[[str, Permit], None] | None = None
-        self._shared_replay = shared and replay_store is None
-        budget = self.fallback.limit.budget if self.fallback.limit is not None else None
-        # Only the counter FallbackLimit built for itself: a budget of the site's own wins.
-        self._shared_budget = shared and type(budget) is _DefaultBudget
+        self.fallback_limit = as_limit(fallback_limit)
+        #: Hands back, without I/O, a permit whose call was cancelled while out (the door
+        #: sets it to its state's ``abandon``).
+        self.abandon: Callable[[str, Permit], None] | None = None
         self.providers = tuple({id(r.provider): r.provider for r in routes}.values())
         self.hooks = _check_hooks(event_hooks)
         self._verdict_hooks = self.hooks.get("verdict", ())
@@ -324,7 +309,7 @@ class Gate:
                 request.headers.get("host"),
             )
             check = yield from clearance.check_flow(
-                request.headers.get("cookie"), ctx, route.clearance_scope, shared=self.shared
+                request.headers.get("cookie"), ctx, route.clearance_scope
             )
             if check.cleared:
                 # Cleared by an earlier verified pass: no captcha, and no need for the body.
@@ -340,11 +325,7 @@ class Gate:
             and type(decision) is Pass
             and decision.verdict.outcome is Outcome.PASSED  # verified: never a fallback
         ):
-            cookie = yield from clearance.issue_flow(
-                ctx,
-                route.clearance_scope,  # type: ignore[arg-type]
-                shared=self.shared,
-            )
+            cookie = yield from clearance.issue_flow(ctx, route.clearance_scope)  # type: ignore[arg-type]
             if cookie is not None:
                 decision = Pass(decision.verdict, decision.body, (("set-cookie", cookie),))
         return decision
@@ -367,19 +348,14 @@ class Gate:
         except BodyError as exc:
             return Deny(Denial(exc.status, exc.code, str(exc)))
         provider = route.provider
-        spend = None
         try:
-            if self.shared and route.pow_shared:
-                # Proof of work with shared memory: the remembering is an operation.
-                checked = provider.prepare(fields)  # type: ignore[attr-defined]
-                if not isinstance(checked, Verdict):
-                    spend, checked = checked, None
+            if route.remembers:
+                # Judged here, but for its replay memory: an operation on the door's state.
+                checked = yield from provider.check_flow(fields)  # type: ignore[attr-defined]
             else:
                 checked = provider.check(fields, request)
         except FieldError as exc:
             checked = provider.rejected(str(exc))
-        if spend is not None:
-            checked = yield from self._settle_pow(route, spend)
         if isinstance(checked, Verdict):
             verdict = self._named(route, checked)
             yield from self._verdict_event(route, verdict, None)
@@ -391,7 +367,6 @@ class Gate:
             verdict, refusal = yield from self._fallback(route, checked, failure)
             yield from self._verdict_event(route, verdict, None, refusal)
             return self._answer(route, verdict, body, refusal)
-        before = provider.breaker.state if self._breaker_hooks and not self.shared else None
         settled = False
         try:
             try:
@@ -423,17 +398,10 @@ class Gate:
             ok = not isinstance(result, ProviderFailure)
             transition = yield from self._record(route, permit, ok)
         finally:
-            if not settled:
+            if not settled and self.abandon is not None:
                 # Cancelled while the call was out: count nothing, free a probe. (A shared
-                # breaker's probe is a lease on the server, and expires on its own; a permit
-                # the in-process state gave during an outage is freed there.)
-                if not self.shared:
-                    provider.breaker.release(permit)
-                elif self.abandon_shared is not None:
-                    self.abandon_shared(route.provider_name, permit)
-        if before is not None:
-            after = provider.breaker.state
-            transition = None if after is before else Transition(before, after)
+                # breaker's probe is a lease on the server, and expires on its own.)
+                self.abandon(route.provider_name, permit)
         if transition is not None and self._breaker_hooks:
             event = BreakerEvent(route.provider_name, transition.old, transition.new)
             yield Emit(self._breaker_hooks, event)
@@ -444,12 +412,10 @@ class Gate:
         yield from self._verdict_event(route, verdict, duration, refusal)
         return self._answer(route, verdict, body, refusal)
 
-    # Shared state: an operation the door performs when state= is set, inline otherwise.
+    # State: operations the door performs on its backend.
 
     def _acquire(self, route: Route) -> Generator[Effect, Any, Permit | None]:
         breaker = route.provider.breaker
-        if not self.shared:
-            return breaker.acquire()
         lease = route.provider.timeout + PROBE_LEASE_MARGIN
         args = (route.provider_name, breaker.failure_threshold, breaker.reset_timeout, lease)
         permit: Permit | None = yield StateOp("breaker_acquire", args)
@@ -459,31 +425,12 @@ class Gate:
         self, route: Route, permit: Permit, ok: bool
     ) -> Generator[Effect, Any, Transition | None]:
         breaker = route.provider.breaker
-        if not self.shared:
-            breaker.record(permit, ok=ok)
-            return None
         args = (route.provider_name, breaker.failure_threshold, breaker.reset_timeout, permit, ok)
         transition: Transition | None = yield StateOp("breaker_record", args)
         return transition
 
     def _release(self, route: Route, permit: Permit) -> Generator[Effect, Any, None]:
-        if not self.shared:
-            route.provider.breaker.release(permit)
-            return
         yield StateOp("breaker_release", (route.provider_name, permit))
-
-    def _settle_pow(self, route: Route, spend: Any) -> Generator[Effect, Any, Verdict]:
-        provider: Any = route.provider
-        try:
-            first = yield StateOp("remember", (spend.namespace, spend.key, spend.ttl))
-        except StateFull:
-            first = None
-        except Exception as exc:
-            hint = f"replay store failed ({type(exc).__name__}): every solution is refused"
-            details = {REFUSED: "replay store unavailable", MISCONFIGURATION: hint}
-            return Verdict(Outcome.FALLBACK, f"proof of work: {hint}", provider.name, details)
-        verdict: Verdict = provider.settle(spend, first)
-        return verdict
 
     # The decisions the flow is made of.
 
@@ -531,10 +478,8 @@ class Gate:
         details: dict[str, object] = {"fault": failure.fault.value, "code": failure.code}
         if not route.fail_open:
             return Verdict(Outcome.FALLBACK, failure.reason, name, details), FALLBACK_REFUSED_RULE
-        if self.shared:
-            refusal = yield from self._shared_refusal(claim)
-        else:
-            refusal = self.fallback.refusal(claim.replay_key, claim.request.client_host)
+        client = claim.request.client_host
+        refusal = yield from refusal_flow(self.fallback_limit, claim.replay_key, client)
         if refusal is None:
             if failure.fault is not Fault.OPERATOR:
                 self._outages.note(name, failure.reason)
@@ -547,39 +492,6 @@ class Gate:
             return verdict, FALLBACK_REFUSED_CAPACITY
         code = {REPLAYED: FALLBACK_REFUSED_REPLAY, OVER_BUDGET: FALLBACK_REFUSED_BUDGET}
         return Verdict(outcome, why, name, details), code.get(why, FALLBACK_REFUSED_CAPACITY)
-
-    def _shared_refusal(self, claim: Claim) -> Generator[Effect, Any, tuple[Outcome, str] | None]:
-        """``FallbackGuard.refusal`` with the pieces that live in shared state as operations:
-        the budget (unless a ``FallbackBudget`` of the site's own was given) and the replay
-        memory (unless a ``replay_store`` was given). Same order, same answers."""
-        guard, client = self.fallback, claim.request.client_host
-        try:
-            limit = guard.limit
-            if limit is not None:
-                if self._shared_budget:
-                    args = ("budget", limit.bucket(client), limit.per_minute, BUDGET_WINDOW)
-                    within = yield StateOp("spend", args)
-                else:
-                    within = limit.spend(client)
-                if not within:
-                    return Outcome.REJECTED, OVER_BUDGET
-            if self._shared_replay:
-                first = yield StateOp("remember", ("fallback", claim.replay_key, guard.ttl))
-            else:
-                now = time.time()
-                key = f"fallback:{claim.replay_key}"
-                first = guard.replay_store.remember(key, now + guard.ttl, now)
-            if not first:
-                return Outcome.REJECTED, REPLAYED
-        except (StateFull, BudgetFull, ReplayStoreFull) as exc:
-            logger.warning(
-                "captcha fallback guard full (%s): fallbacks refused", type(exc).__name__
-            )
-            return Outcome.FALLBACK, NO_CAPACITY
-        except Exception as exc:
-            logger.error("captcha fallback store failed (%s)", type(exc).__name__)
-            return Outcome.FALLBACK, NO_CAPACITY
-        return None
 
     # Events: yielded only when someone listens, so they cost nothing otherwise.
 
@@ -660,7 +572,6 @@ def _bind(
     rule: Rule,
     default: Provider | None,
     named: Mapping[str, Provider],
-    shared: bool,
     clearance: bool,
 ) -> Route:
     if rule.provider is None:
@@ -675,9 +586,9 @@ def _bind(
     fail_open = True if rule.fail_open is None else rule.fail_open
     pattern = rule.pattern
     label = pattern if isinstance(pattern, str) else pattern.pattern
-    pow_shared = shared and not getattr(chosen, "replay_store_given", True)
+    remembers = callable(getattr(chosen, "check_flow", None))
     scope = rule_scope(rule) if clearance else None
-    return Route(rule, name, chosen, fail_open, label, pow_shared, scope)
+    return Route(rule, name, chosen, fail_open, label, remembers, scope)
 
 
 def _challenge_paths(configured: Iterable[Provider | None]) -> dict[str, Provider]:

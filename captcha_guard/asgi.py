@@ -99,7 +99,7 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
                     effect, error = flow.throw(error), None
                 if type(effect) is StateOp:
                     try:
-                        result = await self.state.arun(effect)  # type: ignore[union-attr]
+                        result = await self.state.arun(effect)
                     except Exception as exc:  # the flow decides what a failed operation means
                         error = exc
                 elif type(effect) is ProviderCall:
@@ -157,8 +157,7 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
         owned, self._owned_httpx = self._owned_httpx, None
         if owned is not None:
             await owned.aclose()
-        if self.state is not None:
-            await self.state.aclose()
+        await self.state.aclose()
 
     async def _deny(
         self, denial: Denial, as_json: bool, scope: Scope, receive: Receive, send: Send

@@ -87,7 +87,15 @@ except ImportError as exc:  # pragma: no cover - the extra is missing
     ) from exc
 
 from ._breaker import Permit, State
-from ._state import DEFAULT_PROBE_LEASE, OP_NAMES, StateFull, StateOp, StateUnavailable, Transition
+from ._state import (
+    DEFAULT_PROBE_LEASE,
+    OP_NAMES,
+    StateFull,
+    StateOp,
+    StateUnavailable,
+    Stored,
+    Transition,
+)
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: ":" too: ProofOfWork's levels above the first are "pow:1", "pow:2". Unambiguous, as the
@@ -669,7 +677,7 @@ class RedisState:
         return _Call(
             None,
             ("SET", redis_key, b"1", "PX", _ms(ttl), "NX"),
-            lambda reply, call: reply is not None,
+            lambda reply, call: Stored(reply is not None),
         )
 
     def _plan_spend(self, namespace: str, bucket: str, limit: int, window: float) -> _Call:

@@ -74,8 +74,7 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         sender, self._sender = self._sender, None
         if sender is not None:
             sender.close()
-        if self.state is not None:
-            self.state.close()
+        self.state.close()
 
     def _protect(
         self, route: Route, path: str, environ: Environ, start_response: StartResponse
@@ -92,7 +91,7 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
                     effect, error = flow.throw(error), None
                 if type(effect) is StateOp:
                     try:
-                        result = self.state.run(effect)  # type: ignore[union-attr]
+                        result = self.state.run(effect)
                     except Exception as exc:  # the flow decides what a failed operation means
                         error = exc
                 elif type(effect) is ProviderCall:

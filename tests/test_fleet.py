@@ -36,8 +36,6 @@ import redis as redis_py
 # unchanged whatever the package's private module layout.
 from captcha_guard import (
     CircuitBreaker,
-    MemoryFallbackBudget,
-    MemoryReplayStore,
     ProofOfWork,
     Rule,
     Turnstile,
@@ -306,43 +304,6 @@ def test_fallback_budget_is_spent_across_two_guards(
     # One client (127.0.0.1), one budget for both guards: three fallbacks in all, not six.
     assert [code for code, _ in answers] == [200, 200, 200, 403, 403, 403]
     assert {d["error"] for code, d in answers if code == 403} == {"captcha_rejected"}
-
-
-@pytest.mark.parametrize("pair", PAIRS, ids="+".join)
-def test_explicit_replay_stores_win_over_state(
-    pair: tuple[str, str], shared_redis: RedisServer, prefix: str, emulator: Any
-) -> None:
-    emu, server = emulator
-
-    def own_stores() -> dict[str, Any]:
-        pow_ = ProofOfWork(
-            fleet_app.POW_SECRET,
-            max_number=fleet_app.POW_MAX_NUMBER,
-            escalation=(),
-            replay_store=MemoryReplayStore(),
-        )
-        return {"providers": {"pow": pow_}, "replay_store": MemoryReplayStore()}
-
-    with two_guards(pair, shared_redis, (prefix, prefix), server, own_stores) as (a, b):
-        value = a.solution()
-        # Each guard's own store: once per guard, not once across both.
-        assert [a.post_pow(value)[0], b.post_pow(value)[0]] == [200, 200]
-        assert [a.post_pow(value)[0], b.post_pow(value)[0]] == [403, 403]
-        emu.outage = Outage.HTTP_500
-        token = emu.issue()
-        assert [a.post_token(token)[0], b.post_token(token)[0]] == [200, 200]
-        assert [a.post_token(token)[0], b.post_token(token)[0]] == [403, 403]
-
-
-def test_a_fallback_budget_object_of_the_sites_own_wins_over_state(
-    shared_redis: RedisServer, prefix: str, emulator: Any
-) -> None:
-    emu, server = emulator
-    emu.outage = Outage.HTTP_500
-    own = lambda: {"fallback_limit": MemoryFallbackBudget(1)}  # noqa: E731
-    with two_guards(("asgi", "wsgi"), shared_redis, (prefix, prefix), server, own) as (a, b):
-        # README: "a FallbackBudget object wins over state=": each guard counts its own.
-        assert [a.post_token(emu.issue())[0], b.post_token(emu.issue())[0]] == [200, 200]
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids="+".join)

@@ -24,15 +24,9 @@ import redis.asyncio as aredis
 from captcha_guard import redis as cg_redis
 from captcha_guard._breaker import Permit, State
 from captcha_guard._events import StoreErrorEvent
-from captcha_guard._state import (
-    FailoverState,
-    MemoryState,
-    StateFull,
-    StateOp,
-    StateUnavailable,
-    Transition,
-    bind_state,
-)
+from captcha_guard._failover import FailoverState, bind_state
+from captcha_guard._memory import MemoryState
+from captcha_guard._state import StateFull, StateOp, StateUnavailable, Transition
 from captcha_guard.redis import RedisState
 from tests.redis_server import RedisServer, redis_cluster, redis_server
 
@@ -129,7 +123,7 @@ async def test_remember_is_exactly_once_across_tasks(
     answers = await asyncio.gather(
         *(state.arun(op("remember", "pow", str(k % 50), 60)) for k in range(400))
     )
-    assert sum(answers) == 50
+    assert sum(map(bool, answers)) == 50
     await state.aclose()
 
 
@@ -697,7 +691,7 @@ async def test_every_operation_works_on_a_redis_cluster_async(
     answers = await asyncio.gather(
         *(state.arun(op("remember", "pow", f"k{k % 10}", 60)) for k in range(40))
     )
-    assert sum(answers) == 10
+    assert sum(map(bool, answers)) == 10
     permit = await state.arun(op("breaker_acquire", "p", 1, 30.0))
     assert permit is not None
     assert await state.arun(op("breaker_record", "p", 1, 30.0, permit, False)) == Transition(

@@ -16,15 +16,9 @@ import pytest
 
 from captcha_guard._breaker import CircuitBreaker, Permit, State
 from captcha_guard._events import StoreErrorEvent
-from captcha_guard._state import (
-    FailoverState,
-    MemoryState,
-    StateFull,
-    StateOp,
-    StateUnavailable,
-    Transition,
-    bind_state,
-)
+from captcha_guard._failover import FailoverState, bind_state
+from captcha_guard._memory import MemoryState
+from captcha_guard._state import StateFull, StateOp, StateUnavailable, Stored, Transition
 from tests.helpers import FakeClock
 
 
@@ -96,6 +90,41 @@ def test_memory_remember_expires_and_refuses_rather_than_forgets() -> None:
     assert state.remembered("pow") == 2
 
 
+def test_memory_remember_says_how_full_the_namespace_is() -> None:
+    state = MemoryState(max_entries=4, capacities={"pow:1": 2})
+    assert state.run(op("remember", "pow", "a", 10)) == Stored(True, 0.25)
+    assert state.run(op("remember", "pow", "a", 10)) == Stored(False, 0.25)
+    assert state.run(op("remember", "pow:1", "a", 10)) == Stored(True, 0.5)
+    with pytest.raises(ValueError):
+        MemoryState(capacities={"pow": 0})
+
+
+def test_memory_remember_bounded_as_keys_expire() -> None:
+    clock = FakeClock()
+    state = MemoryState(max_entries=10, clock=clock)
+    for second in range(1000):
+        assert state.run(op("remember", "pow", f"k{second}", 5))
+        assert state.remembered("pow") <= 6
+        clock.advance(1)
+
+
+def test_memory_remember_threads_racing_on_one_key_get_one_first_use() -> None:
+    state = MemoryState()
+    start = threading.Barrier(8)
+    results: list[bool] = []
+
+    def race() -> None:
+        start.wait()
+        results.append(bool(state.run(op("remember", "pow", "same", 100))))
+
+    threads = [threading.Thread(target=race) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+
+
 def test_memory_spend_fixed_windows_and_capacity() -> None:
     clock = FakeClock(start=600.0)
     state = MemoryState(max_buckets=2, clock=clock)
@@ -111,6 +140,35 @@ def test_memory_spend_fixed_windows_and_capacity() -> None:
     assert state.run(op("spend", "fallback", "x", 2, 60))
 
 
+def test_memory_spend_counts_exactly_from_the_first_use() -> None:
+    clock = FakeClock()
+    memory = MemoryState(clock=clock)
+    assert [memory.spend("ns", "b", 2, 10) for _ in range(3)] == [True, True, False]
+    clock.advance(9.9)
+    assert memory.spend("ns", "b", 2, 10) is False
+    clock.advance(0.1)
+    assert memory.spend("ns", "b", 2, 10) is True  # the count lived `window` seconds
+
+
+def test_memory_spend_refuses_rather_than_forgets() -> None:
+    clock = FakeClock()
+    memory = MemoryState(max_buckets=2, clock=clock)
+    assert memory.spend("ns", "a", 1, 10) and memory.spend("ns", "b", 1, 10)
+    with pytest.raises(StateFull):
+        memory.spend("ns", "c", 1, 10)
+    assert memory.spend("ns", "a", 1, 10) is False  # known buckets still answer
+    clock.advance(10)
+    assert memory.spend("ns", "c", 1, 10) is True  # room once the old ones expired
+    assert memory.counted("ns") == 1
+
+
+def test_memory_counters() -> None:
+    memory = MemoryState()
+    assert memory.run(op("read_counter", "clearance", "generation")) == 0
+    assert memory.run(op("bump_counter", "clearance", "generation")) == 1
+    assert asyncio.run(memory.arun(op("read_counter", "clearance", "generation"))) == 1
+
+
 def test_memory_state_is_atomic_across_threads() -> None:
     state = MemoryState()
     answers: list[bool] = []
@@ -118,7 +176,7 @@ def test_memory_state_is_atomic_across_threads() -> None:
 
     def work() -> None:
         barrier.wait()
-        mine = [state.run(op("remember", "pow", str(k), 60)) for k in range(500)]
+        mine = [bool(state.run(op("remember", "pow", str(k), 60))) for k in range(500)]
         mine += [state.run(op("spend", "fallback", "c", 100, 3600)) for _ in range(50)]
         answers.extend(mine)
 
@@ -135,8 +193,9 @@ def test_memory_state_async_and_unknown_ops() -> None:
     assert asyncio.run(state.arun(op("remember", "pow", "k", 1)))
     with pytest.raises(ValueError):
         state.run(op("forget", "pow", "k"))
-    with pytest.raises(ValueError):
-        MemoryState(max_entries=0)
+    for bad in (0, -1, True, 1.5, "10"):
+        with pytest.raises(ValueError):
+            MemoryState(max_entries=bad)  # type: ignore[arg-type]
 
 
 # -- FailoverState ----------------------------------------------------------------------------
@@ -268,7 +327,7 @@ def test_failover_never_raises_what_the_primary_raised_except_full() -> None:
     state = FailoverState(primary, clock=FakeClock())
     primary.down, primary.error = True, RuntimeError("a bug")
     assert state.run(op("remember", "pow", "a", 60))
-    assert asyncio.run(state.arun(op("remember", "pow", "a", 60))) is False
+    assert not asyncio.run(state.arun(op("remember", "pow", "a", 60)))
     primary.error = StateFull("noeviction")
     state2 = FailoverState(primary, clock=FakeClock())
     with pytest.raises(StateFull):
