@@ -1,8 +1,20 @@
 """FailoverState: what a door does when its shared state backend cannot answer.
 
 Wraps a shared backend (``RedisState``) with an in-process ``MemoryState`` and decides, per
-use, what an operation the shared backend could not answer means (SECURITY.md, "Shared
-state"). ``bind_state`` chooses a door's backend once at construction.
+use, what an operation the shared backend could not answer means (docs/shared-state.md):
+
+- the breaker protects availability, and only it falls back to the in-process state;
+- a security question (a replay guard, a budget, a clearance's uses or revocation) is never
+  answered from a memory that never saw the fleet's history: ``StateUnavailable`` is raised
+  to the flow, which refuses (503 ``captcha_unavailable``; a clearance is ignored). A backend
+  built with ``in_outage="per_process"`` opts in to this process's answers instead, during a
+  real outage only ("a solution may then pass once per worker");
+- our own event loop too stalled to read the answer in time (``StateBusy``) is never an
+  outage: nothing is marked down, nothing is answered locally, the question is refused;
+- a full store (``StateFull``) is an answer for a security question (the caller refuses) and,
+  for a breaker write, one more reason to keep the breaker in process: never a 500.
+
+``bind_state`` chooses a door's backend once at construction.
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ from typing import Any
 from ._breaker import Permit
 from ._events import StoreErrorEvent
 from ._memory import MemoryState
-from ._state import Door, SharedState, StateFull, StateOp, StateUnavailable, Stored
+from ._state import Door, SharedState, StateBusy, StateFull, StateOp, StateUnavailable, Stored
 
 logger = logging.getLogger("captcha_guard")
 
@@ -27,6 +39,7 @@ class _LocalPermit(Permit):
     """A permit the in-process state gave during an outage: recorded there, not shared."""
 
 
+_BREAKER_OPS = frozenset({"breaker_acquire", "breaker_record", "breaker_release", "breaker_state"})
 _STORE_OF_OP = {
     "breaker_acquire": "breaker",
     "breaker_record": "breaker",
@@ -40,24 +53,23 @@ _STORE_OF_OP = {
 
 
 class FailoverState:
-    """A shared backend that falls back to the in-process one when it cannot answer.
+    """A shared backend, and what its failures mean (the module's docstring).
 
     ``primary`` raises ``StateUnavailable`` within its own timeout when it is down or slow;
-    this wrapper then answers from ``local`` and skips the primary for ``backoff`` seconds,
-    after which one caller tries it again while the others stay local (so a dead server
-    costs one timeout per back-off, not one per request). Answers are never "allow because
-    the primary did not answer": they are the in-process state's answers, today's behaviour.
-
-    Replays: a key remembered locally during an outage stays remembered locally until it
-    expires, and ``remember`` consults that memory even once the primary is back, so what
-    passed here in an outage does not pass here again. (Another worker never saw it: that
-    is what an outage can lose; SECURITY.md says so.)
+    the outage starts, and the primary is skipped for ``backoff`` seconds, after which one
+    caller tries it again while the others do without (so a dead server costs one timeout
+    per back-off, not one per request). Meanwhile breaker operations are answered by
+    ``local`` and every other operation raises ``StateUnavailable("outage")``, unless
+    ``per_process`` (the primary's ``in_outage="per_process"``): then ``local`` answers them
+    too. A key remembered locally during an outage stays a replay here until it expires,
+    whatever the primary says once back.
 
     Breaker permits given locally are recorded and released locally.
 
     Logging: ERROR when an outage starts, then at most once per ``log_interval`` with the
-    count of operations answered in-process; WARNING when the primary answers again. Each
-    failed attempt calls ``on_error`` with a ``StoreErrorEvent`` (kind only, never a key).
+    count of operations refused or answered in-process; WARNING when the primary answers
+    again. Each failed attempt calls ``on_error`` with a ``StoreErrorEvent`` (kind only,
+    never a key). A stalled loop logs nothing here (the flow's refusal is the sign).
     """
 
     shared = True
@@ -71,9 +83,14 @@ class FailoverState:
         log_interval: float = 60.0,
         on_error: Callable[[StoreErrorEvent], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        per_process: bool | None = None,
     ) -> None:
         if not backoff >= 0 or not log_interval > 0:
             raise ValueError("backoff must be >= 0 and log_interval > 0 seconds")
+        if per_process is None:
+            per_process = getattr(primary, "in_outage", "refuse") == "per_process"
+        #: Security questions answered in process during a real outage (an opt-in).
+        self.per_process = per_process
         self.primary = primary
         self.local = local if local is not None else MemoryState()
         self.backoff = float(backoff)
@@ -116,15 +133,11 @@ class FailoverState:
     def run(self, op: StateOp) -> Any:
         attempt = None if self._is_local(op) else self._attempt()
         if attempt is None:
-            return self._local(op, skipped=True)
+            return self._without_primary(op, skipped=True)
         try:
             result = self.primary.run(op)
-        except StateFull:
-            raise
         except Exception as exc:
-            # Whatever went wrong, the in-process state answers: never a 500, never "allow".
-            self._failed(op, exc.kind if isinstance(exc, StateUnavailable) else "error")
-            return self._local(op)
+            return self._failed_with(op, exc)
         finally:
             if attempt:
                 self._tried()
@@ -134,20 +147,39 @@ class FailoverState:
     async def arun(self, op: StateOp) -> Any:
         attempt = None if self._is_local(op) else self._attempt()
         if attempt is None:
-            return self._local(op, skipped=True)
+            return self._without_primary(op, skipped=True)
         try:
             result = await self.primary.arun(op)
-        except StateFull:
-            raise
         except Exception as exc:
-            # Whatever went wrong, the in-process state answers: never a 500, never "allow".
-            self._failed(op, exc.kind if isinstance(exc, StateUnavailable) else "error")
-            return self._local(op)
+            return self._failed_with(op, exc)
         finally:
             if attempt:
                 self._tried()
         self._answered()
         return self._merge(op, result)
+
+    def _failed_with(self, op: StateOp, exc: Exception) -> Any:
+        breaker = op.name in _BREAKER_OPS
+        if isinstance(exc, StateFull):
+            # An answer, not an outage. The breaker keeps working in process: never a 500.
+            if breaker:
+                return self._local(op)
+            raise exc
+        if isinstance(exc, StateBusy):
+            # Our own loop, not the store: no outage, no local answer to a security question.
+            if breaker:
+                return self._local(op)
+            raise exc
+        # Whatever else went wrong is an outage: never a 500, never "allow".
+        self._failed(op, exc.kind if isinstance(exc, StateUnavailable) else "error")
+        return self._without_primary(op)
+
+    def _without_primary(self, op: StateOp, *, skipped: bool = False) -> Any:
+        if op.name in _BREAKER_OPS or self.per_process:
+            return self._local(op, skipped=skipped)
+        if op.name not in _STORE_OF_OP:
+            raise ValueError(f"unknown state operation {op.name!r}")
+        raise StateUnavailable("outage")
 
     def abandon(self, name: str, permit: Permit) -> None:
         """A call made under ``permit`` was cancelled while out, and the flow is closing: no
@@ -186,7 +218,7 @@ class FailoverState:
         return result
 
     def _merge(self, op: StateOp, result: Any) -> Any:
-        if op.name == "remember" and result:
+        if self.per_process and op.name == "remember" and result:
             namespace, key = op.args[0], op.args[1]
             # Let through here during an outage: still a replay here, whatever Redis says.
             if self.local.seen(namespace, key):
@@ -225,9 +257,11 @@ class FailoverState:
                 self._logged_at = now
                 self._local_answers = 0
                 logger.error(
-                    "captcha_guard shared state unavailable (%s): using the in-process state, "
-                    "retrying every %.1fs",
+                    "captcha_guard shared state unavailable (%s): %s, retrying every %.1fs",
                     kind,
+                    "answering from the in-process state"
+                    if self.per_process
+                    else "breakers in process, replay guards and budgets refused",
                     self.backoff,
                 )
             else:
@@ -242,7 +276,7 @@ class FailoverState:
         if now - self._logged_at >= self.log_interval:
             logger.error(
                 "captcha_guard shared state still unavailable after %.0fs: "
-                "%d operations answered by the in-process state in the last %.0fs",
+                "%d operations refused or answered in process in the last %.0fs",
                 now - (self._down_since or now),
                 self._local_answers,
                 now - self._logged_at,
@@ -275,7 +309,8 @@ def bind_state(
 
     ``None``: a fresh in-process ``MemoryState``. A shared backend (``RedisState``): checked
     for this door (``TypeError`` for a client of the wrong kind) and wrapped in a
-    ``FailoverState`` with its own in-process state, reporting errors to ``on_error``.
+    ``FailoverState`` with its own in-process state (for breakers, and for the answers of
+    ``in_outage="per_process"``), reporting errors to ``on_error``.
     """
     if door not in ("asgi", "wsgi"):
         raise ValueError("door must be 'asgi' or 'wsgi'")

@@ -28,7 +28,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from ._state import StateFull, StateOp
+from ._state import StateFull, StateOp, StateUnavailable
 from ._verdict import Outcome
 
 logger = logging.getLogger("captcha_guard")
@@ -142,9 +142,13 @@ def refusal_flow(
         # it, so a WARNING. No fallback for anyone new until entries expire.
         logger.warning("captcha fallback guard full: fallbacks refused")
         return Outcome.FALLBACK, NO_CAPACITY
+    except StateUnavailable:
+        # A store that cannot answer cannot vouch for anyone: no fallback, for anyone. Its
+        # outage is logged where it is seen (_failover.py), once per interval.
+        return Outcome.FALLBACK, NO_CAPACITY
     except Exception as exc:
-        # A store that cannot answer cannot vouch for anyone: no fallback, for anyone. The
-        # exception's text helps ("connection refused"), unless it quotes what we asked for:
+        # Anything else is a bug or a backend of our own making: loud. The exception's text
+        # helps ("connection refused"), unless it quotes what we asked for:
         # a lot number or a network is the client's, and stays out of the log.
         text = str(exc)[:200]
         named = [replay_key, client, limit.bucket(client) if limit else None]

@@ -414,11 +414,18 @@ class Gate:
 
     # State: operations the door performs on its backend.
 
+    # Breaker operations never end a request with a 500: a backend that fails one (the
+    # failover keeps breakers in process, so only a bug can) is the circuit's "open".
+
     def _acquire(self, route: Route) -> Generator[Effect, Any, Permit | None]:
         breaker = route.provider.breaker
         lease = route.provider.timeout + PROBE_LEASE_MARGIN
         args = (route.provider_name, breaker.failure_threshold, breaker.reset_timeout, lease)
-        permit: Permit | None = yield StateOp("breaker_acquire", args)
+        try:
+            permit: Permit | None = yield StateOp("breaker_acquire", args)
+        except Exception as exc:
+            _breaker_failed("acquire", route, exc)
+            return None
         return permit
 
     def _record(
@@ -426,11 +433,18 @@ class Gate:
     ) -> Generator[Effect, Any, Transition | None]:
         breaker = route.provider.breaker
         args = (route.provider_name, breaker.failure_threshold, breaker.reset_timeout, permit, ok)
-        transition: Transition | None = yield StateOp("breaker_record", args)
+        try:
+            transition: Transition | None = yield StateOp("breaker_record", args)
+        except Exception as exc:
+            _breaker_failed("record", route, exc)
+            return None
         return transition
 
     def _release(self, route: Route, permit: Permit) -> Generator[Effect, Any, None]:
-        yield StateOp("breaker_release", (route.provider_name, permit))
+        try:
+            yield StateOp("breaker_release", (route.provider_name, permit))
+        except Exception as exc:
+            _breaker_failed("release", route, exc)
 
     # The decisions the flow is made of.
 
@@ -545,6 +559,12 @@ _FALLBACK_CODES = {
     "timeout": "provider_timeout",
     "connect error": "provider_unreachable",
 }
+
+
+def _breaker_failed(step: str, route: Route, exc: Exception) -> None:
+    logger.warning(
+        "captcha breaker %s of %s failed (%s)", step, route.provider_name, type(exc).__name__
+    )
 
 
 def _with_agent(request: ProviderRequest) -> ProviderRequest:

@@ -65,6 +65,14 @@ class StateUnavailable(Exception):
         self.kind = kind
 
 
+class StateBusy(StateUnavailable):
+    """The answer may have come, but our own event loop was too stalled to read it within
+    the credit a stall is given: our capacity, never the store's outage."""
+
+    def __init__(self) -> None:
+        super().__init__("loop")
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     """A breaker moved from ``old`` to ``new``."""
@@ -121,6 +129,7 @@ __all__ = [
     "OP_NAMES",
     "Door",
     "SharedState",
+    "StateBusy",
     "StateFull",
     "StateOp",
     "StateUnavailable",

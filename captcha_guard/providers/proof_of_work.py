@@ -53,8 +53,8 @@ from typing import Any, ClassVar, Final
 from altcha.v1 import ChallengeOptions, create_challenge, hash_hex, hmac_hex
 
 from .._fields import FieldError, Fields
-from .._state import StateFull, StateOp
-from .._verdict import MISCONFIGURATION, REFUSED, Outcome, Verdict
+from .._state import StateFull, StateOp, StateUnavailable
+from .._verdict import MISCONFIGURATION, REFUSED, SUSPECT, Outcome, Verdict
 from ._base import Provider, RequestInfo
 
 #: About 5 ms of one core's work for a native solver on average (bench/pow_flood.py), about
@@ -222,6 +222,13 @@ class ProofOfWork(Provider):
             stored = yield StateOp("remember", (spend.namespace, spend.key, spend.ttl))
         except StateFull:
             return self.settle(spend, None)
+        except StateUnavailable:
+            # The store cannot answer (its outage is logged where it is seen, once per
+            # interval): refused, a 503, never a pass from a memory that never saw the fleet.
+            details = {REFUSED: "replay store unavailable"}
+            return Verdict(
+                Outcome.FALLBACK, "proof of work: replay store unavailable", self.name, details
+            )
         except Exception as exc:
             # A store that cannot answer cannot vouch for the solution: a 503 (the REFUSED
             # detail), never a pass and never a 500.
@@ -268,10 +275,11 @@ class ProofOfWork(Provider):
             self._full_until[level] = spend.now + self.expires
             details: dict[str, Any] = {"level": level}
             if level == len(self.levels) - 1:
-                # Even the hardest level is full: more solvers than the store was sized for.
-                details["misconfiguration"] = (
-                    "replay store full at the top difficulty: raise its max_entries, add an"
-                    " escalation level or lower expires"
+                # Even the hardest level is full: more solvers than the store was sized for,
+                # or a flood. A client can cause it, so a WARNING (SUSPECT), never an ERROR.
+                details[SUSPECT] = (
+                    "replay store full at the top difficulty: raise the state's capacity, add"
+                    " an escalation level or lower expires"
                 )
             return self.rejected("proof of work: too many recent solutions, retry", details)
         if not first:
