@@ -214,7 +214,7 @@ class FailoverState:
                 forget(op.args[0], permit)
         result = self.local.run(op)
         if op.name == "breaker_acquire" and result is not None:
-            return _LocalPermit(probe=result.probe, generation=result.generation)
+            return _LocalPermit(result.probe, result.generation, result.cooled)
         return result
 
     def _merge(self, op: StateOp, result: Any) -> Any:

@@ -40,7 +40,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ._breaker import Permit
+from ._breaker import Permit, State
 from ._clearance import Clearance, rule_scope
 from ._events import (
     FALLBACK_ALLOWED,
@@ -362,6 +362,10 @@ class Gate:
             return self._answer(route, verdict, body)
 
         permit = yield from self._acquire(route)
+        if permit is not None and permit.cooled and self._breaker_hooks:
+            # The cool-down ended with this caller's acquire: no record reports that move.
+            event = BreakerEvent(route.provider_name, State.OPEN, State.HALF_OPEN)
+            yield Emit(self._breaker_hooks, event)
         if permit is None:
             failure = ProviderFailure("circuit open")
             verdict, refusal = yield from self._fallback(route, checked, failure)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 _BREAKER_LUA = """
 -- KEYS[1]: the breaker's hash. ARGV: op, threshold, reset_ms, lease_ms, ttl_ms, generation,
 -- probe, ok. Fields: s state (c/o/h), g generation, f failures, o opened at (ms), p probe
--- lease until (ms). Replies: {state, generation, granted, probe, open_ms_left} for acquire,
+-- lease until (ms). Replies: {state, generation, granted, probe, open_ms_left, cooled (this
+-- call moved open to half-open)} for acquire,
 -- {old_state, state, generation, open_ms_left} for record, {state, generation, open_ms_left}
 -- for state, {state, generation} for release.
 local function int(x) return string.format('%.0f', x) end
@@ -20,14 +21,14 @@ local h = redis.call('HMGET', key, 's', 'g', 'f', 'o', 'p')
 local s, g = h[1], tonumber(h[2])
 local f, opened, lease_until = tonumber(h[3]) or 0, tonumber(h[4]) or 0, tonumber(h[5]) or 0
 local reset = tonumber(ARGV[3])
-local dirty = false
+local dirty, cooled = false, 0
 if not s then
   if op == 'state' then return {'c', 0, 0} end
   s, g, f, dirty = 'c', now, 0, true
 end
 if s == 'o' and now - opened >= reset then
   if op == 'state' then return {'h', g, 0} end
-  s, g, lease_until, dirty = 'h', g + 1, 0, true
+  s, g, lease_until, dirty, cooled = 'h', g + 1, 0, true, 1
 end
 local reply
 if op == 'acquire' then
@@ -36,7 +37,7 @@ if op == 'acquire' then
   elseif s == 'h' then
     if lease_until <= now then
       g, lease_until, dirty = g + 1, now + tonumber(ARGV[4]), true
-      reply = {'h', g, 1, 1, 0}
+      reply = {'h', g, 1, 1, 0, cooled}
     else
       reply = {'h', g, 0, 0, 0}
     end

@@ -164,7 +164,8 @@ class RedisPlans:
             if not probe:
                 with self._lock:
                     self._outstanding[name] = self._outstanding.get(name, 0) + 1
-            return Permit(probe=probe, generation=generation)
+            cooled = len(reply) > 5 and bool(int(reply[5]))
+            return Permit(probe=probe, generation=generation, cooled=cooled)
 
         return parse
 

@@ -283,7 +283,8 @@ class ProofOfWork(Provider):
                 )
             return self.rejected("proof of work: too many recent solutions, retry", details)
         if not first:
-            return self.rejected("proof of work: challenge already used")
+            # "replayed": counted by captcha_guard_replays_refused_total{kind="proof_of_work"}.
+            return self.rejected("proof of work: challenge already used", {"replayed": True})
         if fill is not None and fill >= EARLY_FLIP:
             self._full_until[level] = max(self._full_until[level], spend.now + self.expires)
         return self.passed("ok", {"expires": spend.expires_at, "level": level})
