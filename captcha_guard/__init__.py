@@ -11,26 +11,33 @@ from ._rules import Rule
 from ._verdict import Outcome, Verdict
 from ._version import __version__
 from .asgi import CaptchaGuard
+from .config import ConfigError
 from .providers import (
     AliyunCaptcha,
+    Cap,
     DeepKnow,
+    FriendlyCaptcha,
     GeeTest,
     HCaptcha,
     ProofOfWork,
     Provider,
     ReCaptcha,
+    TencentCaptcha,
     Turnstile,
 )
 from .wsgi import WSGICaptchaGuard
 
 __all__ = [
     "AliyunCaptcha",
+    "Cap",
     "CaptchaGuard",
     "CircuitBreaker",
     "Clearance",
+    "ConfigError",
     "DeepKnow",
     "Denial",
     "FallbackLimit",
+    "FriendlyCaptcha",
     "GeeTest",
     "HCaptcha",
     "MemoryState",
@@ -40,9 +47,17 @@ __all__ = [
     "Provider",
     "ReCaptcha",
     "Rule",
+    "TencentCaptcha",
     "TrustedProxies",
     "Turnstile",
     "Verdict",
     "WSGICaptchaGuard",
     "__version__",
 ]
+
+# The public names say where users import them from (repr, docs, tracebacks), as httpx does:
+# ``captcha_guard.Verdict``, not ``captcha_guard._verdict.Verdict``.
+for _name in __all__:
+    if not _name.startswith("__"):
+        globals()[_name].__module__ = "captcha_guard"
+del _name

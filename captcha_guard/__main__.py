@@ -1,5 +1,5 @@
 """``captcha-guard`` (or ``python -m captcha_guard``): ``demo [--host 127.0.0.1] [--port 8000]``,
-``check FILE [--probe] [--allow CODE]``, ``explain FILE METHOD PATH``."""
+``check FILE [--probe] [--allow CODE]``, ``explain FILE METHOD PATH``, ``emulate VENDOR``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def parser() -> argparse.ArgumentParser:
     from ._cli import add_commands
 
     add_commands(commands)
+    from ._emulate_cli import add_emulate_command
+
+    add_emulate_command(commands)
     return root
 
 
@@ -50,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._cli import check
 
         return check(args.file, probe=args.probe, allow=args.allow)
+    elif args.command == "emulate":
+        from ._emulate_cli import run_emulate
+
+        return run_emulate(args)
     elif args.command == "explain":
         from ._cli import explain
 

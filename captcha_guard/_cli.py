@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from ._config import Config, ConfigError, load
+from .config import Config, ConfigError, load
 
 EXIT_OK = 0
 EXIT_ERRORS = 1
@@ -86,8 +86,6 @@ def check(path: str, *, probe: bool, allow: Sequence[str], out: TextIO = sys.std
 
     for warning in config.warnings:
         warn(str(warning), warning.code)
-    for name in config.pending():
-        print(f"note: {path}: {name} is not applied by this version of the doors yet", file=out)
     if probe:
         from ._probe import probe as run_probe
 
@@ -126,7 +124,7 @@ def check(path: str, *, probe: bool, allow: Sequence[str], out: TextIO = sys.std
 
 
 def explain(path: str, method: str, request_path: str, *, out: TextIO = sys.stdout) -> int:
-    from ._checks import rule_reasons
+    from .config._checks import rule_reasons
 
     config = _loaded(path, out)
     if config is None:

@@ -82,7 +82,7 @@ class FrontDoor(Generic[AppT, RejectT]):
     ) -> DoorT:
         """This door configured by a TOML file (README: "Configuration file"); keyword
         arguments override what the file sets. A bad file raises ``ConfigError``."""
-        from ._config import door_from_file
+        from .config import door_from_file
 
         return door_from_file(cls, app, path, overrides)
 

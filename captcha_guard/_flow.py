@@ -53,7 +53,7 @@ from ._events import (
 )
 from ._fallback import OVER_BUDGET, REPLAYED, FallbackLimitOption, as_limit, refusal_flow
 from ._fields import BodyError, FieldError, ParseLimits, collect
-from ._logs import OutageLog, note_verdict
+from ._logs import OutageLog, SuspectLog, note_verdict
 from ._request import ClientRequest
 from ._responses import (
     Denial,
@@ -250,14 +250,17 @@ class Gate:
         self._breaker_hooks = self.hooks.get("breaker", ())
         self._clock = clock
         self._outages = OutageLog(clock)
+        self._suspects = SuspectLog(clock)
         # Most requests are GETs to unprotected pages: one set lookup turns them away.
         self._table = table = RuleTable(((r.rule, r) for r in routes), prefixes=prefixes)
         self._spelled = table.spelled if table.exhaustive else None
         self._challenges = _challenge_paths([provider, *named.values()])
 
     def forget_outages(self) -> None:
-        """Start the outage log afresh: the next outage line is written at once."""
+        """Start the outage log (and the suspect-answer log) afresh: the next line of each
+        is written at once."""
         self._outages = OutageLog(self._clock)
+        self._suspects = SuspectLog(self._clock)
 
     # Before any byte is read.
 
@@ -477,7 +480,7 @@ class Gate:
     def _named(self, route: Route, verdict: Verdict) -> Verdict:
         if verdict.provider != route.provider_name:
             verdict = Verdict(verdict.outcome, verdict.reason, route.provider_name, verdict.details)
-        note_verdict(route.provider_name, verdict)
+        note_verdict(route.provider_name, verdict, self._suspects)
         return verdict
 
     def _fallback(

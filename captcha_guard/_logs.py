@@ -17,16 +17,20 @@ from ._verdict import MISCONFIGURATION, SUSPECT, Verdict
 logger = logging.getLogger("captcha_guard")
 
 
-def note_verdict(provider_name: str, verdict: Verdict) -> None:
+def note_verdict(provider_name: str, verdict: Verdict, suspects: SuspectLog | None = None) -> None:
     """Log ``verdict`` of ``provider_name``: ERROR for our misconfiguration, WARNING for a
-    suspect answer a client may have provoked, DEBUG for the rest."""
+    suspect answer a client may have provoked (once per interval through ``suspects``, which
+    counts the rest), DEBUG for the rest."""
     hint = verdict.details.get(MISCONFIGURATION)
     if hint:
         logger.error("captcha provider %s: %s", provider_name, hint)
         return
     suspect = verdict.details.get(SUSPECT)
     if suspect:
-        logger.warning("captcha provider %s: %s", provider_name, suspect)
+        if suspects is None:
+            logger.warning("captcha provider %s: %s", provider_name, suspect)
+        else:
+            suspects.note(provider_name, str(suspect))
     elif logger.isEnabledFor(logging.DEBUG):
         logger.debug("captcha %s (%s): %s", verdict.outcome, verdict.provider, verdict.reason)
 
@@ -69,4 +73,31 @@ class OutageLog:
             )
 
 
-__all__ = ["OUTAGE_LOG_INTERVAL", "OutageLog", "note_verdict"]
+class SuspectLog:
+    """One WARNING per provider and hint per interval, with the count of the same answers
+    since the last line: a client sending tickets of another app at will (Tencent's 16 and 100
+    read like a key mix-up) writes one line a minute, and a real mix-up, which refuses every
+    user, shows as a line a minute with a large count."""
+
+    def __init__(self, clock: Callable[[], float], interval: float = OUTAGE_LOG_INTERVAL) -> None:
+        self._clock = clock
+        self._interval = interval
+        self._next: dict[tuple[str, str], float] = {}
+        self._quiet: dict[tuple[str, str], int] = {}
+
+    def note(self, provider_name: str, hint: str) -> None:
+        key = (provider_name, hint)
+        now = self._clock()
+        if now < self._next.get(key, float("-inf")):
+            self._quiet[key] = self._quiet.get(key, 0) + 1
+            return
+        if len(self._next) > 1024:  # hints are our own texts: only a bug makes this many
+            self._next.clear()
+            self._quiet.clear()
+        self._next[key] = now + self._interval
+        since = self._quiet.pop(key, 0)
+        more = f" ({since} more since the last line)" if since else ""
+        logger.warning("captcha provider %s: %s%s", provider_name, hint, more)
+
+
+__all__ = ["OUTAGE_LOG_INTERVAL", "OutageLog", "SuspectLog", "note_verdict"]

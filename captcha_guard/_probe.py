@@ -17,6 +17,15 @@ table. What the answer proves differs by vendor:
   (InvalidAccessKeyId, SignatureDoesNotMatch, Forbidden.*); a right pair gets a verdict on the
   parameter (F0xx). An unknown ``scene_id`` shows (F005/F006) only if Alibaba checks SceneId
   before the parameter, which its documentation does not promise: a pass there is not proof.
+- Tencent Cloud: a wrong CAM SecretId or SecretKey is an ``AuthFailure.*`` error; then the
+  captcha app: CaptchaCode 16 names a wrong ``captcha_app_id``, 100 a wrong ``app_secret_key``
+  (two keys users mix up, and both would otherwise refuse every user quietly, as a 403); a
+  right pair refuses the made-up ticket (15). Tencent does not document the order of its
+  checks: the probe says so when it passes.
+- Friendly Captcha: a wrong API key is ``auth_invalid``, a wrong ``sitekey`` ``sitekey_invalid``;
+  right ones refuse the token (``response_invalid``).
+- Cap: a wrong site key or secret is "Invalid site key or secret"; right ones answer "Token not
+  found" for the made-up token.
 - Proof of work is local: nothing to probe.
 """
 
@@ -30,12 +39,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._config import TEST_KEYS, VENDOR_TEST_SECRETS, Config, ProviderSpec, StateSpec
 from ._fields import FieldError, Fields
 from ._flow import CallProblem, ProviderCall
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._verdict import Fault, Outcome, ProviderFailure, Verdict
-from .providers._base import Claim, RequestInfo
+from .config import TEST_KEYS, VENDOR_TEST_SECRETS, Config, ProviderSpec, StateSpec
+from .providers._base import Claim, ClientRequest
 
 PROBE_TOKEN_PREFIX = "captcha-guard-probe-"
 
@@ -97,15 +106,24 @@ def probe_fields(spec: ProviderSpec) -> Fields:
             "data": "cHJvYmU=",
         }
         values = {provider.field: json.dumps(param, separators=(",", ":"))}
-    else:  # the siteverify family
+    elif spec.type == "tencent":
+        values = {"ticket": PROBE_TOKEN_PREFIX + nonce, "randstr": "@prb"}
+    elif spec.type == "cap":
+        values = {"cap-token": f"{provider.site_key}:{PROBE_TOKEN_PREFIX}{nonce}:{nonce}"}
+    else:  # the siteverify family and Friendly Captcha
         values = {provider.field: PROBE_TOKEN_PREFIX + nonce}
     fields = Fields()
     fields.extend(values.items())
     return fields
 
 
+#: The client address a probe claims where a vendor requires one (Tencent's UserIp): TEST-NET-1.
+PROBE_CLIENT = "192.0.2.1"
+
+
 def _claim(spec: ProviderSpec) -> Claim:
-    request = RequestInfo(method="POST", path="/", client_host=None, headers={}, raw={})
+    client = PROBE_CLIENT if spec.type == "tencent" else None
+    request = ClientRequest(method="POST", path="/", client_host=client, headers={}, raw={})
     claim = spec.provider.check(probe_fields(spec), request)
     if not isinstance(claim, Claim):  # pragma: no cover - only local providers answer here
         raise FieldError("no claim")
@@ -163,6 +181,9 @@ def _judge(spec: ProviderSpec, name: str, answer: Verdict | ProviderFailure) -> 
             "test-key",
         )
         return
+    if spec.type == "tencent":
+        yield from _judge_tencent(spec, name, answer)
+        return
     hint = answer.details.get("misconfiguration")
     if isinstance(hint, str) and spec.type == "geetest" and "sign_token" in hint:
         # A GeeTest that checks the signature before the lot number has just proven it.
@@ -190,10 +211,48 @@ def _judge(spec: ProviderSpec, name: str, answer: Verdict | ProviderFailure) -> 
             )
     elif spec.type == "deepknow":
         yield Finding("ok", name, "secret and scene accepted (the made-up session was refused)")
+    elif spec.type == "friendly_captcha":
+        accepted = "API key and sitekey" if spec.options.get("sitekey") else "API key"
+        yield Finding("ok", name, f"{accepted} accepted (the made-up response was refused)")
+    elif spec.type == "cap":
+        yield Finding("ok", name, "site key and secret accepted (the made-up token was refused)")
     else:
         yield Finding("ok", name, "secret accepted (the made-up token was refused)")
         if spec.options.get("sitekey"):
             yield Finding("note", name, "sitekey not proven: only a real token carries one")
+
+
+def _judge_tencent(spec: ProviderSpec, name: str, answer: Verdict) -> Iterator[Finding]:
+    """Codes 16 and 100 are a client's 403 in service (a ticket of another app causes them),
+    but to a made-up ticket they can only be about our captcha app's two keys."""
+    app = spec.options.get("captcha_app_id")
+    code = answer.details.get("captcha_code")
+    if code == 16:
+        yield Finding(
+            "error",
+            name,
+            f"captcha_app_id refused (CaptchaCode 16): {app} is not a CaptchaAppId of this "
+            "account (it is the console's CaptchaAppId, not the CAM SecretId)",
+            "probe",
+        )
+    elif code == 100:
+        yield Finding(
+            "error",
+            name,
+            f"app_secret_key refused (CaptchaCode 100): it is not the AppSecretKey of "
+            f"CaptchaAppId {app} (it is the captcha app's key, not the CAM SecretKey)",
+            "probe",
+        )
+    elif code is None:  # an API error in the client's bin: the parameters were refused
+        yield Finding("warning", name, f"cannot tell: {answer.reason}", "probe")
+    else:
+        yield Finding("ok", name, f"CAM key accepted (the made-up ticket got {answer.reason})")
+        yield Finding(
+            "note",
+            name,
+            "captcha_app_id and app_secret_key are proven only if Tencent checks them before "
+            "it decrypts the ticket, which its documentation does not promise",
+        )
 
 
 def probe_state(state: StateSpec) -> Finding:

@@ -44,9 +44,6 @@ class ClientRequest:
         return self.headers.get(CAPTCHA_HEADER)
 
 
-#: Kept for providers written against the first release.
-RequestInfo = ClientRequest
-
 #: ``client_ip=``'s resolved form (``_client_ip.ClientAddress.asgi`` or ``.wsgi``).
 ClientAddress = Callable[[Any], "str | None"]
 
@@ -111,4 +108,4 @@ def from_environ(
     )
 
 
-__all__ = ["CAPTCHA_HEADER", "ClientAddress", "ClientRequest", "RequestInfo"]
+__all__ = ["CAPTCHA_HEADER", "ClientAddress", "ClientRequest"]

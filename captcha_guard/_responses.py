@@ -9,11 +9,12 @@ The detail stays in the verdict (``Denial.verdict.reason`` and ``.details``) and
 
 from __future__ import annotations
 
-import html
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from ._page import negotiate, page, way_back
 from ._verdict import REFUSED, Verdict
 
 #: The one text of every 503 that a provider's state could explain.
@@ -97,21 +98,27 @@ def wants_json(accept: str, content_type: str) -> bool:
     return "json" in accept.lower() or "json" in content_type.lower()
 
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{status} {phrase}</title></head>
-<body><h1>{phrase}</h1><p>{reason}</p></body></html>
-"""
-
-
-def render(denial: Denial, *, as_json: bool) -> tuple[list[tuple[str, str]], bytes]:
-    """Headers and body of the answer to ``denial``."""
+def render(
+    denial: Denial,
+    *,
+    as_json: bool,
+    request_headers: Mapping[str, str] | None = None,
+    scheme: str = "http",
+) -> tuple[list[tuple[str, str]], bytes]:
+    """Headers and body of the answer to ``denial``. The HTML page is in the language of the
+    request's ``accept-language`` and links back to its ``referer`` when that is this site's
+    (``request_headers``: lower-case names, as ``_request.read_headers`` gives them)."""
     if as_json:
         body = json.dumps({"error": denial.error, "reason": denial.reason}).encode()
         content_type = "application/json"
     else:
-        phrase = HTTPStatus(denial.status).phrase
-        body = _PAGE.format(
-            status=denial.status, phrase=phrase, reason=html.escape(denial.reason)
+        seen = request_headers or {}
+        body = page(
+            denial.status,
+            denial.error,
+            denial.reason,
+            language=negotiate(seen.get("accept-language", "")),
+            back=way_back(seen.get("referer", ""), scheme=scheme, host=seen.get("host", "")),
         ).encode()
         content_type = "text/html; charset=utf-8"
     headers = [
@@ -121,11 +128,23 @@ def render(denial: Denial, *, as_json: bool) -> tuple[list[tuple[str, str]], byt
     ]
     if denial.retry_after is not None:
         headers.append(("retry-after", str(denial.retry_after)))
+    if not as_json:
+        # The page is chosen by these headers: a shared cache that ignored no-store must not
+        # hand one visitor's language or way back to another.
+        headers.append(("vary", "accept-language, referer"))
     if denial.status in (413, 408, 400):
         # The rest of the body may be unread: tell the server and client not to reuse this
         # connection for another request.
         headers.append(("connection", "close"))
     return headers, body
+
+
+def no_store(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``headers`` with the gate's ``cache-control: no-store`` in place of any the app's own
+    ``on_reject`` answer set: a refusal is about one request and must never be cached."""
+    kept = [(name, value) for name, value in headers if name.lower() != "cache-control"]
+    kept.append(("cache-control", "no-store"))
+    return kept
 
 
 def status_line(status: int) -> str:

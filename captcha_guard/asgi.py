@@ -29,7 +29,7 @@ from ._flow import (
     Route,
 )
 from ._request import from_scope, read_headers
-from ._responses import Denial, render, wants_json
+from ._responses import Denial, no_store, render, wants_json
 from ._rules import past_root, route_path
 from ._state import StateOp
 from ._types import ASGIApp, Message, Receive, Scope, Send
@@ -163,9 +163,15 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
         self, denial: Denial, as_json: bool, scope: Scope, receive: Receive, send: Send
     ) -> None:
         if self.on_reject is not None:
-            await self.on_reject(denial, scope)(scope, receive, send)
+            await self.on_reject(denial, scope)(scope, receive, _no_store(send))
             return
-        headers, body = render(denial, as_json=as_json)
+        request_headers = None if as_json else read_headers(scope["headers"])
+        headers, body = render(
+            denial,
+            as_json=as_json,
+            request_headers=request_headers,
+            scheme=scope.get("scheme", "http"),
+        )
         await _send(send, denial.status, headers, body)
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -258,6 +264,19 @@ async def _emit(effect: Emit) -> None:
                 await outcome
         except Exception as exc:
             run_hook_errors(hook, exc)
+
+
+def _no_store(send: Send) -> Send:
+    """``send`` that keeps the gate's ``cache-control: no-store`` on an ``on_reject`` answer."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"]]
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in no_store(raw)]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
 
 
 async def _send(send: Send, status: int, headers: list[tuple[str, str]], body: bytes) -> None:

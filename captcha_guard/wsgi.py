@@ -31,7 +31,7 @@ from ._flow import (
     Route,
 )
 from ._request import from_environ
-from ._responses import Denial, render, status_line, wants_json
+from ._responses import Denial, no_store, render, status_line, wants_json
 from ._state import StateOp
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._types import Environ, StartResponse, WSGIApp
@@ -126,8 +126,13 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         self, denial: Denial, as_json: bool, environ: Environ, start_response: StartResponse
     ) -> Iterable[bytes]:
         if self.on_reject is not None:
-            return self.on_reject(denial, environ)(environ, start_response)
-        headers, body = render(denial, as_json=as_json)
+            return self.on_reject(denial, environ)(environ, _no_store(start_response))
+        headers, body = render(
+            denial,
+            as_json=as_json,
+            request_headers=None if as_json else _page_headers(environ),
+            scheme=environ.get("wsgi.url_scheme", "http"),
+        )
         return _respond(start_response, denial.status, headers, body)
 
     def _sender_for(self) -> Urllib3Sender | SyncHttpxSender:
@@ -230,6 +235,31 @@ def _emit(effect: Emit) -> None:
                 raise TypeError("an async event hook cannot run under WSGI")
         except Exception as exc:
             run_hook_errors(hook, exc)
+
+
+def _no_store(start_response: StartResponse) -> StartResponse:
+    """``start_response`` that keeps the gate's ``cache-control: no-store`` on an
+    ``on_reject`` answer."""
+
+    def starting(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if exc_info is None:  # as the app called it: some start_response take two arguments
+            return start_response(status, no_store(headers))
+        return start_response(status, no_store(headers), exc_info)
+
+    return starting
+
+
+def _page_headers(environ: Environ) -> dict[str, str]:
+    """The request headers the refusal page reads (its language, its way back)."""
+    host = (
+        environ.get("HTTP_HOST")
+        or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    )
+    return {
+        "accept-language": environ.get("HTTP_ACCEPT_LANGUAGE", ""),
+        "referer": environ.get("HTTP_REFERER", ""),
+        "host": host,
+    }
 
 
 def _respond(

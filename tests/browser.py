@@ -142,11 +142,18 @@ def _read_port(process: subprocess.Popen[str], timeout: float) -> int:
 
 
 @contextmanager
-def chromium(timeout: float = 30.0, *, accept_insecure_certs: bool = False) -> Iterator[Browser]:
+def chromium(
+    timeout: float = 30.0,
+    *,
+    accept_insecure_certs: bool = False,
+    accept_languages: str | None = None,
+) -> Iterator[Browser]:
     """A headless Chromium session with a throw-away profile, closed on exit.
 
     ``accept_insecure_certs`` lets it load pages from a test server's self-signed certificate
     (WebDriver's capability of that name), so HTTPS-only behaviour can be tested on 127.0.0.1.
+    ``accept_languages`` (``"zh-TW,zh"``) is the browser's language list, which it sends as
+    ``Accept-Language``.
     """
     driver = shutil.which("chromedriver")
     if driver is None:
@@ -162,10 +169,12 @@ def chromium(timeout: float = 30.0, *, accept_insecure_certs: bool = False) -> I
     try:
         port = _read_port(process, timeout)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout) as client:
-            options = {
+            options: dict[str, Any] = {
                 "binary": chromium_binary(),
                 "args": [*CHROMIUM_ARGS, f"--user-data-dir={profile}"],
             }
+            if accept_languages is not None:
+                options["prefs"] = {"intl.accept_languages": accept_languages}
             capabilities: dict[str, Any] = {
                 "browserName": "chrome",
                 "goog:chromeOptions": options,

@@ -19,25 +19,31 @@ import httpx
 
 from captcha_guard import (
     AliyunCaptcha,
+    Cap,
     CaptchaGuard,
     CircuitBreaker,
     DeepKnow,
+    FriendlyCaptcha,
     GeeTest,
     HCaptcha,
     Provider,
     ReCaptcha,
     Rule,
+    TencentCaptcha,
     Turnstile,
     WSGICaptchaGuard,
 )
 from captcha_guard.testing import (
     AliyunCaptchaEmulator,
+    CapEmulator,
     DeepKnowEmulator,
     Emulator,
     EmulatorServer,
+    FriendlyCaptchaEmulator,
     GeeTestEmulator,
     HCaptchaEmulator,
     ReCaptchaEmulator,
+    TencentCaptchaEmulator,
     TurnstileEmulator,
 )
 from tests.helpers import FakeClock, RecordingApp, answer_document
@@ -116,6 +122,47 @@ def _aliyun(
     )
 
 
+def _tencent(
+    emulator: TencentCaptchaEmulator, endpoint: str, timeout: float, breaker: Any
+) -> Provider:
+    return TencentCaptcha(
+        emulator.secret_id,
+        emulator.secret_key,
+        captcha_app_id=emulator.captcha_app_id,
+        app_secret_key=emulator.app_secret_key,
+        endpoint=endpoint,
+        timeout=timeout,
+        breaker=breaker,
+    )
+
+
+def _friendly(
+    emulator: FriendlyCaptchaEmulator, endpoint: str, timeout: float, breaker: Any
+) -> Provider:
+    return FriendlyCaptcha(
+        emulator.api_key,
+        sitekey=emulator.sitekey,
+        endpoint=endpoint,
+        timeout=timeout,
+        breaker=breaker,
+    )
+
+
+def _cap(emulator: CapEmulator, endpoint: str, timeout: float, breaker: Any) -> Provider:
+    return Cap(
+        emulator.site_key, emulator.secret, endpoint=endpoint, timeout=timeout, breaker=breaker
+    )
+
+
+def _tencent_refused(emulator: TencentCaptchaEmulator) -> dict[str, str]:
+    return {**emulator.issue(), "randstr": "@bad"}  # 7: Randstr does not match
+
+
+def _cap_refused(emulator: CapEmulator) -> dict[str, str]:
+    site_key, _, _ = emulator.token().split(":")
+    return {"cap-token": f"{site_key}:{'0' * 16}:{'0' * 30}"}  # Token not found
+
+
 def _issue(emulator: Any) -> dict[str, str]:
     return dict(emulator.issue())
 
@@ -168,6 +215,16 @@ CASES: list[ProviderCase] = [
         "/",
         lambda emulator: emulator.issue(verify_code="F001"),
     ),
+    ProviderCase("tencent", TencentCaptchaEmulator, _tencent, _issue, "/", _tencent_refused),
+    ProviderCase(
+        "friendly-captcha",
+        FriendlyCaptchaEmulator,
+        _friendly,
+        _issue,
+        "/api/v2/captcha/siteverify",
+        _token_refused,
+    ),
+    ProviderCase("cap", CapEmulator, _cap, _issue, "", _cap_refused),
 ]
 
 

@@ -177,7 +177,9 @@ def test_django(monkeypatch: pytest.MonkeyPatch, geetest: tuple[GeeTestEmulator,
     # Django's settings are one per process, and other test modules (the differential
     # harnesses) configure them when collected: the example configures its own, as it would
     # in a process of its own, and the previous ones come back after the test.
-    monkeypatch.setattr(settings, "_wrapped", empty)
+    # (Run alone, nothing has configured them, and reading the old value would fail.)
+    if settings.configured:
+        monkeypatch.setattr(settings, "_wrapped", empty)
     emulator, endpoint = geetest
     example = load_example(
         "django_app",

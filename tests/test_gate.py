@@ -26,7 +26,7 @@ from captcha_guard._flow import (
 )
 from captcha_guard._responses import Denial
 from captcha_guard.providers import ProviderRequest, ProviderResponse
-from captcha_guard.providers._base import Claim, RequestInfo
+from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.testing import GeeTestEmulator
 from tests.helpers import FakeClock, assert_logs_clean, tokens_of
 from tests.wire import client_request, drive, from_httpx, state_of, until_call
@@ -433,7 +433,7 @@ def test_the_log_check_can_fail() -> None:
 
 
 def test_a_claim_never_prints_the_tokens_it_carries() -> None:
-    request = RequestInfo("POST", "/login", None, {}, raw={})
+    request = ClientRequest("POST", "/login", None, {}, raw={})
     claim = Claim({"pass_token": "s3cr3t-token-value"}, replay_key="geetest:abc", request=request)
     assert "s3cr3t-token-value" not in repr(claim)
     assert "geetest:abc" in repr(claim)

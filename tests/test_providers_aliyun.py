@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from captcha_guard import AliyunCaptcha
 from captcha_guard._fields import Fields
 from captcha_guard._verdict import Fault, ProviderFailure, Verdict
-from captcha_guard.providers._base import Claim, RequestInfo
+from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.providers.aliyun import acs_date, sign
 from captcha_guard.testing import AliyunCaptchaEmulator, Outage
 from tests.guarded import Stage, patient, staged
@@ -458,7 +458,7 @@ def test_the_signer_agrees_with_the_vendors_sdk(
 def _claim(provider: AliyunCaptcha, param: str) -> Claim:
     fields = Fields()
     fields.add(provider.field, param)
-    return provider.check(fields, RequestInfo("POST", "/", "127.0.0.1", {}, raw={}))
+    return provider.check(fields, ClientRequest("POST", "/", "127.0.0.1", {}, raw={}))
 
 
 def test_the_clock_and_region_choose_date_and_endpoint() -> None:

@@ -16,7 +16,7 @@ import pytest
 from captcha_guard import DeepKnow
 from captcha_guard._fields import FieldError, Fields, collect
 from captcha_guard._verdict import Fault, Outcome, ProviderFailure, Verdict
-from captcha_guard.providers._base import Claim, RequestInfo
+from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.providers.deepknow import encode_jwt
 from captcha_guard.testing import DeepKnowEmulator, Outage
 from tests.guarded import Stage, patient, staged
@@ -355,7 +355,7 @@ def seed_request(host: str | None = None) -> tuple[DeepKnow, Claim]:
     )
     fields = Fields()
     fields.extend((k, v) for k, v in SEED_CLAIMS.items() if isinstance(v, str) and k != "scene")
-    claim = provider.check(fields, RequestInfo("POST", "/login", host, {}, raw={}))
+    claim = provider.check(fields, ClientRequest("POST", "/login", host, {}, raw={}))
     assert isinstance(claim, Claim)
     return provider, claim
 
@@ -441,7 +441,7 @@ def test_repr_keeps_the_secret() -> None:
 
 
 def _check(provider: DeepKnow, fields: Fields) -> Claim:
-    claim = provider.check(fields, RequestInfo("POST", "/login", None, {}, raw={}))
+    claim = provider.check(fields, ClientRequest("POST", "/login", None, {}, raw={}))
     assert isinstance(claim, Claim)
     return claim
 
@@ -469,7 +469,7 @@ def test_attr_from_a_field_that_is_not_strict_json_is_403(profile: str, reason: 
     provider = DeepKnow("s", scene="login", user_id="username", attr="profile")
     with pytest.raises(FieldError, match=reason):
         provider.check(
-            _fields(username="ada", profile=profile), RequestInfo("POST", "/", None, {}, raw={})
+            _fields(username="ada", profile=profile), ClientRequest("POST", "/", None, {}, raw={})
         )
 
 
@@ -497,7 +497,7 @@ def test_attr_from_a_field_nested_1000_deep_is_403_under_a_real_server(
 def test_attr_from_a_callable_that_is_not_strict_json_is_403(attr: dict[str, object]) -> None:
     provider = DeepKnow("s", scene="login", user_id="username", attr=lambda scope: attr)
     with pytest.raises(FieldError, match="attr"):
-        provider.check(_fields(username="ada"), RequestInfo("POST", "/", None, {}, raw={}))
+        provider.check(_fields(username="ada"), ClientRequest("POST", "/", None, {}, raw={}))
 
 
 @pytest.mark.parametrize("claim", ["user_id", "user_email", "phone_num"])
@@ -508,13 +508,13 @@ def test_a_lone_surrogate_in_a_text_claim_is_403(claim: str, value: str) -> None
     provider = DeepKnow("s", scene="login", **sources)
     fields = _fields(username="ada", claimed=value)
     with pytest.raises(FieldError, match=f"malformed {claim}"):
-        provider.check(fields, RequestInfo("POST", "/", None, {}, raw={}))
+        provider.check(fields, ClientRequest("POST", "/", None, {}, raw={}))
 
 
 def test_a_lone_surrogate_from_a_callable_is_403_too() -> None:
     provider = DeepKnow("s", scene="login", user_id=lambda scope: "ada\udc00")
     with pytest.raises(FieldError, match="malformed user_id"):
-        provider.check(_fields(), RequestInfo("POST", "/", None, {}, raw={}))
+        provider.check(_fields(), ClientRequest("POST", "/", None, {}, raw={}))
 
 
 def test_what_is_signed_is_strict_json() -> None:
@@ -552,10 +552,10 @@ def test_a_claim_is_refused_when_the_app_may_read_the_body_another_way(
     )
     provider = DeepKnow("s", scene="login", user_id="username")
     with pytest.raises(FieldError, match="username cannot be read the way the app will"):
-        provider.check(fields, RequestInfo("POST", "/", None, {}, raw={}))
+        provider.check(fields, ClientRequest("POST", "/", None, {}, raw={}))
     # The same claim from a callable (the app's own session) is fine.
     by_scope = DeepKnow("s", scene="login", user_id=lambda scope: "ada")
-    assert isinstance(by_scope.check(fields, RequestInfo("POST", "/", None, {}, raw={})), Claim)
+    assert isinstance(by_scope.check(fields, ClientRequest("POST", "/", None, {}, raw={})), Claim)
 
 
 def test_a_text_plain_json_claim_is_403_under_a_real_server(

@@ -10,14 +10,14 @@ import pytest
 from captcha_guard import CircuitBreaker, GeeTest, Outcome, Verdict
 from captcha_guard._fields import FieldError, Fields
 from captcha_guard._verdict import Fault, ProviderFailure
-from captcha_guard.providers._base import Claim, RequestInfo
+from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.providers.geetest import ENDPOINTS, OPERATOR_ERRORS, USER_ERRORS, sign_token
 from tests.wire import as_httpx, from_httpx
 
 CAPTCHA_ID = "647f5ed2ed8acb4be36784e01556bb71"
 CAPTCHA_KEY = "b09a7aafbfd83f73b35a9b530d0337bf"
 LOT = "4dc3cfc2cdff448cad8d13107198d473"
-INFO = RequestInfo("POST", "/login", "127.0.0.1", {}, raw=None)
+INFO = ClientRequest("POST", "/login", "127.0.0.1", {}, raw=None)
 
 
 def _provider(**kwargs: Any) -> GeeTest:

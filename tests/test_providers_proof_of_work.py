@@ -27,7 +27,7 @@ from captcha_guard import (
 )
 from captcha_guard._fields import FieldError, Fields
 from captcha_guard._flow import Gate, Pass
-from captcha_guard.providers._base import RequestInfo
+from captcha_guard.providers._base import ClientRequest
 from captcha_guard.providers.proof_of_work import derive_key
 from tests.apps import echo_asgi, echo_wsgi
 from tests.helpers import judge_pow
@@ -36,7 +36,7 @@ from tests.wire import client_request, run_flow
 
 SECRET = "test-secret-0123456789abcdef"
 START = 1_700_000_000.0
-REQUEST = RequestInfo(method="POST", path="/login", client_host=None, headers={}, raw={})
+REQUEST = ClientRequest(method="POST", path="/login", client_host=None, headers={}, raw={})
 
 
 class Clock:

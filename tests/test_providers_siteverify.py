@@ -18,7 +18,7 @@ import pytest
 from captcha_guard import HCaptcha, ReCaptcha, Turnstile
 from captcha_guard._fields import Fields
 from captcha_guard._verdict import Fault, Outcome, ProviderFailure, Verdict
-from captcha_guard.providers._base import RequestInfo
+from captcha_guard.providers._base import ClientRequest
 from captcha_guard.providers.siteverify import Siteverify
 from captcha_guard.testing import (
     HCaptchaEmulator,
@@ -437,8 +437,8 @@ def test_max_score_without_enterprise_is_403_and_logged(caplog: pytest.LogCaptur
 # The provider on its own: construction, claims and answers that no emulator sends.
 
 
-def _request(host: str | None = "203.0.113.9") -> RequestInfo:
-    return RequestInfo("POST", "/login", host, {}, raw={})
+def _request(host: str | None = "203.0.113.9") -> ClientRequest:
+    return ClientRequest("POST", "/login", host, {}, raw={})
 
 
 def _fields(**values: object) -> Fields:

@@ -15,20 +15,26 @@ import pytest
 
 from captcha_guard import (
     AliyunCaptcha,
+    Cap,
     DeepKnow,
+    FriendlyCaptcha,
     HCaptcha,
     ReCaptcha,
     Rule,
+    TencentCaptcha,
     Turnstile,
     WSGICaptchaGuard,
 )
 from captcha_guard.providers import Provider
 from captcha_guard.testing import (
     AliyunCaptchaEmulator,
+    CapEmulator,
     DeepKnowEmulator,
     Emulator,
+    FriendlyCaptchaEmulator,
     HCaptchaEmulator,
     ReCaptchaEmulator,
+    TencentCaptchaEmulator,
     TurnstileEmulator,
 )
 from tests.servers import serve_wsgi
@@ -86,7 +92,39 @@ def cases() -> dict[str, Callable[[], Case]]:
             {"captchaVerifyParam": forged},
         )
 
+    def tencent() -> Case:
+        e = TencentCaptchaEmulator()
+        return (
+            e,
+            lambda url: TencentCaptcha(
+                e.secret_id,
+                e.secret_key,
+                captcha_app_id=e.captcha_app_id,
+                app_secret_key=e.app_secret_key,
+                endpoint=url,
+            ),
+            e.issue,
+            {"ticket": "tr03forged*", "randstr": "@abc"},
+        )
+
+    def friendly() -> Case:
+        e = FriendlyCaptchaEmulator()
+        return (
+            e,
+            lambda url: FriendlyCaptcha(e.api_key, endpoint=url + "api/v2/captcha/siteverify"),
+            e.issue,
+            {"frc-captcha-response": "forged.response"},
+        )
+
+    def cap() -> Case:
+        e = CapEmulator()
+        forged = {"cap-token": f"{e.site_key}:{'0' * 16}:{'0' * 30}"}
+        return e, lambda url: Cap(e.site_key, e.secret, endpoint=url), e.issue, forged
+
     return {
+        "tencent": tencent,
+        "friendly-captcha": friendly,
+        "cap": cap,
         "recaptcha": recaptcha,
         "hcaptcha": hcaptcha,
         "turnstile": turnstile,

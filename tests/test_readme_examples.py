@@ -1,6 +1,6 @@
-"""The README's FastAPI and Flask examples and its "Writing a provider" example run as written:
-the first two under real servers (uvicorn, wsgiref) against the GeeTest emulator, the provider
-through the ASGI door with an in-process answer."""
+"""The README's FastAPI and Flask examples and the docs' "Writing a provider" example run as
+written: the first two under real servers (uvicorn, wsgiref) against the GeeTest emulator,
+the provider through the ASGI door with an in-process answer."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import captcha_guard
 from captcha_guard.testing import GeeTestEmulator, Outage
 from tests.servers import serve_asgi, serve_wsgi
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
 
 
 def example(heading: str) -> str:
@@ -25,6 +26,13 @@ def example(heading: str) -> str:
     text = README.read_text(encoding="utf-8")
     section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert len(blocks) == 1
+    return str(blocks[0])
+
+
+def page_example(page: Path) -> str:
+    """The one ```python block of a docs page."""
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.DOTALL)
     assert len(blocks) == 1
     return str(blocks[0])
 
@@ -73,7 +81,7 @@ def test_flask_in_ten_lines(geetest: GeeTestEmulator) -> None:
 
 @pytest.mark.asyncio
 async def test_writing_a_provider() -> None:
-    namespace = run(example("Writing a provider"))
+    namespace = run(page_example(ROOT / "docs" / "writing-a-provider.md"))
     answers = iter(
         [
             httpx.Response(200, json={"success": True, "score": 0.9}),

@@ -176,6 +176,7 @@ def test_a_missing_revocation_generation_honours_nothing(
     own_server: RedisServer, prefix: str
 ) -> None:
     state = RedisState.from_url(own_server.url, prefix=prefix)
+
     def tenths() -> int:  # the server's clock, as the counter script reads it
         with redis.Redis(unix_socket_path=own_server.socket) as admin:
             seconds, micros = admin.time()

@@ -13,7 +13,7 @@ import pytest
 
 from captcha_guard import AliyunCaptcha
 from captcha_guard._fields import Fields
-from captcha_guard.providers._base import RequestInfo
+from captcha_guard.providers._base import ClientRequest
 from captcha_guard.providers.aliyun import acs_date, sign
 from captcha_guard.testing import AliyunCaptchaEmulator
 from tests.wire import as_httpx
@@ -33,7 +33,7 @@ def signed(
     )
     fields = Fields()
     fields.add(provider.field, param)
-    claim = provider.check(fields, RequestInfo("POST", "/", None, {}, raw={}))
+    claim = provider.check(fields, ClientRequest("POST", "/", None, {}, raw={}))
     return as_httpx(provider.build_request(claim))
 
 
@@ -186,7 +186,7 @@ def test_served_for_real_the_host_header_is_signed_with_its_port() -> None:
         fields.add(provider.field, emulator.issue()["captchaVerifyParam"])
         request = as_httpx(
             provider.build_request(
-                provider.check(fields, RequestInfo("POST", "/", None, {}, raw={}))
+                provider.check(fields, ClientRequest("POST", "/", None, {}, raw={}))
             )
         )
         with httpx.Client() as client:

@@ -23,7 +23,16 @@ from captcha_guard import (
 )
 from captcha_guard._responses import FALLBACK_REJECTED_REASON, UNAVAILABLE_REASON
 from captcha_guard._verdict import Fault
-from captcha_guard.providers._faults import ALIYUN, DEEPKNOW, GEETEST, SITEVERIFY
+from captcha_guard.providers._faults import (
+    ALIYUN,
+    CAP,
+    DEEPKNOW,
+    FRIENDLY,
+    GEETEST,
+    SITEVERIFY,
+    TENCENT,
+    TENCENT_CAPTCHA,
+)
 from captcha_guard.testing import Outage
 from captcha_guard.testing._siteverify import HCAPTCHA_TEST_TOKEN, TURNSTILE_TEST_TOKEN
 from tests.hardening_kit import CASES, DOORS, RecordingWSGIApp, Site, guarded_site
@@ -122,6 +131,35 @@ def _aliyun() -> dict[str, Attack]:
     }
 
 
+def _tencent() -> dict[str, Attack]:
+    codes = [int(code) for code in sorted(TENCENT_CAPTCHA.codes(Fault.USER))] + [42]
+    params = sorted(TENCENT.codes(Fault.USER))
+    return {
+        "captcha codes": lambda s: _user_codes(s, codes, "force_code"),
+        "parameter codes": lambda s: _user_codes(s, params, "force_error"),
+        "ticket of another app": lambda s: s.post(data=s.emulator.issue(app_id=190000001)),
+        "disaster ticket": lambda s: s.post(data=s.emulator.disaster_ticket()),
+        "evil": lambda s: s.post(data=s.emulator.issue(evil_level=100)),
+        "wrong randstr": lambda s: s.post(data={**s.issue(), "randstr": "@xyz"}),
+    }
+
+
+def _friendly() -> dict[str, Attack]:
+    codes = [*sorted(FRIENDLY.codes(Fault.USER)), "brand_new_code"]
+    return {
+        "user codes": lambda s: _user_codes(s, codes, "force_error"),
+        "other site key": lambda s: s.post(data=s.emulator.issue(sitekey="FCMSOMEONEELSE")),
+    }
+
+
+def _cap() -> dict[str, Attack]:
+    codes = [(text, 403) for text in sorted(CAP.codes(Fault.USER))] + [("Brand new", 400)]
+    return {
+        "user errors": lambda s: _user_codes(s, codes, "force_error"),
+        "other site key": lambda s: s.post(data=s.emulator.issue(site_key="0th3rk3y")),
+    }
+
+
 EXTRA: dict[str, Callable[[], dict[str, Attack]]] = {
     "geetest": _geetest,
     "recaptcha": lambda: _siteverify("recaptcha"),
@@ -129,6 +167,9 @@ EXTRA: dict[str, Callable[[], dict[str, Attack]]] = {
     "turnstile": lambda: _siteverify("turnstile"),
     "deepknow": _deepknow,
     "aliyun": _aliyun,
+    "tencent": _tencent,
+    "friendly-captcha": _friendly,
+    "cap": _cap,
 }
 
 

@@ -7,24 +7,29 @@ HTTP request it needs (``build_request`` -> ``ProviderRequest``) and reads the a
 """
 
 from .._fields import FieldError, Fields
-from .._request import ClientRequest, RequestInfo
+from .._request import ClientRequest
 from .._verdict import Fault, ProviderFailure
 from ._base import Claim, Provider, answer_document, matching, short_text
 from ._wire import ProviderRequest, ProviderResponse, form_post
 from .aliyun import AliyunCaptcha
+from .cap import Cap
 from .deepknow import DeepKnow
+from .friendly import FriendlyCaptcha
 from .geetest import GeeTest
 from .proof_of_work import ProofOfWork
 from .siteverify import HCaptcha, ReCaptcha, Turnstile
+from .tencent import TencentCaptcha
 
 __all__ = [
     "AliyunCaptcha",
+    "Cap",
     "Claim",
     "ClientRequest",
     "DeepKnow",
     "Fault",
     "FieldError",
     "Fields",
+    "FriendlyCaptcha",
     "GeeTest",
     "HCaptcha",
     "ProofOfWork",
@@ -33,7 +38,7 @@ __all__ = [
     "ProviderRequest",
     "ProviderResponse",
     "ReCaptcha",
-    "RequestInfo",
+    "TencentCaptcha",
     "Turnstile",
     "answer_document",
     "form_post",

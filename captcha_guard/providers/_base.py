@@ -7,6 +7,7 @@ client), and tests can feed it responses without a network.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 
 from .._breaker import CircuitBreaker
 from .._fields import FieldError, Fields
-from .._request import ClientRequest, RequestInfo
+from .._request import ClientRequest
 from .._verdict import Fault, Outcome, ProviderFailure, Verdict
 from ._wire import ProviderRequest, ProviderResponse, check_url, form_post
 
@@ -62,12 +63,17 @@ class Provider:
     def __repr__(self) -> str:  # never the secret
         return f"{type(self).__name__}(endpoint={self.endpoint!r})"
 
-    def check(self, fields: Fields, request: RequestInfo) -> Claim | Verdict:
-        """Check the client's fields locally. Raise FieldError (or return a rejected Verdict)
-        for a bad shape; a local provider returns its final Verdict here."""
+    def check(self, fields: Fields, request: ClientRequest) -> Claim | Verdict:
+        """Check the client's fields locally, before any I/O.
+
+        Raise ``FieldError`` (or return a rejected ``Verdict``) for a bad shape: the client's
+        403, with no call. Return a ``Claim`` holding the checked values and a replay key for
+        a remote provider; a local provider (proof of work) returns its final ``Verdict``."""
         raise NotImplementedError
 
     def build_request(self, claim: Claim) -> ProviderRequest:
+        """Describe the one HTTP request that verifies ``claim`` (method, URL, headers, body).
+        The door sends it; a provider never does I/O."""
         raise NotImplementedError
 
     def new_challenge(self) -> Mapping[str, Any]:
@@ -75,6 +81,22 @@ class Provider:
         raise NotImplementedError
 
     def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
+        """Read the provider's answer into a ``Verdict`` (passed or rejected: the provider
+        judged) or a ``ProviderFailure`` (it could not judge; its ``Fault`` says whose fault).
+
+        This base reads the answer as a JSON object: HTTP 5xx or 429, or a body that is not a
+        JSON object, is the provider's failure; anything else goes to ``read_document``.
+        Override this method instead for a provider whose answers are not JSON."""
+        document = answer_document(response)
+        if isinstance(document, ProviderFailure):
+            return document
+        return self.read_document(claim, document, response)
+
+    def read_document(
+        self, claim: Claim, document: dict[str, Any], response: ProviderResponse
+    ) -> Verdict | ProviderFailure:
+        """Sort the provider's JSON answer into a verdict or a failure, through the vendor's
+        fault table (``_faults.FaultTable``) with an explicit default for unknown codes."""
         raise NotImplementedError
 
     # Helpers for subclasses.
@@ -121,6 +143,17 @@ def short_text(value: object, limit: int = 80) -> str:
     return "".join(c if c.isprintable() else " " for c in text[:limit])
 
 
+def client_ip(host: str | None) -> str | None:
+    """The client's address if it is one (a unix socket's 'host' is not), for the vendors'
+    ``remoteip``/``UserIp``."""
+    if not host:
+        return None
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
 def matching(pattern: re.Pattern[str], name: str, value: str) -> str:
     if not pattern.fullmatch(value):
         raise FieldError(f"malformed {name}")
@@ -130,14 +163,15 @@ def matching(pattern: re.Pattern[str], name: str, value: str) -> str:
 __all__ = [
     "DEFAULT_TIMEOUT",
     "Claim",
+    "ClientRequest",
     "FieldError",
     "Fields",
     "Provider",
     "ProviderFailure",
     "ProviderRequest",
     "ProviderResponse",
-    "RequestInfo",
     "answer_document",
+    "client_ip",
     "form_post",
     "http_failure",
     "json_object",

@@ -24,6 +24,10 @@ The defaults differ per vendor, on purpose; ``docs/faults.md`` gives each one's 
   what a fallback lets through.
 - Alibaba (``VerifyCode`` in a verification result): unknown code → user: the answer is a
   judgement of the captcha, whatever its code.
+- Tencent (API ``Error.Code``): unknown code → provider, as Alibaba's; its ``CaptchaCode``:
+  unknown code → user, a judgement of the ticket.
+- Friendly Captcha and Cap: unknown code → user, as siteverify: the token is the only free
+  part of the request, and both vendors' own failures come as HTTP 5xx.
 """
 
 from __future__ import annotations
@@ -275,8 +279,141 @@ ALIYUN_VERIFY = FaultTable(
 #: client's parameter was checked to name the same scene), user otherwise (see ALIYUN_VERIFY).
 ALIYUN_SCENE_CODES = frozenset({"F005", "F006"})
 
+# Tencent Cloud Captcha: the ``Error.Code`` of a ``DescribeCaptchaResult`` API error, by prefix
+# (``AuthFailure`` covers ``AuthFailure.SignatureFailure``). Tencent answers HTTP 200 for these.
+
+_TENCENT_PARAMETERS = (
+    "the only values we do not control are the client's Ticket and Randstr (shape-checked) "
+    "and its address"
+)
+_TENCENT_PARAMETER_HINT = (
+    "Tencent Cloud refused the request's parameters: check captcha_app_id and, if UserIp is "
+    "missing, client_ip="
+)
+
+TENCENT = FaultTable(
+    "tencent",
+    {
+        "AuthFailure": operator("our CAM SecretId/SecretKey, our signature or our clock"),
+        "UnauthorizedOperation": operator("no captcha package, account in arrears, or CAM"),
+        "InvalidAction": operator("our API action"),
+        "NoSuchVersion": operator("our API version"),
+        "NoSuchProduct": operator("our endpoint's product"),
+        "UnsupportedRegion": operator("region= names a region without the service"),
+        "UnsupportedProtocol": operator("our endpoint's scheme"),
+        "UnknownParameter": operator("a parameter only our request sets"),
+        "UnsupportedOperation": operator("our API call"),
+        "IpInBlacklist": operator("our server's address is refused (the caller is us)"),
+        "IpNotInWhitelist": operator("our server's address is not allowed (the caller is us)"),
+        "InternalError": provider("Tencent's own failure"),
+        "ServiceUnavailable": provider("Tencent's own failure"),
+        "ResourceUnavailable": provider("Tencent's own failure"),
+        "FailedOperation": provider("Tencent failed the operation"),
+        "RequestLimitExceeded": provider("rate-limited: our volume, not the client's ticket"),
+        "LimitExceeded": provider("rate-limited: our volume, not the client's ticket"),
+        "InvalidParameter": user(_TENCENT_PARAMETERS, hint=_TENCENT_PARAMETER_HINT),
+        "MissingParameter": user(_TENCENT_PARAMETERS, hint=_TENCENT_PARAMETER_HINT),
+        "RequestSizeLimitExceeded": user("only the client's ticket makes our body large"),
+    },
+    provider("undocumented: client complaints come as Parameter codes or CaptchaCodes"),
+    prefixes=True,
+)
+
+# Tencent Cloud Captcha: the ``CaptchaCode`` of a verification (``Response`` without ``Error``).
+# 1 passes; every other code judges the ticket (API docs of DescribeCaptchaResult 2019-07-22).
+
+TENCENT_KEY_HINT = (
+    "the CaptchaAppId/AppSecretKey pair (the captcha app's, not the CAM SecretId/SecretKey) "
+    "does not match the ticket: check captcha_app_id and app_secret_key, or a client sent a "
+    "ticket minted for another app"
+)
+
+TENCENT_CAPTCHA = FaultTable(
+    "tencent-captcha",
+    {
+        "7": user("captcha no match: the client's Randstr is not its ticket's"),
+        "8": user("ticket expired: tickets live 5 minutes"),
+        "9": user("ticket reused: the client replayed it"),
+        "10": user("ticket format error: the client's ticket"),
+        "15": user("decrypt fail: the client's ticket is not one"),
+        "16": user(
+            "appid-ticket mismatch: any client can send a ticket minted for another app",
+            hint=TENCENT_KEY_HINT,
+        ),
+        "21": user("diff: Tencent's risk control refused it, or a trerror_ disaster ticket"),
+        "25": user("bad visitor: Tencent's policy blocked the client"),
+        "26": user(
+            "system internal error, answered about one ticket: a fallback here could be "
+            "provoked by a ticket",
+            hint="Tencent Cloud answered CaptchaCode 26 (system internal error)",
+        ),
+        "31": operator("no valid captcha package, or the account is in arrears"),
+        "100": user(
+            "appid-secretkey-ticket mismatch: any client can send a ticket of another app",
+            hint=TENCENT_KEY_HINT,
+        ),
+    },
+    user("a CaptchaCode other than 1 judges the ticket, whatever its value"),
+)
+
+# Friendly Captcha v2: ``error.error_code`` of a ``success: false`` answer (HTTP 200, 400, 401).
+# v1's ``errors`` list shares the table: its codes are listed beside v2's.
+
+FRIENDLY = FaultTable(
+    "friendly-captcha",
+    {
+        "response_invalid": user("the client's response is not a valid solution"),
+        "response_timeout": user("the client's response expired"),
+        "response_duplicate": user("the client's response was used before"),
+        "response_missing": user("the client sent no response (refused locally first)"),
+        "auth_required": operator("we send the API key"),
+        "auth_invalid": operator("our API key is wrong or revoked"),
+        "sitekey_invalid": operator("sitekey= is ours: unknown or not this key's"),
+        "bad_request": operator("after our local checks only our own request can be malformed"),
+        # v1 (api/v1/siteverify ``errors``).
+        "solution_invalid": user("v1: the client's solution is not valid"),
+        "solution_timeout_or_duplicate": user("v1: the client's solution expired or was used"),
+        "solution_missing": user("v1: the client sent no solution (refused locally first)"),
+        "secret_missing": operator("v1: we send the secret"),
+        "secret_invalid": operator("v1: our API key is wrong"),
+    },
+    user("undocumented: the client's response is the request's only free part"),
+)
+
+# Cap Standalone: the ``error`` text of ``{"success": false, "error": ...}`` (siteverify.js).
+# Its HTTP statuses mix the bins (404 is both a wrong secret and an unknown token), so the text
+# decides.
+
+CAP = FaultTable(
+    "cap",
+    {
+        "Token not found": user("unknown, forged or already used token (single use)"),
+        "Token expired": user("the client's token is past its lifetime"),
+        "Invalid site key or secret": operator(
+            "our site key or secret: the token's own site key is checked locally first"
+        ),
+        "Missing required parameters": operator(
+            "we send the secret, and the token's three parts are checked locally first"
+        ),
+        "Internal server error": provider("Cap Standalone failed"),
+        "VALIDATION": operator("Cap refused our request's shape"),
+        "NOT_FOUND": operator("no siteverify route at endpoint=: our instance URL"),
+    },
+    user("undocumented: the client's token is the request's only free part"),
+)
+
 #: Every table, for audits and tests.
-TABLES: tuple[FaultTable, ...] = (GEETEST, SITEVERIFY, DEEPKNOW, ALIYUN, ALIYUN_VERIFY)
+TABLES: tuple[FaultTable, ...] = (
+    GEETEST,
+    SITEVERIFY,
+    DEEPKNOW,
+    ALIYUN,
+    ALIYUN_VERIFY,
+    TENCENT,
+    TENCENT_CAPTCHA,
+    FRIENDLY,
+    CAP,
+)
 
 __all__ = [
     "ALIYUN",
@@ -284,10 +421,15 @@ __all__ = [
     "ALIYUN_OPERATOR_STATUSES",
     "ALIYUN_SCENE_CODES",
     "ALIYUN_VERIFY",
+    "CAP",
     "DEEPKNOW",
+    "FRIENDLY",
     "GEETEST",
     "SITEVERIFY",
     "TABLES",
+    "TENCENT",
+    "TENCENT_CAPTCHA",
+    "TENCENT_KEY_HINT",
     "Entry",
     "FaultTable",
     "operator",

@@ -62,4 +62,14 @@ def check_url(url: str, label: str) -> str:
     return url
 
 
-__all__ = ["ProviderRequest", "ProviderResponse", "check_url", "form_post"]
+def host_header(url: str) -> str:
+    """The Host header a client sends for ``url`` (lower case, the port only when it is not
+    the scheme's default): what a signed request must sign, spelled as it is sent."""
+    parts = urlsplit(url)
+    default_port = 443 if parts.scheme == "https" else 80
+    host = (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host
+    return host if parts.port in (None, default_port) else f"{host}:{parts.port}"
+
+
+__all__ = ["ProviderRequest", "ProviderResponse", "check_url", "form_post", "host_header"]

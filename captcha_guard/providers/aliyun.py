@@ -24,11 +24,10 @@ from .._verdict import MISCONFIGURATION, SUSPECT, Fault, ProviderFailure, Verdic
 from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
+    ClientRequest,
     Provider,
     ProviderRequest,
     ProviderResponse,
-    RequestInfo,
-    answer_document,
     matching,
     short_text,
 )
@@ -39,6 +38,7 @@ from ._faults import (
     ALIYUN_SCENE_CODES,
     ALIYUN_VERIFY,
 )
+from ._wire import host_header
 
 ACTION = "VerifyIntelligentCaptcha"
 VERSION = "2023-03-05"
@@ -139,6 +139,9 @@ def acs_date(moment: float) -> str:
     return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_PREFIX = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
 class AliyunCaptcha(Provider):
     """Alibaba Cloud CAPTCHA 2.0. ``region`` ``"cn"`` (mainland, Shanghai) or ``"sgp"``
     (outside the mainland, Singapore) picks the endpoint; ``endpoint`` overrides it. Set
@@ -158,7 +161,13 @@ class AliyunCaptcha(Provider):
         timeout: float = DEFAULT_TIMEOUT,
         breaker: CircuitBreaker | None = None,
         clock: Callable[[], float] = time.time,
+        prefix: str | None = None,
     ) -> None:
+        if prefix is not None and (not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix)):
+            raise ValueError("AliyunCaptcha: prefix must be the console's identity prefix, or None")
+        #: The account's identity prefix from the console, which the page's widget needs
+        #: (``window.AliyunCaptchaConfig.prefix``); the verification call does not use it.
+        self.prefix = prefix
         if not isinstance(access_key_id, str) or not re.fullmatch(r"[\x21-\x7e]+", access_key_id):
             raise ValueError("AliyunCaptcha: access_key_id must be the AccessKey ID")
         if not isinstance(access_key_secret, str) or not access_key_secret:
@@ -173,10 +182,7 @@ class AliyunCaptcha(Provider):
             raise ValueError("AliyunCaptcha: field must be a field name")
         super().__init__(endpoint=endpoint or ENDPOINTS[region], timeout=timeout, breaker=breaker)
         parts = urlsplit(self.endpoint)
-        default_port = 443 if parts.scheme == "https" else 80
-        host = (parts.hostname or "").lower()
-        host = f"[{host}]" if ":" in host else host
-        self._host = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
+        self._host = host_header(self.endpoint)
         self._path = unquote(parts.path) or "/"
         self._query = parse_qsl(parts.query, keep_blank_values=True)
         self.access_key_id = access_key_id
@@ -186,7 +192,7 @@ class AliyunCaptcha(Provider):
         self.field = field
         self._clock = clock
 
-    def check(self, fields: Fields, request: RequestInfo) -> Claim:
+    def check(self, fields: Fields, request: ClientRequest) -> Claim:
         param = matching(VERIFY_PARAM, self.field, fields.one(self.field))
         try:
             document = json.loads(param)
@@ -239,10 +245,9 @@ class AliyunCaptcha(Provider):
         )
         return ProviderRequest("POST", self.endpoint, headers, body)
 
-    def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
-        body = answer_document(response)
-        if isinstance(body, ProviderFailure):
-            return body
+    def read_document(
+        self, claim: Claim, body: dict[str, Any], response: ProviderResponse
+    ) -> Verdict | ProviderFailure:
         result = body.get("Result")
         if response.status == 200 and isinstance(result, dict):
             verify_result = result.get("VerifyResult")

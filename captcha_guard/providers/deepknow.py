@@ -23,11 +23,10 @@ from .._verdict import SUSPECT, Fault, ProviderFailure, Verdict
 from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
+    ClientRequest,
     Provider,
     ProviderRequest,
     ProviderResponse,
-    RequestInfo,
-    answer_document,
     matching,
     short_text,
 )
@@ -139,7 +138,7 @@ class DeepKnow(Provider):
             else:
                 self._sources["flow_id"] = _source("flow_id", flow_id)
 
-    def check(self, fields: Fields, request: RequestInfo) -> Claim | Verdict:
+    def check(self, fields: Fields, request: ClientRequest) -> Claim | Verdict:
         session_id = matching(SESSION_ID, self.session_field, fields.one(self.session_field))
         values = {"session_id": session_id, "scene": self.scene}
         for claim, source in self._sources.items():
@@ -180,10 +179,9 @@ class DeepKnow(Provider):
         token = encode_jwt(self.claims(claim), self._secret)
         return ProviderRequest("POST", self.endpoint, (), token.encode("ascii"))
 
-    def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
-        body = answer_document(response)
-        if isinstance(body, ProviderFailure):
-            return body
+    def read_document(
+        self, claim: Claim, body: dict[str, Any], response: ProviderResponse
+    ) -> Verdict | ProviderFailure:
         status = _status(body.get("status"))
         message = short_text(body.get("message"))
         if status == 1:
@@ -237,7 +235,7 @@ def _fixed_flow_id(value: int) -> _Source:
     return ("fixed", str(value))
 
 
-def _resolve(source: _Source, fields: Fields, request: RequestInfo) -> object:
+def _resolve(source: _Source, fields: Fields, request: ClientRequest) -> object:
     kind, value = source
     if kind == "field":
         # A claim is acted on by the app too (who logs in): the gate must read the value the

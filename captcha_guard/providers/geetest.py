@@ -14,11 +14,10 @@ from .._verdict import MISCONFIGURATION, Fault, ProviderFailure, Verdict
 from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
+    ClientRequest,
     Provider,
     ProviderRequest,
     ProviderResponse,
-    RequestInfo,
-    answer_document,
     form_post,
     matching,
     short_text,
@@ -85,7 +84,7 @@ class GeeTest(Provider):
         query = "&".join(q for q in (parts.query, urlencode({"captcha_id": captcha_id})) if q)
         self._url = urlunsplit(parts._replace(query=query))
 
-    def check(self, fields: Fields, request: RequestInfo) -> Claim:
+    def check(self, fields: Fields, request: ClientRequest) -> Claim:
         values = {name: matching(_SHAPES[name], name, fields.one(name)) for name in CLIENT_FIELDS}
         # Lot numbers are hex: "ABC..." is the same lot as "abc..." to a replay guard, or one
         # captured lot could be let through again in every mix of letter cases.
@@ -99,10 +98,9 @@ class GeeTest(Provider):
         data["sign_token"] = sign_token(self._captcha_key, claim.values["lot_number"])
         return form_post(self._url, data)
 
-    def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
-        body = answer_document(response)
-        if isinstance(body, ProviderFailure):
-            return body
+    def read_document(
+        self, claim: Claim, body: dict[str, Any], response: ProviderResponse
+    ) -> Verdict | ProviderFailure:
         status = body.get("status")
         if status == "success":
             return self._judge(body)

@@ -55,7 +55,7 @@ from altcha.v1 import ChallengeOptions, create_challenge, hash_hex, hmac_hex
 from .._fields import FieldError, Fields
 from .._state import StateFull, StateOp, StateUnavailable
 from .._verdict import MISCONFIGURATION, REFUSED, SUSPECT, Outcome, Verdict
-from ._base import Provider, RequestInfo
+from ._base import ClientRequest, Provider
 
 #: About 5 ms of one core's work for a native solver on average (bench/pow_flood.py), about
 #: 0.05 s for altcha's own Python solver; the widget with Web Crypto in a browser is of the
@@ -204,7 +204,7 @@ class ProofOfWork(Provider):
             "signature": challenge.signature,
         }
 
-    def check(self, fields: Fields, request: RequestInfo) -> Verdict:
+    def check(self, fields: Fields, request: ClientRequest) -> Verdict:
         """Only a rejection: a solution that passes every stateless check still needs the
         replay memory, which is the door's state (the gate runs ``check_flow``)."""
         spend = self.prepare(fields)

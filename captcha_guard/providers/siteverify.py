@@ -8,7 +8,6 @@ three small subclasses add each vendor's field name, endpoint and extra checks.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -20,14 +19,14 @@ from .._verdict import MISCONFIGURATION, Fault, ProviderFailure, Verdict
 from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
+    ClientRequest,
     Provider,
     ProviderRequest,
     ProviderResponse,
-    RequestInfo,
-    answer_document,
     form_post,
     matching,
 )
+from ._base import client_ip as _ip
 from ._faults import SITEVERIFY
 
 RECAPTCHA_ENDPOINT = "https://www.google.com/recaptcha/api/siteverify"
@@ -74,7 +73,7 @@ class Siteverify(Provider):
         self.field = field
         self.hostnames = _names(hostnames, label, "hostnames")
 
-    def check(self, fields: Fields, request: RequestInfo) -> Claim:
+    def check(self, fields: Fields, request: ClientRequest) -> Claim:
         token = matching(TOKEN, self.field, fields.one(self.field))
         values = {"response": token}
         remote_ip = _ip(request.client_host)
@@ -88,10 +87,9 @@ class Siteverify(Provider):
         data = {"secret": self._secret, **claim.values, **self._request_extras()}
         return form_post(self._url, data)
 
-    def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:
-        body = answer_document(response)
-        if isinstance(body, ProviderFailure):
-            return body
+    def read_document(
+        self, claim: Claim, body: dict[str, Any], response: ProviderResponse
+    ) -> Verdict | ProviderFailure:
         success = body.get("success")
         if success is True:
             return self._judge(body)
@@ -160,6 +158,7 @@ class ReCaptcha(Siteverify):
         endpoint: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         breaker: CircuitBreaker | None = None,
+        sitekey: str | None = None,
     ) -> None:
         super().__init__(
             secret,
@@ -169,6 +168,9 @@ class ReCaptcha(Siteverify):
             timeout=timeout,
             breaker=breaker,
         )
+        #: The site key the page's widget is rendered with (captcha_guard.widgets); only the
+        #: page uses it: Google's siteverify takes none.
+        self.sitekey = _sitekey(sitekey, "ReCaptcha")
         self.min_score = _score(min_score, "ReCaptcha", "min_score")
         self.actions = _actions(action, "ReCaptcha")
 
@@ -264,6 +266,7 @@ class Turnstile(Siteverify):
         endpoint: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         breaker: CircuitBreaker | None = None,
+        sitekey: str | None = None,
     ) -> None:
         super().__init__(
             secret,
@@ -273,6 +276,9 @@ class Turnstile(Siteverify):
             timeout=timeout,
             breaker=breaker,
         )
+        #: The site key the page's widget is rendered with (captcha_guard.widgets); only the
+        #: page uses it: Turnstile's siteverify takes none.
+        self.sitekey = _sitekey(sitekey, "Turnstile")
         self.actions = _actions(action, "Turnstile")
 
     def _claim_extras(self) -> dict[str, str]:
@@ -282,6 +288,12 @@ class Turnstile(Siteverify):
         details["action"] = _text(body.get("action"), 100) or None
         details["cdata"] = _text(body.get("cdata"), 255) or None
         return _action_check(self, body, details, self.actions)
+
+
+def _sitekey(value: str | None, label: str) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ValueError(f"{label}: sitekey must be the site key, or None")
+    return value
 
 
 def _action_check(
@@ -296,16 +308,6 @@ def _action_check(
     if not isinstance(action, str) or action not in actions:
         return provider.rejected(f"{provider.name}: unexpected action", details)
     return None
-
-
-def _ip(host: str | None) -> str | None:
-    """The client's address if it is one (a unix socket 'host' is not), for ``remoteip``."""
-    if not host:
-        return None
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return None
 
 
 def _codes(value: object) -> list[str]:

@@ -11,8 +11,10 @@ helpers that mint the client fields a solved widget would send.
 """
 
 from ._aliyun import AliyunCaptchaEmulator
+from ._cap import CapEmulator
 from ._deepknow import DeepKnowEmulator
 from ._emulator import Emulator, EmulatorServer, Outage
+from ._friendly import FriendlyCaptchaEmulator
 from ._geetest import GeeTestEmulator
 from ._siteverify import (
     HCaptchaEmulator,
@@ -20,16 +22,20 @@ from ._siteverify import (
     SiteverifyEmulator,
     TurnstileEmulator,
 )
+from ._tencent import TencentCaptchaEmulator
 
 __all__ = [
     "AliyunCaptchaEmulator",
+    "CapEmulator",
     "DeepKnowEmulator",
     "Emulator",
     "EmulatorServer",
+    "FriendlyCaptchaEmulator",
     "GeeTestEmulator",
     "HCaptchaEmulator",
     "Outage",
     "ReCaptchaEmulator",
     "SiteverifyEmulator",
+    "TencentCaptchaEmulator",
     "TurnstileEmulator",
 ]

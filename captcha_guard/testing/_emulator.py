@@ -127,17 +127,18 @@ class Emulator:
 class EmulatorServer:
     """A threaded HTTP/1.1 server on 127.0.0.1 in front of an emulator.
 
-    ``url`` is its base URL; ``endpoint(path)`` a full URL; ``connections`` counts the TCP
+    ``port`` is the port to listen on (0, the default: one the OS picks). ``url`` is its base
+    URL; ``endpoint(path)`` a full URL; ``connections`` counts the TCP
     connections accepted (to see a client pool at work).
     """
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: Emulator, *, port: int = 0) -> None:
         self.emulator = emulator
         self.connections = 0
         self._closed = threading.Event()
         self._open_sockets: set[socket.socket] = set()
         self._sockets_lock = threading.Lock()
-        self._httpd = _HTTPServer(self, 0)
+        self._httpd = _HTTPServer(self, port)  # port 0: one the OS picks
         self.port: int = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = self._start(self._httpd)

@@ -14,12 +14,11 @@ but should not be shipped. Each finding has a stable code (``captcha-guard check
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
-from ._rules import Rule
-
-if TYPE_CHECKING:
-    from ._config import Config, RuleSpec, _Context
+from .._rules import Rule
+from ._model import Config, RuleSpec
+from ._schema import TEST_KEYS
+from ._values import Context
 
 _PARAM = re.compile(r"{([^{}]*)}")
 
@@ -84,7 +83,7 @@ def _first(rules: list[RuleSpec], method: str, path: str) -> int | None:
     return None
 
 
-def findings(config: Config, ctx: _Context) -> None:
+def findings(config: Config, ctx: Context) -> None:
     """Record every warning about ``config`` in ``ctx``."""
     _test_keys(config, ctx)
     _unused(config, ctx)
@@ -92,7 +91,7 @@ def findings(config: Config, ctx: _Context) -> None:
     _fail_open(config, ctx)
 
 
-def _unused(config: Config, ctx: _Context) -> None:
+def _unused(config: Config, ctx: Context) -> None:
     if not config.rules:
         ctx.warn(("rules",), "no-rules", "no [[rules]]: no request is protected")
         return
@@ -102,9 +101,7 @@ def _unused(config: Config, ctx: _Context) -> None:
             ctx.warn(("providers", name), "unused-provider", "no rule uses this provider")
 
 
-def _test_keys(config: Config, ctx: _Context) -> None:
-    from ._config import TEST_KEYS
-
+def _test_keys(config: Config, ctx: Context) -> None:
     if config.environment != "production":
         return
     for path, value in ctx.secrets:
@@ -113,7 +110,7 @@ def _test_keys(config: Config, ctx: _Context) -> None:
             ctx.warn(path, "test-key", f"is {what}, in a production config")
 
 
-def _unreachable(config: Config, ctx: _Context) -> None:
+def _unreachable(config: Config, ctx: Context) -> None:
     for position, spec in enumerate(config.rules):
         shadowed = shadowed_methods(spec, list(config.rules[:position]))
         if not shadowed:
@@ -127,7 +124,7 @@ def _unreachable(config: Config, ctx: _Context) -> None:
         ctx.warn(("rules", spec.index), "unreachable-rule", message + " (first match wins)")
 
 
-def _fail_open(config: Config, ctx: _Context) -> None:
+def _fail_open(config: Config, ctx: Context) -> None:
     open_rules = [
         spec
         for spec in config.rules
