@@ -96,9 +96,13 @@ def _bounded_kwargs(timeout: float, asynchronous: bool = False) -> dict[str, Any
     # The Retry of the client's own kind: redis-py warns at every start when an asyncio
     # client is given a sync one.
     retry = _AsyncRetry(NoBackoff(), 0) if asynchronous else Retry(NoBackoff(), 0)
+    # Async: no socket timeouts of redis-py's own. The operation's Deadline bounds it, credited
+    # with our loop's lag; a socket timeout is not, and on Python 3.12+ it fires before an
+    # answer that came during a stall is read, taking our own stall for Redis being down.
+    socket_timeout = None if asynchronous else timeout
     return {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_timeout,
         "retry": retry,
         "retry_on_timeout": False,
         "health_check_interval": 0,
