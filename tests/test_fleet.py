@@ -548,6 +548,43 @@ def test_four_workers_let_one_solution_and_one_fallback_token_pass_once(
         assert "shared state" not in site.log(), site.log()
 
 
+def test_four_workers_with_loops_stalled_by_heavy_bodies_never_pass_a_solution_twice(
+    shared_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    # The issue's R2: multipart bodies that take the loop past RedisState's 0.2 s timeout
+    # while Redis is healthy. Default timeout here, on purpose: the stall is credited to our
+    # own loop (never an outage) and no answer comes from a worker's own memory.
+    _, server = emulator
+    boundary = "b" * 30
+    part = f'--{boundary}\r\nContent-Disposition: form-data; name="f"\r\n\r\n{"x" * 60}\r\n'
+    heavy = (part * 1_200 + f"--{boundary}--\r\n").encode()  # about 140 KB
+    stop = threading.Event()
+    with fleet("uvicorn", shared_redis, prefix, server, workers=4) as site:
+        value = site.solution()
+
+        def flood() -> None:
+            with site.client(timeout=30) as client:
+                while not stop.is_set():
+                    client.post(
+                        "/pow",
+                        content=heavy,
+                        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+                    )
+
+        with ThreadPoolExecutor(6) as pool:
+            for _ in range(6):
+                pool.submit(flood)
+            try:
+                answers = site.spread(lambda: site.post_pow(value), at_least=40)
+            finally:
+                stop.set()
+        log = site.log()
+    codes = [code for code, _ in answers]
+    assert codes.count(200) <= 1, outcomes(answers)  # never twice, stalled or not
+    assert set(codes) <= {200, 403, 503}, outcomes(answers)
+    assert "shared state unavailable" not in log, log
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_two_workers_share_replays_and_one_breaker(
     kind: str, shared_redis: RedisServer, prefix: str, emulator: Any
