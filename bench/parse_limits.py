@@ -11,21 +11,15 @@ parser takes to refuse (or read) them, so the gate adds no lever an attacker lac
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import platform
 import sys
-import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from starlette.datastructures import Headers
-from starlette.formparsers import FormParser, MultiPartException, MultiPartParser
-
-from captcha_guard._fields import BodyError, _cached_options, collect
+from bench._parsers import cpu, gate_parse, starlette_form
 
 MiB = 1 << 20
 
@@ -82,55 +76,17 @@ def json_deep(depth: int) -> tuple[str, bytes]:
     return "application/json", b"[" * depth + b"]" * depth
 
 
-def gate_parse(content_type: str, body: bytes, *, cold: bool) -> Callable[[], object]:
-    def run() -> object:
-        if cold:
-            _cached_options.cache_clear()
-        try:
-            return collect(
-                content_type=content_type, body=body, query_string=b"", header_value=None
-            )
-        except BodyError as exc:
-            return exc.code
-
-    return run
-
-
 def starlette_parse(content_type: str, body: bytes) -> Callable[[], object]:
-    headers = Headers({"content-type": content_type})
-
-    async def stream() -> AsyncGenerator[bytes, None]:
-        yield body
-
-    async def form() -> object:
-        parser: Any
-        if content_type.startswith("multipart/"):
-            parser = MultiPartParser(headers, stream())
-        else:
-            parser = FormParser(headers, stream())
-        try:
-            return await parser.parse()
-        except MultiPartException as exc:
-            return exc.message
+    if content_type != "application/json":
+        return starlette_form(content_type, body)
 
     def run() -> object:
-        if content_type == "application/json":
-            try:
-                return json.loads(body)
-            except RecursionError:
-                return "too deep"
-        return asyncio.run(form())
+        try:
+            return json.loads(body)
+        except RecursionError:
+            return "too deep"
 
     return run
-
-
-def best(run: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 CASES: list[tuple[str, Callable[[], tuple[str, bytes]]]] = [
@@ -153,7 +109,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     print(f"# {platform.python_implementation()} {platform.python_version()}, {platform.machine()}")
-    print(f"# best of {args.repeat}; 'starlette' runs in a fresh event loop, as little as it can")
+    print(f"# CPU, best of {args.repeat}; 'starlette' runs on one event loop kept for all runs")
     print("| body | bytes | gate | gate answer | Starlette | gate / Starlette |")
     print("| --- | ---: | ---: | --- | ---: | ---: |")
     for title, make in CASES:
@@ -162,7 +118,7 @@ def main() -> None:
         starlette = starlette_parse(content_type, body)
         answer = gate()
         answer = answer if isinstance(answer, str) else "read"
-        gate_s, star_s = best(gate, args.repeat), best(starlette, args.repeat)
+        gate_s, star_s = cpu(gate, args.repeat), cpu(starlette, args.repeat)
         print(
             f"| {title} | {len(body):,} | {gate_s * 1e3:.3f} ms | {answer} "
             f"| {star_s * 1e3:.3f} ms | {gate_s / star_s:.3f} |"

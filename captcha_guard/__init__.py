@@ -6,6 +6,7 @@ from ._client_ip import TrustedProxies
 from ._fallback import FallbackLimit
 from ._fields import ParseLimits
 from ._memory import MemoryState
+from ._privacy_pass import PrivateTokens, TokenIssuer
 from ._responses import Denial
 from ._rules import Rule
 from ._verdict import Outcome, Verdict
@@ -25,6 +26,7 @@ from .providers import (
     TencentCaptcha,
     Turnstile,
 )
+from .providers._pow_pressure import Pressure
 from .wsgi import WSGICaptchaGuard
 
 __all__ = [
@@ -43,11 +45,14 @@ __all__ = [
     "MemoryState",
     "Outcome",
     "ParseLimits",
+    "Pressure",
+    "PrivateTokens",
     "ProofOfWork",
     "Provider",
     "ReCaptcha",
     "Rule",
     "TencentCaptcha",
+    "TokenIssuer",
     "TrustedProxies",
     "Turnstile",
     "Verdict",

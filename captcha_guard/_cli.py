@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from ._privacy_pass._tokens import DEFAULT_PATH as DEFAULT_TOKEN_PATH
 from .config import Config, ConfigError, load
 
 EXIT_OK = 0
@@ -141,7 +142,8 @@ def explain(path: str, method: str, request_path: str, *, out: TextIO = sys.stdo
             print(f"  matches: {label}: {why}", file=out)
             print(
                 f"    provider {spec.provider} ({provider.type}), fail open: {fail_open}"
-                + (", clearance: yes" if spec.options.get("clearance") else ""),
+                + (", clearance: yes" if spec.options.get("clearance") else "")
+                + (", private tokens: yes" if spec.options.get("private_tokens") else ""),
                 file=out,
             )
         elif ok:
@@ -152,6 +154,11 @@ def explain(path: str, method: str, request_path: str, *, out: TextIO = sys.stdo
             matched.append(spec.index)
     if matched:
         return EXIT_OK
+    tokens = config.private_tokens
+    token_path = tokens.options.get("path", DEFAULT_TOKEN_PATH) if tokens is not None else None
+    if method == "GET" and request_path == token_path:
+        print("  no rule matches: served as the private-token path", file=out)
+        return EXIT_NO_MATCH
     for name, provider_spec in config.providers.items():
         challenge = provider_spec.provider.challenge_path
         if challenge is not None and method == "GET" and request_path == challenge:

@@ -16,6 +16,7 @@ from ._failover import bind_state
 from ._fallback import FallbackLimitOption
 from ._fields import ParseLimits
 from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
+from ._privacy_pass import PrivateTokens
 from ._rules import Rule, app_prefixes
 from .providers._base import Provider
 
@@ -49,6 +50,7 @@ class FrontDoor(Generic[AppT, RejectT]):
         state: Any = None,
         parse_limits: ParseLimits | None = None,
         clearance: Clearance | None = None,
+        private_tokens: PrivateTokens | None = None,
     ) -> None:
         self.app = app
         self.client_address = ClientAddress(client_ip)
@@ -63,6 +65,7 @@ class FrontDoor(Generic[AppT, RejectT]):
             prefixes=app_prefixes(app),
             parse_limits=parse_limits,
             clearance=clearance,
+            private_tokens=private_tokens,
         )
         #: Where the flow's state operations are performed: every door has a backend.
         self.state = bind_state(state, door=self.door, on_error=self._store_error)

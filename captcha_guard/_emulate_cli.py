@@ -9,7 +9,17 @@ import sys
 
 #: The vendors ``captcha_guard.testing`` emulates (``_standalone.VENDORS``; a test keeps the
 #: two in step).
-VENDOR_NAMES = ("aliyun", "deepknow", "geetest", "hcaptcha", "recaptcha", "turnstile")
+VENDOR_NAMES = (
+    "aliyun",
+    "cap",
+    "deepknow",
+    "friendly_captcha",
+    "geetest",
+    "hcaptcha",
+    "recaptcha",
+    "tencent",
+    "turnstile",
+)
 
 
 def add_emulate_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +37,12 @@ def add_emulate_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     emulate.add_argument(
         "--control-port", type=int, default=0, help="port of the control endpoint (0: free)"
+    )
+    emulate.add_argument(
+        "--api-version",
+        type=int,
+        default=None,
+        help="serve an older API of the vendor (friendly_captcha: 1; default: the current)",
     )
 
 

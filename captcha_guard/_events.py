@@ -1,10 +1,10 @@
 """What the gate tells event hooks: one value per event, never a token, secret or address.
 
-``event_hooks={"verdict": [...], "breaker": [...], "store_error": [...]}`` on either door maps
-an event name to callables that take the event value (awaitables allowed under ASGI only). A
-hook that raises is logged and never breaks the request. Labels a metrics backend builds from
-these fields come from configuration only (provider names, rule patterns), never from the
-request (paths, addresses, user agents).
+``event_hooks={"verdict": [...], "breaker": [...], "store_error": [...], "pow_level": [...],
+"private_token": [...]}`` on either door maps an event name to callables that take the event
+value (awaitables allowed under ASGI only). A hook that raises is logged and never breaks the
+request. Labels a metrics backend builds from these fields come from configuration only
+(provider names, rule patterns), never from the request (paths, addresses, user agents).
 """
 
 from __future__ import annotations
@@ -52,7 +52,33 @@ class StoreErrorEvent:
     error: str  # the kind only: "timeout", "connection", "script", ...
 
 
-EVENT_NAMES = ("verdict", "breaker", "store_error")
+@dataclass(frozen=True, slots=True)
+class PrivateTokenEvent:
+    """Private Access Tokens at work (``event_hooks={"private_token": [...]}``).
+
+    ``action`` is ``"challenge"`` (code ``"sent"``, ``"greased"``: not challenged on purpose,
+    ``"off"``: no issuer key), ``"redeem"`` (code a token status: ``"valid"``, ``"replayed"``,
+    ``"invalid"``, ``"unknown_challenge"``, ``"unknown_key"``, ``"malformed"``,
+    ``"unavailable"``, ``"off"``) or ``"directory"`` (an issuer key fetch: ``"ok"`` or
+    ``"failed"``). ``issuer`` is a configured issuer name, when one is known."""
+
+    action: str
+    code: str
+    issuer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PowLevelEvent:
+    """The proof-of-work level this process serves moved under pressure: for everyone
+    (``scope="fleet"``), or for one network (``"network"``; which one is never said)."""
+
+    provider: str
+    scope: str
+    old: int
+    new: int
+
+
+EVENT_NAMES = ("verdict", "breaker", "store_error", "pow_level", "private_token")
 
 __all__ = [
     "EVENT_NAMES",
@@ -62,6 +88,8 @@ __all__ = [
     "FALLBACK_REFUSED_REPLAY",
     "FALLBACK_REFUSED_RULE",
     "BreakerEvent",
+    "PowLevelEvent",
+    "PrivateTokenEvent",
     "StoreErrorEvent",
     "VerdictEvent",
 ]

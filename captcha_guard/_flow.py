@@ -24,6 +24,10 @@ The effects, and what the door sends back:
                                   door has one, in memory by default), or its exception
                                   thrown into the flow
 
+A framework adapter (Django, Flask, FastAPI) drives the same flow with ``request.read_fields``
+set: the fields come from the request the framework parsed for the view, so no ``ReadBody`` is
+yielded and a ``Pass`` carries no body (the framework has it).
+
 If the door is cancelled while an effect is out, it closes the flow (``flow.close()``): the
 flow's ``finally`` hands a breaker permit back without counting anything (``abandon``: no I/O).
 
@@ -34,11 +38,12 @@ fallback guard (replay, budget) → the answer.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._breaker import Permit, State
 from ._clearance import Clearance, rule_scope
@@ -49,10 +54,12 @@ from ._events import (
     FALLBACK_REFUSED_REPLAY,
     FALLBACK_REFUSED_RULE,
     BreakerEvent,
+    PowLevelEvent,
     VerdictEvent,
 )
 from ._fallback import OVER_BUDGET, REPLAYED, FallbackLimitOption, as_limit, refusal_flow
 from ._fields import BodyError, FieldError, ParseLimits, collect
+from ._head import check_head
 from ._logs import OutageLog, SuspectLog, note_verdict
 from ._request import ClientRequest
 from ._responses import (
@@ -62,6 +69,7 @@ from ._responses import (
     busy,
     json_reply,
     rejected,
+    render,
     too_large,
     too_slow,
     unavailable,
@@ -71,7 +79,13 @@ from ._state import StateOp, Transition
 from ._verdict import REFUSED, Fault, Outcome, ProviderFailure, Verdict
 from ._version import __version__
 from .providers._base import Claim, Provider
+from .providers._pow_pressure import count as pressure_count
+from .providers._pow_v2 import IssueBusy
 from .providers._wire import ProviderRequest, ProviderResponse
+
+if TYPE_CHECKING:
+    from ._privacy_pass import PrivateTokens
+    from ._token_flow import TokenGate
 
 logger = logging.getLogger("captcha_guard")
 
@@ -176,6 +190,14 @@ class Abandon:
 ABANDON: Final = Abandon()
 
 Decision = Pass | Deny | Abandon
+
+
+@dataclass(frozen=True, slots=True)
+class Redeem:
+    """``Gate.challenge``'s answer on the private-token path: run ``Gate.redeem``."""
+
+
+REDEEM: Final = Redeem()
 Flow = Generator[Effect, Any, Decision]
 
 
@@ -194,6 +216,8 @@ class Route:
     remembers: bool = False
     #: The clearance scope this rule honours and grants (None: a captcha every time).
     clearance_scope: str | None = None
+    #: A private-token clearance also clears this rule (the rule opted in, the door has both).
+    private_tokens: bool = False
 
 
 class Gate:
@@ -213,6 +237,7 @@ class Gate:
         parse_limits: ParseLimits | None = None,
         clearance: Clearance | None = None,
         clock: Callable[[], float] = time.monotonic,
+        private_tokens: PrivateTokens | None = None,
     ) -> None:
         if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
             raise TypeError("max_body_size must be an int (bytes)")
@@ -232,6 +257,9 @@ class Gate:
                 raise TypeError(f"rules must be Rule objects, got {rule!r}")
             routes.append(_bind(rule, provider, named, clearance is not None))
         self.routes = tuple(routes)
+        #: As configured, for routes bound later (an adapter's decorated views).
+        self.default_provider = provider
+        self.named_providers = named
         self.max_body_size = max_body_size
         self.body_timeout = float(body_timeout)
         if parse_limits is not None and not isinstance(parse_limits, ParseLimits):
@@ -244,6 +272,11 @@ class Gate:
         #: Hands back, without I/O, a permit whose call was cancelled while out (the door
         #: sets it to its state's ``abandon``).
         self.abandon: Callable[[str, Permit], None] | None = None
+        self.tokens: TokenGate | None = None
+        if private_tokens is not None:
+            self.tokens = _token_gate(private_tokens, clearance, event_hooks)
+            routes = [_opt_in(route) for route in routes]
+            self.routes = tuple(routes)
         self.providers = tuple({id(r.provider): r.provider for r in routes}.values())
         self.hooks = _check_hooks(event_hooks)
         self._verdict_hooks = self.hooks.get("verdict", ())
@@ -255,6 +288,12 @@ class Gate:
         self._table = table = RuleTable(((r.rule, r) for r in routes), prefixes=prefixes)
         self._spelled = table.spelled if table.exhaustive else None
         self._challenges = _challenge_paths([provider, *named.values()])
+        if self.tokens is not None and self.tokens.tokens.path in self._challenges:
+            raise ValueError("the private-token path is a provider's challenge path too")
+        #: The paths the doors answer with a challenge (a GET there is never the app's).
+        self.challenge_paths = frozenset(
+            [*self._challenges, *([self.tokens.tokens.path] if self.tokens is not None else [])]
+        )
 
     def forget_outages(self) -> None:
         """Start the outage log (and the suspect-answer log) afresh: the next line of each
@@ -275,14 +314,27 @@ class Gate:
             return BAD_PATH_DENIAL if found is BAD_PATH else NO_SLASH_DENIAL
         return found  # type: ignore[return-value]
 
-    def challenge(self, method: str, path: str) -> Reply | None:
-        """A fresh challenge when ``path`` is a provider's challenge path, else None."""
+    def challenge(
+        self, method: str, path: str, request: ClientRequest | None = None
+    ) -> Reply | Redeem | None:
+        """A fresh challenge when ``path`` is a provider's challenge path, ``REDEEM`` on the
+        private-token path (the door runs ``redeem``), else None. ``request`` (the GET, where
+        the door has built it) lets the provider price the challenge for its sender
+        (ProofOfWork's pressure signals and networks)."""
         if method != "GET":
             return None
+        if self.tokens is not None and path == self.tokens.tokens.path:
+            return REDEEM
         provider = self._challenges.get(path)
         if provider is None:
             return None
-        return json_reply(provider.new_challenge())
+        try:
+            document = provider.new_challenge(request)
+        except IssueBusy as spent:
+            # Issuing a v2 challenge runs a KDF; past its budget, say so rather than queue.
+            headers, body = render(busy(), as_json=True)
+            return Reply(503, [*headers, ("retry-after", str(spent.retry_after))], body)
+        return json_reply(document)
 
     def check_length(self, declared: str | None) -> Denial | None:
         """The answer to a declared content-length before any byte is read: 400 if it is not
@@ -296,10 +348,18 @@ class Gate:
             return too_large(self.max_body_size)
         return None
 
+    def redeem(self, request: ClientRequest) -> Generator[Effect, Any, Reply]:
+        """The flow of the private-token path (``challenge`` said ``REDEEM``)."""
+        assert self.tokens is not None
+        return self.tokens.serve(request)
+
     # The flow.
 
     def decide(self, route: Route, request: ClientRequest) -> Flow:
         """The whole judgement of one protected request (see the module's docstring)."""
+        refused = check_head(request, self.parse_limits)
+        if refused is not None:
+            return Deny(Denial(refused.status, refused.code, str(refused)))
         early = self.check_length(request.content_length)
         if early is not None:
             return Deny(early)
@@ -321,6 +381,11 @@ class Gate:
                 )
                 yield from self._verdict_event(route, verdict, None)
                 return Pass(verdict, None)
+            if route.private_tokens and self.tokens is not None:
+                cleared = yield from self.tokens.clear(request, ctx)
+                if cleared is not None:
+                    yield from self._verdict_event(route, cleared[0], None)
+                    return Pass(cleared[0], None, cleared[1])
         decision = yield from self._judge(route, request)
         if (
             ctx is not None
@@ -335,19 +400,26 @@ class Gate:
 
     def _judge(self, route: Route, request: ClientRequest) -> Flow:
         """Body, fields, shape, breaker, call, verdict: the captcha itself."""
-        body = yield ReadBody(self.max_body_size, self.body_timeout)
-        if isinstance(body, BodyProblem):
-            denial = _body_denial(body, self.max_body_size)
-            return ABANDON if denial is None else Deny(denial)
-        request.body = body
+        read_fields = request.read_fields
+        body: bytes | None = None
+        if read_fields is None:
+            body = yield ReadBody(self.max_body_size, self.body_timeout)
+            if isinstance(body, BodyProblem):
+                denial = _body_denial(body, self.max_body_size)
+                return ABANDON if denial is None else Deny(denial)
+            request.body = body
         try:
-            fields = collect(
-                content_type=request.content_type,
-                body=body,
-                query_string=request.query,
-                header_value=request.captcha_header,
-                limits=self.parse_limits,
-            )
+            if read_fields is not None:
+                # An adapter: the fields as the framework parsed them for the view.
+                fields = read_fields()
+            else:
+                fields = collect(
+                    content_type=request.content_type,
+                    body=body,  # type: ignore[arg-type]
+                    query_string=request.query,
+                    header_value=request.captcha_header,
+                    limits=self.parse_limits,
+                )
         except BodyError as exc:
             return Deny(Denial(exc.status, exc.code, str(exc)))
         provider = route.provider
@@ -360,6 +432,8 @@ class Gate:
         except FieldError as exc:
             checked = provider.rejected(str(exc))
         if isinstance(checked, Verdict):
+            if checked.outcome is Outcome.PASSED and getattr(provider, "hints", None):
+                yield from self._pow_pressure(route, request, checked)
             verdict = self._named(route, checked)
             yield from self._verdict_event(route, verdict, None)
             return self._answer(route, verdict, body)
@@ -453,6 +527,32 @@ class Gate:
         except Exception as exc:
             _breaker_failed("release", route, exc)
 
+    def _pow_pressure(
+        self, route: Route, request: ClientRequest, verdict: Verdict
+    ) -> Generator[Effect, Any, None]:
+        """Count a passing proof-of-work solution toward the pressure that raises levels
+        (providers/_pow_pressure.py): ``spend`` operations on the door's state. Never changes
+        the verdict."""
+        provider: Any = route.provider
+        level = verdict.details.get("level", 0)
+        args = (route.provider_name, provider.pressure, provider.hints, level, request.client_host)
+        counting = pressure_count(*args)
+        try:
+            name, op_args = next(counting)
+            while True:
+                try:
+                    within = yield StateOp(name, op_args)
+                except Exception as exc:  # count() decides what a failed spend means
+                    name, op_args = counting.throw(exc)
+                else:
+                    name, op_args = counting.send(within)
+        except StopIteration as stop:
+            changes = stop.value
+        hooks = self.hooks.get("pow_level", ())
+        for change in changes if hooks else ():
+            event = PowLevelEvent(route.provider_name, change.scope, change.old, change.new)
+            yield Emit(hooks, event)
+
     # The decisions the flow is made of.
 
     def _read(
@@ -467,7 +567,7 @@ class Gate:
             return ProviderFailure("answer could not be read")
 
     def _answer(
-        self, route: Route, verdict: Verdict, body: bytes, refusal: str | None = None
+        self, route: Route, verdict: Verdict, body: bytes | None, refusal: str | None = None
     ) -> Decision:
         if verdict.outcome is Outcome.PASSED:
             return Pass(verdict, body)
@@ -534,7 +634,7 @@ class Gate:
         elif verdict.outcome is Outcome.REJECTED and verdict.details.get("replayed"):
             replay = "proof_of_work"
         event = VerdictEvent(
-            provider=route.provider_name,
+            provider=verdict.provider,  # the rule's provider, or "private_token"
             rule=route.label,
             outcome=verdict.outcome,
             code=_code(verdict, refusal),
@@ -618,6 +718,28 @@ def _bind(
     return Route(rule, name, chosen, fail_open, label, remembers, scope)
 
 
+def _token_gate(
+    tokens: PrivateTokens,
+    clearance: Clearance | None,
+    hooks: Mapping[str, Iterable[EventHook]] | None,
+) -> TokenGate:
+    from ._privacy_pass import PrivateTokens
+    from ._token_flow import TokenGate
+
+    if not isinstance(tokens, PrivateTokens):
+        raise TypeError("private_tokens must be a captcha_guard.PrivateTokens")
+    if clearance is None:
+        raise ValueError("private_tokens= needs clearance=: a valid token mints a clearance")
+    listeners = _check_hooks(hooks).get("private_token", ())
+    return TokenGate(tokens, clearance, hooks=listeners)
+
+
+def _opt_in(route: Route) -> Route:
+    if not route.rule.private_tokens or route.clearance_scope is None:
+        return route
+    return dataclasses.replace(route, private_tokens=True)
+
+
 def _challenge_paths(configured: Iterable[Provider | None]) -> dict[str, Provider]:
     paths: dict[str, Provider] = {}
     for candidate in configured:
@@ -659,6 +781,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DISCONNECTED",
     "INCOMPLETE",
+    "REDEEM",
     "TIMED_OUT",
     "TOO_LARGE",
     "UNREADABLE",
@@ -675,5 +798,6 @@ __all__ = [
     "Pass",
     "ProviderCall",
     "ReadBody",
+    "Redeem",
     "Route",
 ]

@@ -132,7 +132,7 @@ def render(
         # The page is chosen by these headers: a shared cache that ignored no-store must not
         # hand one visitor's language or way back to another.
         headers.append(("vary", "accept-language, referer"))
-    if denial.status in (413, 408, 400):
+    if denial.status in (413, 408, 400, 431):
         # The rest of the body may be unread: tell the server and client not to reuse this
         # connection for another request.
         headers.append(("connection", "close"))

@@ -155,6 +155,8 @@ class Rule:
 
     ``provider`` names an entry of the middleware's ``providers``; None is the default one.
     ``fail_open`` None means yes: a provider outage lets requests through as ``fallback``.
+    ``private_tokens`` True lets a clearance minted by a Private Access Token clear this rule
+    too (it needs ``clearance``; docs/private-access-tokens.md).
     """
 
     pattern: str | re.Pattern[str]
@@ -162,6 +164,7 @@ class Rule:
     provider: str | None
     fail_open: bool | None
     clearance: bool | str
+    private_tokens: bool
     regex: re.Pattern[str] = field(repr=False, compare=False)
 
     def __init__(
@@ -171,6 +174,7 @@ class Rule:
         provider: str | None = None,
         fail_open: bool | None = None,
         clearance: bool | str = False,
+        private_tokens: bool = False,
     ) -> None:
         if isinstance(pattern, re.Pattern):
             if isinstance(pattern.pattern, bytes):
@@ -197,6 +201,12 @@ class Rule:
             )
         object.__setattr__(self, "fail_open", fail_open)
         object.__setattr__(self, "clearance", clearance)
+        if not isinstance(private_tokens, bool):
+            raise TypeError("private_tokens must be True or False")
+        if private_tokens and clearance is False:
+            # A token only ever mints a clearance: a rule that takes none asks for its captcha.
+            raise ValueError("private_tokens=True needs clearance=True (or a scope name)")
+        object.__setattr__(self, "private_tokens", private_tokens)
         object.__setattr__(self, "regex", regex)
 
     def matches(self, method: str, path: str) -> bool:

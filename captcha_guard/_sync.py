@@ -3,14 +3,20 @@
 
 urllib3 was chosen by measurement (bench/README.md): about half the CPU of httpx's ``Client``
 per call. A wait for a free connection is bounded by the provider's timeout and is ``BUSY``
-(ours), never the provider's failure. The provider's timeout bounds connecting and reading
-(urllib3's ``total``), so a slow answer cannot hold a thread much past it.
+(ours), never the provider's failure. The provider's timeout bounds the whole call, from
+sending the request to the last byte of the answer: urllib3's ``total`` bounds connecting and
+each read, but a provider that trickles its answer a byte at a time never lets one read time
+out, and held a worker 15 s with ``timeout=2``. So the connections of our pools read through
+``_DeadlineSocket``, which gives each read only what is left of the call's time.
 """
 
 from __future__ import annotations
 
+import io
+import socket
 import sys
 import threading
+import time
 from typing import Any
 
 from ._flow import BUSY, CallProblem, ProviderCall
@@ -21,6 +27,76 @@ from .providers._wire import ProviderResponse
 POOL_SIZE = 100
 
 TIMEOUT: CallProblem = CallProblem("timeout")
+
+#: The timeout of the call this thread is sending (None: none is being sent by us).
+_CALL = threading.local()
+
+
+class _DeadlineSocket:
+    """A connection's socket as its answer is read: every read waits at most what is left
+    until ``deadline``, then times out as a slow read does (urllib3: ReadTimeoutError)."""
+
+    __slots__ = ("_deadline", "_sock")
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+    def makefile(self, mode: str = "rb", buffering: int = -1, **_: Any) -> io.BufferedReader:
+        # As socket.makefile does, but reading through this object.
+        self._sock._io_refs += 1  # type: ignore[attr-defined]
+        return io.BufferedReader(socket.SocketIO(self, "rb"), io.DEFAULT_BUFFER_SIZE)  # type: ignore[arg-type]
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+
+def _deadline_connection(base: Any) -> Any:
+    """``base`` (urllib3's HTTP or HTTPS connection) with the call's deadline on its reads."""
+
+    class Connection(base):  # type: ignore[misc]
+        _deadline: float | None = None
+
+        def request(self, *args: Any, **kwargs: Any) -> None:
+            timeout = getattr(_CALL, "timeout", None)
+            self._deadline = None if timeout is None else time.monotonic() + timeout
+            super().request(*args, **kwargs)
+
+        def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+            sock: Any = self.sock  # type: ignore[has-type]
+            deadline = self._deadline
+            if deadline is None or not isinstance(sock, socket.socket):
+                return super().getresponse(*args, **kwargs)
+            wrapped: Any = _DeadlineSocket(sock, deadline)
+            self.sock = wrapped
+            try:
+                return super().getresponse(*args, **kwargs)
+            finally:
+                if self.sock is wrapped:  # else the answer closed the connection
+                    self.sock = sock
+
+    Connection.__name__ = Connection.__qualname__ = f"Deadline{base.__name__}"
+    return Connection
+
+
+def _with_deadlines(manager: Any) -> Any:
+    import urllib3
+
+    class HTTPPool(urllib3.HTTPConnectionPool):
+        ConnectionCls = _deadline_connection(urllib3.connection.HTTPConnection)
+
+    class HTTPSPool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = _deadline_connection(urllib3.connection.HTTPSConnection)
+
+    manager.pool_classes_by_scheme = {"http": HTTPPool, "https": HTTPSPool}
+    return manager
 
 
 class Urllib3Sender:
@@ -39,7 +115,9 @@ class Urllib3Sender:
             import urllib3
 
             if self._pool is None:
-                self._pool = urllib3.PoolManager(num_pools=16, maxsize=POOL_SIZE, block=True)
+                self._pool = _with_deadlines(
+                    urllib3.PoolManager(num_pools=16, maxsize=POOL_SIZE, block=True)
+                )
             if url is None:
                 return self._pool
             proxy = env_proxy(url)
@@ -48,8 +126,8 @@ class Urllib3Sender:
             else:
                 route = self._proxied.get(proxy)
                 if route is None:
-                    route = self._proxied[proxy] = urllib3.ProxyManager(
-                        proxy, num_pools=16, maxsize=POOL_SIZE, block=True
+                    route = self._proxied[proxy] = _with_deadlines(
+                        urllib3.ProxyManager(proxy, num_pools=16, maxsize=POOL_SIZE, block=True)
                     )
             self._routes[url] = route
             return route
@@ -60,6 +138,7 @@ class Urllib3Sender:
 
         request = call.request
         timeout = call.timeout
+        _CALL.timeout = timeout
         try:
             response = self._manager(request.url).urlopen(
                 request.method,
@@ -82,6 +161,8 @@ class Urllib3Sender:
             return CallProblem("protocol_error")
         except Exception:
             return CallProblem("transport_error")
+        finally:
+            _CALL.timeout = None
         return ProviderResponse(response.status, response.headers, response.data)
 
     def close(self) -> None:

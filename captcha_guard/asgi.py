@@ -9,29 +9,28 @@ calling the app or sending the gate's answer.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from ._aio import AiohttpSender, HttpxSender, cancelling, ours_alone
-from ._door import FrontDoor, run_hook_errors
+from ._door import FrontDoor
 from ._flow import (
     DISCONNECTED,
     TIMED_OUT,
     TOO_LARGE,
     BodyProblem,
     Deny,
-    Emit,
+    Effect,
     Pass,
-    ProviderCall,
     ReadBody,
+    Redeem,
     Route,
 )
+from ._perform import T, arun_flow
 from ._request import from_scope, read_headers
 from ._responses import Denial, no_store, render, wants_json
 from ._rules import past_root, route_path
-from ._state import StateOp
 from ._types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("captcha_guard")
@@ -71,11 +70,17 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             elif (rest := past_root(full, root_path)) is not None:
                 route = self.gate.match(method, rest)
         if route is None:
-            reply = self.gate.challenge(method, path)
+            if path not in self.gate.challenge_paths:
+                await self.app(scope, receive, send)
+                return
+            request = from_scope(scope, path, self.client_address.asgi)
+            reply = self.gate.challenge(method, path, request)
             if reply is None:
                 await self.app(scope, receive, send)
-            else:
-                await _send(send, reply.status, reply.headers, reply.body)
+                return
+            if type(reply) is Redeem:  # the private-token path
+                reply = await self._drive(self.gate.redeem(request), receive)
+            await _send(send, reply.status, reply.headers, reply.body)  # type: ignore[union-attr]
             return
         if type(route) is Denial:  # bad_path
             headers = read_headers(scope["headers"])
@@ -84,38 +89,17 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             return
         await self._protect(route, path, scope, receive, send)  # type: ignore[arg-type]
 
+    async def _drive(self, flow: Generator[Effect, Any, T], receive: Receive) -> T:
+        """Perform what ``flow`` yields until it returns; its return value."""
+        return await arun_flow(
+            flow, self.state, self._sender_for, lambda ask: _read_body(receive, ask)
+        )
+
     async def _protect(
         self, route: Route, path: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
         request = from_scope(scope, path, self.client_address.asgi)
-        flow = self.gate.decide(route, request)
-        result: Any = None
-        error: Exception | None = None
-        try:
-            while True:
-                if error is None:
-                    effect = flow.send(result)
-                else:
-                    effect, error = flow.throw(error), None
-                if type(effect) is StateOp:
-                    try:
-                        result = await self.state.arun(effect)
-                    except Exception as exc:  # the flow decides what a failed operation means
-                        error = exc
-                elif type(effect) is ProviderCall:
-                    result = await self._sender_for().send(effect)
-                elif type(effect) is ReadBody:
-                    result = await _read_body(receive, effect)
-                elif type(effect) is Emit:
-                    await _emit(effect)
-                    result = None
-                else:  # pragma: no cover - the flow yields nothing else
-                    raise TypeError(f"unknown effect {effect!r}")
-        except StopIteration as stop:
-            decision = stop.value
-        except BaseException:
-            flow.close()  # a cancelled call hands its breaker permit back, counting nothing
-            raise
+        decision = await self._drive(self.gate.decide(route, request), receive)
         if type(decision) is Pass:
             scope.setdefault("state", {})["captcha"] = decision.verdict
             if decision.body is not None:
@@ -254,16 +238,6 @@ async def _receive_all(receive: Receive, limit: int) -> bytes | BodyProblem:
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _emit(effect: Emit) -> None:
-    for hook in effect.hooks:
-        try:
-            outcome = hook(effect.event)
-            if inspect.isawaitable(outcome):
-                await outcome
-        except Exception as exc:
-            run_hook_errors(hook, exc)
 
 
 def _no_store(send: Send) -> Send:

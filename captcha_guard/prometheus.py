@@ -44,6 +44,8 @@ from ._events import (
     FALLBACK_REFUSED_REPLAY,
     FALLBACK_REFUSED_RULE,
     BreakerEvent,
+    PowLevelEvent,
+    PrivateTokenEvent,
     StoreErrorEvent,
     VerdictEvent,
 )
@@ -62,8 +64,16 @@ _DECISIONS = frozenset(
 )
 _REPLAY_KINDS = frozenset({"fallback", "proof_of_work"})
 _STORES = frozenset({"breaker", "replay", "fallback_budget", "clearance"})
+_POW_SCOPES = frozenset({"fleet", "network"})
 _OUTCOMES = frozenset({"passed", "rejected", "fallback"})
 _STATES = tuple(state.value for state in State)
+_TOKEN_ACTIONS = frozenset({"challenge", "redeem", "directory"})
+_TOKEN_CODES = frozenset(
+    {
+        "sent", "greased", "off", "ok", "failed", "valid", "replayed", "invalid",
+        "unknown_challenge", "unknown_key", "malformed", "unavailable",
+    }
+)  # fmt: skip
 OTHER = "other"
 
 #: Where breaker transitions get their stamps (a module attribute, so a test can move it).
@@ -86,7 +96,7 @@ def _label(value: object) -> str:
 
 
 class _Metrics:
-    """The six metrics of one registry. Made once per registry: two doors in one process
+    """The metrics of one registry. Made once per registry: two doors in one process
     (or ``from_file`` called twice) share them instead of registering them twice."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -128,6 +138,26 @@ class _Metrics:
             ("store",),
             registry=registry,
         )
+        self.private_tokens = Counter(
+            "captcha_guard_private_tokens",
+            "Private Access Tokens: challenges served, tokens redeemed and issuer key fetches, "
+            "by action and result.",
+            ("action", "code"),
+            registry=registry,
+        )
+        self.pow_level = Gauge(
+            "captcha_guard_pow_level",
+            "Proof-of-work level served to everyone under pressure (0: the first), per provider.",
+            ("provider",),
+            registry=registry,
+            multiprocess_mode="max",
+        )
+        self.pow_raises = Counter(
+            "captcha_guard_pow_level_changes",
+            "Proof-of-work level changes under pressure, by scope (fleet, network) and way.",
+            ("provider", "scope", "way"),
+            registry=registry,
+        )
         self._lock = threading.Lock()
         self._last_stamp = 0.0
 
@@ -155,6 +185,17 @@ class _Metrics:
 
     def on_store_error(self, event: StoreErrorEvent) -> None:
         self.store_errors.labels(_closed_set(event.store, _STORES)).inc()
+
+    def on_private_token(self, event: PrivateTokenEvent) -> None:
+        action = _closed_set(event.action, _TOKEN_ACTIONS)
+        self.private_tokens.labels(action, _closed_set(event.code, _TOKEN_CODES)).inc()
+
+    def on_pow_level(self, event: PowLevelEvent) -> None:
+        provider = _label(event.provider)
+        scope = _closed_set(event.scope, _POW_SCOPES)
+        self.pow_raises.labels(provider, scope, "up" if event.new > event.old else "down").inc()
+        if scope == "fleet":
+            self.pow_level.labels(provider).set(event.new)
 
 
 def _set_at(child: Gauge, value: float, stamp: float) -> None:
@@ -188,6 +229,8 @@ def event_hooks(registry: CollectorRegistry | None = None) -> dict[str, list[Hoo
         "verdict": [metrics.on_verdict],
         "breaker": [metrics.on_breaker],
         "store_error": [metrics.on_store_error],
+        "private_token": [metrics.on_private_token],
+        "pow_level": [metrics.on_pow_level],
     }
 
 

@@ -8,15 +8,14 @@ and calls the app or answers. Nothing async is wrapped in an event loop.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import IO, Any
 from wsgiref.util import is_hop_by_hop
 
-from ._door import FrontDoor, run_hook_errors
+from ._door import FrontDoor
 from ._flow import (
     INCOMPLETE,
     TIMED_OUT,
@@ -24,15 +23,15 @@ from ._flow import (
     UNREADABLE,
     BodyProblem,
     Deny,
-    Emit,
+    Effect,
     Pass,
-    ProviderCall,
     ReadBody,
+    Redeem,
     Route,
 )
+from ._perform import T, run_flow
 from ._request import from_environ
 from ._responses import Denial, no_store, render, status_line, wants_json
-from ._state import StateOp
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._types import Environ, StartResponse, WSGIApp
 
@@ -60,10 +59,15 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         path = _route_path(environ.get("PATH_INFO", ""))
         route = self.gate.match(method, path)
         if route is None:
-            reply = self.gate.challenge(method, path)
+            if path not in self.gate.challenge_paths:
+                return self.app(environ, start_response)
+            request = from_environ(environ, path, self.client_address.wsgi)
+            reply = self.gate.challenge(method, path, request)
             if reply is None:
                 return self.app(environ, start_response)
-            return _respond(start_response, reply.status, reply.headers, reply.body)
+            if type(reply) is Redeem:  # the private-token path
+                reply = self._drive(self.gate.redeem(request), environ, request)
+            return _respond(start_response, reply.status, reply.headers, reply.body)  # type: ignore[union-attr]
         if type(route) is Denial:  # bad_path
             as_json = wants_json(environ.get("HTTP_ACCEPT", ""), environ.get("CONTENT_TYPE", ""))
             return self._deny(route, as_json, environ, start_response)
@@ -76,38 +80,18 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
             sender.close()
         self.state.close()
 
+    def _drive(self, flow: Generator[Effect, Any, T], environ: Environ, request: Any) -> T:
+        """Perform what ``flow`` yields until it returns; its return value."""
+        declared = request.content_length
+        return run_flow(
+            flow, self.state, self._sender_for, lambda ask: _read_body(environ, declared, ask)
+        )
+
     def _protect(
         self, route: Route, path: str, environ: Environ, start_response: StartResponse
     ) -> Iterable[bytes]:
         request = from_environ(environ, path, self.client_address.wsgi)
-        flow = self.gate.decide(route, request)
-        result: Any = None
-        error: Exception | None = None
-        try:
-            while True:
-                if error is None:
-                    effect = flow.send(result)
-                else:
-                    effect, error = flow.throw(error), None
-                if type(effect) is StateOp:
-                    try:
-                        result = self.state.run(effect)
-                    except Exception as exc:  # the flow decides what a failed operation means
-                        error = exc
-                elif type(effect) is ProviderCall:
-                    result = self._sender_for().send(effect)
-                elif type(effect) is ReadBody:
-                    result = _read_body(environ, request.content_length, effect)
-                elif type(effect) is Emit:
-                    _emit(effect)
-                    result = None
-                else:  # pragma: no cover - the flow yields nothing else
-                    raise TypeError(f"unknown effect {effect!r}")
-        except StopIteration as stop:
-            decision = stop.value
-        except BaseException:
-            flow.close()
-            raise
+        decision = self._drive(self.gate.decide(route, request), environ, request)
         if type(decision) is Pass:
             environ[VERDICT_KEY] = decision.verdict
             if decision.body is not None:
@@ -221,20 +205,6 @@ def _adding(start_response: StartResponse, headers: tuple[tuple[str, str], ...])
         return start_response(status, [*response_headers, *headers], exc_info)
 
     return adding
-
-
-def _emit(effect: Emit) -> None:
-    for hook in effect.hooks:
-        try:
-            outcome = hook(effect.event)
-            if inspect.isawaitable(outcome):
-                # Nothing would run it under WSGI: the site's hook is wrong for this door.
-                close = getattr(outcome, "close", None)
-                if close is not None:
-                    close()
-                raise TypeError("an async event hook cannot run under WSGI")
-        except Exception as exc:
-            run_hook_errors(hook, exc)
 
 
 def _no_store(start_response: StartResponse) -> StartResponse:

@@ -47,17 +47,22 @@ def _helper_modules(module: object) -> set[str]:
 #: ``slow`` so that ``pytest -m "not slow"`` is a quick pass while developing (CI runs all).
 SLOW_MODULES = frozenset(
     {
+        "test_adapter_extras",
         "test_altcha_widget",
         "test_clearance_browser",
         "test_clearance_shared",
         "test_demo",
+        "test_django_adapter",
         "test_examples",
+        "test_fastapi_adapter",
         "test_fields_differential",
+        "test_flask_adapter",
         "test_fleet",
         "test_fuzz",
         "test_load",
         "test_metrics_site",
         "test_pow_flood",
+        "test_private_tokens_browser",
         "test_readme_examples",
         "test_redis",
         "test_routing_differential",

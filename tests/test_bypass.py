@@ -5,6 +5,7 @@ never become a provider error that falls back."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -245,6 +246,69 @@ def placement_attempts() -> list[Attempt]:
             lambda f: smuggled(f, "XX", kind="text/plain, multipart/form-data"),
             400,
         ),
+        # Headers and encodings frameworks read differently (issue 15, section 3): refused before
+        # the body is read (ASGI sees the repeat; WSGI servers pick the first content-type, which
+        # is JSON here and no JSON body, or join the encodings into a list).
+        Attempt(
+            "content-type-twice",
+            lambda f: {
+                "content": urlencode(f).encode(),
+                "headers": [("content-type", JSON), ("content-type", FORM)],
+            },
+            400,
+        ),
+        Attempt(
+            "content-encoding-twice",
+            lambda f: {
+                "content": urlencode(f).encode(),
+                "headers": [
+                    ("content-type", FORM),
+                    ("content-encoding", "identity"),
+                    ("content-encoding", "identity"),
+                ],
+            },
+            400,
+        ),
+        Attempt(
+            "form-gzip-encoded",
+            lambda f: {
+                "content": gzip.compress(urlencode(f).encode()),
+                "headers": {"content-type": FORM, "content-encoding": "gzip"},
+            },
+            400,
+        ),
+        Attempt(
+            "form-in-utf7",
+            lambda f: {
+                "content": urlencode(f).encode(),
+                "headers": {"content-type": FORM + "; charset=utf-7"},
+            },
+            400,
+        ),
+        Attempt(
+            "json-in-utf7",
+            lambda f: {
+                "content": json.dumps(f).encode(),
+                "headers": {"content-type": JSON + "; charset=utf-7"},
+            },
+            400,
+        ),
+        Attempt(
+            "header-flood",
+            lambda f: {
+                "content": urlencode(f).encode(),
+                "headers": [("content-type", FORM), *[(f"x-a{i}", "b") for i in range(120)]],
+            },
+            431,
+        ),
+        Attempt(
+            "headers-over-64k",
+            lambda f: {
+                "content": urlencode(f).encode(),
+                "headers": [("content-type", FORM), *[(f"x-a{i}", "b" * 1000) for i in range(70)]],
+            },
+            431,
+        ),
         Attempt(
             "body-over-the-limit",
             lambda f: form({**f, "padding": "x" * MAX_BODY}),
@@ -367,11 +431,14 @@ def test_refused_in_every_state(
 
 
 def _with_accept(kwargs: dict[str, Any]) -> dict[str, Any]:
-    headers = dict(kwargs.pop("headers", {}))
-    headers.setdefault("accept", "application/json")
+    given = kwargs.pop("headers", {})
+    # A list of pairs keeps a repeated header repeated.
+    headers = list(given.items()) if isinstance(given, dict) else list(given)
+    if not any(name.lower() == "accept" for name, _ in headers):
+        headers.append(("accept", "application/json"))
     cookies = kwargs.pop("cookies", None)
     if cookies:
-        headers["cookie"] = "; ".join(f"{k}={quote(str(v))}" for k, v in cookies.items())
+        headers.append(("cookie", "; ".join(f"{k}={quote(str(v))}" for k, v in cookies.items())))
     return {**kwargs, "headers": headers}
 
 

@@ -107,7 +107,7 @@ def test_check_errors_exit_1_with_file_line_and_key(tmp_path: Path) -> None:
         f'error: {path}:2: providers.turnstile.secret: a secret must be "env:NAME" or '
         '"file:/path"; a secret written in the file itself must be marked "literal:..."',
         f"error: {path}:6: rules[1].fail_opn: unknown key (known here: clearance, fail_open, "
-        "methods, pattern, provider, regex)",
+        "methods, pattern, private_tokens, provider, regex)",
     ]
     assert "0x4AAAAAAA-pasted" not in run.out
 

@@ -126,7 +126,13 @@ def test_the_example_builds_both_doors(caplog: pytest.LogCaptureFixture) -> None
         assert guard.state is not None and guard.state.shared
         assert guard.gate.clearance is not None
         assert guard.gate.routes[1].clearance_scope is not None
-        assert set(guard.gate.hooks) == {"verdict", "breaker", "store_error"}
+        assert set(guard.gate.hooks) == {
+            "verdict",
+            "breaker",
+            "store_error",
+            "pow_level",
+            "private_token",
+        }
     assert not [r for r in caplog.records if "not apply" in r.getMessage()]
 
 
@@ -457,6 +463,7 @@ def test_every_option_is_built_and_applied(tmp_path: Path) -> None:
         [limits.parse]
         max_fields = 10
         max_json_items = 4096
+        max_header_fields = 50
         [client_ip]
         trusted_hops = 2
         [clearance]
@@ -470,14 +477,20 @@ def test_every_option_is_built_and_applied(tmp_path: Path) -> None:
     )
     config = load(path, environ={"CLEAR": "clearance-secret-0123456789abcdef"})
     assert config.body_timeout == 3.0
-    assert config.parse_limits == {"max_fields": 10, "max_json_items": 4096}
+    assert config.parse_limits == {
+        "max_fields": 10,
+        "max_json_items": 4096,
+        "max_header_fields": 50,
+    }
     assert config.client_ip == 2
     assert config.clearance is not None and config.clearance.secrets == (
         "clearance-secret-0123456789abcdef",
     )
     options = config.door_kwargs()
     assert options["body_timeout"] == 3.0 and options["client_ip"] == 2
-    assert options["parse_limits"] == ParseLimits(max_fields=10, max_json_items=4096)
+    assert options["parse_limits"] == ParseLimits(
+        max_fields=10, max_json_items=4096, max_header_fields=50
+    )
     # Every option the file sets reaches the doors.
     assert {"body_timeout", "parse_limits", "client_ip", "clearance", "event_hooks"} <= set(options)
 
@@ -492,7 +505,7 @@ def test_prometheus_hooks_are_built_for_the_doors(tmp_path: Path) -> None:
     path = write(tmp_path, POW + '[metrics]\nprometheus = true\n[[rules]]\npattern = "/a"\n')
     config = load(path, environ={})
     hooks: Any = config.door_kwargs()["event_hooks"]
-    assert set(hooks) == {"verdict", "breaker", "store_error"}
+    assert set(hooks) == {"verdict", "breaker", "store_error", "pow_level", "private_token"}
 
 
 # Warnings.

@@ -24,12 +24,15 @@ from starlette.routing import Route
 
 from captcha_guard import (
     AliyunCaptcha,
+    Cap,
     CaptchaGuard,
     DeepKnow,
+    FriendlyCaptcha,
     GeeTest,
     HCaptcha,
     ReCaptcha,
     Rule,
+    TencentCaptcha,
     Turnstile,
 )
 from captcha_guard._emulate_cli import VENDOR_NAMES
@@ -54,7 +57,7 @@ class Emulated:
         return str(self.announced["control"])
 
     @property
-    def credentials(self) -> dict[str, str]:
+    def credentials(self) -> dict[str, Any]:
         return dict(self.announced["credentials"])
 
 
@@ -80,7 +83,7 @@ def emulate(vendor: str, *extra: str) -> Iterator[Emulated]:
                 stream.close()
 
 
-BUILD: dict[str, Callable[[dict[str, str], str], Any]] = {
+BUILD: dict[str, Callable[[dict[str, Any], str], Any]] = {
     "geetest": lambda c, e: GeeTest(c["captcha_id"], c["captcha_key"], endpoint=e),
     "deepknow": lambda c, e: DeepKnow(
         c["secret"], scene="login", user_id=lambda raw: "user001", endpoint=e
@@ -91,6 +94,17 @@ BUILD: dict[str, Callable[[dict[str, str], str], Any]] = {
     "recaptcha": lambda c, e: ReCaptcha(c["secret"], endpoint=e),
     "hcaptcha": lambda c, e: HCaptcha(c["secret"], sitekey=c["sitekey"], endpoint=e),
     "turnstile": lambda c, e: Turnstile(c["secret"], sitekey=c["sitekey"], endpoint=e),
+    "tencent": lambda c, e: TencentCaptcha(
+        c["secret_id"],
+        c["secret_key"],
+        captcha_app_id=c["captcha_app_id"],
+        app_secret_key=c["app_secret_key"],
+        endpoint=e,
+    ),
+    "friendly_captcha": lambda c, e: FriendlyCaptcha(
+        c["api_key"], sitekey=c["sitekey"], version=c.get("version", 2), endpoint=e
+    ),
+    "cap": lambda c, e: Cap(c["site_key"], c["secret"], endpoint=e),
 }
 
 
@@ -124,6 +138,34 @@ def test_each_vendor_announces_mints_and_verifies(vendor: str) -> None:
             answer = client.post(site + "/signup", data=fields)
             assert (answer.status_code, answer.json()) == (200, {"captcha": "passed"})
         assert client.get(emulated.control + "/").json()["calls"] == 1
+
+
+def test_friendly_captcha_v1_by_a_flag() -> None:
+    """``--api-version 1``: the v1 path, credentials that say so, and v1's field from /issue;
+    a version the emulator does not serve is exit code 2, naming those it does."""
+    with emulate("friendly_captcha", "--api-version", "1") as emulated:
+        assert urlsplit(emulated.endpoint).path == "/api/v1/siteverify"
+        assert emulated.credentials["version"] == 1
+        with httpx.Client(timeout=10) as client:
+            fields = client.post(emulated.control + "/issue").json()
+            assert list(fields) == ["frc-captcha-solution"]
+            guard = worker(BUILD["friendly_captcha"](emulated.credentials, emulated.endpoint))
+            with serve_asgi(guard) as site:
+                answer = client.post(site + "/signup", data=fields)
+                assert (answer.status_code, answer.json()) == (200, {"captcha": "passed"})
+                again = client.post(
+                    site + "/signup", data=fields, headers={"accept": "application/json"}
+                )
+                assert again.status_code == 403
+    for vendor, version in (("friendly_captcha", "3"), ("geetest", "1")):
+        process = subprocess.run(
+            [sys.executable, "-m", "captcha_guard", "emulate", vendor, "--api-version", version],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert process.returncode == 2, process.stderr
+        assert f"no API version {version}" in process.stderr
 
 
 def test_two_workers_share_one_emulator_and_its_outages() -> None:

@@ -8,6 +8,8 @@ import ast
 import importlib.util
 import itertools
 import json
+import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,22 +179,26 @@ def test_django(monkeypatch: pytest.MonkeyPatch, geetest: tuple[GeeTestEmulator,
     # Django's settings are one per process, and other test modules (the differential
     # harnesses) configure them when collected: the example configures its own, as it would
     # in a process of its own, and the previous ones come back after the test.
-    # (Run alone, nothing has configured them, and reading the old value would fail.)
-    if settings.configured:
-        monkeypatch.setattr(settings, "_wrapped", empty)
-    emulator, endpoint = geetest
-    example = load_example(
-        "django_app",
-        monkeypatch,
-        DJANGO_SECRET_KEY="django-example-secret",
-        **geetest_env(emulator, endpoint),
-    )
-    with serve_wsgi(example.application) as url, httpx.Client(base_url=url) as client:
-        body = {"user": "ada", "captcha": emulator.issue()}
-        signed_up = client.post("/api/signup", json=body)
-        replayed = client.post("/api/signup", json=body)
-        bare = client.post("/api/signup", json={"user": "bot"})
-        wrong_method = client.get("/api/signup")
+    # (Swapped by hand: monkeypatch.setattr would first ask inspect.isclass(settings), which
+    # reads settings.__class__ and so needs them configured.)
+    saved = settings._wrapped
+    settings._wrapped = empty
+    try:
+        emulator, endpoint = geetest
+        example = load_example(
+            "django_app",
+            monkeypatch,
+            DJANGO_SECRET_KEY="django-example-secret",
+            **geetest_env(emulator, endpoint),
+        )
+        with serve_wsgi(example.application) as url, httpx.Client(base_url=url) as client:
+            body = {"user": "ada", "captcha": emulator.issue()}
+            signed_up = client.post("/api/signup", json=body)
+            replayed = client.post("/api/signup", json=body)
+            bare = client.post("/api/signup", json={"user": "bot"})
+            wrong_method = client.get("/api/signup")
+    finally:
+        settings._wrapped = saved
     assert signed_up.json() == {"user": "ada", "captcha": "passed"}
     assert replayed.status_code == 403
     assert bare.status_code == 403
@@ -236,3 +242,89 @@ def test_fastapi(monkeypatch: pytest.MonkeyPatch, geetest: tuple[GeeTestEmulator
     assert login_in_outage.json()["captcha"] == "fallback"
     assert signup_in_outage.status_code == 503
     assert signup_in_outage.json()["error"] == "captcha_unavailable"
+
+
+def test_django_project(geetest: tuple[GeeTestEmulator, str]) -> None:
+    """examples/django_project under gunicorn, and its manage.py check, each in a process of
+    its own as a site would run them."""
+    import subprocess
+
+    from tests.adapter_servers import serve_gunicorn
+
+    emulator, endpoint = geetest
+    project = EXAMPLES / "django_project"
+    env = {
+        "DJANGO_SECRET_KEY": "django-project-secret",
+        **geetest_env(emulator, endpoint),
+        # The project, then this checkout (not whatever captcha_guard the venv has installed).
+        "PYTHONPATH": os.pathsep.join([str(project), str(EXAMPLES.parent)]),
+    }
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=project,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "captcha_guard.fail-open-replay" in checked.stderr  # the checks of captcha-guard check
+    with (
+        serve_gunicorn("site_app.wsgi:application", env) as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        form = client.get("/login/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+        assert token is not None
+        csrf = {"csrfmiddlewaretoken": token.group(1)}
+        signed_in = client.post(
+            "/login/", data={**csrf, "username": "ada", "password": "lovelace", **emulator.issue()}
+        )
+        bare = client.post("/login/", data={**csrf, "username": "ada", "password": "lovelace"})
+        forged_csrf = client.post(
+            "/login/", data={"username": "ada", "password": "lovelace", **emulator.issue()}
+        )
+    assert (signed_in.status_code, signed_in.text) == (200, "welcome ada (passed)")
+    assert bare.status_code == 403
+    assert "The captcha could not be verified" in bare.text  # the gate's page, in English
+    assert forged_csrf.status_code == 403 and "CSRF" in forged_csrf.text
+
+
+def test_flask_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    turnstile = TurnstileEmulator(hostname="shop.example")
+    with turnstile.serve() as siteverify:
+        example = load_example(
+            "flask_adapter",
+            monkeypatch,
+            TURNSTILE_SECRET=turnstile.secret,
+            TURNSTILE_ENDPOINT=siteverify.endpoint("/turnstile/v0/siteverify"),
+        )
+        with serve_wsgi(example.app) as url, httpx.Client(base_url=url) as client:
+            reviewed = client.post(
+                "/shop/orders/7/review", data={"text": "good", **turnstile.issue()}
+            )
+            bare = client.post("/shop/orders/7/review", data={"text": "spam"})
+    assert reviewed.json() == {"order": 7, "text": "good", "captcha": "passed"}
+    assert bare.status_code == 403
+
+
+def test_fastapi_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    from captcha_guard.testing import HCaptchaEmulator
+
+    hcaptcha = HCaptchaEmulator()
+    with hcaptcha.serve() as siteverify:
+        example = load_example(
+            "fastapi_adapter",
+            monkeypatch,
+            HCAPTCHA_SECRET=hcaptcha.secret,
+            HCAPTCHA_ENDPOINT=siteverify.endpoint("/siteverify"),
+        )
+        with serve_asgi(example.app) as url, httpx.Client(base_url=url) as client:
+            signed = client.post("/api/signup", json={"email": "a@example.com", **hcaptcha.issue()})
+            bare = client.post("/api/signup", json={"email": "a@example.com"})
+            schema = client.get("/openapi.json").json()
+    assert signed.json() == {"email": "a@example.com", "captcha": "passed", "by": "hcaptcha"}
+    assert bare.status_code == 403
+    assert bare.json()["detail"]["error"] == "captcha_rejected"
+    assert schema["paths"]["/api/signup"]["post"]["security"] == [{"captcha": []}]
+    assert "h-captcha-response" in schema["components"]["securitySchemes"]["captcha"]["description"]

@@ -779,3 +779,192 @@ def boundary_bodies(draw: st.DrawFn) -> tuple[str, bytes]:
 @given(boundary_bodies())
 def test_generated_boundary_spellings_agree(made: tuple[str, bytes]) -> None:
     agree(*made)
+
+
+# ---------------------------------------------------------------------------------------------
+# The head: headers and parameters that make frameworks read the same bytes differently
+# (issue 15, section 3). The gate refuses these before it reads the body (captcha_guard._head)
+# or with it (a charset); each case also shows that some framework really reads them apart.
+
+from captcha_guard._head import check_head  # noqa: E402
+from captcha_guard._request import from_scope  # noqa: E402
+
+_VICTIM = b"user_id=victim"
+
+
+def _head_scope(headers: list[tuple[bytes, bytes]], body: bytes) -> dict[str, Any]:
+    scope = _scope(FORM, body, b"")
+    scope["headers"] = [(b"host", b"127.0.0.1"), *headers]
+    return scope
+
+
+def _head_refusal(headers: list[tuple[bytes, bytes]], body: bytes) -> BodyError | None:
+    request = from_scope(_head_scope(headers, body), "/login", lambda scope: None)
+    return check_head(request)
+
+
+def _falcon_asgi_form(headers: list[tuple[bytes, bytes]], body: bytes) -> Read:
+    async def read() -> Read:
+        request = falcon.asgi.Request(_head_scope(headers, body), _receiver(body))
+        media = await request.get_media()
+        return _falcon_lists(media) if isinstance(media, dict) else {}
+
+    return asyncio.run(read())
+
+
+def _starlette_form(headers: list[tuple[bytes, bytes]], body: bytes) -> Read:
+    async def read() -> Read:
+        request = StarletteRequest(_head_scope(headers, body), _receiver(body))
+        async with request.form() as data:
+            return {k: [v] for k, v in data.items() if isinstance(v, str)}
+
+    return asyncio.run(read())
+
+
+def _django_asgi_form(headers: list[tuple[bytes, bytes]], body: bytes) -> Read:
+    from django.core.handlers.asgi import ASGIRequest
+
+    request = ASGIRequest(_head_scope(headers, body), io.BytesIO(body))
+    return {k: request.POST.getlist(k) for k in request.POST}
+
+
+def _drf_data(content_type: str, body: bytes) -> Any:
+    """What a Django REST framework view reads as ``request.data``."""
+    from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+    from rest_framework.request import Request as DRFRequest
+
+    parsers = [JSONParser(), FormParser(), MultiPartParser()]
+    request = DRFRequest(WSGIRequest(_environ(content_type, body, b"")), parsers=parsers)
+    data = request.data
+    return {k: data.getlist(k) for k in data} if hasattr(data, "getlist") else data
+
+
+def test_a_repeated_content_type_is_read_three_ways_and_refused() -> None:
+    headers = [(b"content-type", b"text/plain"), (b"content-type", FORM.encode())]
+    # Starlette reads the first (no form), Django under ASGI joins them (no form), Falcon's
+    # ASGI request the last: user_id=victim, where the gate would have taken the query's.
+    assert _starlette_form(headers, _VICTIM) == {}
+    assert _django_asgi_form(headers, _VICTIM) == {}
+    assert _falcon_asgi_form(headers, _VICTIM) == {"user_id": ["victim"]}
+    refused = _head_refusal(headers, _VICTIM)
+    assert refused is not None and refused.status == 400
+    assert refused.code == "repeated_header" and "content-type" in str(refused)
+
+
+@pytest.mark.parametrize(
+    "name", [b"content-type", b"content-length", b"content-encoding", b"transfer-encoding"]
+)
+def test_every_repeated_framing_header_is_refused(name: str) -> None:
+    value = FORM.encode() if name == b"content-type" else b"14"
+    refused = _head_refusal([(name, value), (name.upper(), value)], _VICTIM)
+    assert refused is not None and refused.code == "repeated_header", name
+
+
+def test_other_repeated_headers_and_an_identity_encoding_are_not_refused() -> None:
+    headers = [
+        (b"content-type", FORM.encode()),
+        (b"accept", b"text/html"),
+        (b"accept", b"application/json"),
+        (b"content-encoding", b"Identity"),
+    ]
+    assert _head_refusal(headers, _VICTIM) is None
+
+
+def test_a_compressed_body_is_read_otherwise_by_an_app_that_decompresses_it_and_refused() -> None:
+    import gzip
+
+    # FastAPI's documented GzipRequest decompresses the body before the form is parsed; the
+    # gate, parsing the raw bytes, would read none of its fields (or others, crafted).
+    body = gzip.compress(_VICTIM)
+
+    async def decompressing() -> Read:
+        request = StarletteRequest(
+            _head_scope([(b"content-type", FORM.encode())], body), _receiver(body)
+        )
+        plain = gzip.decompress(await request.body())
+        return {k: [v] for k, v in [pair.split("=") for pair in plain.decode().split("&")]}
+
+    assert asyncio.run(decompressing()) == {"user_id": ["victim"]}
+    gate = collect(content_type=FORM, body=body, query_string=b"", header_value=None)
+    assert "user_id" not in gate
+    for encoding in (b"gzip", b"br", b"deflate", b"identity, gzip"):
+        headers = [(b"content-type", FORM.encode()), (b"content-encoding", encoding)]
+        refused = _head_refusal(headers, body)
+        assert refused is not None and refused.code == "unsupported_encoding", encoding
+
+
+#: Bodies whose charset= Django REST framework's parsers honour and the gate (as Starlette,
+#: Werkzeug and Falcon) would not: UTF-7 spells "victim" in ASCII that reads as something else.
+CHARSET_BODIES: list[tuple[str, bytes]] = [
+    (FORM + "; charset=utf-7", b"user_id=+AHYAaQBj-tim"),
+    ("application/json; charset=utf-7", b'{"user_id": "+AHYAaQBj-tim"}'),
+]
+
+
+@pytest.mark.parametrize(("content_type", "body"), CHARSET_BODIES)
+def test_a_charset_other_than_utf8_is_read_otherwise_and_refused(
+    content_type: str, body: bytes
+) -> None:
+    assert _drf_data(content_type, body) in ({"user_id": ["victim"]}, {"user_id": "victim"})
+    for framework in ("starlette", "flask", "falcon"):  # they ignore the parameter
+        form, _ = FRAMEWORKS[framework](content_type, body, b"")
+        assert form.get("user_id") != ["victim"], framework
+    with pytest.raises(BodyError) as refused:
+        collect(content_type=content_type, body=body, query_string=b"", header_value=None)
+    assert refused.value.status == 400 and refused.value.code == "unsupported_charset"
+
+
+@pytest.mark.parametrize(
+    "parameter",
+    ["charset=latin-1", "charset=unknown-thing", "charset=utf-8; charset=utf-7", "Charset=UTF-16"],
+)
+def test_every_other_charset_on_a_form_or_json_is_refused(parameter: str) -> None:
+    for kind, body in ((FORM, _VICTIM), ("application/json", b'{"user_id": "victim"}')):
+        with pytest.raises(BodyError, match="charset"):
+            collect(
+                content_type=f"{kind}; {parameter}", body=body, query_string=b"", header_value=None
+            )
+
+
+@pytest.mark.parametrize(
+    "parameter", ["", "; charset=utf-8", '; charset="UTF-8"', "; charset=utf8"]
+)
+def test_utf8_or_no_charset_is_read(parameter: str) -> None:
+    for kind, body in ((FORM, _VICTIM), ("application/json", b'{"user_id": "victim"}')):
+        fields = collect(
+            content_type=kind + parameter, body=body, query_string=b"", header_value=None
+        )
+        assert fields.one("user_id") == "victim"
+
+
+#: A comma inside a quoted boundary: one media type, read alike by every framework that reads
+#: it (Falcon splits the header at the comma, as it splits an Accept header, and answers 415).
+QUOTED_COMMA: list[tuple[str, bytes]] = [
+    (
+        'multipart/form-data; boundary="a,b"',
+        b"--a,b\r\n" + LOT + b"\r\n\r\nabc\r\n--a,b--\r\n",
+    ),
+    (
+        'multipart/form-data; boundary="XX,, YY"',
+        b"--XX,, YY\r\n" + LOT + b"\r\n\r\nabc\r\n--XX,, YY--\r\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("content_type", "body"), QUOTED_COMMA)
+def test_a_quoted_boundary_with_a_comma_is_read_as_every_framework_reads_it(
+    content_type: str, body: bytes
+) -> None:
+    fields = collect(content_type=content_type, body=body, query_string=b"", header_value=None)
+    assert fields.one("lot_number") == "abc"
+    readings = {name: read(content_type, body, b"")[0] for name, read in FRAMEWORKS.items()}
+    refusing = {"falcon", "falcon-asgi"}
+    assert readings == {
+        name: {} if name in refusing else {"lot_number": ["abc"]} for name in FRAMEWORKS
+    }
+    assert _drf_data(content_type, body) == {"lot_number": ["abc"]}
+    agree(content_type, body)
+    # Unquoted, or with the quote left open, the comma is a list again, as Falcon reads it.
+    for spelled in (content_type.replace('"', ""), content_type[:-1]):
+        with pytest.raises(BodyError):
+            collect(content_type=spelled, body=body, query_string=b"", header_value=None)

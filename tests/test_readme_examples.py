@@ -1,6 +1,8 @@
-"""The README's FastAPI and Flask examples and the docs' "Writing a provider" example run as
-written: the first two under real servers (uvicorn, wsgiref) against the GeeTest emulator,
-the provider through the ASGI door with an in-process answer."""
+"""The README's FastAPI and Flask examples (the adapters), the doors' two in
+docs/getting-started.md and the docs' "Writing a provider" example run as written: the first
+four under real servers (uvicorn, wsgiref) against the GeeTest
+emulator, the provider through the ASGI door with an in-process answer. The README's Django
+example is examples/django_project, run by tests/test_examples.py."""
 
 from __future__ import annotations
 
@@ -14,16 +16,18 @@ import httpx
 import pytest
 
 import captcha_guard
+from captcha_guard.flask import CaptchaGuard
 from captcha_guard.testing import GeeTestEmulator, Outage
 from tests.servers import serve_asgi, serve_wsgi
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+GETTING_STARTED = ROOT / "docs" / "getting-started.md"
 
 
-def example(heading: str) -> str:
-    """The one ```python block of the README section under ``heading``."""
-    text = README.read_text(encoding="utf-8")
+def example(heading: str, page: Path = README) -> str:
+    """The one ```python block of the section under ``heading`` (README's by default)."""
+    text = page.read_text(encoding="utf-8")
     section = text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
     assert len(blocks) == 1
@@ -72,11 +76,24 @@ def test_fastapi_in_ten_lines(geetest: GeeTestEmulator) -> None:
         check(url, geetest)
 
 
+def test_the_asgi_door_in_ten_lines(geetest: GeeTestEmulator) -> None:
+    app = run(example("FastAPI in ten lines", GETTING_STARTED))["app"]
+    with serve_asgi(app) as url:
+        check(url, geetest)
+
+
+def test_the_wsgi_door_in_ten_lines(geetest: GeeTestEmulator) -> None:
+    app = run(example("Flask in ten lines", GETTING_STARTED))["app"]
+    with serve_wsgi(app) as url:
+        check(url, geetest)
+    app.wsgi_app.close()
+
+
 def test_flask_in_ten_lines(geetest: GeeTestEmulator) -> None:
     app = run(example("Flask in ten lines"))["app"]
     with serve_wsgi(app) as url:
         check(url, geetest)
-    app.wsgi_app.close()
+    CaptchaGuard.core(app).close()
 
 
 @pytest.mark.asyncio

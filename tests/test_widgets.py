@@ -16,11 +16,14 @@ import pytest
 
 from captcha_guard import (
     AliyunCaptcha,
+    Cap,
     DeepKnow,
+    FriendlyCaptcha,
     GeeTest,
     HCaptcha,
     ProofOfWork,
     ReCaptcha,
+    TencentCaptcha,
     Turnstile,
 )
 from captcha_guard.widgets import ALTCHA_SCRIPT, NO_WIDGET, WIDGETS, jinja_global, widget
@@ -36,10 +39,26 @@ class Case:
     sitekey: str
     fields: tuple[str, ...]
     hidden: tuple[str, ...]  # the hidden inputs the snippet adds itself
+    nomodule: str = ""  # the vendor's nomodule twin of its module script, if it has one
+    label: str = ""  # the test id, where one provider has several widgets
+
+    @property
+    def id(self) -> str:
+        return self.label or self.name
 
 
-def _onload(name: str) -> str:
-    return f"captchaGuardOnload_{name}"
+FRIENDLY_SDK = "https://cdn.jsdelivr.net/npm/@friendlycaptcha/sdk@1.0.2/"
+FRIENDLY_V1 = "https://cdn.jsdelivr.net/npm/friendly-challenge@0.9.20/"
+
+
+def tencent(**keywords: Any) -> TencentCaptcha:
+    return TencentCaptcha(
+        "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE",
+        "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
+        captcha_app_id=keywords.pop("captcha_app_id", 190000000),
+        app_secret_key="app-secret-key",
+        **keywords,
+    )
 
 
 CASES = [
@@ -92,6 +111,41 @@ CASES = [
         ("altcha",),
         (),
     ),
+    Case(
+        "tencent",
+        tencent,
+        "https://turing.captcha.qcloud.com/TCaptcha.js",
+        "190000000",
+        ("ticket", "randstr"),
+        ("ticket", "randstr"),
+    ),
+    Case(
+        "friendly-captcha",
+        lambda: FriendlyCaptcha("api-key", sitekey="FCMGEMUD2KTDSQ5H"),
+        FRIENDLY_SDK + "site.min.js",
+        "FCMGEMUD2KTDSQ5H",
+        ("frc-captcha-response",),
+        (),
+        nomodule=FRIENDLY_SDK + "site.compat.min.js",
+    ),
+    Case(
+        "friendly-captcha",
+        lambda: FriendlyCaptcha("secret", sitekey="FCMGEMUD2KTDSQ5H", version=1),
+        FRIENDLY_V1 + "widget.module.min.js",
+        "FCMGEMUD2KTDSQ5H",
+        ("frc-captcha-solution",),
+        (),
+        nomodule=FRIENDLY_V1 + "widget.min.js",
+        label="friendly-captcha-v1",
+    ),
+    Case(
+        "cap",
+        lambda: Cap("d9256640cb53", "secret", endpoint="https://cap.example.com/"),
+        "https://cdn.jsdelivr.net/npm/cap-widget@0.1.57",
+        "d9256640cb53",
+        ("cap-token",),
+        (),
+    ),
 ]
 
 
@@ -110,7 +164,7 @@ def test_every_provider_with_a_widget_has_a_case() -> None:
     assert set(NO_WIDGET) == {"deepknow"}
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_snippet_markup(case: Case) -> None:
     provider = case.make()
     snippet = widget(provider)
@@ -123,6 +177,11 @@ def test_snippet_markup(case: Case) -> None:
     assert snippet.split("\n<script", 1)[0].endswith("</div>")
     assert snippet.rstrip().endswith("></script>")
     assert f'<script src="{case.script}"' in snippet
+    if case.nomodule:  # the twin right after the module script, for browsers without modules
+        assert snippet.rstrip().endswith(
+            f'<script nomodule src="{case.nomodule}" async defer></script>'
+        )
+        assert 'type="module"' in snippet.split(f'<script src="{case.script}"', 1)[1]
     assert snippet.index("window.captchaGuard.add(") < snippet.index(f'<script src="{case.script}"')
     config = config_of(snippet)
     assert config["sitekey"] == case.sitekey
@@ -135,11 +194,11 @@ def test_snippet_markup(case: Case) -> None:
     assert "nonce=" not in snippet
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_nonce_lands_on_both_scripts_and_fetch_mode_is_passed_on(case: Case) -> None:
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_nonce_lands_on_every_script_and_fetch_mode_is_passed_on(case: Case) -> None:
     snippet = widget(case.make(), mode="fetch", nonce='n0nce"><script>')
     tags = re.findall(r"<script[^>]*>", snippet)
-    assert len(tags) == 2
+    assert len(tags) == (3 if case.nomodule else 2)
     for tag in tags:
         assert 'nonce="n0nce&quot;&gt;&lt;script&gt;"' in tag
     assert config_of(snippet)["mode"] == "fetch"
@@ -185,6 +244,33 @@ def test_options_script_element_id_and_include_script() -> None:
         widget(provider, mode="ajax")  # type: ignore[arg-type]
 
 
+def test_new_vendors_elements_carry_what_their_scripts_read() -> None:
+    """Friendly Captcha's and Cap's scripts render from the element's attributes alone."""
+    friendly = widget(FriendlyCaptcha("api-key", sitekey="FCMGEMUD2KTDSQ5H"))
+    assert (
+        '<div class="frc-captcha captcha-guard-box" id="captcha-guard-friendly-captcha-box"'
+        ' data-sitekey="FCMGEMUD2KTDSQ5H" data-api-endpoint="global"></div>'
+    ) in friendly
+    eu = FriendlyCaptcha(
+        "api-key",
+        sitekey="FCMGEMUD2KTDSQ5H",
+        endpoint="https://eu.frcapi.com/api/v2/captcha/siteverify",
+    )
+    assert 'data-api-endpoint="eu"' in widget(eu)
+    v1 = widget(FriendlyCaptcha("secret", sitekey="FCMGEMUD2KTDSQ5H", version=1))
+    assert "data-api-endpoint" not in v1 and 'data-sitekey="FCMGEMUD2KTDSQ5H"' in v1
+    # A replaced script (a self-hosted copy) is one file: no CDN twin beside it.
+    mirrored = widget(FriendlyCaptcha("api-key", sitekey="k"), script="/static/site.min.js")
+    assert "nomodule" not in mirrored and "cdn.jsdelivr.net" not in mirrored
+    cap = widget(Cap("d9256640cb53", "secret", endpoint="https://cap.example.com/?x=1"))
+    assert (
+        '<cap-widget class="captcha-guard-box" id="captcha-guard-cap-box"'
+        ' data-cap-api-endpoint="https://cap.example.com/d9256640cb53/"></cap-widget>'
+    ) in cap
+    # Tencent's CaptchaAppId is the site key, given as a string of digits or an integer.
+    assert config_of(widget(tencent(captcha_app_id="2046626881")))["sitekey"] == "2046626881"
+
+
 def test_a_renamed_field_gets_a_hidden_input_the_callback_fills() -> None:
     snippet = widget(ReCaptcha("secret", sitekey="key", field="captcha"))
     assert '<input type="hidden" name="captcha" data-captcha-guard-field="captcha"' in snippet
@@ -198,6 +284,8 @@ def test_a_renamed_field_gets_a_hidden_input_the_callback_fills() -> None:
         (HCaptcha("secret"), "sitekey="),
         (Turnstile("secret"), "sitekey="),
         (AliyunCaptcha("LTAI5tKey", "secret", scene_id="sc3ne1d"), "prefix="),
+        (FriendlyCaptcha("api-key"), "sitekey="),
+        (FriendlyCaptcha("secret", version=1), "sitekey="),
     ],
     ids=lambda v: v if isinstance(v, str) else type(v).__name__,
 )

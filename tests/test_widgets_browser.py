@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +26,23 @@ from starlette.routing import Route
 
 from captcha_guard import (
     AliyunCaptcha,
+    Cap,
     CaptchaGuard,
+    FriendlyCaptcha,
     GeeTest,
     HCaptcha,
     ProofOfWork,
     ReCaptcha,
     Rule,
+    TencentCaptcha,
     Turnstile,
 )
-from captcha_guard.testing import TurnstileEmulator
+from captcha_guard.testing import (
+    CapEmulator,
+    FriendlyCaptchaEmulator,
+    TencentCaptchaEmulator,
+    TurnstileEmulator,
+)
 from captcha_guard.widgets import widget
 from tests.browser import Browser, chromium
 from tests.servers import serve_asgi
@@ -63,6 +72,19 @@ def providers(turnstile_endpoint: str) -> dict[str, Any]:
         "geetest": GeeTest("647f5ed2ed8acb4be36784e01556bb71", "key"),
         "aliyun": AliyunCaptcha("LTAI5tKey", "secret", scene_id="sc3ne1d", prefix="no8xfe"),
         "proof_of_work": ProofOfWork(POW_SECRET),
+        "tencent": TencentCaptcha(
+            "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE",
+            "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
+            captcha_app_id=190000000,
+            app_secret_key="app-secret-key",
+        ),
+        "friendly-captcha": FriendlyCaptcha(
+            "api-key",
+            sitekey="FCMGEMUD2KTDSQ5H",
+            endpoint="https://eu.frcapi.com/api/v2/captcha/siteverify",
+        ),
+        "friendly-captcha-v1": FriendlyCaptcha("secret", sitekey="FCMGEMUD2KTDSQ5H", version=1),
+        "cap": Cap("d9256640cb53", "secret", endpoint="https://cap.example.com"),
     }
 
 
@@ -85,7 +107,12 @@ document.addEventListener("captcha-guard:answer", function (e) {{
 </body></html>"""
 
 
-def site(named: dict[str, Any]) -> CaptchaGuard:
+def site(
+    named: dict[str, Any], gated: Sequence[str] = ("turnstile", "proof_of_work")
+) -> CaptchaGuard:
+    """The test site: ``/page/<name>`` shows ``named[name]``'s widget, and the gate judges
+    ``/protected/<name>`` for each of ``gated``."""
+
     async def page(request: Request) -> Response:
         name = request.path_params["name"]
         mode = request.query_params.get("mode", "fetch")
@@ -135,12 +162,9 @@ def site(named: dict[str, Any]) -> CaptchaGuard:
     )
     return CaptchaGuard(
         app,
-        rules=[
-            Rule("/protected/turnstile", provider="turnstile"),
-            Rule("/protected/proof_of_work", provider="proof_of_work"),
-        ],
+        rules=[Rule(f"/protected/{name}", provider=name) for name in gated],
         provider=named["proof_of_work"],
-        providers={k: v for k, v in named.items() if k in ("turnstile", "proof_of_work")},
+        providers={k: v for k, v in named.items() if k in gated},
     )
 
 
@@ -159,6 +183,40 @@ def served() -> Iterator[tuple[str, TurnstileEmulator]]:
         serve_asgi(site(providers(upstream.endpoint("/siteverify")))) as url,
     ):
         yield url, emulator
+
+
+GATED = ("tencent", "friendly-captcha", "cap")
+
+
+@pytest.fixture(scope="module")
+def gated() -> Iterator[tuple[str, dict[str, Any]]]:
+    """The three newer vendors' widgets in front of the real gate and their emulators."""
+    emulators: dict[str, Any] = {
+        "tencent": TencentCaptchaEmulator(),
+        "friendly-captcha": FriendlyCaptchaEmulator(),
+        "cap": CapEmulator(),
+    }
+    with ExitStack() as stack:
+        up = {name: stack.enter_context(e.serve()) for name, e in emulators.items()}
+        tencent, friendly, cap = (emulators[name] for name in GATED)
+        named = {
+            "proof_of_work": ProofOfWork(POW_SECRET),
+            "tencent": TencentCaptcha(
+                tencent.secret_id,
+                tencent.secret_key,
+                captcha_app_id=tencent.captcha_app_id,
+                app_secret_key=tencent.app_secret_key,
+                endpoint=up["tencent"].endpoint("/"),
+            ),
+            "friendly-captcha": FriendlyCaptcha(
+                friendly.api_key,
+                sitekey=friendly.sitekey,
+                endpoint=up["friendly-captcha"].endpoint("/api/v2/captcha/siteverify"),
+            ),
+            "cap": Cap(cap.site_key, cap.secret, endpoint=up["cap"].endpoint("")),
+        }
+        url = stack.enter_context(serve_asgi(site(named, GATED)))
+        yield url, emulators
 
 
 RENDERED = (
@@ -190,7 +248,15 @@ STANDIN_CASES = {
         ["lot_number", "captcha_output", "pass_token", "gen_time"],
     ),
     "aliyun": ("no8xfe", "aliyun", ["captchaVerifyParam"]),
+    "tencent": ("190000000", "tencent", ["ticket", "randstr"]),
+    "friendly-captcha": ("FCMGEMUD2KTDSQ5H", "friendly-captcha", ["frc-captcha-response"]),
+    "friendly-captcha-v1": ("FCMGEMUD2KTDSQ5H", "friendly-captcha-v1", ["frc-captcha-solution"]),
+    # Cap's element carries the instance's API for the site key, not the key alone.
+    "cap": ("https://cap.example.com/d9256640cb53/", "cap", ["cap-token"]),
 }
+#: The element each vendor renders into, where it is not captcha-guard-<name>-box: Tencent's
+#: is a pop-up of its own; both Friendly Captcha versions are the provider "friendly-captcha".
+BOXES = {"tencent": None, "friendly-captcha-v1": "captcha-guard-friendly-captcha-box"}
 
 
 @pytest.mark.parametrize("name", list(STANDIN_CASES))
@@ -202,10 +268,12 @@ def test_vendor_snippet_resets_after_every_non_2xx_answer(
     browser.get(f"{url}/page/{name}?action=/answer/422")
     rendered = browser.wait_for(RENDERED, what=f"{name} to render", timeout=10)
     assert rendered["sitekey"] == sitekey
-    assert rendered["box"] == f"captcha-guard-{name}-box"
+    assert rendered["box"] == BOXES.get(name, f"captcha-guard-{name}-box")
     if name == "aliyun":
         assert (rendered["region"], rendered["scene"]) == ("cn", "sc3ne1d")
         assert rendered["button"].startswith("#")
+    if name == "friendly-captcha":
+        assert rendered["endpoint"] == "eu"  # the provider verifies at the EU API
 
     browser.run("window.standin.solve('token-1')")
     solved = browser.run(FIELDS)
@@ -281,6 +349,25 @@ def test_turnstile_token_spent_by_the_gate_then_reset(
     browser.run("window.standin.solve(arguments[0])", token)  # a page that kept the old one
     assert submit(browser, 2) == [200, 403]
     assert browser.run(RESETS) == [0]
+
+
+@pytest.mark.parametrize("name", GATED)
+def test_newer_vendors_token_spent_by_the_gate_then_reset(
+    name: str, browser: Browser, gated: tuple[str, dict[str, Any]]
+) -> None:
+    """Through the real gate and the vendor's emulator: the widget's values pass once; the
+    same values again are refused (403) and the snippet asks the widget for fresh ones."""
+    url, emulators = gated
+    load(browser, f"{url}/page/{name}?action=/protected/{name}&text=hello", RENDERED, name)
+    values = list(emulators[name].issue().values())  # what the vendor's widget would hand over
+    browser.run("window.standin.solve.apply(null, arguments[0])", values)
+    assert submit(browser, 1) == [200]
+    assert browser.run(RESETS) == []
+    browser.run("window.standin.solve.apply(null, arguments[0])", values)  # kept the old ones
+    assert submit(browser, 2) == [200, 403]
+    assert browser.run(RESETS) == [name]
+    assert not any(browser.run(FIELDS).values())
+    browser.screenshot(ARTIFACTS / f"widget-{name}-gate-reset.png")
 
 
 ALTCHA_READY = """

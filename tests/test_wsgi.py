@@ -572,10 +572,15 @@ def test_a_trickling_body_is_cut_off_with_a_408_by_the_server_socket(kind: str) 
         b"POST /login HTTP/1.1\r\nhost: x\r\ncontent-type: application/"
         b"x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nlot_number=1"
     )
+    about = b"GET /about HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
     with _slow_body_server(kind) as port:
+        # The server is up and answering before the clock starts (its start-up is no part of
+        # the body's deadline, and takes seconds on a loaded machine).
+        ready, _ = _ask(port, about)
         answer, elapsed = _ask(port, trickle)
         # The worker is free again: the next request is answered at once.
-        after, _ = _ask(port, b"GET /about HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        after, _ = _ask(port, about)
+    assert ready.startswith(b"HTTP/1.1 200"), ready
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert BODY_TIMEOUT <= elapsed < BODY_TIMEOUT + 2.0
     assert after.startswith(b"HTTP/1.1 200"), after

@@ -25,6 +25,7 @@ from ..providers import Provider
 from ._checks import findings
 from ._locate import Key, Locator
 from ._model import ClearanceSpec, Config, ProviderSpec, RuleSpec, StateSpec
+from ._private_tokens import check_rules, private_tokens
 from ._schema import (
     _BREAKER,
     _CLEARANCE,
@@ -51,7 +52,7 @@ T = TypeVar("T")
 
 #: The options of a ``[[rules]]`` entry passed to ``Rule`` as they are (``provider`` is
 #: resolved against the file's providers first).
-RULE_OPTIONS = ("methods", "fail_open", "clearance")
+RULE_OPTIONS = ("methods", "fail_open", "clearance", "private_tokens")
 
 
 def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Config:
@@ -91,6 +92,7 @@ def _build(ctx: Context, document: dict[str, Any], where: Path) -> Config | None
     metrics = _table(ctx, ("metrics",), document.get("metrics", {}), _METRICS)
     state = _state(ctx, document)
     clearance = _clearance(ctx, document)
+    tokens = private_tokens(ctx, document, clearance is not None)
     providers = _providers(ctx, document.get("providers", {}))
     default = _default_provider(ctx, top.get("provider"), document)
     declared = document.get("providers", {})
@@ -98,6 +100,7 @@ def _build(ctx: Context, document: dict[str, Any], where: Path) -> Config | None
     rules = _rules(
         ctx, document.get("rules", []), providers, declared_names, default, clearance is not None
     )
+    check_rules(ctx, document.get("rules", []), tokens is not None)
     if ctx.problems:
         return None
     config = Config(
@@ -113,6 +116,7 @@ def _build(ctx: Context, document: dict[str, Any], where: Path) -> Config | None
         client_ip=client_ip.get("trusted_hops"),
         state=state,
         clearance=clearance,
+        private_tokens=tokens,
         prometheus=metrics.get("prometheus", False),
     )
     findings(config, ctx)

@@ -10,6 +10,7 @@ from typing import Any
 
 from .._rules import Rule
 from ..providers import Provider
+from ._private_tokens import PrivateTokensSpec
 from ._values import Problem
 
 
@@ -95,6 +96,7 @@ class Config:
     client_ip: int | None = None
     state: StateSpec | None = None
     clearance: ClearanceSpec | None = None
+    private_tokens: PrivateTokensSpec | None = None
     prometheus: bool = False
     warnings: tuple[Problem, ...] = ()
 
@@ -120,6 +122,8 @@ class Config:
             out["state"] = self.state.build()
         if self.clearance is not None:
             out["clearance"] = self.clearance.build()
+        if self.private_tokens is not None:
+            out["private_tokens"] = self.private_tokens.build()
         if self.prometheus:
             from ..prometheus import event_hooks
 

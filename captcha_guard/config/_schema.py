@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..providers import (
     AliyunCaptcha,
@@ -18,11 +19,16 @@ from ..providers import (
     ReCaptcha,
     Turnstile,
 )
+from ..providers._pow_pressure import Pressure
+from ..providers._pow_v2 import ALGORITHMS as POW_V2_ALGORITHMS
 from ..providers.cap import Cap
 from ..providers.friendly import FriendlyCaptcha
 from ..providers.tencent import TencentCaptcha
+from ._locate import Key
 from ._values import (
     Check,
+    Context,
+    Invalid,
     _boolean,
     _credential,
     _field_or_int,
@@ -35,6 +41,8 @@ from ._values import (
     _secrets,
     _string_array,
     _strings,
+    _table,
+    _type_name,
 )
 
 ENVIRONMENTS = ("production", "staging", "development", "test")
@@ -218,6 +226,72 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
     ),
 }
 
+
+# ProofOfWork's protocol version, the v2 key derivation (issue 17 §4) and the pressure table
+# (issue 18 §2), in one block.
+def _one_of_ints(*choices: int) -> Check:
+    def check(ctx: Context, path: Key, value: Any) -> int:
+        if isinstance(value, bool) or value not in choices:
+            raise Invalid(path, f"must be one of {', '.join(map(str, choices))}")
+        return int(value)
+
+    return check
+
+
+def _int_array(ctx: Context, path: Key, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise Invalid(path, "must be a non-empty array of integers")
+    return tuple(_integer(1)(ctx, (*path, index), item) for index, item in enumerate(value))
+
+
+def _levels_table(ctx: Context, path: Key, value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise Invalid(path, f"must be a table, not {_type_name(value)}")
+    return {name: _integer(1)(ctx, (*path, name), extra) for name, extra in value.items()}
+
+
+_PRESSURE: dict[str, Check] = {
+    "fleet": _int_array,
+    "network": lambda ctx, path, value: None if value is False else _int_array(ctx, path, value),
+    "window": _number(0, strict=True),
+    "hold": _number(0, strict=True),
+    "ipv4_prefix": _integer(0),
+    "ipv6_prefix": _integer(0),
+    "signals": _levels_table,
+}
+
+
+def _pow_pressure(ctx: Context, path: Key, value: Any) -> Pressure | bool:
+    """``pressure = false``, or a table of ``Pressure``'s fields (the rest keep defaults)."""
+    if isinstance(value, bool):
+        return value
+    options = _table(ctx, path, value, _PRESSURE)
+    try:
+        policy = Pressure(**options)
+        # The provider checks the tables against its own levels; here, their own sense.
+        policy.check(max(len(policy.fleet), len(policy.network or ())))
+    except (TypeError, ValueError) as exc:
+        raise Invalid(path, str(exc).removeprefix("Pressure: ")) from None
+    return policy
+
+
+PROVIDER_TYPES["proof_of_work"] = ProviderType(
+    ProofOfWork,
+    {
+        **PROVIDER_TYPES["proof_of_work"].schema,
+        "version": _one_of_ints(1, 2),
+        "algorithm": _one_of(*POW_V2_ALGORITHMS),
+        "cost": _integer(1),
+        "memory_cost": _integer(1),
+        "parallelism": _integer(1),
+        "issue_budget": _number(0, strict=True, maximum=1),
+        "pressure": _pow_pressure,
+    },
+    ("secret",),
+    ("secret",),
+)
+
+
 _LIMITS: dict[str, Check] = {
     "max_body_size": _integer(0),
     "body_timeout": _number(0, strict=True),
@@ -230,6 +304,8 @@ PARSE_LIMITS: dict[str, str] = {
     "max_files": "file parts in a multipart body",
     "max_json_depth": "nesting of a JSON body",
     "max_json_items": "values of a JSON body (its , [ and { counted)",
+    "max_header_fields": "header lines of a protected request (431 above)",
+    "max_header_bytes": "bytes of a protected request's header names and values (431 above)",
 }
 _STATE: dict[str, Check] = {
     "url": _credential,  # may carry a password: env:/file: welcome, a plain URL allowed
@@ -246,12 +322,22 @@ _RULE: dict[str, Check] = {
     "provider": _nonempty,
     "fail_open": _boolean,
     "clearance": _boolean,
+    "private_tokens": _boolean,
 }
 _TOP: dict[str, Check] = {
     "environment": _one_of(*ENVIRONMENTS),
     "provider": _nonempty,
 }
-_TABLES = ("limits", "client_ip", "state", "clearance", "metrics", "providers", "rules")
+_TABLES = (
+    "limits",
+    "client_ip",
+    "state",
+    "clearance",
+    "private_tokens",
+    "metrics",
+    "providers",
+    "rules",
+)
 
 
 __all__ = [

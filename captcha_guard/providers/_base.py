@@ -76,8 +76,9 @@ class Provider:
         The door sends it; a provider never does I/O."""
         raise NotImplementedError
 
-    def new_challenge(self) -> Mapping[str, Any]:
-        """A fresh challenge, as the JSON document served at ``challenge_path``."""
+    def new_challenge(self, request: ClientRequest | None = None) -> Mapping[str, Any]:
+        """A fresh challenge, as the JSON document served at ``challenge_path``; ``request``
+        is the GET asking for it (its headers and client address), where the door has it."""
         raise NotImplementedError
 
     def read_response(self, claim: Claim, response: ProviderResponse) -> Verdict | ProviderFailure:

@@ -1,4 +1,4 @@
-"""ProofOfWork: self-hosted ALTCHA (v1) challenges, verified on this server alone.
+"""ProofOfWork: self-hosted ALTCHA challenges (v1, or v2 with version=2), verified here alone.
 
 The front doors serve a fresh signed challenge as JSON at ``challenge_path``; the ALTCHA
 widget (2.x and 3.x both speak this format) finds the number whose SHA-256 with the salt is
@@ -39,12 +39,8 @@ ttl the challenge's remaining lifetime. The gate runs ``check_flow`` (``prepare`
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 import hmac
-import json
-import re
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -52,14 +48,20 @@ from typing import Any, ClassVar, Final
 
 from altcha.v1 import ChallengeOptions, create_challenge, hash_hex, hmac_hex
 
-from .._fields import FieldError, Fields
+from .._fields import Fields
 from .._state import StateFull, StateOp, StateUnavailable
 from .._verdict import MISCONFIGURATION, REFUSED, SUSPECT, Outcome, Verdict
+from . import _pow_v2 as v2
 from ._base import ClientRequest, Provider
+from ._pow_pressure import Hints, Pressure, policy_for
+from ._pow_v1 import ALGORITHM, MAX_NUMBER_BOUND
+from ._pow_v1 import decode as decode_v1
+from ._pow_v2 import check_kdf
 
 #: About 5 ms of one core's work for a native solver on average (bench/pow_flood.py), about
-#: 0.05 s for altcha's own Python solver; the widget with Web Crypto in a browser is of the
-#: order of the latter. ALTCHA's default of 1e6 takes ten times that.
+#: 0.05 s for altcha's own Python solver; widget 3.x in Chromium checks one number per Web
+#: Crypto call, about 44,000 a CPU second, so about 1.1 s (median; bench/pow_pressure.py).
+#: ALTCHA's default of 1e6 takes ten times that.
 DEFAULT_MAX_NUMBER = 100_000
 #: Seconds a challenge may be solved and used in. Every accepted solution is remembered this
 #: long, so the lifetime multiplies what a flood can pile up (SECURITY.md).
@@ -75,17 +77,7 @@ NAMESPACE: Final = "pow"
 #: already handed out (honest users typing) still find room when they come back.
 EARLY_FLIP: Final = 0.9
 
-ALGORITHM: Final = "SHA-256"
 _MIN_SECRET_LENGTH = 16
-# The widget's payload is about 250 characters of base64; anything far longer is not one.
-_MAX_PAYLOAD_CHARS = 2048
-# A number far above any max_number we would issue, so str(number) stays short.
-_MAX_NUMBER_BOUND = 10**12
-# The salt create_challenge_v1 makes for us: 12 random bytes in hex, our expiry, the level's
-# max_number, the "&" that stops parameter splicing. Only this shape is judged, so parsing the
-# parameters is unambiguous.
-_SALT = re.compile(r"[0-9a-f]{24}\?expires=([0-9]{1,12})&n=([1-9][0-9]{0,12})&")
-_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 # The label of the key derivation: a new label would be a new key for every provider.
 _KEY_LABEL: Final = b"captcha-guard proof-of-work key v1"
 # 128 bits of the challenge hash name a challenge in the replay memory: server-chosen values,
@@ -117,6 +109,12 @@ class ProofOfWork(Provider):
     while the replay memory of the levels below is full; ``()`` turns escalation off.
     Used challenges are remembered until they expire in the door's ``state=`` (one namespace,
     with its own capacity, per level). ``clock`` is Unix time, injectable for tests.
+
+    ``version=2`` serves ALTCHA proof of work v2 (``algorithm``, ``cost``, ``memory_cost``,
+    ``parallelism`` choose the KDF; ``issue_budget`` bounds what issuing costs: _pow_v2).
+    ``pressure`` raises the level with the rate of passing solutions, fleet-wide and per
+    network, and with request signals a site chooses: a ``Pressure`` table, ``True`` for the
+    default one, ``False`` for none (_pow_pressure).
     """
 
     name: ClassVar[str] = "proof_of_work"
@@ -126,23 +124,35 @@ class ProofOfWork(Provider):
         self,
         secret: str | bytes,
         *,
-        max_number: int = DEFAULT_MAX_NUMBER,
+        version: int = 1,
+        max_number: int | None = None,
         expires: float = DEFAULT_EXPIRES,
         challenge_path: str = DEFAULT_CHALLENGE_PATH,
         field: str = DEFAULT_FIELD,
         clock: Callable[[], float] = time.time,
         realm: str | None = None,
         escalation: Sequence[int] = DEFAULT_ESCALATION,
+        algorithm: str = v2.PBKDF2_SHA256,
+        cost: int | None = None,
+        memory_cost: int | None = None,
+        parallelism: int | None = None,
+        issue_budget: float = v2.DEFAULT_ISSUE_BUDGET,
+        pressure: Pressure | bool = True,
     ) -> None:
         if not isinstance(secret, (str, bytes)) or len(secret) < _MIN_SECRET_LENGTH:
             raise ValueError(
                 f"ProofOfWork: secret must be a str or bytes of at least {_MIN_SECRET_LENGTH}"
                 " characters (e.g. secrets.token_hex(32))"
             )
+        if version not in (1, 2) or isinstance(version, bool):
+            raise ValueError("ProofOfWork: version must be 1 or 2")
+        if max_number is None:
+            max_number = DEFAULT_MAX_NUMBER if version == 1 else v2.DEFAULT_MAX_COUNTER
         if isinstance(max_number, bool) or not isinstance(max_number, int):
             raise TypeError("ProofOfWork: max_number must be an int")
-        if not 1 <= max_number <= _MAX_NUMBER_BOUND:
-            raise ValueError(f"ProofOfWork: max_number must be in 1..{_MAX_NUMBER_BOUND}")
+        bound = MAX_NUMBER_BOUND if version == 1 else v2.MAX_COUNTER
+        if not 1 <= max_number <= bound:
+            raise ValueError(f"ProofOfWork: max_number must be in 1..{bound}")
         if not expires >= 1:
             raise ValueError("ProofOfWork: expires must be >= 1 second")
         if not isinstance(challenge_path, str) or not challenge_path.startswith("/"):
@@ -151,8 +161,17 @@ class ProofOfWork(Provider):
             raise ValueError("ProofOfWork: field must be a non-empty string")
         if realm is not None and (not isinstance(realm, str) or not realm):
             raise ValueError("ProofOfWork: realm must be a non-empty string")
-        levels = _levels(max_number, escalation)
+        levels = _levels(max_number, escalation, bound)
+        if version == 1 and (cost, memory_cost, parallelism) != (None, None, None):
+            raise ValueError("ProofOfWork: cost, memory_cost and parallelism are for version=2")
+        #: The KDF of version 2 (None for version 1).
+        self.kdf = check_kdf(algorithm, cost, memory_cost, parallelism) if version == 2 else None
+        self._issue_budget = v2.IssueBudget(issue_budget)
+        #: The policy that raises levels under pressure (None: off) and what it has learnt.
+        self.pressure = policy_for(pressure, len(levels))
+        self.hints = None if self.pressure is None else Hints(self.pressure, len(levels) - 1, clock)
         super().__init__()
+        self.version = version
         self.max_number = max_number
         self.expires = float(expires)
         self.challenge_path = challenge_path
@@ -162,6 +181,7 @@ class ProofOfWork(Provider):
         self.levels: tuple[int, ...] = levels
         self._level_of = {number: index for index, number in enumerate(levels)}
         self._key = derive_key(secret, self.realm, self.expires)
+        self._v2_keys = v2.signing_keys(self._key)
         # Per level, until when this process believes the level's memory is full: new
         # challenges skip it until then. A hint only: a wrong one costs work, never safety.
         self._full_until = [float("-inf")] * len(levels)
@@ -169,7 +189,8 @@ class ProofOfWork(Provider):
 
     def __repr__(self) -> str:  # never the secret
         return (
-            f"ProofOfWork(max_number={self.max_number}, expires={self.expires:g}, "
+            f"ProofOfWork(version={self.version}, max_number={self.max_number}, "
+            f"expires={self.expires:g}, kdf={self.kdf!r}, "
             f"challenge_path={self.challenge_path!r}, field={self.field!r}, "
             f"levels={self.levels!r})"
         )
@@ -182,9 +203,18 @@ class ProofOfWork(Provider):
                 return index
         return len(self.levels) - 1
 
-    def new_challenge(self) -> dict[str, Any]:
+    def new_challenge(self, request: ClientRequest | None = None) -> dict[str, Any]:
+        """A fresh signed challenge for ``request``'s sender, at the level the replay memory
+        and the pressure ask; for version 2, ``IssueBusy`` when the issuing budget is spent
+        (the front doors answer 503 ``captcha_busy``)."""
         now = self._clock()
-        max_number = self.levels[self.level(now)]
+        level = self.level(now)
+        if self.hints is not None:
+            level = max(level, self.hints.level(request, now))
+        max_number = self.levels[level]
+        if self.kdf is not None:
+            expires = int(now + self.expires)
+            return v2.issue(self.kdf, self._v2_keys, max_number, expires, self._issue_budget)
         expires_at = datetime.datetime.fromtimestamp(now + self.expires, tz=datetime.timezone.utc)
         challenge = create_challenge(
             ChallengeOptions(
@@ -241,7 +271,12 @@ class ProofOfWork(Provider):
         """Every check that needs no state: the payload's shape (FieldError), the work, the
         signature, the level and the expiry. A rejected Verdict, or the one state operation
         left to do: ``remember(spend.namespace, spend.key, spend.ttl)``, then ``settle``."""
-        payload = _decode(self.field, fields.one(self.field))
+        if self.kdf is not None:
+            solved = v2.judge(self.field, fields.one(self.field), self.kdf, self._v2_keys)
+            if isinstance(solved, str):
+                return self.rejected(f"proof of work: {solved}")
+            return self._spend(solved.max_counter, solved.expires_at, solved.nonce)
+        payload = decode_v1(self.field, fields.one(self.field))
         salt, number = payload["salt"], payload["number"]
         challenge, signature = payload["challenge"], payload["signature"]
         worked = hash_hex(ALGORITHM, f"{salt}{number}".encode())
@@ -251,17 +286,19 @@ class ProofOfWork(Provider):
         if not hmac.compare_digest(expected, signature):
             # Forged, or issued by another provider (another secret, realm or lifetime).
             return self.rejected("proof of work: bad signature")
-        level = self._level_of.get(int(payload["n"]))
+        return self._spend(int(payload["n"]), int(payload["expires"]), challenge[:_KEY_HEX_CHARS])
+
+    def _spend(self, max_number: int, expires_at: int, name: str) -> Verdict | Spend:
+        """The level and expiry checks both versions share, and the replay memory's key."""
+        level = self._level_of.get(max_number)
         if level is None:
             # Ours, but of a difficulty this provider no longer serves (max_number changed).
             return self.rejected("proof of work: difficulty not served here")
-        expires_at = int(payload["expires"])
         now = self._clock()
         if now > expires_at:
             return self.rejected("proof of work: challenge expired")
         namespace = NAMESPACE if level == 0 else f"{NAMESPACE}:{level}"
-        key = f"{namespace}:{challenge[:_KEY_HEX_CHARS]}"
-        return Spend(level, namespace, key, expires_at, now)
+        return Spend(level, namespace, f"{namespace}:{name}", expires_at, now)
 
     def settle(self, spend: Spend, first: bool | None, fill: float | None = None) -> Verdict:
         """The verdict once the replay memory answered: ``first`` True (new), False (seen
@@ -307,7 +344,7 @@ class Spend:
         return max(self.expires_at - self.now, 0.0)
 
 
-def _levels(max_number: int, escalation: Sequence[int]) -> tuple[int, ...]:
+def _levels(max_number: int, escalation: Sequence[int], bound: int) -> tuple[int, ...]:
     if isinstance(escalation, (str, bytes)) or not isinstance(escalation, Sequence):
         raise TypeError("ProofOfWork: escalation must be a sequence of ints, e.g. (8, 64)")
     levels = [max_number]
@@ -315,40 +352,13 @@ def _levels(max_number: int, escalation: Sequence[int]) -> tuple[int, ...]:
         if isinstance(step, bool) or not isinstance(step, int):
             raise TypeError("ProofOfWork: escalation steps must be ints")
         number = max_number * step
-        if number <= levels[-1] or number > _MAX_NUMBER_BOUND:
+        if number <= levels[-1] or number > bound:
             raise ValueError(
                 "ProofOfWork: escalation steps must increase, and max_number times the last"
-                f" must be at most {_MAX_NUMBER_BOUND}"
+                f" must be at most {bound}"
             )
         levels.append(number)
     return tuple(levels)
-
-
-def _decode(name: str, encoded: str) -> dict[str, Any]:
-    """The widget's payload, checked for shape; FieldError (403) for anything else."""
-    malformed = FieldError(f"malformed {name}")
-    if len(encoded) > _MAX_PAYLOAD_CHARS:
-        raise malformed
-    try:
-        document = json.loads(base64.b64decode(encoded, validate=True).decode("utf-8"))
-    except (binascii.Error, ValueError, RecursionError):  # bad base64, UTF-8 or JSON
-        raise malformed from None
-    if not isinstance(document, dict) or document.get("algorithm") != ALGORITHM:
-        raise malformed
-    number = document.get("number")
-    if isinstance(number, bool) or not isinstance(number, int):
-        raise malformed
-    if not 0 <= number <= _MAX_NUMBER_BOUND:
-        raise malformed
-    salt = document.get("salt")
-    salted = _SALT.fullmatch(salt) if isinstance(salt, str) else None
-    if salted is None:
-        raise malformed
-    for key in ("challenge", "signature"):
-        value = document.get(key)
-        if not isinstance(value, str) or not _HEX_SHA256.fullmatch(value):
-            raise malformed
-    return {**document, "expires": salted.group(1), "n": salted.group(2)}
 
 
 __all__ = [

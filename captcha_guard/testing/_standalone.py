@@ -9,7 +9,9 @@ and prints a JSON line on stdout with what the site needs:
      "control": "http://127.0.0.1:PORT2", "credentials": {"captcha_id": ..., ...}}
 
 ``credentials`` are the provider's keywords (point the provider's ``endpoint=`` at
-``endpoint``). The control endpoint plays the widget and the outages:
+``endpoint``; for Cap it is the instance's base URL). ``--api-version 1`` serves an older API
+where the vendor still has one (Friendly Captcha's v1). The control endpoint plays the widget
+and the outages:
 
     POST {control}/issue      a solved captcha's client fields (JSON; a JSON object body gives
                               the emulator's ``issue()`` keywords: {"scene": "login"}, ...)
@@ -28,17 +30,20 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
 from ._aliyun import AliyunCaptchaEmulator
+from ._cap import CapEmulator
 from ._deepknow import DeepKnowEmulator
 from ._emulator import Emulator, EmulatorServer, Outage
+from ._friendly import FriendlyCaptchaEmulator
 from ._geetest import GeeTestEmulator
 from ._siteverify import HCaptchaEmulator, ReCaptchaEmulator, TurnstileEmulator
+from ._tencent import TencentCaptchaEmulator
 
 _MAX_CONTROL_BODY = 16_384
 
@@ -49,11 +54,17 @@ class Vendor:
 
     make: Callable[[], Emulator]
     path: str
-    credentials: Callable[[Any], dict[str, str]]
+    credentials: Callable[[Any], dict[str, Any]]
+    #: Keywords ``POST /issue`` gives the emulator's ``issue()`` unless the body names them.
+    issue: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _siteverify(emulator: Any) -> dict[str, str]:
+def _siteverify(emulator: Any) -> dict[str, Any]:
     return {"secret": emulator.secret, "sitekey": emulator.sitekey}
+
+
+def _friendly(emulator: Any) -> dict[str, Any]:
+    return {"api_key": emulator.api_key, "sitekey": emulator.sitekey}
 
 
 VENDORS: dict[str, Vendor] = {
@@ -75,15 +86,60 @@ VENDORS: dict[str, Vendor] = {
     "recaptcha": Vendor(ReCaptchaEmulator, "/siteverify", _siteverify),
     "hcaptcha": Vendor(HCaptchaEmulator, "/siteverify", _siteverify),
     "turnstile": Vendor(TurnstileEmulator, "/siteverify", _siteverify),
+    "tencent": Vendor(
+        TencentCaptchaEmulator,
+        "/",
+        lambda e: {
+            "secret_id": e.secret_id,
+            "secret_key": e.secret_key,
+            "captcha_app_id": e.captcha_app_id,
+            "app_secret_key": e.app_secret_key,
+        },
+    ),
+    "friendly_captcha": Vendor(FriendlyCaptchaEmulator, "/api/v2/captcha/siteverify", _friendly),
+    # Cap's provider takes the instance's base URL and adds /<site-key>/siteverify itself.
+    "cap": Vendor(CapEmulator, "", lambda e: {"site_key": e.site_key, "secret": e.secret}),
 }
+
+#: Older APIs a vendor still serves, by ``(vendor, version)``; ``VENDORS`` holds the current.
+OLDER_APIS: dict[tuple[str, int], Vendor] = {
+    ("friendly_captcha", 1): Vendor(
+        FriendlyCaptchaEmulator,
+        "/api/v1/siteverify",
+        lambda e: {**_friendly(e), "version": 1},
+        {"version": 1},
+    ),
+}
+
+
+#: The version ``VENDORS`` serves, for vendors with ``OLDER_APIS`` (so it may be named too).
+CURRENT_APIS: dict[str, int] = {"friendly_captcha": 2}
+
+
+def vendor_spec(vendor: str, version: int | None = None) -> Vendor:
+    """How to emulate ``vendor`` at API ``version`` (None: the current one); ``LookupError``
+    for a version this emulator does not serve."""
+    if version is None or version == CURRENT_APIS.get(vendor):
+        return VENDORS[vendor]
+    try:
+        return OLDER_APIS[(vendor, version)]
+    except KeyError:
+        served = sorted(v for name, v in OLDER_APIS if name == vendor)
+        if vendor in CURRENT_APIS:
+            served.append(CURRENT_APIS[vendor])
+        offered = ", ".join(map(str, served)) or "the current one only"
+        raise LookupError(f"{vendor}: no API version {version} (served: {offered})") from None
 
 
 class Standalone:
     """One emulator served on 127.0.0.1, with its control server beside it."""
 
-    def __init__(self, vendor: str, *, port: int = 0, control_port: int = 0) -> None:
+    def __init__(
+        self, vendor: str, *, port: int = 0, control_port: int = 0, version: int | None = None
+    ) -> None:
         self.vendor = vendor
-        spec = VENDORS[vendor]
+        spec = vendor_spec(vendor, version)
+        self.issue_defaults = dict(spec.issue)
         self.emulator = spec.make()
         self.server = EmulatorServer(self.emulator, port=port)
         self.endpoint = self.server.endpoint(spec.path)
@@ -178,7 +234,8 @@ def _control_handler(owner: Standalone) -> type[BaseHTTPRequestHandler]:
 
         def _issue(self, keywords: dict[str, Any]) -> None:
             try:
-                fields = owner.emulator.issue(**keywords)  # type: ignore[attr-defined]
+                issue = owner.emulator.issue  # type: ignore[attr-defined]
+                fields = issue(**{**owner.issue_defaults, **keywords})
             except Exception as exc:  # keywords the emulator refuses, values of the wrong type
                 reason = f"{type(exc).__name__}: {exc}"[:200]
                 self._answer(400, {"error": "bad_request", "reason": reason})
@@ -205,9 +262,11 @@ def _control_handler(owner: Standalone) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def standalone(vendor: str, *, port: int = 0, control_port: int = 0) -> Iterator[Standalone]:
+def standalone(
+    vendor: str, *, port: int = 0, control_port: int = 0, version: int | None = None
+) -> Iterator[Standalone]:
     """``Standalone`` for the length of a block (closed on exit)."""
-    served = Standalone(vendor, port=port, control_port=control_port)
+    served = Standalone(vendor, port=port, control_port=control_port, version=version)
     try:
         yield served
     finally:
@@ -216,10 +275,16 @@ def standalone(vendor: str, *, port: int = 0, control_port: int = 0) -> Iterator
 
 def emulate(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
     """Run ``captcha-guard emulate`` until SIGINT or SIGTERM; exit code 0, 1 if it cannot
-    listen on the ports asked for."""
+    listen on the ports asked for, 2 for an API version it does not serve."""
     stop = threading.Event()
+    version = getattr(args, "api_version", None)
     try:
-        served = Standalone(args.vendor, port=args.port, control_port=args.control_port)
+        served = Standalone(
+            args.vendor, port=args.port, control_port=args.control_port, version=version
+        )
+    except LookupError as exc:
+        print(f"emulate: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"cannot listen: {exc}", file=sys.stderr)
         return 1
@@ -246,4 +311,13 @@ def emulate(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-__all__ = ["VENDORS", "Standalone", "emulate", "standalone"]
+__all__ = [
+    "CURRENT_APIS",
+    "OLDER_APIS",
+    "VENDORS",
+    "Standalone",
+    "Vendor",
+    "emulate",
+    "standalone",
+    "vendor_spec",
+]

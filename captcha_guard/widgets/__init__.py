@@ -11,7 +11,8 @@ or a CSRF 403), after a network error, and when the browser shows the page again
 back-forward cache. Pure Python: no template engine is imported. ``jinja_global`` makes a Jinja
 global of it; ``captcha_guard/django/templatetags/captcha_guard.py`` a Django template tag.
 
-Adding a provider's widget is one ``WidgetSpec`` entry in ``_table.py``'s ``WIDGETS``.
+Adding a provider's widget is one ``WidgetSpec`` entry in ``_table.py``'s ``WIDGETS`` (or a function
+choosing one by the provider's settings, as Friendly Captcha's v1 and v2 do).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ._render import Mode, Snippet, spec_for, widget
-from ._spec import ProviderLike, WidgetSpec
+from ._spec import ProviderLike, WidgetEntry, WidgetSpec
 from ._table import ALTCHA_SCRIPT, NO_WIDGET, WIDGETS
 
 
@@ -69,6 +70,7 @@ __all__ = [
     "WIDGETS",
     "Mode",
     "Snippet",
+    "WidgetEntry",
     "WidgetSpec",
     "jinja_global",
     "resolve",

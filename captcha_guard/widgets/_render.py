@@ -40,12 +40,13 @@ def spec_for(provider: ProviderLike) -> WidgetSpec:
     if name in NO_WIDGET:
         raise LookupError(f"widget: {NO_WIDGET[name]}")
     try:
-        return WIDGETS[name]
+        entry = WIDGETS[name]
     except KeyError:
         raise LookupError(
             f"widget: no page widget is known for provider {name!r}"
             " (add its WidgetSpec to captcha_guard/widgets/_table.py)"
         ) from None
+    return entry if isinstance(entry, WidgetSpec) else entry(provider)
 
 
 def widget(
@@ -129,6 +130,11 @@ def widget(
             f'<script src="{html.escape(url, quote=True)}" {spec.script_attributes}'
             f"{nonce_attr}></script>"
         )
+        if spec.nomodule_script and script is None:
+            parts.append(
+                f'<script nomodule src="{html.escape(spec.nomodule_script, quote=True)}"'
+                f" async defer{nonce_attr}></script>"
+            )
     return Snippet("\n".join(parts))
 
 

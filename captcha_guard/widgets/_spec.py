@@ -54,6 +54,15 @@ class WidgetSpec:
     script_attributes: str = "async defer"
     #: The provider keyword that carries the site key, for the error a missing one raises.
     sitekey_keyword: str = "sitekey"
+    #: The vendor's ``nomodule`` twin of a ``type="module"`` script, for browsers without ES
+    #: modules (rendered after it, with the same nonce; left out when ``widget(script=...)``
+    #: replaces the vendor's script, since a mirror or self-hosted copy is the site's choice).
+    nomodule_script: str = ""
 
 
-__all__ = ["ProviderLike", "WidgetSpec"]
+#: A ``WIDGETS`` entry: a spec, or a function choosing one by the provider's settings (a vendor
+#: whose API versions load different scripts, as Friendly Captcha's v1 and v2 do).
+WidgetEntry = WidgetSpec | Callable[[ProviderLike], WidgetSpec]
+
+
+__all__ = ["ProviderLike", "WidgetEntry", "WidgetSpec"]

@@ -11,8 +11,9 @@ then answers 422 or a CSRF 403, so the page must ask for a new one after any non
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
 
-from ._spec import ProviderLike, WidgetSpec
+from ._spec import ProviderLike, WidgetEntry, WidgetSpec
 
 # ---------------------------------------------------------------- the siteverify family
 # reCAPTCHA, hCaptcha and Turnstile share one client API: ``?onload=...&render=explicit``,
@@ -136,9 +137,143 @@ PROOF_OF_WORK = WidgetSpec(
     reset="function (box, o, x) { if (typeof box.reset === 'function') box.reset(); }",
 )
 
+# ---------------------------------------------------------------- Tencent Cloud Captcha
+# ``new TencentCaptcha(CaptchaAppId, callback, options)`` is a pop-up with no element of its
+# own; ``show()`` opens it and the callback gets ``{ret, ticket, randstr}`` (ret 0: solved; 2:
+# closed by the user). A ``trerror_`` disaster ticket also comes with ret 0 and is posted like
+# any other: the gate, not the page, decides what it is worth. An instance is not reusable
+# after its ticket is spent, so a reset destroys it and shows a new one.
+
+_TENCENT_FIELDS = ("ticket", "randstr")
+
+TENCENT = WidgetSpec(
+    script="https://turing.captcha.qcloud.com/TCaptcha.js",
+    script_attributes="defer",
+    ready="typeof window.TencentCaptcha === 'function'",
+    element='<div class="captcha-guard-box" id="{id}-box"></div>',
+    params=lambda provider: {"sitekey": str(provider.captcha_app_id)},
+    fields=lambda provider: _TENCENT_FIELDS,
+    hidden=lambda provider: _TENCENT_FIELDS,
+    sitekey_keyword="captcha_app_id",
+    mount=(
+        "function (box, o, x) {"
+        " x.vendor = new window.TencentCaptcha(o.sitekey, function (r) {"
+        " var ok = r && r.ret === 0 && r.ticket;"
+        " o.fields.forEach(function (n) { x.put(n, ok ? r[n] : ''); }); }, o.vendor);"
+        " x.vendor.show(); }"
+    ),
+    reset=(
+        "function (box, o, x) { if (x.vendor && x.vendor.destroy) x.vendor.destroy();"
+        " x.mountFn(box, o, x); }"
+    ),
+)
+
+# ---------------------------------------------------------------- Friendly Captcha
+# Both versions' site scripts render every ``.frc-captcha`` element on their own and put the
+# token in a hidden input inside it (v2 ``frc-captcha-response``, v1 ``frc-captcha-solution``),
+# so there is nothing to mount but a listener that keeps the runtime's copy of the token.
+
+FRIENDLY_SDK = "https://cdn.jsdelivr.net/npm/@friendlycaptcha/sdk@1.0.2/"
+FRIENDLY_V1 = "https://cdn.jsdelivr.net/npm/friendly-challenge@0.9.20/"
+
+
+def _friendly_params(provider: ProviderLike) -> Mapping[str, str | None]:
+    # An EU plan's widget must talk to the EU API too (data-api-endpoint="eu").
+    eu = (urlsplit(provider.endpoint).hostname or "").startswith("eu.")
+    return {
+        "sitekey": provider.sitekey,
+        "field": provider.field,
+        "api": "eu" if eu else "global",
+    }
+
+
+def _friendly_spec(
+    base: str, module: str, nomodule: str, attributes: str, *, mount: str, reset: str
+) -> WidgetSpec:
+    """One Friendly Captcha version: its module script and ``nomodule`` twin under ``base``,
+    the ``.frc-captcha`` element with ``attributes``."""
+    return WidgetSpec(
+        script=base + module,
+        nomodule_script=base + nomodule,
+        script_attributes='type="module" async defer',
+        element=(
+            '<div class="frc-captcha captcha-guard-box" id="{id}-box" data-sitekey="{sitekey}"'
+            f"{attributes}></div>"
+        ),
+        params=_friendly_params,
+        fields=lambda provider: (provider.field,),
+        mount=mount,
+        reset=reset,
+    )
+
+
+FRIENDLY_CAPTCHA_V2 = _friendly_spec(
+    FRIENDLY_SDK,
+    "site.min.js",
+    "site.compat.min.js",
+    ' data-api-endpoint="{api}"',
+    mount=(
+        "function (box, o, x) {"
+        " box.addEventListener('frc:widget.complete', function (e) {"
+        " x.put(o.field, e.detail.response); });"
+        " box.addEventListener('frc:widget.expire', function () { x.put(o.field, ''); }); }"
+    ),
+    reset=(
+        "function (box, o, x) { if (!window.frcaptcha) return;"
+        " window.frcaptcha.getAllWidgets().forEach(function (w) {"
+        " if (w.getElement() === box) w.reset(); }); }"
+    ),
+)
+
+FRIENDLY_CAPTCHA_V1 = _friendly_spec(
+    FRIENDLY_V1,
+    "widget.module.min.js",
+    "widget.min.js",
+    "",
+    mount="function (box, o, x) {}",
+    # v1 offers only the page's last auto-rendered widget: one v1 widget per page.
+    reset=(
+        "function (box, o, x) { var f = window.friendlyChallenge;"
+        " if (f && f.autoWidget) f.autoWidget.reset(); }"
+    ),
+)
+
+
+def _friendly(provider: ProviderLike) -> WidgetSpec:
+    return FRIENDLY_CAPTCHA_V1 if provider.version == 1 else FRIENDLY_CAPTCHA_V2
+
+
+# ---------------------------------------------------------------- Cap
+# ``<cap-widget>`` is a custom element pointed at the instance's ``/<site-key>/`` API; inside a
+# form it adds the hidden ``cap-token`` input itself and fires ``solve`` with the token.
+
+CAP_SCRIPT = "https://cdn.jsdelivr.net/npm/cap-widget@0.1.57"
+
+CAP = WidgetSpec(
+    script=CAP_SCRIPT,
+    script_attributes='type="module"',
+    ready="!!(window.customElements && window.customElements.get('cap-widget'))",
+    element=(
+        '<cap-widget class="captcha-guard-box" id="{id}-box"'
+        ' data-cap-api-endpoint="{api}"></cap-widget>'
+    ),
+    params=lambda provider: {
+        "sitekey": provider.site_key,
+        "api": f"{provider.instance}/{provider.site_key}/",
+    },
+    fields=lambda provider: ("cap-token",),
+    sitekey_keyword="site_key",
+    mount=(
+        "function (box, o, x) {"
+        " box.addEventListener('solve', function (e) { x.put(o.fields[0], e.detail.token); });"
+        " box.addEventListener('reset', function () { x.put(o.fields[0], ''); }); }"
+    ),
+    reset="function (box, o, x) { if (typeof box.reset === 'function') box.reset(); }",
+)
+
 # ---------------------------------------------------------------- the table
 
-WIDGETS: dict[str, WidgetSpec] = {
+WIDGETS: dict[str, WidgetEntry] = {
     "geetest": GEETEST,
     "aliyun": ALIYUN,
     "recaptcha": _siteverify(
@@ -152,7 +287,10 @@ WIDGETS: dict[str, WidgetSpec] = {
         "turnstile",
     ),
     "proof_of_work": PROOF_OF_WORK,
-    # New providers' widgets go here, one entry each (Tencent, Friendly Captcha, Cap, ...).
+    "tencent": TENCENT,
+    "friendly-captcha": _friendly,
+    "cap": CAP,
+    # New providers' widgets go here, one entry each.
 }
 
 #: Providers without a page widget, and why: ``widget()`` says so instead of a bare KeyError.
