@@ -123,7 +123,7 @@ def test_the_example_builds_both_doors(caplog: pytest.LogCaptureFixture) -> None
         # Every option the file sets reaches the door: none is dropped.
         assert guard.gate.body_timeout == 10.0
         assert guard.gate.parse_limits.max_files == 100
-        assert guard.state is not None and guard.gate.shared
+        assert guard.state is not None and guard.state.shared
         assert guard.gate.clearance is not None
         assert guard.gate.routes[1].clearance_scope is not None
         assert set(guard.gate.hooks) == {
