@@ -450,6 +450,24 @@ def test_a_password_in_the_state_url_is_a_secret(tmp_path: Path) -> None:
     assert "redis://" in only_problem(path).message
 
 
+def test_the_state_table_carries_the_failure_policy(tmp_path: Path) -> None:
+    """``[state]`` says what shared state may answer (docs/shared-state.md): the opt-in to
+    per-process answers, the tolerated clock skew and each namespace's capacity reach the
+    RedisState the door gets; a value outside the choices is the file's error."""
+    base = POW + '[[rules]]\npattern = "/a"\n[state]\nurl = "unix:///tmp/none.sock"\n'
+    path = write(tmp_path, base + 'in_outage = "per_process"\nclock_skew = 5\nmax_entries = 10\n')
+    state = load(path).state
+    assert state is not None
+    built = state.build()
+    try:
+        assert (built.in_outage, built.clock_skew) == ("per_process", 5)
+    finally:
+        built.close()
+    path.write_text(textwrap.dedent(base).lstrip("\n") + 'in_outage = "allow"\n')
+    problem = only_problem(path)
+    assert problem.key == "state.in_outage"
+
+
 # Options the doors do not take yet: built in Config, handed over by one table.
 
 
