@@ -134,7 +134,7 @@ def main() -> None:
                 for label, package in packages:
                     rows[label].append(measure(package, method, path))
             for label, _ in packages:
-                decision, asgi_added, wsgi_added = (min(c) for c in zip(*rows[label]))
+                decision, asgi_added, wsgi_added = (min(c) for c in zip(*rows[label], strict=True))
                 print(
                     f"{method + ' ' + path:<22} {label:<10} {decision:>7.0f}ns "
                     f"{asgi_added:>6.0f}ns {wsgi_added:>6.0f}ns"
