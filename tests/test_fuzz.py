@@ -38,8 +38,10 @@ from tests.helpers import Capture, FakeClock, RecordingApp
 from tests.servers import serve_asgi
 
 MAX_BODY = 16 * 1024
-PROTECTED_PATHS = ["/login", "/login/", "//login"]
-UNPROTECTED_PATHS = ["/about", "/", "/loginx", "/LOGIN", "/login/more", "/static/app.js"]
+# "/LOGIN" and "/login.json" are protected too: the generic doors match any letter case
+# (BlackSheep routes it) and Django REST framework's format suffixes (docs/routing.md).
+PROTECTED_PATHS = ["/login", "/login/", "//login", "/LOGIN", "/login.json"]
+UNPROTECTED_PATHS = ["/about", "/", "/loginx", "/login/more", "/static/app.js"]
 STATES = ["up", "failing", "circuit open"]
 #: Per request, in-process: far above what one takes, far below a hang.
 DEADLINE = 5.0
