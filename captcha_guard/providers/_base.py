@@ -97,7 +97,7 @@ class Provider:
         self, claim: Claim, document: dict[str, Any], response: ProviderResponse
     ) -> Verdict | ProviderFailure:
         """Sort the provider's JSON answer into a verdict or a failure, through the vendor's
-        fault table (``_faults.FaultTable``) with an explicit default for unknown codes."""
+        fault table (``_fault_table.FaultTable``) with an explicit default for unknown codes."""
         raise NotImplementedError
 
     # Helpers for subclasses.
