@@ -12,6 +12,8 @@ import heapq
 import threading
 from typing import Protocol
 
+from ._check import int_arg
+
 DEFAULT_MAX_ENTRIES = 100_000
 
 
@@ -42,9 +44,7 @@ class MemoryReplayStore:
     """
 
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
-            raise ValueError("max_entries must be an integer >= 1")
-        self.max_entries = max_entries
+        self.max_entries = int_arg(max_entries, "max_entries")
         self._lock = threading.Lock()
         self._expiry: dict[str, float] = {}
         self._queue: list[tuple[float, str]] = []  # a heap: soonest expiry first
