@@ -13,15 +13,33 @@ import timeit
 from collections.abc import Callable
 
 from captcha_guard._client_ip import ClientAddress
-from captcha_guard._fallback import (
-    DEFAULT_BUDGET_CLIENTS,
-    FallbackGuard,
-    FallbackLimit,
-    MemoryFallbackBudget,
-    network_of,
-)
-from captcha_guard._replay import DEFAULT_MAX_ENTRIES, MemoryReplayStore
+from captcha_guard._fallback import FallbackLimit, network_of, refusal_flow
+from captcha_guard._memory import DEFAULT_MAX_ENTRIES, MemoryState
+from captcha_guard._state import StateFull
 from captcha_guard._verdict import Outcome
+
+
+class Guard:
+    """The gate's fallback decision (``refusal_flow``) performed on a MemoryState, as a door
+    performs it."""
+
+    def __init__(self, state: MemoryState, limit: FallbackLimit) -> None:
+        self.state, self.limit = state, limit
+
+    def refusal(self, replay_key: str, client: str) -> tuple[Outcome, str] | None:
+        flow = refusal_flow(self.limit, replay_key, client)
+        run = self.state.run
+        try:
+            op = next(flow)
+            while True:
+                try:
+                    result = run(op)
+                except StateFull as full:
+                    op = flow.throw(full)
+                else:
+                    op = flow.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
 
 def per_call(function: Callable[[], object], number: int) -> float:
@@ -30,10 +48,7 @@ def per_call(function: Callable[[], object], number: int) -> float:
 
 
 def decision_cost() -> list[tuple[str, float]]:
-    guard = FallbackGuard(
-        MemoryReplayStore(max_entries=10**7),
-        FallbackLimit(10**9, budget=MemoryFallbackBudget(10**9, max_clients=10**7)),
-    )
+    guard = Guard(MemoryState(max_entries=10**7, max_buckets=10**7), FallbackLimit(10**9))
     counter = iter(range(10**9))
 
     def v4() -> None:
@@ -68,15 +83,7 @@ def decision_cost() -> list[tuple[str, float]]:
 def flood_from_one_48(per_minute: int = 10) -> tuple[int, float]:
     """Fallbacks one /48 gets in before the default replay memory is full, and the CPU time
     the gate spends on them (the attacker's own request rate is the real bound)."""
-    guard = FallbackGuard(
-        MemoryReplayStore(),
-        FallbackLimit(
-            per_minute,
-            budget=MemoryFallbackBudget(
-                per_minute, max_clients=DEFAULT_BUDGET_CLIENTS, clock=lambda: 0.0
-            ),
-        ),
-    )
+    guard = Guard(MemoryState(clock=lambda: 0.0), FallbackLimit(per_minute))
     admitted = 0
     started = timeit.default_timer()
     for n in range(DEFAULT_MAX_ENTRIES * 2):

@@ -45,14 +45,13 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from captcha_guard import ProofOfWork  # noqa: E402
+from captcha_guard import MemoryState, ProofOfWork  # noqa: E402
 from captcha_guard._fields import Fields  # noqa: E402
-from captcha_guard._replay import DEFAULT_MAX_ENTRIES, MemoryReplayStore  # noqa: E402
+from captcha_guard._memory import DEFAULT_MAX_ENTRIES  # noqa: E402
+from captcha_guard._state import StateFull  # noqa: E402
 from captcha_guard.providers import proof_of_work as pow_module  # noqa: E402
-from captcha_guard.providers._base import ClientRequest  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef"
-REQUEST = ClientRequest(method="POST", path="/login", client_host=None, headers={}, raw={})
 SOLVER_SOURCE = Path(__file__).with_name("pow_solver.c")
 # Challenges per level for the rate measurement: about a second of one core each.
 SAMPLES = {100_000: 200, 800_000: 30, 6_400_000: 5}
@@ -103,15 +102,27 @@ def encode(challenge: dict[str, Any], number: int) -> str:
     return base64.b64encode(json.dumps(payload).encode()).decode()
 
 
-def judge(provider: ProofOfWork, value: str) -> tuple[bool, str]:
+def judge(provider: ProofOfWork, value: str, state: MemoryState) -> tuple[bool, str]:
+    """The gate's judgement (``check_flow``), its replay memory in ``state``."""
     fields = Fields()
     fields.add("altcha", value)
-    verdict = provider.check(fields, REQUEST)
-    return verdict.passed, verdict.reason
+    flow = provider.check_flow(fields)
+    try:
+        op = next(flow)
+        try:
+            result = state.run(op)
+        except StateFull as full:
+            flow.throw(full)
+        else:
+            flow.send(result)
+    except StopIteration as stop:
+        return stop.value.passed, stop.value.reason
+    raise AssertionError("check_flow yields one operation")
 
 
 def measure(solver: Path, max_number: int, count: int) -> Rate:
     provider = ProofOfWork(SECRET, max_number=max_number, escalation=())
+    state = MemoryState()
     challenges = [provider.new_challenge() for _ in range(count)]
     lines = "".join(f"{c['salt']} {c['challenge']} {c['maxnumber']}\n" for c in challenges)
     ran = subprocess.run([str(solver)], input=lines, capture_output=True, text=True, check=True)
@@ -119,7 +130,7 @@ def measure(solver: Path, max_number: int, count: int) -> Rate:
     hashes = 0
     for challenge, answer in zip(challenges, answers, strict=True):
         number, tried = (int(part) for part in answer.split())
-        passed, reason = judge(provider, encode(challenge, number))
+        passed, reason = judge(provider, encode(challenge, number), state)
         if not passed:
             raise SystemExit(f"the native solver's answer was refused: {reason}")
         hashes += tried
@@ -134,9 +145,9 @@ def bytes_per_entry(entries: int = DEFAULT_MAX_ENTRIES) -> float:
     keys = [f"pow:{os.urandom(16).hex()}" for _ in range(entries)]  # made before measuring
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    store = MemoryReplayStore(max_entries=entries)
+    state = MemoryState(max_entries=entries, clock=lambda: 0.0)
     for index, key in enumerate(keys):
-        store.remember(key, 1_000_000.0 + index / 1000, 0.0)
+        state.remember("pow", key, 1_000_000.0 + index / 1000)
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     key_bytes = sum(sys.getsizeof(key) for key in keys)  # the keys themselves are kept too
@@ -192,7 +203,10 @@ def simulate(
     seconds: float,
     honest_per_second: float,
     seed: int = 8,
+    state: MemoryState | None = None,
 ) -> Tally:
+    """The flood; the replay memory in ``state`` (default: a MemoryState on ``clock``)."""
+    state = MemoryState(clock=clock) if state is None else state
     rng = random.Random(seed)
     random.seed(seed)
     tally = Tally()
@@ -238,7 +252,7 @@ def simulate(
                 honest(now, 1)
                 continue
             clock.now = now
-            passed, reason = judge(provider, encode(data[0], data[1]))
+            passed, reason = judge(provider, encode(data[0], data[1]), state)
             outcome = "passed" if passed else reason.removeprefix("proof of work: ")
             if kind == "attacker submits":
                 tally.attacker[outcome] += 1
@@ -252,14 +266,16 @@ def simulate(
                 else:
                     honest(now, 2)
             if tally.attacker.total() % 4096 == 0:
-                tally.peak_entries = max(tally.peak_entries, entries(provider))
-        tally.peak_entries = max(tally.peak_entries, entries(provider))
+                tally.peak_entries = max(tally.peak_entries, entries(provider, state))
+        tally.peak_entries = max(tally.peak_entries, entries(provider, state))
     return tally
 
 
-def entries(provider: ProofOfWork) -> int:
-    stores = {id(store): store for store in provider.replay_stores}.values()
-    return sum(len(store) for store in stores if isinstance(store, MemoryReplayStore))
+def entries(provider: ProofOfWork, state: MemoryState) -> int:
+    namespaces = [pow_module.NAMESPACE] + [
+        f"{pow_module.NAMESPACE}:{level}" for level in range(1, len(provider.levels))
+    ]
+    return sum(state.remembered(namespace) for namespace in namespaces)
 
 
 def configurations(clock: Clock) -> dict[str, ProofOfWork]:
@@ -268,7 +284,6 @@ def configurations(clock: Clock) -> dict[str, ProofOfWork]:
             SECRET,
             expires=300,
             escalation=(),
-            replay_store=MemoryReplayStore(),
             clock=clock,
         ),
         "now (defaults: 120 s, levels 1x/8x/64x, 100,000 per level)": ProofOfWork(

@@ -51,8 +51,8 @@ from bench.pow_flood import (  # noqa: E402
 )
 from captcha_guard import ProofOfWork  # noqa: E402
 from captcha_guard._fields import Fields  # noqa: E402
+from captcha_guard._memory import MemoryState  # noqa: E402
 from captcha_guard._request import ClientRequest  # noqa: E402
-from captcha_guard._state import MemoryState  # noqa: E402
 from captcha_guard.providers._pow_pressure import count_on  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef"

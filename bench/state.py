@@ -31,7 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from captcha_guard._state import FailoverState, MemoryState, StateOp  # noqa: E402
+from captcha_guard._failover import FailoverState  # noqa: E402
+from captcha_guard._memory import MemoryState  # noqa: E402
+from captcha_guard._state import StateOp  # noqa: E402
 from captcha_guard.redis import RedisState  # noqa: E402
 from tests.redis_server import redis_server  # noqa: E402
 

@@ -3,10 +3,10 @@
 from ._breaker import CircuitBreaker
 from ._clearance import Clearance
 from ._client_ip import TrustedProxies
-from ._fallback import FallbackBudget, FallbackLimit, MemoryFallbackBudget
+from ._fallback import FallbackLimit
 from ._fields import ParseLimits
+from ._memory import MemoryState
 from ._privacy_pass import PrivateTokens, TokenIssuer
-from ._replay import MemoryReplayStore, ReplayStore
 from ._responses import Denial
 from ._rules import Rule
 from ._verdict import Outcome, Verdict
@@ -38,13 +38,11 @@ __all__ = [
     "ConfigError",
     "DeepKnow",
     "Denial",
-    "FallbackBudget",
     "FallbackLimit",
     "FriendlyCaptcha",
     "GeeTest",
     "HCaptcha",
-    "MemoryFallbackBudget",
-    "MemoryReplayStore",
+    "MemoryState",
     "Outcome",
     "ParseLimits",
     "Pressure",
@@ -52,7 +50,6 @@ __all__ = [
     "ProofOfWork",
     "Provider",
     "ReCaptcha",
-    "ReplayStore",
     "Rule",
     "TencentCaptcha",
     "TokenIssuer",

@@ -41,9 +41,7 @@ def view_route(
     """The route of a decorated view: a rule with the decorator's options, bound as the gate
     binds its rules (``provider`` a name from ``providers=``; an unknown one fails now)."""
     rule = Rule(_NO_PATH, methods, provider, fail_open, clearance)
-    route = _bind(
-        rule, gate.default_provider, gate.named_providers, gate.shared, gate.clearance is not None
-    )
+    route = _bind(rule, gate.default_provider, gate.named_providers, gate.clearance is not None)
     scope = route.clearance_scope
     if clearance is True and scope is not None:
         # A view's own scope: two views with clearance=True must not clear each other.

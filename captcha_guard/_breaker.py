@@ -11,7 +11,7 @@ import enum
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ._check import int_arg, seconds_arg
 
@@ -49,6 +49,9 @@ class Permit:
 
     probe: bool
     generation: int
+    #: This acquire moved the circuit from open to half-open (its cool-down ended): the
+    #: caller reports that transition, since no ``record`` will.
+    cooled: bool = field(default=False, compare=False)
 
 
 class CircuitBreaker:
@@ -91,13 +94,14 @@ class CircuitBreaker:
     def acquire(self) -> Permit | None:
         """A permit to call the provider, or None: fall back now, do not call, do not wait."""
         with self._lock:
-            if self._state is State.OPEN and self._cooled():
+            cooled = self._state is State.OPEN and self._cooled()
+            if cooled:
                 self._move(Event.COOLED)
             if self._state is State.CLOSED:
                 return Permit(probe=False, generation=self._generation)
             if self._state is State.HALF_OPEN and not self._probing:
                 self._probing = True
-                return Permit(probe=True, generation=self._generation)
+                return Permit(probe=True, generation=self._generation, cooled=cooled)
             return None
 
     def record(self, permit: Permit, *, ok: bool) -> None:

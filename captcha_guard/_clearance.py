@@ -13,8 +13,8 @@ the same API:
 - the pure steps underneath, ``read`` / ``settle`` and ``issue_ops`` / ``set_cookie``, for a
   caller that batches operations itself.
 
-With ``shared=False`` (no ``state=`` on the door) nothing is yielded: the operations run at
-once against ``clearance.memory``, this process's bounded in-memory store.
+The operations run on the state of the door the clearance was given to (in memory unless
+the door has ``state=``): one path whatever the backend.
 
 The token. One base64url string of 55 bytes (74 characters), no JSON, no dots::
 
@@ -38,14 +38,13 @@ State. Two uses, three operations, all in the ``"clearance"`` namespace:
 - ``spend("clearance", "uses:<id>", max_uses, ttl)`` counts one use of one clearance (the
   operation ``_state`` defines). A backend with aligned fixed windows may restart the count at
   one window boundary inside the clearance's life: at most ``2 * max_uses`` uses, never more;
-  the in-memory store counts exactly (its window starts at the first use).
+  the in-memory state counts exactly (its window starts at the first use).
 - ``read_counter("clearance", "generation") -> int`` and ``bump_counter("clearance",
-  "generation") -> int`` (new operations: Redis ``GET`` / ``INCR`` of one key that never
-  expires) keep the revocation generation. Reading it is cached for ``recheck`` seconds per
-  process, so the passing path costs at most the one ``spend`` round trip; a revocation takes
-  effect everywhere within ``recheck`` seconds. A generation lower than one a process has
-  seen (a flushed store, a failover answering from an empty one) honours no clearance: it
-  could revive revoked ones.
+  "generation") -> int`` (one key that never expires) keep the revocation generation. Reading
+  it is cached for ``recheck`` seconds per process, so the passing path costs at most the one
+  ``spend`` round trip; a revocation takes effect everywhere within ``recheck`` seconds. A
+  generation lower than one a process has seen (a flushed store, a failover answering from an
+  empty one) honours no clearance: it could revive revoked ones.
 
 A state operation that fails makes the clearance UNAVAILABLE: the request goes to the captcha
 as if it had no cookie. Nothing a client sends raises out of this module.
@@ -66,7 +65,6 @@ import re
 import socket
 import string
 import struct
-import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
@@ -86,7 +84,6 @@ DEFAULT_COOKIE_NAME = "cg_clearance"
 HOST_PREFIX = "__Host-"
 MIN_SECRET_BYTES = 16
 CLOCK_SKEW = 30  # seconds a host's clock may lag the issuer's before fresh cookies look long
-DEFAULT_MAX_ENTRIES = 100_000
 
 _VERSION = 1
 _HEAD = struct.Struct(">B4sII6s8s12s")  # version, key id, expires, generation, scope, bind, id
@@ -304,82 +301,12 @@ def _error_kind(exc: BaseException) -> str:
     return type(exc).__name__.lower()
 
 
-class MemoryClearanceState:
-    """The in-process store of clearance use counts and the revocation generation.
-
-    Implements the three operations the clearance names (``spend``, ``read_counter``,
-    ``bump_counter``) with ``run`` / ``arun``, so it is a ``SharedState`` for them. A use
-    count lives ``window`` seconds from its first use, so the cap is exact. At most
-    ``max_entries`` counts are kept; past that it refuses (``StateFull``) rather than forget a
-    count, which would hand out uses again.
-    """
-
-    def __init__(
-        self, max_entries: int = DEFAULT_MAX_ENTRIES, clock: Callable[[], float] = time.time
-    ) -> None:
-        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
-            raise ValueError("max_entries must be an integer >= 1")
-        self.max_entries = max_entries
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str], tuple[int, float]] = {}
-        self._counters: dict[tuple[str, str], int] = {}
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._counts)
-
-    def spend(self, namespace: str, bucket: str, limit: int, window: float) -> bool:
-        now = self._clock()
-        key = (namespace, bucket)
-        with self._lock:
-            entry = self._counts.get(key)
-            if entry is None or entry[1] <= now:
-                if entry is None and len(self._counts) >= self.max_entries:
-                    self._drop_expired(now)
-                    if len(self._counts) >= self.max_entries:
-                        raise StateFull(f"{self.max_entries} unexpired clearance counts")
-                entry = (0, now + window)
-            count, until = entry
-            if count >= limit:
-                return False
-            self._counts[key] = (count + 1, until)
-            return True
-
-    def read_counter(self, namespace: str, key: str) -> int:
-        with self._lock:
-            return self._counters.get((namespace, key), 0)
-
-    def bump_counter(self, namespace: str, key: str) -> int:
-        with self._lock:
-            value = self._counters.get((namespace, key), 0) + 1
-            self._counters[(namespace, key)] = value
-            return value
-
-    def run(self, op: StateOp) -> Any:
-        if op.name == OP_SPEND:
-            return self.spend(*op.args)
-        if op.name == OP_READ_COUNTER:
-            return self.read_counter(*op.args)
-        if op.name == OP_BUMP_COUNTER:
-            return self.bump_counter(*op.args)
-        raise ValueError(f"MemoryClearanceState has no operation {op.name!r}")
-
-    async def arun(self, op: StateOp) -> Any:
-        return self.run(op)
-
-    def _drop_expired(self, now: float) -> None:
-        # Called only when full, so its linear cost is paid by the request that needs room.
-        for key in [k for k, (_, until) in self._counts.items() if until <= now]:
-            del self._counts[key]
-
-
 class Clearance:
     """Signed clearance cookies: ``Clearance(secret, ttl=900)`` as a door's ``clearance=``.
 
     ``secret`` is one secret or a sequence of them, newest first: the first signs, every one
     verifies. ``ttl`` is the lifetime in seconds. ``max_uses`` caps the protected requests one
-    clearance may make (counted in the door's ``state=``, or in process). ``ipv4_prefix`` /
+    clearance may make (counted in the state of the door it is given to). ``ipv4_prefix`` /
     ``ipv6_prefix`` are the network a clearance is bound to (0 binds to no network; 32 / 128
     to the one address); ``bind_user_agent`` binds it to the User-Agent too. ``secure`` None
     decides per request (HTTPS: ``__Host-`` and ``Secure``; plain HTTP to a loopback host: a
@@ -401,7 +328,6 @@ class Clearance:
         cookie_name: str = DEFAULT_COOKIE_NAME,
         secure: bool | None = None,
         recheck: float = 1.0,
-        max_entries: int = DEFAULT_MAX_ENTRIES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         secrets = [secret] if isinstance(secret, (str, bytes)) else list(secret)
@@ -444,7 +370,8 @@ class Clearance:
         self.secure = secure
         self.recheck = float(recheck)
         self.clock = clock
-        self.memory = MemoryClearanceState(max_entries, clock)
+        # The states of the doors this clearance was given to: revoke_all() revokes there.
+        self._bound: list[SharedState] = []
         self._signer = keys[0]
         self._keys = by_kid
         # (generation, when read): the shared generation as this process last saw it.
@@ -494,13 +421,10 @@ class Clearance:
         cookie_header: str | bytes | Iterable[str | bytes] | None,
         ctx: ClearanceContext,
         scope: str,
-        *,
-        shared: bool = False,
     ) -> ClearanceCheck:
         """Judge the clearance cookie of one request for ``scope``. Never raises on input.
 
-        With ``shared`` the result of a genuine cookie may carry ``ops`` to run (then
-        ``settle``); without, any operation runs at once in ``self.memory``.
+        The result of a genuine cookie may carry ``ops`` to run (then ``settle``).
         """
         name = self.cookie_name_for(ctx, scope)
         if name is None:
@@ -522,7 +446,7 @@ class Clearance:
                 break
         if best.status is not ClearanceStatus.VALID or best._token is None:
             return best
-        return self._confirm(best._token, ctx, shared)
+        return self._confirm(best._token, ctx)
 
     def _read_one(self, value: str, ctx: ClearanceContext, scope: str) -> ClearanceCheck:
         if len(value) != _TOKEN_CHARS or not _TOKEN.match(value):
@@ -555,13 +479,10 @@ class Clearance:
             return cached[0]
         return None
 
-    def _confirm(self, token: _Token, ctx: ClearanceContext, shared: bool) -> ClearanceCheck:
+    def _confirm(self, token: _Token, ctx: ClearanceContext) -> ClearanceCheck:
         # The generation is checked before a use is spent whenever it is known already, so a
         # revoked cookie costs no round trip.
-        if shared:
-            known = self._fresh_generation(ctx.now)
-        else:
-            known = self.memory.read_counter(NAMESPACE, GENERATION_KEY)
+        known = self._fresh_generation(ctx.now)
         if known is not None and token.generation != known:
             return ClearanceCheck(ClearanceStatus.REVOKED)
         ops: list[StateOp] = []
@@ -572,16 +493,7 @@ class Clearance:
             ops.append(StateOp(OP_SPEND, (NAMESPACE, bucket, self.max_uses, self.ttl)))
         if not ops:
             return ClearanceCheck(ClearanceStatus.VALID)
-        pending = ClearanceCheck(ClearanceStatus.VALID, tuple(ops), _token=token)
-        if shared:
-            return pending
-        results: list[Any] = []
-        for op in ops:
-            try:
-                results.append(self.memory.run(op))
-            except Exception as exc:
-                return ClearanceCheck(ClearanceStatus.UNAVAILABLE, store_error=_error_kind(exc))
-        return self.settle(pending, results, now=ctx.now)
+        return ClearanceCheck(ClearanceStatus.VALID, tuple(ops), _token=token)
 
     def settle(
         self, check: ClearanceCheck, results: Sequence[Any], *, now: float | None = None
@@ -620,11 +532,9 @@ class Clearance:
         cookie_header: str | bytes | Iterable[str | bytes] | None,
         ctx: ClearanceContext,
         scope: str,
-        *,
-        shared: bool = False,
     ) -> Generator[StateOp, Any, ClearanceCheck]:
         """``check = yield from clearance.check_flow(...)``: read, then confirm in state."""
-        check = self.read(cookie_header, ctx, scope, shared=shared)
+        check = self.read(cookie_header, ctx, scope)
         if not check.ops:
             return check
         results: list[Any] = []
@@ -638,9 +548,9 @@ class Clearance:
 
     # -- issuing --------------------------------------------------------------------------
 
-    def issue_ops(self, ctx: ClearanceContext, *, shared: bool = False) -> tuple[StateOp, ...]:
+    def issue_ops(self, ctx: ClearanceContext) -> tuple[StateOp, ...]:
         """What must run before ``set_cookie``: the generation, when the cache is stale."""
-        if shared and self._fresh_generation(ctx.now) is None:
+        if self._fresh_generation(ctx.now) is None:
             return (StateOp(OP_READ_COUNTER, (NAMESPACE, GENERATION_KEY)),)
         return ()
 
@@ -649,8 +559,6 @@ class Clearance:
         ctx: ClearanceContext,
         scope: str,
         results: Sequence[Any] = (),
-        *,
-        shared: bool = False,
     ) -> str | None:
         """The ``Set-Cookie`` value for a clearance in ``scope``, or None when none may be
         set (plain HTTP to a host that is not loopback, or the generation cannot be read).
@@ -669,11 +577,7 @@ class Clearance:
                 return None
             generation = result
         if generation is None:
-            generation = (
-                self._fresh_generation(ctx.now)
-                if shared
-                else self.memory.read_counter(NAMESPACE, GENERATION_KEY)
-            )
+            generation = self._fresh_generation(ctx.now)
         if generation is None or not 0 <= generation <= 0xFFFFFFFF:
             return None
         expires = math.ceil(ctx.now + self.ttl)
@@ -696,17 +600,15 @@ class Clearance:
             attributes += "; Secure"
         return f"{name}={_b64(head + mac)}{attributes}"
 
-    def issue_flow(
-        self, ctx: ClearanceContext, scope: str, *, shared: bool = False
-    ) -> Generator[StateOp, Any, str | None]:
+    def issue_flow(self, ctx: ClearanceContext, scope: str) -> Generator[StateOp, Any, str | None]:
         """``header = yield from clearance.issue_flow(...)``: the Set-Cookie value or None."""
         results: list[Any] = []
-        for op in self.issue_ops(ctx, shared=shared):
+        for op in self.issue_ops(ctx):
             try:
                 results.append((yield op))
             except Exception:
                 return None
-        return self.set_cookie(ctx, scope, results, shared=shared)
+        return self.set_cookie(ctx, scope, results)
 
     def clear_cookie(self, ctx: ClearanceContext, scope: str) -> str | None:
         """A ``Set-Cookie`` value that deletes this scope's cookie (for one found unusable)."""
@@ -722,20 +624,32 @@ class Clearance:
         """The operation that revokes every clearance issued so far, in shared state."""
         return StateOp(OP_BUMP_COUNTER, (NAMESPACE, GENERATION_KEY))
 
+    def bind_state(self, state: SharedState) -> None:
+        """Called by each door this clearance is given to, with the door's state."""
+        if not any(bound is state for bound in self._bound):
+            self._bound.append(state)
+
+    def _targets(self, state: SharedState | None) -> list[SharedState]:
+        # In-process states are revoked at once; a shared one only when named (it may need
+        # I/O of the other kind, or be revoked from a worker of its own).
+        local = [s for s in self._bound if not getattr(s, "shared", False)]
+        if state is None or any(s is state for s in local):
+            return local
+        return [*local, state]
+
     def revoke_all(self, state: SharedState | None = None) -> None:
-        """Revoke every clearance issued so far: in this process at once, and with ``state``
-        everywhere within ``recheck`` seconds. May raise the state's error."""
-        self.memory.bump_counter(NAMESPACE, GENERATION_KEY)
+        """Revoke every clearance issued so far: in the in-process state of every door it was
+        given to at once, and with ``state`` (a shared one) everywhere within ``recheck``
+        seconds. May raise the state's error."""
         self._generation = None
-        if state is not None:
-            self._note_generation(state.run(self.revoke_op()))
+        for target in self._targets(state):
+            self._note_generation(target.run(self.revoke_op()))
 
     async def arevoke_all(self, state: SharedState | None = None) -> None:
         """``revoke_all`` for async code: awaits ``state.arun``."""
-        self.memory.bump_counter(NAMESPACE, GENERATION_KEY)
         self._generation = None
-        if state is not None:
-            self._note_generation(await state.arun(self.revoke_op()))
+        for target in self._targets(state):
+            self._note_generation(await target.arun(self.revoke_op()))
 
     def _note_generation(self, value: Any) -> None:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -803,7 +717,6 @@ __all__ = [
     "ClearanceCheck",
     "ClearanceContext",
     "ClearanceStatus",
-    "MemoryClearanceState",
     "check_rule_clearance",
     "cookie_values",
     "is_loopback_host",

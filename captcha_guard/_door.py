@@ -12,13 +12,12 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from ._clearance import Clearance
 from ._client_ip import ClientAddress, ClientIPOption
 from ._events import StoreErrorEvent
+from ._failover import bind_state
 from ._fallback import FallbackLimitOption
 from ._fields import ParseLimits
 from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
 from ._privacy_pass import PrivateTokens
-from ._replay import ReplayStore
 from ._rules import Rule, app_prefixes
-from ._state import bind_state
 from .providers._base import Provider
 
 AppT = TypeVar("AppT")
@@ -45,7 +44,6 @@ class FrontDoor(Generic[AppT, RejectT]):
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
         on_reject: RejectT | None = None,
         http_client: Any = None,
-        replay_store: ReplayStore | None = None,
         fallback_limit: FallbackLimitOption = None,
         event_hooks: Mapping[str, Iterable[EventHook]] | None = None,
         client_ip: ClientIPOption = None,
@@ -56,30 +54,28 @@ class FrontDoor(Generic[AppT, RejectT]):
     ) -> None:
         self.app = app
         self.client_address = ClientAddress(client_ip)
-        self.client_address = ClientAddress(client_ip)
         self.gate = Gate(
             rules,
             provider,
             providers,
             max_body_size=max_body_size,
             body_timeout=body_timeout,
-            replay_store=replay_store,
             fallback_limit=fallback_limit,
             event_hooks=event_hooks,
             prefixes=app_prefixes(app),
-            shared=state is not None,
             parse_limits=parse_limits,
             clearance=clearance,
             private_tokens=private_tokens,
         )
-        #: Where the flow's state operations are performed (None: in process, inline).
-        self.state = None
-        if state is not None:
-            self.state = bind_state(state, door=self.door, on_error=self._store_error)
-            local: Any = getattr(self.state, "local", self.state)
-            for route in self.gate.routes:  # the in-process state keeps breaker.state true
+        #: Where the flow's state operations are performed: every door has a backend.
+        self.state = bind_state(state, door=self.door, on_error=self._store_error)
+        local: Any = getattr(self.state, "local", self.state)
+        for route in self.gate.routes:  # the in-process state keeps breaker.state true
+            if route.provider.remote:  # a local provider's breaker is never asked
                 local.bind_breaker(route.provider_name, route.provider.breaker)
-            self.gate.abandon_shared = getattr(self.state, "abandon", None)
+        self.gate.abandon = self.state.abandon
+        if clearance is not None:
+            clearance.bind_state(self.state)
         self.on_reject = on_reject
         self.http_client = http_client
 

@@ -20,13 +20,16 @@ The effects, and what the door sends back:
                                   and failed), or BUSY (no connection free, or our own loop too
                                   slow to give the provider its time: never the provider's fault)
     Emit(hooks, event)        ->  None (the door calls the hooks; a hook that raises is logged)
+    StateOp(name, args)       ->  the operation's result on the door's state backend (every
+                                  door has one, in memory by default), or its exception
+                                  thrown into the flow
 
 A framework adapter (Django, Flask, FastAPI) drives the same flow with ``request.read_fields``
 set: the fields come from the request the framework parsed for the view, so no ``ReadBody`` is
 yielded and a ``Pass`` carries no body (the framework has it).
 
 If the door is cancelled while an effect is out, it closes the flow (``flow.close()``): the
-flow's ``finally`` hands a breaker permit back without counting anything.
+flow's ``finally`` hands a breaker permit back without counting anything (``abandon``: no I/O).
 
 Order of a protected request: content-length → body → fields → local shape check → breaker →
 provider call → reading the answer into a verdict or a provider failure → breaker record →
@@ -42,7 +45,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ._breaker import Permit
+from ._breaker import Permit, State
 from ._clearance import Clearance, rule_scope
 from ._events import (
     FALLBACK_ALLOWED,
@@ -54,20 +57,10 @@ from ._events import (
     PowLevelEvent,
     VerdictEvent,
 )
-from ._fallback import (
-    BUDGET_WINDOW,
-    NO_CAPACITY,
-    OVER_BUDGET,
-    REPLAYED,
-    BudgetFull,
-    FallbackGuard,
-    FallbackLimitOption,
-    _DefaultBudget,
-)
+from ._fallback import OVER_BUDGET, REPLAYED, FallbackLimitOption, as_limit, refusal_flow
 from ._fields import BodyError, FieldError, ParseLimits, collect
 from ._head import check_head
 from ._logs import OutageLog, SuspectLog, note_verdict
-from ._replay import ReplayStore, ReplayStoreFull
 from ._request import ClientRequest
 from ._responses import (
     Denial,
@@ -82,12 +75,11 @@ from ._responses import (
     unavailable,
 )
 from ._rules import BAD_PATH, BadPath, Rule, RuleTable
-from ._state import MemoryState, StateFull, StateOp, Transition
-from ._verdict import MISCONFIGURATION, REFUSED, Fault, Outcome, ProviderFailure, Verdict
+from ._state import StateOp, Transition
+from ._verdict import REFUSED, Fault, Outcome, ProviderFailure, Verdict
 from ._version import __version__
 from .providers._base import Claim, Provider
 from .providers._pow_pressure import count as pressure_count
-from .providers._pow_pressure import count_on
 from .providers._pow_v2 import IssueBusy
 from .providers._wire import ProviderRequest, ProviderResponse
 
@@ -219,8 +211,9 @@ class Route:
     fail_open: bool
     #: The rule as events and metrics label it: its pattern as configured.
     label: str
-    #: A proof-of-work provider whose replay memory lives in shared state.
-    pow_shared: bool = False
+    #: A provider that judges locally with a replay memory in the door's state (proof of
+    #: work: ``check_flow`` yields its one ``remember``).
+    remembers: bool = False
     #: The clearance scope this rule honours and grants (None: a captcha every time).
     clearance_scope: str | None = None
     #: A private-token clearance also clears this rule (the rule opted in, the door has both).
@@ -238,11 +231,9 @@ class Gate:
         *,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         body_timeout: float = DEFAULT_BODY_TIMEOUT,
-        replay_store: ReplayStore | None = None,
         fallback_limit: FallbackLimitOption = None,
         event_hooks: Mapping[str, Iterable[EventHook]] | None = None,
         prefixes: Iterable[str] = (),
-        shared: bool = False,
         parse_limits: ParseLimits | None = None,
         clearance: Clearance | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -264,7 +255,7 @@ class Gate:
         for rule in rules:
             if not isinstance(rule, Rule):
                 raise TypeError(f"rules must be Rule objects, got {rule!r}")
-            routes.append(_bind(rule, provider, named, shared, clearance is not None))
+            routes.append(_bind(rule, provider, named, clearance is not None))
         self.routes = tuple(routes)
         #: As configured, for routes bound later (an adapter's decorated views).
         self.default_provider = provider
@@ -277,22 +268,15 @@ class Gate:
         if clearance is not None and not isinstance(clearance, Clearance):
             raise TypeError("clearance must be a captcha_guard.Clearance")
         self.clearance = clearance
+        self.fallback_limit = as_limit(fallback_limit)
+        #: Hands back, without I/O, a permit whose call was cancelled while out (the door
+        #: sets it to its state's ``abandon``).
+        self.abandon: Callable[[str, Permit], None] | None = None
         self.tokens: TokenGate | None = None
         if private_tokens is not None:
-            self.tokens = _token_gate(private_tokens, clearance, shared, event_hooks)
+            self.tokens = _token_gate(private_tokens, clearance, event_hooks)
             routes = [_opt_in(route) for route in routes]
             self.routes = tuple(routes)
-        self.fallback = FallbackGuard(replay_store, fallback_limit)
-        #: With ``state=``: breakers, replay memory and budgets are operations the door
-        #: performs on shared state, except the pieces given explicitly (they win).
-        self.shared = shared
-        #: With ``state=``: hands back, without I/O, a permit whose call was cancelled while
-        #: out (the door sets it to its state's ``abandon``).
-        self.abandon_shared: Callable[[str, Permit], None] | None = None
-        self._shared_replay = shared and replay_store is None
-        budget = self.fallback.limit.budget if self.fallback.limit is not None else None
-        # Only the counter FallbackLimit built for itself: a budget of the site's own wins.
-        self._shared_budget = shared and type(budget) is _DefaultBudget
         self.providers = tuple({id(r.provider): r.provider for r in routes}.values())
         self.hooks = _check_hooks(event_hooks)
         self._verdict_hooks = self.hooks.get("verdict", ())
@@ -310,8 +294,6 @@ class Gate:
         self.challenge_paths = frozenset(
             [*self._challenges, *([self.tokens.tokens.path] if self.tokens is not None else [])]
         )
-        # Proof-of-work pressure counts when the door has no shared state.
-        self._pressure_state = MemoryState()
 
     def forget_outages(self) -> None:
         """Start the outage log (and the suspect-answer log) afresh: the next line of each
@@ -390,7 +372,7 @@ class Gate:
                 request.headers.get("host"),
             )
             check = yield from clearance.check_flow(
-                request.headers.get("cookie"), ctx, route.clearance_scope, shared=self.shared
+                request.headers.get("cookie"), ctx, route.clearance_scope
             )
             if check.cleared:
                 # Cleared by an earlier verified pass: no captcha, and no need for the body.
@@ -411,11 +393,7 @@ class Gate:
             and type(decision) is Pass
             and decision.verdict.outcome is Outcome.PASSED  # verified: never a fallback
         ):
-            cookie = yield from clearance.issue_flow(
-                ctx,
-                route.clearance_scope,  # type: ignore[arg-type]
-                shared=self.shared,
-            )
+            cookie = yield from clearance.issue_flow(ctx, route.clearance_scope)  # type: ignore[arg-type]
             if cookie is not None:
                 decision = Pass(decision.verdict, decision.body, (("set-cookie", cookie),))
         return decision
@@ -445,19 +423,14 @@ class Gate:
         except BodyError as exc:
             return Deny(Denial(exc.status, exc.code, str(exc)))
         provider = route.provider
-        spend = None
         try:
-            if self.shared and route.pow_shared:
-                # Proof of work with shared memory: the remembering is an operation.
-                checked = provider.prepare(fields)  # type: ignore[attr-defined]
-                if not isinstance(checked, Verdict):
-                    spend, checked = checked, None
+            if route.remembers:
+                # Judged here, but for its replay memory: an operation on the door's state.
+                checked = yield from provider.check_flow(fields)  # type: ignore[attr-defined]
             else:
                 checked = provider.check(fields, request)
         except FieldError as exc:
             checked = provider.rejected(str(exc))
-        if spend is not None:
-            checked = yield from self._settle_pow(route, spend)
         if isinstance(checked, Verdict):
             if checked.outcome is Outcome.PASSED and getattr(provider, "hints", None):
                 yield from self._pow_pressure(route, request, checked)
@@ -466,12 +439,15 @@ class Gate:
             return self._answer(route, verdict, body)
 
         permit = yield from self._acquire(route)
+        if permit is not None and permit.cooled and self._breaker_hooks:
+            # The cool-down ended with this caller's acquire: no record reports that move.
+            event = BreakerEvent(route.provider_name, State.OPEN, State.HALF_OPEN)
+            yield Emit(self._breaker_hooks, event)
         if permit is None:
             failure = ProviderFailure("circuit open")
             verdict, refusal = yield from self._fallback(route, checked, failure)
             yield from self._verdict_event(route, verdict, None, refusal)
             return self._answer(route, verdict, body, refusal)
-        before = provider.breaker.state if self._breaker_hooks and not self.shared else None
         settled = False
         try:
             try:
@@ -503,17 +479,10 @@ class Gate:
             ok = not isinstance(result, ProviderFailure)
             transition = yield from self._record(route, permit, ok)
         finally:
-            if not settled:
+            if not settled and self.abandon is not None:
                 # Cancelled while the call was out: count nothing, free a probe. (A shared
-                # breaker's probe is a lease on the server, and expires on its own; a permit
-                # the in-process state gave during an outage is freed there.)
-                if not self.shared:
-                    provider.breaker.release(permit)
-                elif self.abandon_shared is not None:
-                    self.abandon_shared(route.provider_name, permit)
-        if before is not None:
-            after = provider.breaker.state
-            transition = None if after is before else Transition(before, after)
+                # breaker's probe is a lease on the server, and expires on its own.)
+                self.abandon(route.provider_name, permit)
         if transition is not None and self._breaker_hooks:
             event = BreakerEvent(route.provider_name, transition.old, transition.new)
             yield Emit(self._breaker_hooks, event)
@@ -524,71 +493,61 @@ class Gate:
         yield from self._verdict_event(route, verdict, duration, refusal)
         return self._answer(route, verdict, body, refusal)
 
-    # Shared state: an operation the door performs when state= is set, inline otherwise.
+    # State: operations the door performs on its backend.
+
+    # Breaker operations never end a request with a 500: a backend that fails one (the
+    # failover keeps breakers in process, so only a bug can) is the circuit's "open".
 
     def _acquire(self, route: Route) -> Generator[Effect, Any, Permit | None]:
         breaker = route.provider.breaker
-        if not self.shared:
-            return breaker.acquire()
         lease = route.provider.timeout + PROBE_LEASE_MARGIN
         args = (route.provider_name, breaker.failure_threshold, breaker.reset_timeout, lease)
-        permit: Permit | None = yield StateOp("breaker_acquire", args)
+        try:
+            permit: Permit | None = yield StateOp("breaker_acquire", args)
+        except Exception as exc:
+            _breaker_failed("acquire", route, exc)
+            return None
         return permit
 
     def _record(
         self, route: Route, permit: Permit, ok: bool
     ) -> Generator[Effect, Any, Transition | None]:
         breaker = route.provider.breaker
-        if not self.shared:
-            breaker.record(permit, ok=ok)
-            return None
         args = (route.provider_name, breaker.failure_threshold, breaker.reset_timeout, permit, ok)
-        transition: Transition | None = yield StateOp("breaker_record", args)
+        try:
+            transition: Transition | None = yield StateOp("breaker_record", args)
+        except Exception as exc:
+            _breaker_failed("record", route, exc)
+            return None
         return transition
 
     def _release(self, route: Route, permit: Permit) -> Generator[Effect, Any, None]:
-        if not self.shared:
-            route.provider.breaker.release(permit)
-            return
-        yield StateOp("breaker_release", (route.provider_name, permit))
-
-    def _settle_pow(self, route: Route, spend: Any) -> Generator[Effect, Any, Verdict]:
-        provider: Any = route.provider
         try:
-            first = yield StateOp("remember", (spend.namespace, spend.key, spend.ttl))
-        except StateFull:
-            first = None
+            yield StateOp("breaker_release", (route.provider_name, permit))
         except Exception as exc:
-            hint = f"replay store failed ({type(exc).__name__}): every solution is refused"
-            details = {REFUSED: "replay store unavailable", MISCONFIGURATION: hint}
-            return Verdict(Outcome.FALLBACK, f"proof of work: {hint}", provider.name, details)
-        verdict: Verdict = provider.settle(spend, first)
-        return verdict
+            _breaker_failed("release", route, exc)
 
     def _pow_pressure(
         self, route: Route, request: ClientRequest, verdict: Verdict
     ) -> Generator[Effect, Any, None]:
         """Count a passing proof-of-work solution toward the pressure that raises levels
-        (providers/_pow_pressure.py): ``spend`` operations, on the door's state when shared,
-        else on this gate's own in-process counts. Never changes the verdict."""
+        (providers/_pow_pressure.py): ``spend`` operations on the door's state. Never changes
+        the verdict."""
         provider: Any = route.provider
         level = verdict.details.get("level", 0)
         args = (route.provider_name, provider.pressure, provider.hints, level, request.client_host)
-        if not self.shared:
-            changes = count_on(self._pressure_state, *args)
-        else:
-            counting = pressure_count(*args)
-            try:
-                name, op_args = next(counting)
-                while True:
-                    try:
-                        within = yield StateOp(name, op_args)
-                    except Exception as exc:  # count() decides what a failed spend means
-                        name, op_args = counting.throw(exc)
-                    else:
-                        name, op_args = counting.send(within)
-            except StopIteration as stop:
-                changes = stop.value
+        counting = pressure_count(*args)
+        try:
+            name, op_args = next(counting)
+            while True:
+                try:
+                    within = yield StateOp(name, op_args)
+                except Exception as exc:  # count() decides what a failed spend means
+                    name, op_args = counting.throw(exc)
+                else:
+                    name, op_args = counting.send(within)
+        except StopIteration as stop:
+            changes = stop.value
         hooks = self.hooks.get("pow_level", ())
         for change in changes if hooks else ():
             event = PowLevelEvent(route.provider_name, change.scope, change.old, change.new)
@@ -640,10 +599,8 @@ class Gate:
         details: dict[str, object] = {"fault": failure.fault.value, "code": failure.code}
         if not route.fail_open:
             return Verdict(Outcome.FALLBACK, failure.reason, name, details), FALLBACK_REFUSED_RULE
-        if self.shared:
-            refusal = yield from self._shared_refusal(claim)
-        else:
-            refusal = self.fallback.refusal(claim.replay_key, claim.request.client_host)
+        client = claim.request.client_host
+        refusal = yield from refusal_flow(self.fallback_limit, claim.replay_key, client)
         if refusal is None:
             if failure.fault is not Fault.OPERATOR:
                 self._outages.note(name, failure.reason)
@@ -656,39 +613,6 @@ class Gate:
             return verdict, FALLBACK_REFUSED_CAPACITY
         code = {REPLAYED: FALLBACK_REFUSED_REPLAY, OVER_BUDGET: FALLBACK_REFUSED_BUDGET}
         return Verdict(outcome, why, name, details), code.get(why, FALLBACK_REFUSED_CAPACITY)
-
-    def _shared_refusal(self, claim: Claim) -> Generator[Effect, Any, tuple[Outcome, str] | None]:
-        """``FallbackGuard.refusal`` with the pieces that live in shared state as operations:
-        the budget (unless a ``FallbackBudget`` of the site's own was given) and the replay
-        memory (unless a ``replay_store`` was given). Same order, same answers."""
-        guard, client = self.fallback, claim.request.client_host
-        try:
-            limit = guard.limit
-            if limit is not None:
-                if self._shared_budget:
-                    args = ("budget", limit.bucket(client), limit.per_minute, BUDGET_WINDOW)
-                    within = yield StateOp("spend", args)
-                else:
-                    within = limit.spend(client)
-                if not within:
-                    return Outcome.REJECTED, OVER_BUDGET
-            if self._shared_replay:
-                first = yield StateOp("remember", ("fallback", claim.replay_key, guard.ttl))
-            else:
-                now = time.time()
-                key = f"fallback:{claim.replay_key}"
-                first = guard.replay_store.remember(key, now + guard.ttl, now)
-            if not first:
-                return Outcome.REJECTED, REPLAYED
-        except (StateFull, BudgetFull, ReplayStoreFull) as exc:
-            logger.warning(
-                "captcha fallback guard full (%s): fallbacks refused", type(exc).__name__
-            )
-            return Outcome.FALLBACK, NO_CAPACITY
-        except Exception as exc:
-            logger.error("captcha fallback store failed (%s)", type(exc).__name__)
-            return Outcome.FALLBACK, NO_CAPACITY
-        return None
 
     # Events: yielded only when someone listens, so they cost nothing otherwise.
 
@@ -744,6 +668,12 @@ _FALLBACK_CODES = {
 }
 
 
+def _breaker_failed(step: str, route: Route, exc: Exception) -> None:
+    logger.warning(
+        "captcha breaker %s of %s failed (%s)", step, route.provider_name, type(exc).__name__
+    )
+
+
 def _with_agent(request: ProviderRequest) -> ProviderRequest:
     for name, _ in request.headers:
         if name.lower() == "user-agent":
@@ -769,7 +699,6 @@ def _bind(
     rule: Rule,
     default: Provider | None,
     named: Mapping[str, Provider],
-    shared: bool,
     clearance: bool,
 ) -> Route:
     if rule.provider is None:
@@ -784,15 +713,14 @@ def _bind(
     fail_open = True if rule.fail_open is None else rule.fail_open
     pattern = rule.pattern
     label = pattern if isinstance(pattern, str) else pattern.pattern
-    pow_shared = shared and not getattr(chosen, "replay_store_given", True)
+    remembers = callable(getattr(chosen, "check_flow", None))
     scope = rule_scope(rule) if clearance else None
-    return Route(rule, name, chosen, fail_open, label, pow_shared, scope)
+    return Route(rule, name, chosen, fail_open, label, remembers, scope)
 
 
 def _token_gate(
     tokens: PrivateTokens,
     clearance: Clearance | None,
-    shared: bool,
     hooks: Mapping[str, Iterable[EventHook]] | None,
 ) -> TokenGate:
     from ._privacy_pass import PrivateTokens
@@ -803,7 +731,7 @@ def _token_gate(
     if clearance is None:
         raise ValueError("private_tokens= needs clearance=: a valid token mints a clearance")
     listeners = _check_hooks(hooks).get("private_token", ())
-    return TokenGate(tokens, clearance, shared=shared, hooks=listeners)
+    return TokenGate(tokens, clearance, hooks=listeners)
 
 
 def _opt_in(route: Route) -> Route:

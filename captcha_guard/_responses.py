@@ -19,6 +19,9 @@ from ._verdict import REFUSED, Verdict
 
 #: The one text of every 503 that a provider's state could explain.
 UNAVAILABLE_REASON = "captcha check unavailable, try again later"
+#: Seconds a client is told to wait after a 503 captcha_unavailable (``Retry-After``): the
+#: same whatever the cause, so it says nothing of it.
+RETRY_AFTER = 5
 #: The text of a 403 given while the provider could not be asked (the fallback guard refused):
 #: the same for a replay and for a network over its budget.
 FALLBACK_REJECTED_REASON = "captcha rejected, solve a new one"
@@ -36,6 +39,8 @@ class Denial:
     error: str
     reason: str
     verdict: Verdict | None = None
+    #: Seconds for a ``Retry-After`` header (None: none).
+    retry_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ def rejected(verdict: Verdict) -> Denial:
 def unavailable(verdict: Verdict) -> Denial:
     """503 for a provider that cannot be asked (down, circuit open, misconfigured) or a
     fallback refused for want of capacity: one code, one text, whatever the cause."""
-    return Denial(503, "captcha_unavailable", UNAVAILABLE_REASON, verdict)
+    return Denial(503, "captcha_unavailable", UNAVAILABLE_REASON, verdict, RETRY_AFTER)
 
 
 def busy() -> Denial:
@@ -121,6 +126,8 @@ def render(
         ("content-length", str(len(body))),
         ("cache-control", "no-store"),
     ]
+    if denial.retry_after is not None:
+        headers.append(("retry-after", str(denial.retry_after)))
     if not as_json:
         # The page is chosen by these headers: a shared cache that ignored no-store must not
         # hand one visitor's language or way back to another.

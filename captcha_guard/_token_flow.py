@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -36,7 +35,6 @@ from ._flow import BUSY, Effect, Emit, EventHook, ProviderCall, _with_agent
 from ._privacy_pass import PrivateTokens, TokenCheck, TokenStatus
 from ._request import ClientRequest
 from ._responses import Reply
-from ._state import MemoryState
 from ._verdict import Outcome, Verdict
 from .providers._wire import ProviderResponse
 
@@ -59,15 +57,11 @@ class TokenGate:
         tokens: PrivateTokens,
         clearance: Clearance,
         *,
-        shared: bool,
         hooks: Sequence[EventHook] = (),
     ) -> None:
         self.tokens = tokens
         self.clearance = clearance
-        self.shared = shared
         self.hooks = tuple(hooks)
-        #: Nonces redeemed in this process when the door has no ``state=``.
-        self.memory = MemoryState(clock=time.monotonic)
 
     # -- the flows ------------------------------------------------------------------------
 
@@ -97,7 +91,7 @@ class TokenGate:
         if check.status is not TokenStatus.VALID:
             status = 200 if check.status is TokenStatus.UNAVAILABLE else 403
             return _reply(status, {"cleared": False, "error": f"private_token_{check.status}"})
-        cookie = yield from self.clearance.issue_flow(ctx, TOKEN_SCOPE, shared=self.shared)
+        cookie = yield from self.clearance.issue_flow(ctx, TOKEN_SCOPE)
         if cookie is None:
             return _reply(200, {"cleared": False})
         return _reply(200, {"cleared": True}, (("set-cookie", cookie),))
@@ -107,7 +101,7 @@ class TokenGate:
     ) -> Generator[Effect, Any, Cleared | None]:
         """A protected request of an opted-in rule: cleared by a token, or None (captcha)."""
         check = yield from self.clearance.check_flow(
-            request.headers.get("cookie"), ctx, TOKEN_SCOPE, shared=self.shared
+            request.headers.get("cookie"), ctx, TOKEN_SCOPE
         )
         if check.cleared:
             details = {"clearance": "valid", "private_token": True}
@@ -119,7 +113,7 @@ class TokenGate:
         token = yield from self._redeem(authorization)
         if token.status is not TokenStatus.VALID:
             return None
-        cookie = yield from self.clearance.issue_flow(ctx, TOKEN_SCOPE, shared=self.shared)
+        cookie = yield from self.clearance.issue_flow(ctx, TOKEN_SCOPE)
         details = {"private_token": True, "issuer": token.issuer}
         verdict = Verdict(Outcome.PASSED, "private token", PROVIDER, details)
         return verdict, ((("set-cookie", cookie),) if cookie is not None else ())
@@ -130,7 +124,7 @@ class TokenGate:
         check = self.tokens.check(authorization)
         if check.op is not None:
             try:
-                first = (yield check.op) if self.shared else self.memory.run(check.op)
+                first = yield check.op
             except Exception as exc:  # the door threw the backend's failure in
                 first = exc
             check = self.tokens.settle(check, first)

@@ -141,8 +141,7 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
         owned, self._owned_httpx = self._owned_httpx, None
         if owned is not None:
             await owned.aclose()
-        if self.state is not None:
-            await self.state.aclose()
+        await self.state.aclose()
 
     async def _deny(
         self, denial: Denial, as_json: bool, scope: Scope, receive: Receive, send: Send

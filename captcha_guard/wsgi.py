@@ -78,8 +78,7 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
         sender, self._sender = self._sender, None
         if sender is not None:
             sender.close()
-        if self.state is not None:
-            self.state.close()
+        self.state.close()
 
     def _drive(self, flow: Generator[Effect, Any, T], environ: Environ, request: Any) -> T:
         """Perform what ``flow`` yields until it returns; its return value."""

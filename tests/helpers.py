@@ -8,13 +8,15 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
 
 from captcha_guard import CaptchaGuard, GeeTest
+from captcha_guard._state import StateOp
 from captcha_guard.testing import EmulatorServer, GeeTestEmulator
 
 
@@ -283,3 +285,38 @@ EXAMPLE_ENV = {
     "GEETEST_CAPTCHA_KEY": "a-real-looking-geetest-key",
     "TURNSTILE_SECRET": "0x4AAAAAAA-real-looking-secret",
 }
+
+
+def drive(
+    gen: Generator[StateOp, Any, Any], answer: Callable[[StateOp], Any]
+) -> tuple[list[StateOp], Any]:
+    """Run a flow generator as a door would: perform each op with ``answer`` (a state's
+    ``run``, or a function), send its result or throw its exception in."""
+    seen: list[StateOp] = []
+    try:
+        op = next(gen)
+        while True:
+            seen.append(op)
+            try:
+                result = answer(op)
+            except Exception as exc:
+                result = exc
+            op = gen.throw(result) if isinstance(result, BaseException) else gen.send(result)
+    except StopIteration as stop:
+        return seen, stop.value
+
+
+_POW_STATES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def judge_pow(provider: Any, fields: Any, state: Any = None) -> Any:
+    """``provider.check_flow(fields)`` run as the gate runs it, its replay memory in ``state``
+    (by default one MemoryState per provider, on the provider's clock)."""
+    from captcha_guard import MemoryState
+
+    if state is None:
+        state = _POW_STATES.get(provider)
+        if state is None:
+            state = _POW_STATES[provider] = MemoryState(clock=provider._clock)
+    _, verdict = drive(provider.check_flow(fields), state.run)
+    return verdict

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-from collections.abc import Generator
+import weakref
 from typing import Any
 
 import pytest
@@ -18,20 +18,20 @@ from captcha_guard._clearance import (
     CLOCK_SKEW,
     GENERATION_KEY,
     NAMESPACE,
-    OP_BUMP_COUNTER,
     OP_READ_COUNTER,
     OP_SPEND,
     ClearanceCheck,
     ClearanceContext,
     ClearanceStatus,
-    MemoryClearanceState,
     check_rule_clearance,
     cookie_values,
     is_loopback_host,
     network_of,
     rule_scope,
 )
+from captcha_guard._memory import MemoryState
 from captcha_guard._state import StateFull, StateOp, StateUnavailable
+from tests.helpers import drive
 
 SECRET = "clearance-secret-for-tests-0123456789"
 OTHER = "another-clearance-secret-9876543210"
@@ -59,8 +59,20 @@ def ctx(
     return ClearanceContext(client, user_agent, https, host, now)
 
 
+_STATES: weakref.WeakKeyDictionary[Clearance, MemoryState] = weakref.WeakKeyDictionary()
+
+
+def state_for(clearance: Clearance) -> MemoryState:
+    """The in-process state a door gives ``clearance`` (one per clearance here)."""
+    state = _STATES.get(clearance)
+    if state is None:
+        state = _STATES[clearance] = MemoryState(clock=clearance.clock)
+        clearance.bind_state(state)
+    return state
+
+
 def issue(clearance: Clearance, context: ClearanceContext | None = None, scope: str = SCOPE) -> str:
-    header = clearance.set_cookie(context or ctx(), scope)
+    _, header = drive(clearance.issue_flow(context or ctx(), scope), state_for(clearance).run)
     assert header is not None
     return header
 
@@ -80,12 +92,12 @@ def status(
     context: ClearanceContext | None = None,
     scope: str = SCOPE,
 ) -> ClearanceStatus:
-    check = clearance.read(cookie, context or ctx(), scope)
-    assert not check.ops  # local: nothing left for anybody to run
-    return check.status
+    flow = clearance.check_flow(cookie, context or ctx(), scope)
+    _, check = drive(flow, state_for(clearance).run)
+    return check.status  # type: ignore[no-any-return]
 
 
-def run_ops(check: ClearanceCheck, state: MemoryClearanceState) -> list[Any]:
+def run_ops(check: ClearanceCheck, state: MemoryState) -> list[Any]:
     out: list[Any] = []
     for op in check.ops:
         try:
@@ -486,14 +498,14 @@ def test_refused_cookies_spend_no_use() -> None:
     assert status(clearance, cookie, ctx(user_agent="other")) is S.WRONG_BINDING
     assert status(clearance, cookie, scope="x") is S.ABSENT
     assert status(clearance, cookie) is S.VALID
-    assert len(clearance.memory) == 1
+    assert state_for(clearance).counted(NAMESPACE) == 1
 
 
 def test_max_uses_with_shared_state_yields_the_spend() -> None:
-    state = MemoryClearanceState()
+    state = MemoryState()
     clearance = Clearance(SECRET, max_uses=2, ttl=600)
-    cookie = as_cookie(issue(clearance))
-    first = clearance.read(cookie, ctx(), SCOPE, shared=True)
+    cookie = as_cookie(issue(Clearance(SECRET, ttl=600)))  # issued elsewhere: nothing cached
+    first = clearance.read(cookie, ctx(), SCOPE)
     assert first.status is S.VALID and not first.cleared
     assert [op.name for op in first.ops] == [OP_READ_COUNTER, OP_SPEND]
     assert first.ops[0] == StateOp(OP_READ_COUNTER, (NAMESPACE, GENERATION_KEY))
@@ -501,53 +513,21 @@ def test_max_uses_with_shared_state_yields_the_spend() -> None:
     assert (namespace, limit, window) == (NAMESPACE, 2, 600.0) and bucket.startswith("uses:")
     assert clearance.settle(first, run_ops(first, state), now=NOW).cleared
     # Within `recheck` the generation comes from this process's cache: one round trip.
-    second = clearance.read(cookie, ctx(now=NOW + 0.5), SCOPE, shared=True)
+    second = clearance.read(cookie, ctx(now=NOW + 0.5), SCOPE)
     assert [op.name for op in second.ops] == [OP_SPEND]
     assert clearance.settle(second, run_ops(second, state), now=NOW + 0.5).cleared
-    third = clearance.read(cookie, ctx(now=NOW + 0.6), SCOPE, shared=True)
+    third = clearance.read(cookie, ctx(now=NOW + 0.6), SCOPE)
     assert clearance.settle(third, run_ops(third, state)).status is S.EXHAUSTED
-    assert len(clearance.memory) == 0  # counted in the shared state, not here
-
-
-def test_memory_state_counts_exactly_from_the_first_use() -> None:
-    clock = Clock()
-    memory = MemoryClearanceState(clock=clock)
-    assert [memory.spend("ns", "b", 2, 10) for _ in range(3)] == [True, True, False]
-    clock.now += 9.9
-    assert memory.spend("ns", "b", 2, 10) is False
-    clock.now += 0.1
-    assert memory.spend("ns", "b", 2, 10) is True  # the count lived `window` seconds
-
-
-def test_memory_state_refuses_rather_than_forgets() -> None:
-    clock = Clock()
-    memory = MemoryClearanceState(max_entries=2, clock=clock)
-    assert memory.spend("ns", "a", 1, 10) and memory.spend("ns", "b", 1, 10)
-    with pytest.raises(StateFull):
-        memory.spend("ns", "c", 1, 10)
-    assert memory.spend("ns", "a", 1, 10) is False  # known buckets still answer
-    clock.now += 10
-    assert memory.spend("ns", "c", 1, 10) is True  # room once the old ones expired
-    assert len(memory) == 1
-
-
-def test_memory_state_as_a_shared_state() -> None:
-    import anyio
-
-    memory = MemoryClearanceState()
-    assert memory.run(StateOp(OP_BUMP_COUNTER, (NAMESPACE, GENERATION_KEY))) == 1
-    assert anyio.run(memory.arun, StateOp(OP_READ_COUNTER, (NAMESPACE, GENERATION_KEY))) == 1
-    with pytest.raises(ValueError):
-        memory.run(StateOp("remember", ("ns", "k", 1.0)))
-    with pytest.raises(ValueError):
-        MemoryClearanceState(max_entries=0)
+    assert state.counted(NAMESPACE) == 1  # counted in the state the ops ran on
 
 
 def test_a_full_in_process_store_means_no_clearance_not_an_error() -> None:
-    clearance = Clearance(SECRET, max_uses=5, max_entries=1)
+    clearance = Clearance(SECRET, max_uses=5)
+    _STATES[clearance] = state = MemoryState(max_buckets=1)  # the door's state, sized
+    clearance.bind_state(state)
     first, second = as_cookie(issue(clearance)), as_cookie(issue(clearance))
     assert status(clearance, first) is S.VALID
-    check = clearance.read(second, ctx(), SCOPE)
+    _, check = drive(clearance.check_flow(second, ctx(), SCOPE), state.run)
     assert (check.status, check.store_error) == (S.UNAVAILABLE, "full")
 
 
@@ -564,18 +544,18 @@ def test_revoke_all_in_process() -> None:
 
 
 def test_revoke_all_through_shared_state_reaches_every_worker_within_recheck() -> None:
-    state = MemoryClearanceState()
+    state = MemoryState()
     worker_a = Clearance(SECRET, recheck=2.0)
     worker_b = Clearance(SECRET, recheck=2.0)
 
     def read(worker: Clearance, cookie: str, now: float) -> ClearanceStatus:
-        check = worker.read(cookie, ctx(now=now), SCOPE, shared=True)
+        check = worker.read(cookie, ctx(now=now), SCOPE)
         return worker.settle(check, run_ops(check, state), now=now).status
 
     def issued(worker: Clearance, now: float) -> str:
         context = ctx(now=now)
-        ops = worker.issue_ops(context, shared=True)
-        header = worker.set_cookie(context, SCOPE, [state.run(op) for op in ops], shared=True)
+        ops = worker.issue_ops(context)
+        header = worker.set_cookie(context, SCOPE, [state.run(op) for op in ops])
         assert header is not None
         return as_cookie(header)
 
@@ -590,34 +570,31 @@ def test_revoke_all_through_shared_state_reaches_every_worker_within_recheck() -
 
 
 def test_a_reset_state_does_not_revive_revoked_clearances() -> None:
-    state = MemoryClearanceState()
+    state = MemoryState()
     clearance = Clearance(SECRET, recheck=0)
     state.bump_counter(NAMESPACE, GENERATION_KEY)
     context = ctx()
     header = clearance.set_cookie(
-        context,
-        SCOPE,
-        [state.run(op) for op in clearance.issue_ops(context, shared=True)],
-        shared=True,
+        context, SCOPE, [state.run(op) for op in clearance.issue_ops(context)]
     )
     assert header is not None
-    reset = MemoryClearanceState()  # say, a flushed Redis: generation back to 0
+    reset = MemoryState()  # say, a flushed Redis: generation back to 0
     fresh_worker = Clearance(SECRET, recheck=0)  # never saw generation 1
-    check = fresh_worker.read(as_cookie(header), context, SCOPE, shared=True)
+    check = fresh_worker.read(as_cookie(header), context, SCOPE)
     assert fresh_worker.settle(check, run_ops(check, reset)).status is S.REVOKED
-    check = clearance.read(as_cookie(header), context, SCOPE, shared=True)
+    check = clearance.read(as_cookie(header), context, SCOPE)
     assert clearance.settle(check, run_ops(check, reset)).status is S.UNAVAILABLE
 
 
 def test_arevoke_all() -> None:
     import anyio
 
-    state = MemoryClearanceState()
+    state = MemoryState()
     clearance = Clearance(SECRET, clock=Clock())
     anyio.run(clearance.arevoke_all, state)
     assert state.read_counter(NAMESPACE, GENERATION_KEY) == 1
     # Its own cache learnt the new generation: no read needed now.
-    assert clearance.issue_ops(ctx(), shared=True) == ()
+    assert clearance.issue_ops(ctx()) == ()
 
 
 def test_revoke_all_raises_the_state_error_for_the_operator_to_see() -> None:
@@ -638,31 +615,18 @@ def test_revoke_all_raises_the_state_error_for_the_operator_to_see() -> None:
 # -- the flow's protocol: generators, failures ------------------------------------------------
 
 
-def drive(gen: Generator[StateOp, Any, Any], answer: Any) -> tuple[list[StateOp], Any]:
-    """Run a flow generator as a door would: perform each op, send or throw the result."""
-    seen: list[StateOp] = []
-    try:
-        op = next(gen)
-        while True:
-            seen.append(op)
-            result = answer(op)
-            op = gen.throw(result) if isinstance(result, BaseException) else gen.send(result)
-    except StopIteration as stop:
-        return seen, stop.value
-
-
 def test_check_flow_yields_what_it_needs_and_returns_the_check() -> None:
-    state = MemoryClearanceState()
+    state = MemoryState()
     clearance = Clearance(SECRET, max_uses=1)
-    cookie = as_cookie(issue(clearance))
-    ops, check = drive(clearance.check_flow(cookie, ctx(), SCOPE, shared=True), state.run)
+    cookie = as_cookie(issue(Clearance(SECRET)))  # nothing cached here
+    ops, check = drive(clearance.check_flow(cookie, ctx(), SCOPE), state.run)
     assert [op.name for op in ops] == [OP_READ_COUNTER, OP_SPEND] and check.cleared
-    ops, check = drive(clearance.check_flow(cookie, ctx(), SCOPE, shared=True), state.run)
+    ops, check = drive(clearance.check_flow(cookie, ctx(), SCOPE), state.run)
     assert [op.name for op in ops] == [OP_SPEND] and check.status is S.EXHAUSTED
 
 
-def test_check_flow_in_process_yields_nothing() -> None:
-    clearance = Clearance(SECRET, max_uses=1)
+def test_check_flow_with_the_generation_cached_and_no_uses_yields_nothing() -> None:
+    clearance = Clearance(SECRET)
     cookie = as_cookie(issue(clearance))
     ops, check = drive(clearance.check_flow(cookie, ctx(), SCOPE), lambda op: 1 / 0)
     assert ops == [] and check.cleared
@@ -670,10 +634,10 @@ def test_check_flow_in_process_yields_nothing() -> None:
 
 def test_a_shared_read_without_ops_to_run_is_final() -> None:
     clearance = Clearance(SECRET, recheck=60)
-    cookie = as_cookie(issue(clearance))
-    assert clearance.issue_ops(ctx(), shared=True)  # nothing cached yet
-    clearance.set_cookie(ctx(), SCOPE, [0], shared=True)  # the issue read it: cached now
-    ops, check = drive(clearance.check_flow(cookie, ctx(), SCOPE, shared=True), lambda op: 1 / 0)
+    cookie = as_cookie(issue(Clearance(SECRET)))  # nothing cached here
+    assert clearance.issue_ops(ctx())  # nothing cached yet
+    clearance.set_cookie(ctx(), SCOPE, [0])  # the issue read it: cached now
+    ops, check = drive(clearance.check_flow(cookie, ctx(), SCOPE), lambda op: 1 / 0)
     assert ops == [] and check.cleared
 
 
@@ -684,14 +648,14 @@ def test_a_shared_read_without_ops_to_run_is_final() -> None:
 def test_a_state_failure_means_no_clearance(failure: Exception, kind: str) -> None:
     clearance = Clearance(SECRET, max_uses=3)
     cookie = as_cookie(issue(clearance))
-    ops, check = drive(clearance.check_flow(cookie, ctx(), SCOPE, shared=True), lambda op: failure)
+    ops, check = drive(clearance.check_flow(cookie, ctx(), SCOPE), lambda op: failure)
     assert len(ops) == 1  # nothing spent once the first operation failed
     assert (check.status, check.store_error, check.cleared) == (S.UNAVAILABLE, kind, False)
 
 
 def test_settle_takes_exceptions_as_results_too() -> None:
     clearance = Clearance(SECRET, max_uses=3)
-    check = clearance.read(as_cookie(issue(clearance)), ctx(), SCOPE, shared=True)
+    check = clearance.read(as_cookie(issue(Clearance(SECRET))), ctx(), SCOPE)  # nothing cached
     final = clearance.settle(check, [0, StateUnavailable("connection")])
     assert (final.status, final.store_error) == (S.UNAVAILABLE, "connection")
 
@@ -701,48 +665,49 @@ def test_settle_takes_exceptions_as_results_too() -> None:
 )
 def test_settle_refuses_answers_that_do_not_fit(results: list[Any]) -> None:
     clearance = Clearance(SECRET, max_uses=3)
-    check = clearance.read(as_cookie(issue(clearance)), ctx(), SCOPE, shared=True)
+    check = clearance.read(as_cookie(issue(Clearance(SECRET))), ctx(), SCOPE)  # nothing cached
     final = clearance.settle(check, results)
     assert (final.status, final.store_error) == (S.UNAVAILABLE, "protocol")
 
 
 def test_a_spend_that_does_not_say_true_is_not_a_use() -> None:
     clearance = Clearance(SECRET, max_uses=3)
-    check = clearance.read(as_cookie(issue(clearance)), ctx(), SCOPE, shared=True)
+    check = clearance.read(as_cookie(issue(Clearance(SECRET))), ctx(), SCOPE)  # nothing cached
     for answer in (False, 1, "yes", None):
         assert clearance.settle(check, [0, answer]).status is S.EXHAUSTED
 
 
 def test_settle_of_a_final_check_is_that_check() -> None:
     clearance = Clearance(SECRET)
-    final = clearance.read(None, ctx(), SCOPE, shared=True)
+    final = clearance.read(None, ctx(), SCOPE)
     assert clearance.settle(final, [1, 2]) is final
 
 
 def test_issue_flow_reads_the_generation_when_it_must() -> None:
-    state = MemoryClearanceState()
+    state = MemoryState()
     state.bump_counter(NAMESPACE, GENERATION_KEY)
     clearance = Clearance(SECRET)
-    ops, header = drive(clearance.issue_flow(ctx(), SCOPE, shared=True), state.run)
+    ops, header = drive(clearance.issue_flow(ctx(), SCOPE), state.run)
     assert ops == [StateOp(OP_READ_COUNTER, (NAMESPACE, GENERATION_KEY))] and header
-    ops, again = drive(clearance.issue_flow(ctx(), SCOPE, shared=True), state.run)
+    ops, again = drive(clearance.issue_flow(ctx(), SCOPE), state.run)
     assert ops == [] and again  # cached
-    check = clearance.read(as_cookie(header), ctx(), SCOPE, shared=True)
+    check = clearance.read(as_cookie(header), ctx(), SCOPE)
     assert check.cleared  # issued under generation 1, which is current
 
 
 @pytest.mark.parametrize("answer", [StateUnavailable("timeout"), "1", None, True, -1, 2**32])
 def test_no_generation_no_cookie(answer: Any) -> None:
     clearance = Clearance(SECRET)
-    ops, header = drive(clearance.issue_flow(ctx(), SCOPE, shared=True), lambda op: answer)
+    ops, header = drive(clearance.issue_flow(ctx(), SCOPE), lambda op: answer)
     assert len(ops) == 1 and header is None
 
 
-def test_issue_flow_in_process_and_on_plain_http() -> None:
+def test_issue_flow_with_the_generation_cached_and_on_plain_http() -> None:
     clearance = Clearance(SECRET)
+    issue(clearance)  # reads the generation: cached for `recheck`
     ops, header = drive(clearance.issue_flow(ctx(), SCOPE), lambda op: 1 / 0)
     assert ops == [] and header and status(clearance, as_cookie(header)) is S.VALID
-    ops, none = drive(clearance.issue_flow(ctx(https=False), SCOPE, shared=True), lambda op: 0)
+    ops, none = drive(clearance.issue_flow(ctx(https=False), SCOPE), lambda op: 0)
     assert none is None
 
 
@@ -791,12 +756,12 @@ def test_the_public_name() -> None:
 
 
 def test_a_cached_generation_refuses_a_revoked_cookie_without_a_round_trip() -> None:
-    state = MemoryClearanceState()
+    state = MemoryState()
     clearance = Clearance(SECRET, recheck=5, clock=Clock())
-    header = clearance.set_cookie(ctx(), SCOPE, [0], shared=True)
+    header = clearance.set_cookie(ctx(), SCOPE, [0])
     assert header is not None
     clearance.revoke_all(state)  # learns generation 1 at once
-    check = clearance.read(as_cookie(header), ctx(), SCOPE, shared=True)
+    check = clearance.read(as_cookie(header), ctx(), SCOPE)
     assert (check.status, check.ops) == (S.REVOKED, ())
 
 
@@ -833,19 +798,19 @@ def test_network_of_junk_is_the_unknown_network(junk: str) -> None:
 def test_a_generation_going_backwards_honours_no_clearance_until_caught_up() -> None:
     """A failover standing in with an empty store (or a flush) answers generation 0 after this
     process saw 1: clearances of generation 0, revoked by then, must not come back."""
-    state = MemoryClearanceState()
+    state = MemoryState()
     clearance = Clearance(SECRET, recheck=0)
     revoked = as_cookie(issue(clearance))  # in-process issue: generation 0
     clearance.revoke_all(state)  # shared generation 1, seen by this process
-    lost = MemoryClearanceState()
-    check = clearance.read(revoked, ctx(), SCOPE, shared=True)
+    lost = MemoryState()
+    check = clearance.read(revoked, ctx(), SCOPE)
     final = clearance.settle(check, run_ops(check, lost))
     assert (final.status, final.store_error) == (S.UNAVAILABLE, "regressed")
-    assert drive(clearance.issue_flow(ctx(), SCOPE, shared=True), lost.run)[1] is None
+    assert drive(clearance.issue_flow(ctx(), SCOPE), lost.run)[1] is None
     # Caught up (the store back, or revoked again past what was seen): clearances again.
-    _, header = drive(clearance.issue_flow(ctx(), SCOPE, shared=True), state.run)
+    _, header = drive(clearance.issue_flow(ctx(), SCOPE), state.run)
     assert header is not None
-    check = clearance.read(as_cookie(header), ctx(), SCOPE, shared=True)
+    check = clearance.read(as_cookie(header), ctx(), SCOPE)
     assert clearance.settle(check, run_ops(check, state)).cleared
 
 
@@ -871,7 +836,7 @@ def test_through_a_real_wsgi_server_with_sync_state() -> None:
 
     from tests.servers import serve_wsgi
 
-    state = MemoryClearanceState()
+    state = MemoryState()
     clearance = Clearance(SECRET, max_uses=2)
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -883,12 +848,12 @@ def test_through_a_real_wsgi_server_with_sync_state() -> None:
         )
         headers = [("content-type", "text/plain")]
         if environ["PATH_INFO"] == "/pass":
-            _, header = drive(clearance.issue_flow(context, SCOPE, shared=True), state.run)
+            _, header = drive(clearance.issue_flow(context, SCOPE), state.run)
             assert header is not None
             headers.append(("set-cookie", header))
             start_response("200 OK", headers)
             return [b"issued"]
-        flow = clearance.check_flow(environ.get("HTTP_COOKIE"), context, SCOPE, shared=True)
+        flow = clearance.check_flow(environ.get("HTTP_COOKIE"), context, SCOPE)
         _, check = drive(flow, state.run)
         start_response("200 OK" if check.cleared else "403 Forbidden", headers)
         return [check.status.value.encode()]

@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from captcha_guard import Clearance
-from captcha_guard._clearance import MemoryClearanceState, rule_scope
+from captcha_guard._clearance import rule_scope
+from captcha_guard._memory import MemoryState
 from captcha_guard._state import StateOp
 from tests.browser import Browser, chromium
 from tests.servers import serve_asgi
@@ -56,15 +57,17 @@ class FlowApp:
     ``POST /comments`` and ``POST /login`` are rules that allow clearance; ``POST /revoke``
     revokes every clearance."""
 
-    def __init__(self, clearance: Clearance, state: MemoryClearanceState | None) -> None:
+    def __init__(self, clearance: Clearance, state: MemoryState | None) -> None:
         self.clearance = clearance
-        self.state = state
+        #: None: the in-process state a door without ``state=`` has.
+        self.given = state is not None
+        self.state = state if state is not None else MemoryState()
+        clearance.bind_state(self.state)
 
     async def _drive(self, flow: Generator[StateOp, Any, Any]) -> Any:
         try:
             op = next(flow)
             while True:
-                assert self.state is not None
                 try:
                     result = await self.state.arun(op)
                 except Exception as exc:
@@ -86,7 +89,6 @@ class FlowApp:
         host = next((value.decode("latin-1") for name, value in headers if name == b"host"), None)
         client = scope["client"][0] if scope.get("client") else None
         ctx = self.clearance.context(client, agent, scope["scheme"] == "https", host)
-        shared = self.state is not None
         status, body, extra = 404, {"error": "not_found"}, []
         path = scope["path"]
         if scope["method"] == "GET" and path == "/":
@@ -95,14 +97,12 @@ class FlowApp:
         if scope["method"] == "POST" and path == "/pass":
             rule_scope_name = rule_scope(RULES["/comments"])
             assert rule_scope_name is not None
-            header = await self._drive(
-                self.clearance.issue_flow(ctx, rule_scope_name, shared=shared)
-            )
+            header = await self._drive(self.clearance.issue_flow(ctx, rule_scope_name))
             status, body = 200, {"issued": header is not None}
             if header is not None:
                 extra.append((b"set-cookie", header.encode("latin-1")))
         elif scope["method"] == "POST" and path == "/revoke":
-            if self.state is None:
+            if not self.given:
                 self.clearance.revoke_all()
             else:
                 await self.clearance.arevoke_all(self.state)
@@ -110,7 +110,7 @@ class FlowApp:
         elif scope["method"] == "POST" and path in RULES:
             name = rule_scope(RULES[path])
             assert name is not None
-            check = await self._drive(self.clearance.check_flow(cookies, ctx, name, shared=shared))
+            check = await self._drive(self.clearance.check_flow(cookies, ctx, name))
             status = 200 if check.cleared else 403
             body = {"status": check.status.value}
         payload = json.dumps(body).encode()
@@ -189,7 +189,7 @@ def test_browser_gets_and_returns_the_cookie_in_process(browser: Browser) -> Non
 
 
 def test_browser_with_shared_state_caps_uses_and_revokes(browser: Browser) -> None:
-    state = MemoryClearanceState()  # stands for the door's state= (Redis in production)
+    state = MemoryState()  # stands for the door's state= (Redis in production)
     clearance = Clearance(SECRET, ttl=900, max_uses=2, recheck=0)
     with serve_asgi(FlowApp(clearance, state)) as url:
         browser.get(url + "/")
@@ -198,7 +198,7 @@ def test_browser_with_shared_state_caps_uses_and_revokes(browser: Browser) -> No
         assert post(browser, "/comments") == (200, {"status": "valid"})
         assert post(browser, "/comments") == (200, {"status": "valid"})
         assert post(browser, "/comments") == (403, {"status": "exhausted"})
-        assert len(state) == 1  # counted in the shared state
+        assert state.counted("clearance") == 1  # counted in the state
         assert post(browser, "/pass") == (200, {"issued": True})
         assert post(browser, "/comments") == (200, {"status": "valid"})
         # Another worker (its own Clearance, same secret, same state) revokes them all.

@@ -123,7 +123,7 @@ def test_the_example_builds_both_doors(caplog: pytest.LogCaptureFixture) -> None
         # Every option the file sets reaches the door: none is dropped.
         assert guard.gate.body_timeout == 10.0
         assert guard.gate.parse_limits.max_files == 100
-        assert guard.state is not None and guard.gate.shared
+        assert guard.state is not None and guard.state.shared
         assert guard.gate.clearance is not None
         assert guard.gate.routes[1].clearance_scope is not None
         assert set(guard.gate.hooks) == {
@@ -448,6 +448,24 @@ def test_a_password_in_the_state_url_is_a_secret(tmp_path: Path) -> None:
         assert load(path, environ={"REDIS": "rediss://u:pw@r/0"}).state is not None
     path.write_text(textwrap.dedent(base).lstrip("\n") + 'url = "http://r"\n')
     assert "redis://" in only_problem(path).message
+
+
+def test_the_state_table_carries_the_failure_policy(tmp_path: Path) -> None:
+    """``[state]`` says what shared state may answer (docs/shared-state.md): the opt-in to
+    per-process answers, the tolerated clock skew and each namespace's capacity reach the
+    RedisState the door gets; a value outside the choices is the file's error."""
+    base = POW + '[[rules]]\npattern = "/a"\n[state]\nurl = "unix:///tmp/none.sock"\n'
+    path = write(tmp_path, base + 'in_outage = "per_process"\nclock_skew = 5\nmax_entries = 10\n')
+    state = load(path).state
+    assert state is not None
+    built = state.build()
+    try:
+        assert (built.in_outage, built.clock_skew) == ("per_process", 5)
+    finally:
+        built.close()
+    path.write_text(textwrap.dedent(base).lstrip("\n") + 'in_outage = "allow"\n')
+    problem = only_problem(path)
+    assert problem.key == "state.in_outage"
 
 
 # Options the doors do not take yet: built in Config, handed over by one table.

@@ -12,38 +12,49 @@ from typing import Any
 import httpx
 import pytest
 
-from captcha_guard import (
-    CaptchaGuard,
-    FallbackBudget,
-    GeeTest,
-    MemoryFallbackBudget,
-    Outcome,
-    Rule,
-)
+from captcha_guard import CaptchaGuard, GeeTest, MemoryState, Outcome, Rule
 from captcha_guard._fallback import (
     NO_ADDRESS,
     NO_CAPACITY,
     OVER_BUDGET,
     REPLAY_TTL,
     REPLAYED,
-    BudgetFull,
-    FallbackGuard,
     FallbackLimit,
+    FallbackLimitOption,
     as_limit,
     network_of,
+    refusal_flow,
 )
-from captcha_guard._replay import MemoryReplayStore
 from captcha_guard._responses import FALLBACK_REJECTED_REASON
+from captcha_guard._state import StateFull, StateOp
 from captcha_guard.testing import GeeTestEmulator, Outage
 from tests.hardening_kit import CASES, DOORS, ProviderCase, Site, guarded_site
-from tests.helpers import FakeClock, RecordingApp
+from tests.helpers import FakeClock, RecordingApp, drive
 
 # ---------------------------------------------------------------------------------------------
-# FallbackGuard: the decision, with its stores
+# The fallback guard: the decision, as operations on a state
+
+
+class Guard:
+    """``refusal_flow`` performed on ``state`` (a fresh MemoryState by default), as a door
+    performs it."""
+
+    def __init__(
+        self, state: Any = None, fallback_limit: FallbackLimitOption = None, clock: Any = None
+    ) -> None:
+        if state is None:
+            state = MemoryState() if clock is None else MemoryState(clock=clock)
+        self.state = state
+        self.limit = as_limit(fallback_limit)
+
+    def refusal(self, replay_key: str, client: str | None) -> tuple[Outcome, str] | None:
+        answer = self.state.run if hasattr(self.state, "run") else self.state
+        _, result = drive(refusal_flow(self.limit, replay_key, client), answer)
+        return result  # type: ignore[no-any-return]
 
 
 def test_a_claim_falls_back_once_then_is_a_replay() -> None:
-    guard = FallbackGuard()
+    guard = Guard()
     assert guard.refusal("geetest:a", "10.0.0.1") is None
     assert guard.refusal("geetest:a", "10.0.0.2") == (Outcome.REJECTED, REPLAYED)
     assert guard.refusal("geetest:b", "10.0.0.1") is None
@@ -51,20 +62,19 @@ def test_a_claim_falls_back_once_then_is_a_replay() -> None:
 
 def test_ids_are_remembered_for_the_ttl_under_their_namespace() -> None:
     clock = FakeClock()
-    store = MemoryReplayStore()
-    guard = FallbackGuard(store, clock=clock)
+    guard = Guard(clock=clock)
     guard.refusal("geetest:a", None)
     clock.advance(REPLAY_TTL)
     assert guard.refusal("geetest:a", None) == (Outcome.REJECTED, REPLAYED)
     clock.advance(0.5)
     assert guard.refusal("geetest:a", None) is None
-    # The same store can serve proof-of-work: fallback ids cannot collide with its keys.
-    assert store.remember("fallback:geetest:a", clock.now + 1, clock.now) is False
+    # The same state serves proof-of-work: fallback ids cannot collide with its keys.
+    assert guard.state.seen("fallback", "geetest:a") and not guard.state.seen("pow", "geetest:a")
 
 
 def test_a_full_store_refuses_every_fallback_and_forgets_nothing() -> None:
     clock = FakeClock()
-    guard = FallbackGuard(MemoryReplayStore(max_entries=2), clock=clock)
+    guard = Guard(MemoryState(max_entries=2, clock=clock))
     assert guard.refusal("a", None) is None
     assert guard.refusal("b", None) is None
     assert guard.refusal("c", None) == (Outcome.FALLBACK, NO_CAPACITY)
@@ -74,7 +84,7 @@ def test_a_full_store_refuses_every_fallback_and_forgets_nothing() -> None:
 
 
 def test_a_claim_is_admitted_once_across_threads() -> None:
-    guard = FallbackGuard()
+    guard = Guard()
     start = threading.Barrier(16)
     admitted: list[str] = []
     lock = threading.Lock()
@@ -96,7 +106,7 @@ def test_a_claim_is_admitted_once_across_threads() -> None:
 
 def test_the_budget_is_spent_before_the_id_is_remembered() -> None:
     clock = FakeClock(start=0.0)
-    guard = FallbackGuard(fallback_limit=MemoryFallbackBudget(1, clock=clock), clock=clock)
+    guard = Guard(fallback_limit=1, clock=clock)
     assert guard.refusal("a", "10.0.0.1") is None
     # Over budget: refused, and "b" is not burnt, so it can come back next minute.
     assert guard.refusal("b", "10.0.0.1") == (Outcome.REJECTED, OVER_BUDGET)
@@ -109,47 +119,47 @@ def test_the_budget_is_spent_before_the_id_is_remembered() -> None:
 
 
 def test_clients_without_an_address_share_one_budget() -> None:
-    guard = FallbackGuard(fallback_limit=1)
+    guard = Guard(fallback_limit=1)
     assert guard.refusal("a", None) is None
     assert guard.refusal("b", None) == (Outcome.REJECTED, OVER_BUDGET)
 
 
 # ---------------------------------------------------------------------------------------------
-# MemoryFallbackBudget
+# The budget's counts (namespace "budget" of the state)
+
+
+def spend(state: MemoryState, client: str, limit: int) -> bool:
+    return bool(state.run(StateOp("spend", ("budget", client, limit, 60.0))))
 
 
 def test_budget_counts_per_client_per_minute() -> None:
     clock = FakeClock(start=60.0 * 100)
-    budget = MemoryFallbackBudget(2, clock=clock)
-    assert budget.spend("10.0.0.1") and budget.spend("10.0.0.1")
-    assert budget.spend("10.0.0.1") is False
-    assert budget.spend("10.0.0.2") is True  # another client has its own budget
+    state = MemoryState(clock=clock)
+    assert spend(state, "10.0.0.1", 2) and spend(state, "10.0.0.1", 2)
+    assert spend(state, "10.0.0.1", 2) is False
+    assert spend(state, "10.0.0.2", 2) is True  # another client has its own budget
     clock.advance(59.9)
-    assert budget.spend("10.0.0.1") is False
+    assert spend(state, "10.0.0.1", 2) is False
     clock.advance(0.1)  # the next minute
-    assert budget.spend("10.0.0.1") is True
+    assert spend(state, "10.0.0.1", 2) is True
 
 
 def test_budget_refuses_a_new_client_when_it_counts_too_many() -> None:
     clock = FakeClock(start=0.0)
-    budget = MemoryFallbackBudget(5, max_clients=2, clock=clock)
-    budget.spend("a")
-    budget.spend("b")
-    with pytest.raises(BudgetFull):
-        budget.spend("c")
-    assert budget.spend("a") is True  # clients already counted go on
+    state = MemoryState(max_buckets=2, clock=clock)
+    spend(state, "a", 5)
+    spend(state, "b", 5)
+    with pytest.raises(StateFull):
+        spend(state, "c", 5)
+    assert spend(state, "a", 5) is True  # clients already counted go on
     clock.advance(60)
-    assert budget.spend("c") is True
+    assert spend(state, "c", 5) is True
 
 
 @pytest.mark.parametrize("limit", [0, -1, True, 1.5, "10"])
 def test_budget_checks_its_limit(limit: object) -> None:
     with pytest.raises(ValueError, match="fallback_limit"):
-        MemoryFallbackBudget(limit)  # type: ignore[arg-type]
-
-
-def test_the_memory_budget_satisfies_the_protocol() -> None:
-    assert isinstance(MemoryFallbackBudget(1), FallbackBudget)
+        FallbackLimit(limit)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,10 +256,10 @@ def test_fallback_without_fields_is_refused(door: str) -> None:
 
 def test_a_passed_captcha_is_not_remembered_by_the_guard() -> None:
     # Only fallbacks are remembered: the provider itself refuses a captcha used twice.
-    store = MemoryReplayStore()
-    with site(replay_store=store) as s:
+    state = MemoryState()
+    with site(state=state) as s:
         assert s.post(data=s.emulator.issue()).json()["outcome"] == "passed"
-    assert len(store) == 0
+    assert state.remembered("fallback") == 0
 
 
 @pytest.mark.parametrize("door", DOORS)
@@ -268,7 +278,7 @@ def test_the_guard_outlives_the_outage(door: str) -> None:
 @pytest.mark.parametrize("door", DOORS)
 def test_fallback_limit_caps_each_client(door: str) -> None:
     clock = FakeClock(start=0.0)
-    with site(door=door, fallback_limit=MemoryFallbackBudget(3, clock=clock)) as s:
+    with site(door=door, fallback_limit=3, state=MemoryState(clock=clock)) as s:
         open_circuit(s)  # the first fallback of this client
         within = [s.post(data=s.emulator.issue()) for _ in range(2)]
         over = s.post(data=s.emulator.issue())
@@ -280,15 +290,15 @@ def test_fallback_limit_caps_each_client(door: str) -> None:
     assert next_minute.json()["outcome"] == "fallback"
 
 
-def test_fallback_limit_as_an_int_builds_the_memory_budget() -> None:
+def test_fallback_limit_as_an_int_is_per_minute_in_the_doors_state() -> None:
     guard = CaptchaGuard(RecordingApp(), rules=[Rule("/x")], provider=_geetest(), fallback_limit=10)
-    assert isinstance(guard.gate.fallback.budget, MemoryFallbackBudget)
-    assert guard.gate.fallback.budget.per_minute == 10
+    assert guard.gate.fallback_limit == FallbackLimit(10)
+    assert isinstance(guard.state, MemoryState)
 
 
 @pytest.mark.parametrize("door", DOORS)
 def test_a_full_guard_refuses_fallback_with_503(door: str) -> None:
-    with site(door=door, replay_store=MemoryReplayStore(max_entries=2)) as s:
+    with site(door=door, state=MemoryState(max_entries=2)) as s:
         open_circuit(s)  # one id remembered
         second = s.post(data=s.emulator.issue())
         third = s.post(data=s.emulator.issue())
@@ -297,18 +307,21 @@ def test_a_full_guard_refuses_fallback_with_503(door: str) -> None:
     assert third.json()["error"] == "captcha_unavailable"
 
 
-class BrokenStore:
+class BrokenStore(MemoryState):
+    """A state whose replay memory fails (the breaker still works)."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.calls = 0
 
-    def remember(self, key: str, expires_at: float, now: float) -> bool:
+    def remember(self, namespace: str, key: str, ttl: float) -> Any:
         self.calls += 1
         raise ConnectionError("store unreachable")
 
 
 def test_a_failing_store_refuses_fallback_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     broken = BrokenStore()
-    with caplog.at_level(logging.WARNING, "captcha_guard"), site(replay_store=broken) as s:
+    with caplog.at_level(logging.WARNING, "captcha_guard"), site(state=broken) as s:
         s.emulator.outage = Outage.HTTP_500
         answer = s.post(data=s.emulator.issue())
     assert answer.status_code == 503
@@ -321,7 +334,7 @@ def test_a_failing_store_refuses_fallback_and_says_so(caplog: pytest.LogCaptureF
 @pytest.mark.parametrize("door", DOORS)
 def test_fail_closed_rules_never_touch_the_guard(door: str) -> None:
     counting = BrokenStore()
-    with site(door=door, replay_store=counting) as s:
+    with site(door=door, state=counting) as s:
         s.emulator.outage = Outage.HTTP_500
         answer = s.post("/pay", data=s.emulator.issue())
     assert answer.status_code == 503
@@ -347,8 +360,8 @@ def _geetest() -> GeeTest:
 
 
 def test_the_guard_options_are_checked_at_construction() -> None:
-    with pytest.raises(TypeError, match="replay_store"):
-        CaptchaGuard(RecordingApp(), rules=[Rule("/x")], provider=_geetest(), replay_store=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="state"):
+        CaptchaGuard(RecordingApp(), rules=[Rule("/x")], provider=_geetest(), state=object())
     with pytest.raises(ValueError, match="fallback_limit"):
         CaptchaGuard(RecordingApp(), rules=[Rule("/x")], provider=_geetest(), fallback_limit=0)
 
@@ -384,9 +397,7 @@ def test_prefixes_are_configurable_and_checked() -> None:
 
 
 def test_one_ipv6_64_is_one_budget_however_many_addresses_it_rotates() -> None:
-    clock = FakeClock(start=0.0)
-    limit = FallbackLimit(2, budget=MemoryFallbackBudget(2, clock=clock))
-    guard = FallbackGuard(fallback_limit=limit)
+    guard = Guard(fallback_limit=FallbackLimit(2), clock=FakeClock(start=0.0))
     answers = [guard.refusal(f"geetest:{n}", f"2001:db8:1:2::{n:x}") for n in range(1, 5)]
     assert answers == [None, None, (Outcome.REJECTED, OVER_BUDGET), (Outcome.REJECTED, OVER_BUDGET)]
     assert guard.refusal("geetest:x", "2001:db8:1:3::1") is None
@@ -394,24 +405,22 @@ def test_one_ipv6_64_is_one_budget_however_many_addresses_it_rotates() -> None:
 
 def test_a_shared_store_gives_fallbacks_and_proof_of_work_a_capacity_each() -> None:
     clock = FakeClock()
-    store = MemoryReplayStore(max_entries=3)
-    guard = FallbackGuard(store, clock=clock)
+    state = MemoryState(max_entries=3, clock=clock)
+    guard = Guard(state)
     # A flood of made-up fields fills the fallback share, and only that.
     assert [guard.refusal(f"geetest:{n}", None) for n in range(3)] == [None, None, None]
     assert guard.refusal("geetest:more", None) == (Outcome.FALLBACK, NO_CAPACITY)
-    assert store.remember("altcha:abc", clock.now + 60, clock.now) is True
+    assert state.run(StateOp("remember", ("pow", "abc", 60)))
     # And the other way round: proof-of-work filling its share leaves fallbacks alone.
-    other = MemoryReplayStore(max_entries=2)
-    for key in ("altcha:1", "altcha:2"):
-        other.remember(key, clock.now + 60, clock.now)
-    assert FallbackGuard(other, clock=clock).refusal("geetest:y", None) is None
+    other = MemoryState(max_entries=2, clock=clock)
+    for key in ("1", "2"):
+        other.run(StateOp("remember", ("pow", key, 60)))
+    assert Guard(other).refusal("geetest:y", None) is None
 
 
 def test_a_full_guard_is_a_warning_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
     # Filling it is what an attacker's made-up fields do: it must not page anyone.
-    guard = FallbackGuard(
-        MemoryReplayStore(max_entries=1), fallback_limit=FallbackLimit(100, max_networks=1)
-    )
+    guard = Guard(MemoryState(max_entries=1, max_buckets=1), fallback_limit=FallbackLimit(100))
     with caplog.at_level(logging.DEBUG, "captcha_guard"):
         assert guard.refusal("a", "198.51.100.1") is None
         assert guard.refusal("b", "198.51.100.1") == (Outcome.FALLBACK, NO_CAPACITY)
@@ -423,25 +432,16 @@ def test_a_full_guard_is_a_warning_not_an_error(caplog: pytest.LogCaptureFixture
 def test_fallback_limit_takes_every_spelling() -> None:
     assert as_limit(None) is None
     seven = as_limit(7)
-    assert seven is not None and seven.per_minute == 7
-    assert isinstance(seven.budget, MemoryFallbackBudget) and seven.budget.per_minute == 7
-    own = MemoryFallbackBudget(4)
-    spelled = as_limit(own)
-    assert spelled is not None and spelled.budget is own and spelled.ipv6_prefix == 64
-    with pytest.raises(TypeError, match="spend"):
-        FallbackLimit(3, budget=object())  # type: ignore[arg-type]
+    assert seven == FallbackLimit(7) and seven.ipv6_prefix == 64
+    spelled = FallbackLimit(4, ipv6_prefix=48)
+    assert as_limit(spelled) is spelled
 
 
-class _TellingStore:
-    """A store whose errors quote the key, as some clients' exceptions do."""
-
-    def remember(self, key: str, expires_at: float, now: float) -> bool:
-        raise KeyError(key)
-
-
-class _TellingBudget:
-    def spend(self, client: str) -> bool:
-        raise RuntimeError(f"cannot count {client}")
+def _telling(op: StateOp) -> Any:
+    """A state whose errors quote what it was asked, as some clients' exceptions do."""
+    if op.name == "remember":
+        raise KeyError(op.args[1])
+    raise RuntimeError(f"cannot count {op.args[1]}")
 
 
 def test_a_store_error_that_quotes_the_request_is_withheld(
@@ -449,11 +449,11 @@ def test_a_store_error_that_quotes_the_request_is_withheld(
 ) -> None:
     lot = "4dc3cfc2cdff448cad8d13107198d473"
     with caplog.at_level(logging.ERROR, "captcha_guard"):
-        assert FallbackGuard(_TellingStore()).refusal(f"geetest:{lot}", "198.51.100.9") == (
+        assert Guard(_telling).refusal(f"geetest:{lot}", "198.51.100.9") == (
             Outcome.FALLBACK,
             NO_CAPACITY,
         )
-        told = FallbackGuard(fallback_limit=FallbackLimit(5, budget=_TellingBudget()))
+        told = Guard(_telling, fallback_limit=FallbackLimit(5))
         assert told.refusal("geetest:x", "2001:db8:1:2::9") == (Outcome.FALLBACK, NO_CAPACITY)
     assert [r.levelno for r in caplog.records] == [logging.ERROR, logging.ERROR]
     assert lot not in caplog.text and "2001:db8:1:2" not in caplog.text

@@ -24,7 +24,7 @@ from captcha_guard._fields import (
 from captcha_guard._flow import Deny, Gate, Pass, Route
 from captcha_guard._responses import Denial
 from captcha_guard.testing import GeeTestEmulator
-from tests.wire import client_request, until_call
+from tests.wire import client_request, state_of, until_call
 
 EMULATOR = GeeTestEmulator()
 
@@ -354,7 +354,7 @@ def _begin(body: bytes, content_type: str, query: bytes = b"") -> object:
     assert route is not None
     info = client_request(content_type=content_type, query=query)
     flow = gate.decide(route, info)
-    step = until_call(flow, body=body)
+    step = until_call(flow, body=body, state=state_of(gate))
     flow.close()  # a call left out is abandoned: nothing counted
     if isinstance(step, Deny):
         return step.denial
@@ -521,7 +521,7 @@ def test_limits_reach_the_gate_and_answer_413_with_a_code() -> None:
     assert isinstance(route, Route)
     form = urlencode({**_fields(), "a": "1", "b": "2"}).encode()
     request = client_request(content_type="application/x-www-form-urlencoded")
-    decision = until_call(gate.decide(route, request), body=form)
+    decision = until_call(gate.decide(route, request), body=form, state=state_of(gate))
     assert isinstance(decision, Deny)
     step = decision.denial
     assert (step.status, step.error) == (413, "too_many_fields")

@@ -36,8 +36,6 @@ import redis as redis_py
 # unchanged whatever the package's private module layout.
 from captcha_guard import (
     CircuitBreaker,
-    MemoryFallbackBudget,
-    MemoryReplayStore,
     ProofOfWork,
     Rule,
     Turnstile,
@@ -312,43 +310,6 @@ def test_fallback_budget_is_spent_across_two_guards(
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids="+".join)
-def test_explicit_replay_stores_win_over_state(
-    pair: tuple[str, str], shared_redis: RedisServer, prefix: str, emulator: Any
-) -> None:
-    emu, server = emulator
-
-    def own_stores() -> dict[str, Any]:
-        pow_ = ProofOfWork(
-            fleet_app.POW_SECRET,
-            max_number=fleet_app.POW_MAX_NUMBER,
-            escalation=(),
-            replay_store=MemoryReplayStore(),
-        )
-        return {"providers": {"pow": pow_}, "replay_store": MemoryReplayStore()}
-
-    with two_guards(pair, shared_redis, (prefix, prefix), server, own_stores) as (a, b):
-        value = a.solution()
-        # Each guard's own store: once per guard, not once across both.
-        assert [a.post_pow(value)[0], b.post_pow(value)[0]] == [200, 200]
-        assert [a.post_pow(value)[0], b.post_pow(value)[0]] == [403, 403]
-        emu.outage = Outage.HTTP_500
-        token = emu.issue()
-        assert [a.post_token(token)[0], b.post_token(token)[0]] == [200, 200]
-        assert [a.post_token(token)[0], b.post_token(token)[0]] == [403, 403]
-
-
-def test_a_fallback_budget_object_of_the_sites_own_wins_over_state(
-    shared_redis: RedisServer, prefix: str, emulator: Any
-) -> None:
-    emu, server = emulator
-    emu.outage = Outage.HTTP_500
-    own = lambda: {"fallback_limit": MemoryFallbackBudget(1)}  # noqa: E731
-    with two_guards(("asgi", "wsgi"), shared_redis, (prefix, prefix), server, own) as (a, b):
-        # README: "a FallbackBudget object wins over state=": each guard counts its own.
-        assert [a.post_token(emu.issue())[0], b.post_token(emu.issue())[0]] == [200, 200]
-
-
-@pytest.mark.parametrize("pair", PAIRS, ids="+".join)
 def test_breakers_are_keyed_by_provider_name_not_class(
     pair: tuple[str, str], shared_redis: RedisServer, prefix: str
 ) -> None:
@@ -587,6 +548,43 @@ def test_four_workers_let_one_solution_and_one_fallback_token_pass_once(
         assert "shared state" not in site.log(), site.log()
 
 
+def test_four_workers_with_loops_stalled_by_heavy_bodies_never_pass_a_solution_twice(
+    shared_redis: RedisServer, prefix: str, emulator: Any
+) -> None:
+    # The issue's R2: multipart bodies that take the loop past RedisState's 0.2 s timeout
+    # while Redis is healthy. Default timeout here, on purpose: the stall is credited to our
+    # own loop (never an outage) and no answer comes from a worker's own memory.
+    _, server = emulator
+    boundary = "b" * 30
+    part = f'--{boundary}\r\nContent-Disposition: form-data; name="f"\r\n\r\n{"x" * 60}\r\n'
+    heavy = (part * 1_200 + f"--{boundary}--\r\n").encode()  # about 140 KB
+    stop = threading.Event()
+    with fleet("uvicorn", shared_redis, prefix, server, workers=4) as site:
+        value = site.solution()
+
+        def flood() -> None:
+            with site.client(timeout=30) as client:
+                while not stop.is_set():
+                    client.post(
+                        "/pow",
+                        content=heavy,
+                        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+                    )
+
+        with ThreadPoolExecutor(6) as pool:
+            for _ in range(6):
+                pool.submit(flood)
+            try:
+                answers = site.spread(lambda: site.post_pow(value), at_least=40)
+            finally:
+                stop.set()
+        log = site.log()
+    codes = [code for code, _ in answers]
+    assert codes.count(200) <= 1, outcomes(answers)  # never twice, stalled or not
+    assert set(codes) <= {200, 403, 503}, outcomes(answers)
+    assert "shared state unavailable" not in log, log
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_two_workers_share_replays_and_one_breaker(
     kind: str, shared_redis: RedisServer, prefix: str, emulator: Any
@@ -736,41 +734,31 @@ def timed(
 def test_redis_killed_under_the_workers_then_restarted(
     own_redis: RedisServer, prefix: str, emulator: Any
 ) -> None:
+    # Changed with issue 15: during the outage only the breaker is answered in process; a
+    # replay guard that cannot be asked is a 503 (captcha_unavailable, Retry-After), never a
+    # worker's own "first".
     emu, server = emulator
     with fleet("uvicorn", own_redis, prefix, server) as site:
         value = site.solution()
         passes_once_across_the_fleet(site, lambda: site.post_pow(value), "passed")
 
         own_redis.kill()  # SIGKILL, mid-run: the data is gone with it
-        # No 500, each answer within its bound, on both workers; the provider still judges.
+        # No 500, each answer within its bound, on both workers; the provider still judges
+        # (the breaker is kept in process).
         answers = site.spread(timed(lambda: site.post_token(emu.issue())), at_least=12)
         assert outcomes(answers) == [(200, "passed")] * len(answers)
-        answers = site.spread(timed(lambda: site.post_pow(site.solution())), at_least=12)
-        assert outcomes(answers) == [(200, "passed")] * len(answers)
-
-        # Within one worker (one kept-alive connection) a replay is still refused.
+        # A proof-of-work solution cannot be checked against the fleet's memory: refused.
+        # (Solved before the clock starts: solving is the client's time, not the answer's.)
         during = site.solution()
+        answers = site.spread(timed(lambda: site.post_pow(during)), at_least=12)
+        assert {code for code, _ in answers} == {503}, outcomes(answers)
+        assert {d["error"] for _, d in answers} == {"captcha_unavailable"}
+        # Nor can a fallback token: refused, on every worker, however often it is sent.
         emu.outage = Outage.HTTP_500
         token = emu.issue()
-        kept = site.client()
-        first = kept.post("/pow", data={POW_FIELD: during})
-        again = kept.post("/pow", data={POW_FIELD: during})
-        fell_back = kept.post("/login", data=token)
-        replayed = kept.post("/login", data=token)
-        worker = first.json()["pid"]
-        assert (first.status_code, first.json()["outcome"]) == (200, "passed")
-        assert (again.status_code, again.json()["pid"]) == (403, worker)
-        assert (fell_back.status_code, fell_back.json()) == (
-            200,
-            {"pid": worker, "outcome": "fallback"},
-        )
-        assert (replayed.status_code, replayed.json()["pid"]) == (403, worker)
+        answers = site.spread(timed(lambda: site.post_token(token)), at_least=8)
+        assert {code for code, _ in answers} == {503}, outcomes(answers)
         emu.outage = None
-        # What an outage can lose (SECURITY.md): the solution that passed while Redis was up
-        # was remembered there only, so each worker lets it through once more now.
-        reused = kept.post("/pow", data={POW_FIELD: value})
-        assert (reused.status_code, reused.json()["pid"]) == (200, worker)
-        assert kept.post("/pow", data={POW_FIELD: value}).status_code == 403
 
         # Redis back on the same socket, empty: every worker resumes sharing on its own.
         own_redis.start()
@@ -785,13 +773,9 @@ def test_redis_killed_under_the_workers_then_restarted(
         poll(shared_again, 10, "every worker sharing again")
         fresh = site.solution()
         passes_once_across_the_fleet(site, lambda: site.post_pow(fresh), "passed")
-        # What passed in a worker during the outage stays refused there, though the restarted
-        # Redis never saw it: that worker's in-process memory of the outage is still consulted.
-        try:
-            answer = kept.post("/pow", data={POW_FIELD: during})
-        finally:
-            kept.close()
-        assert (answer.status_code, answer.json()["pid"]) == (403, worker)
+        # What a restart without persistence loses (SECURITY.md): the solution that passed
+        # before it was remembered there only, so it passes once more, once fleet-wide.
+        passes_once_across_the_fleet(site, lambda: site.post_pow(value), "passed")
         log = site.log()
         assert "shared state unavailable" in log
         assert "sharing resumed" in log

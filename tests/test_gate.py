@@ -29,7 +29,7 @@ from captcha_guard.providers import ProviderRequest, ProviderResponse
 from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.testing import GeeTestEmulator
 from tests.helpers import FakeClock, assert_logs_clean, tokens_of
-from tests.wire import client_request, drive, from_httpx, until_call
+from tests.wire import client_request, drive, from_httpx, state_of, until_call
 
 EMULATOR = GeeTestEmulator()
 FORM = "application/x-www-form-urlencoded"
@@ -76,6 +76,8 @@ class Call:
     permit: Permit | None
     #: The flow's decision, once ``_finish`` answered the call.
     decision: Decision | None = None
+    #: The state its operations run on (the gate's, as a door would keep it).
+    state: Any = None
 
     @property
     def request(self) -> ProviderRequest:
@@ -92,14 +94,14 @@ def _begin(gate: Gate, fields: dict[str, str], path: str = "/login") -> Decision
     breaker = route.provider.breaker
     given = len(breaker.permits) if isinstance(breaker, Breaker) else 0
     flow = gate.decide(route, client_request(content_type=FORM))
-    step = until_call(flow, body=urlencode(fields).encode())
+    step = until_call(flow, body=urlencode(fields).encode(), state=state_of(gate))
     if not isinstance(step, ProviderCall):
         return step
     permit = None
     if isinstance(breaker, Breaker):
         assert len(breaker.permits) == given + 1
         permit = breaker.permits[-1]
-    return Call(flow, step, permit)
+    return Call(flow, step, permit, state=state_of(gate))
 
 
 def _call(gate: Gate, path: str = "/login") -> Call:
@@ -135,7 +137,7 @@ def _finish(
         answer = from_httpx(response)
     else:
         answer = CallProblem((error or "no answer").replace(" ", "_"))
-    decision = drive(call.flow, sent=answer).decision
+    decision = drive(call.flow, sent=answer, state=call.state).decision
     assert decision is not None
     call.decision = decision
     verdict = _verdict(decision)
@@ -361,7 +363,7 @@ def test_busy_is_a_503_that_charges_nothing_and_frees_the_probe() -> None:
     gate = _gate(provider=_provider(breaker=breaker))
     # Closed: BUSY again and again does not open the circuit (one failure would).
     for _ in range(3):
-        decision = drive(_call(gate).flow, sent=BUSY).decision
+        decision = drive(_call(gate).flow, sent=BUSY, state=state_of(gate)).decision
         assert isinstance(decision, Deny)
         assert (decision.denial.status, decision.denial.error) == (503, "captcha_busy")
         assert decision.denial.verdict is None  # never a fallback
@@ -371,7 +373,7 @@ def test_busy_is_a_503_that_charges_nothing_and_frees_the_probe() -> None:
     clock.advance(5)
     call = _call(gate)
     assert call.permit is not None and call.permit.probe
-    assert isinstance(drive(call.flow, sent=BUSY).decision, Deny)
+    assert isinstance(drive(call.flow, sent=BUSY, state=call.state).decision, Deny)
     assert breaker.state is State.HALF_OPEN
     again = _call(gate).permit
     assert again is not None and again.probe
@@ -386,7 +388,7 @@ def test_events_are_emitted_for_a_call_and_none_for_a_cancelled_one() -> None:
     call = _call(gate)
     call.flow.close()
     assert seen == []
-    run = drive(_call(gate).flow, sent=from_httpx(httpx.Response(502)))
+    run = drive(_call(gate).flow, sent=from_httpx(httpx.Response(502)), state=state_of(gate))
     assert isinstance(run.decision, Pass)  # fail-open fallback
     kinds = [type(event).__name__ for event in run.events]
     assert kinds == ["BreakerEvent", "VerdictEvent"]

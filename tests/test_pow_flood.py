@@ -4,8 +4,7 @@ eight native cores against the replay memory, honest users arriving meanwhile.""
 from __future__ import annotations
 
 from bench.pow_flood import Clock, simulate
-from captcha_guard import ProofOfWork
-from captcha_guard._replay import MemoryReplayStore
+from captcha_guard import MemoryState, ProofOfWork
 
 SECRET = "flood-test-secret-0123456789"
 NATIVE = 10e6  # hashes per second per core, about what bench/pow_flood.py measures here
@@ -15,6 +14,7 @@ def run(provider: ProofOfWork, clock: Clock, seconds: float) -> dict[str, int]:
     tally = simulate(
         provider,
         clock,
+        state=MemoryState(max_entries=1_000, clock=clock),
         cores=8,
         native_rate=NATIVE,
         browser_rate=1e6,
@@ -38,7 +38,6 @@ def test_eight_cores_lock_honest_users_out_of_a_single_store() -> None:
         max_number=1_000_000,
         expires=40,
         escalation=(),
-        replay_store=MemoryReplayStore(max_entries=1_000),
         clock=clock,
     )
     seen = run(provider, clock, seconds=60)
@@ -52,7 +51,6 @@ def test_with_levels_every_honest_user_passes_at_most_after_one_retry() -> None:
         SECRET,
         max_number=1_000_000,
         expires=40,
-        replay_store=[MemoryReplayStore(max_entries=1_000) for _ in range(3)],
         clock=clock,
     )
     seen = run(provider, clock, seconds=60)

@@ -8,17 +8,23 @@ from typing import Any
 import httpx
 import pytest
 
-from captcha_guard import CaptchaGuard, Outcome, ProofOfWork, Rule, Verdict, WSGICaptchaGuard
+from captcha_guard import (
+    CaptchaGuard,
+    MemoryState,
+    Outcome,
+    ProofOfWork,
+    Rule,
+    Verdict,
+    WSGICaptchaGuard,
+)
 from captcha_guard._fields import Fields
-from captcha_guard._replay import MemoryReplayStore
-from captcha_guard.providers._base import ClientRequest
 from tests.apps import echo_asgi, echo_wsgi
+from tests.helpers import judge_pow
 from tests.helpers import solve_pow as solve
 from tests.servers import serve_asgi, serve_wsgi
 
 SECRET = "shared-secret-0123456789abcdef"
 START = 1_700_000_000.0
-REQUEST = ClientRequest(method="POST", path="/login", client_host=None, headers={}, raw={})
 
 
 class Clock:
@@ -29,10 +35,10 @@ class Clock:
         return self.now
 
 
-def judge(provider: ProofOfWork, value: str) -> Verdict:
+def judge(provider: ProofOfWork, value: str, state: MemoryState | None = None) -> Verdict:
     fields = Fields()
     fields.add("altcha", value)
-    verdict = provider.check(fields, REQUEST)
+    verdict = judge_pow(provider, fields, state)
     assert isinstance(verdict, Verdict)
     return verdict
 
@@ -124,29 +130,27 @@ def test_no_downgrade_through_wsgi_under_wsgiref() -> None:
 
 def test_a_full_level_sends_new_challenges_one_level_up_and_honest_solvers_pass() -> None:
     clock = Clock()
-    stores = [MemoryReplayStore(max_entries=3) for _ in range(3)]
-    provider = ProofOfWork(
-        SECRET, max_number=50, expires=60, clock=clock, replay_store=stores, escalation=(8, 64)
-    )
+    state = MemoryState(max_entries=3, clock=clock)
+    provider = ProofOfWork(SECRET, max_number=50, expires=60, clock=clock, escalation=(8, 64))
     assert provider.levels == (50, 400, 3200)
     # The flood: cheap solutions fill the first level's memory.
     hoard = [provider.new_challenge() for _ in range(5)]
     assert {c["maxnumber"] for c in hoard} == {50}
     for challenge in hoard[:3]:
-        assert judge(provider, solve(challenge)).passed
-    full = judge(provider, solve(hoard[3]))
+        assert judge(provider, solve(challenge), state).passed
+    full = judge(provider, solve(hoard[3]), state)
     assert full.reason == "proof of work: too many recent solutions, retry"
     assert full.details == {"level": 0}  # expected under attack: not a misconfiguration
     # From now on this process serves the next level, and an honest solver passes there.
     honest = provider.new_challenge()
     assert honest["maxnumber"] == 400
     assert "&n=400&" in honest["salt"]
-    verdict = judge(provider, solve(honest))
+    verdict = judge(provider, solve(honest), state)
     assert verdict.passed
     assert verdict.details["level"] == 1
     # Hoarded cheap challenges still only compete for the cheap level's room.
-    assert judge(provider, solve(hoard[4])).reason.endswith("retry")
-    assert len(stores[1]) == 1
+    assert judge(provider, solve(hoard[4]), state).reason.endswith("retry")
+    assert state.remembered("pow:1") == 1
     # One challenge lifetime after the last refusal the cheap level is served again: every
     # entry it held has expired, since none of its challenges was issued meanwhile.
     clock.now = START + 59
@@ -154,61 +158,57 @@ def test_a_full_level_sends_new_challenges_one_level_up_and_honest_solvers_pass(
     clock.now = START + 61
     back = provider.new_challenge()
     assert back["maxnumber"] == 50
-    assert judge(provider, solve(back)).passed
+    assert judge(provider, solve(back), state).passed
 
 
-def test_only_the_top_level_full_is_a_misconfiguration() -> None:
+def test_only_the_top_level_full_says_so_and_at_most_as_a_warning() -> None:
+    # A flood can fill the top level too: a client must not be able to write ERROR lines
+    # (issue 15), so the hint is a SUSPECT detail (logged at WARNING), not a misconfiguration.
     clock = Clock()
     provider = ProofOfWork(
         SECRET,
         max_number=20,
         expires=60,
         clock=clock,
-        replay_store=[MemoryReplayStore(max_entries=1) for _ in range(2)],
         escalation=(4,),
     )
+    provider_state = MemoryState(max_entries=1, clock=clock)
     cheap = [provider.new_challenge() for _ in range(2)]
-    assert judge(provider, solve(cheap[0])).passed
-    assert judge(provider, solve(cheap[1])).details == {"level": 0}
+    assert judge(provider, solve(cheap[0]), provider_state).passed
+    assert judge(provider, solve(cheap[1]), provider_state).details == {"level": 0}
     dear = [provider.new_challenge() for _ in range(2)]
     assert {c["maxnumber"] for c in dear} == {80}
-    assert judge(provider, solve(dear[0])).passed
-    top = judge(provider, solve(dear[1]))
+    assert judge(provider, solve(dear[0]), provider_state).passed
+    top = judge(provider, solve(dear[1]), provider_state)
     assert top.details["level"] == 1
-    assert "replay store full at the top difficulty" in top.details["misconfiguration"]
+    assert "replay store full at the top difficulty" in top.details["suspect"]
+    assert "misconfiguration" not in top.details
     assert provider.level() == 1  # the top level is served even when it is full
 
 
 def test_a_nearly_full_level_stops_being_served_before_it_refuses() -> None:
     # Challenges already handed out (honest users still typing) find room when they return.
     clock = Clock()
-    store = MemoryReplayStore(max_entries=10)
-    provider = ProofOfWork(
-        SECRET,
-        max_number=20,
-        expires=60,
-        clock=clock,
-        replay_store=[store, MemoryReplayStore()],
-        escalation=(8,),
-    )
+    state = MemoryState(capacities={"pow": 10}, clock=clock)
+    provider = ProofOfWork(SECRET, max_number=20, expires=60, clock=clock, escalation=(8,))
     in_flight = provider.new_challenge()
     for _ in range(8):
-        assert judge(provider, solve(provider.new_challenge())).passed
+        assert judge(provider, solve(provider.new_challenge()), state).passed
     assert provider.new_challenge()["maxnumber"] == 20  # 8 of 10: still served
-    assert judge(provider, solve(provider.new_challenge())).passed  # 9 of 10
+    assert judge(provider, solve(provider.new_challenge()), state).passed  # 9 of 10
     assert provider.new_challenge()["maxnumber"] == 160
-    assert judge(provider, solve(in_flight)).passed  # the tenth, and last, place
+    assert judge(provider, solve(in_flight), state).passed  # the tenth, and last, place
     clock.now = START + 61
     assert provider.new_challenge()["maxnumber"] == 20
 
 
-def test_one_store_for_all_levels_keeps_levels_apart_by_key() -> None:
-    store = MemoryReplayStore()
-    provider = ProofOfWork(SECRET, max_number=50, clock=Clock(), replay_store=store)
-    assert provider.replay_stores == (store, store, store)
-    assert judge(provider, solve(provider.new_challenge())).passed
-    (key,) = store._expiry  # the namespace of the level, then 128 bits of the challenge
+def test_one_state_for_all_levels_keeps_levels_apart_by_namespace() -> None:
+    state = MemoryState()
+    provider = ProofOfWork(SECRET, max_number=50, clock=Clock())
+    assert judge(provider, solve(provider.new_challenge()), state).passed
+    (key,) = state._memory["pow"]._expiry  # the namespace of the level, then 128 bits
     assert key.startswith("pow:") and len(key) == len("pow:") + 32
+    assert state.remembered("pow:1") == 0
 
 
 def flood_conversation(client: httpx.Client) -> None:
@@ -228,22 +228,27 @@ def flood_conversation(client: httpx.Client) -> None:
 
 
 def flood_provider() -> ProofOfWork:
-    return ProofOfWork(
-        SECRET,
-        max_number=30,
-        challenge_path="/c",
-        replay_store=[MemoryReplayStore(max_entries=2) for _ in range(3)],
-    )
+    return ProofOfWork(SECRET, max_number=30, challenge_path="/c")
 
 
 def test_flood_escalates_through_asgi_under_uvicorn() -> None:
-    guard = CaptchaGuard(echo_asgi, rules=[Rule("/login")], provider=flood_provider())
+    guard = CaptchaGuard(
+        echo_asgi,
+        rules=[Rule("/login")],
+        provider=flood_provider(),
+        state=MemoryState(max_entries=2),
+    )
     with serve_asgi(guard) as url, httpx.Client(base_url=url) as client:
         flood_conversation(client)
 
 
 def test_flood_escalates_through_wsgi_under_wsgiref() -> None:
-    guard = WSGICaptchaGuard(echo_wsgi, rules=[Rule("/login")], provider=flood_provider())
+    guard = WSGICaptchaGuard(
+        echo_wsgi,
+        rules=[Rule("/login")],
+        provider=flood_provider(),
+        state=MemoryState(max_entries=2),
+    )
     with serve_wsgi(guard) as url, httpx.Client(base_url=url) as client:
         flood_conversation(client)
 
@@ -307,12 +312,12 @@ def test_the_memory_is_one_remember_per_solution_through_prepare_and_settle() ->
 def test_a_store_that_fails_refuses_loudly_never_a_500_or_a_pass(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    class Down:
-        def remember(self, key: str, expires_at: float, now: float) -> bool:
+    class Down(MemoryState):
+        def remember(self, namespace: str, key: str, ttl: float) -> Any:
             raise ConnectionError("redis://:hunter2@10.0.0.1 refused")
 
-    provider = ProofOfWork(SECRET, max_number=20, replay_store=Down())
-    guard = CaptchaGuard(echo_asgi, rules=[Rule("/login")], provider=provider)
+    provider = ProofOfWork(SECRET, max_number=20)
+    guard = CaptchaGuard(echo_asgi, rules=[Rule("/login")], provider=provider, state=Down())
     with (
         caplog.at_level("ERROR", logger="captcha_guard"),
         serve_asgi(guard) as url,

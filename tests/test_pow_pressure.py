@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry
 
 from captcha_guard import CaptchaGuard, Pressure, ProofOfWork, Rule, WSGICaptchaGuard
 from captcha_guard._events import PowLevelEvent
+from captcha_guard._memory import MemoryState
 from captcha_guard._request import ClientRequest
-from captcha_guard._state import MemoryState
 from captcha_guard.config import load
 from captcha_guard.prometheus import event_hooks
 from captcha_guard.providers._pow_pressure import count_on

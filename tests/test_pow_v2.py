@@ -19,9 +19,10 @@ from captcha_guard._fields import FieldError, Fields
 from captcha_guard.config import load
 from captcha_guard.providers._pow_v2 import IssueBudget, IssueBusy, Kdf
 from tests.apps import echo_asgi, echo_wsgi
+from tests.helpers import judge_pow
 from tests.servers import serve_asgi, serve_wsgi
 from tests.test_config import POW, problems, write
-from tests.test_providers_proof_of_work import REQUEST, START, Clock
+from tests.test_providers_proof_of_work import START, Clock
 
 SECRET = "test-secret-v2-0123456789abcdef"
 
@@ -46,12 +47,14 @@ def encode(document: object) -> str:
 
 
 def judge(provider: ProofOfWork, value: object) -> Verdict:
+    """As the gate judges it: check_flow, its replay memory in a MemoryState per provider."""
     fields = Fields()
     fields.add("altcha", value)
     try:
-        return provider.check(fields, REQUEST)
+        verdict: Verdict = judge_pow(provider, fields)
     except FieldError as exc:
         return provider.rejected(str(exc))
+    return verdict
 
 
 def test_a_solved_v2_challenge_passes_once() -> None:

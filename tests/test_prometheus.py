@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -258,3 +259,60 @@ def test_breaker_gauge_stays_one_hot_across_two_uvicorn_workers(workers: httpx.C
         assert response.status_code == 200
         expected = {"closed": 0.0, "open": 0.0, "half_open": 0.0, new: 1.0}
         assert states() == expected
+
+
+# Through the real flow and both doors (issue 15 §7): no hand-made events.
+
+
+@pytest.mark.parametrize("door", ["asgi", "wsgi"])
+def test_a_proof_of_work_replay_counts_through_the_door(door: str) -> None:
+    from captcha_guard import CaptchaGuard, ProofOfWork, Rule, WSGICaptchaGuard
+    from tests.apps import echo_asgi, echo_wsgi
+    from tests.helpers import solve_pow
+    from tests.servers import serve_asgi, serve_wsgi
+
+    registry = CollectorRegistry()
+    options: dict[str, Any] = {
+        "rules": [Rule("/login")],
+        "provider": ProofOfWork("metrics-secret-0123456789abcdef", max_number=30),
+        "event_hooks": event_hooks(registry),
+    }
+    server = (
+        serve_asgi(CaptchaGuard(echo_asgi, **options))
+        if door == "asgi"
+        else serve_wsgi(WSGICaptchaGuard(echo_wsgi, **options))
+    )
+    with server as url, httpx.Client(base_url=url) as client:
+        solution = solve_pow(client.get("/captcha-guard/challenge").json())
+        assert client.post("/login", data={"altcha": solution}).status_code == 200
+        assert client.post("/login", data={"altcha": solution}).status_code == 403
+    replays = "captcha_guard_replays_refused_total"
+    assert value(registry, replays, kind="proof_of_work") == 1
+
+
+@pytest.mark.parametrize("door", ["asgi", "wsgi"])
+def test_the_in_process_breaker_reports_open_to_half_open(door: str) -> None:
+    from captcha_guard.testing import Outage
+    from tests.hardening_kit import CASES, guarded_site
+
+    registry = CollectorRegistry()
+    hooks = event_hooks(registry)
+    gauge = "captcha_guard_breaker_state"
+    seen: list[tuple[str, str, float | None]] = []
+
+    def snapshot(event: BreakerEvent) -> None:  # after the metrics hook: the gauge now
+        now = value(registry, gauge, provider="geetest", state=event.new.value)
+        seen.append((event.old.value, event.new.value, now))
+
+    hooks["breaker"].append(snapshot)
+    with guarded_site(CASES[0], door=door, failure_threshold=1, event_hooks=hooks) as s:
+        s.emulator.outage = Outage.HTTP_500
+        s.post(data=s.issue())  # opens the circuit
+        s.clock.advance(30.0)  # the cool-down is over: the next caller is the probe
+        s.emulator.outage = None
+        assert s.post(data=s.issue()).json()["outcome"] == "passed"
+    assert seen == [
+        ("closed", "open", 1.0),
+        ("open", "half_open", 1.0),  # the gauge reads half-open through half-open
+        ("half_open", "closed", 1.0),
+    ]

@@ -16,14 +16,15 @@ import pytest
 
 from captcha_guard._breaker import CircuitBreaker, Permit, State
 from captcha_guard._events import StoreErrorEvent
+from captcha_guard._failover import FailoverState, bind_state
+from captcha_guard._memory import MemoryState
 from captcha_guard._state import (
-    FailoverState,
-    MemoryState,
+    StateBusy,
     StateFull,
     StateOp,
     StateUnavailable,
+    Stored,
     Transition,
-    bind_state,
 )
 from tests.helpers import FakeClock
 
@@ -96,6 +97,41 @@ def test_memory_remember_expires_and_refuses_rather_than_forgets() -> None:
     assert state.remembered("pow") == 2
 
 
+def test_memory_remember_says_how_full_the_namespace_is() -> None:
+    state = MemoryState(max_entries=4, capacities={"pow:1": 2})
+    assert state.run(op("remember", "pow", "a", 10)) == Stored(True, 0.25)
+    assert state.run(op("remember", "pow", "a", 10)) == Stored(False, 0.25)
+    assert state.run(op("remember", "pow:1", "a", 10)) == Stored(True, 0.5)
+    with pytest.raises(ValueError):
+        MemoryState(capacities={"pow": 0})
+
+
+def test_memory_remember_bounded_as_keys_expire() -> None:
+    clock = FakeClock()
+    state = MemoryState(max_entries=10, clock=clock)
+    for second in range(1000):
+        assert state.run(op("remember", "pow", f"k{second}", 5))
+        assert state.remembered("pow") <= 6
+        clock.advance(1)
+
+
+def test_memory_remember_threads_racing_on_one_key_get_one_first_use() -> None:
+    state = MemoryState()
+    start = threading.Barrier(8)
+    results: list[bool] = []
+
+    def race() -> None:
+        start.wait()
+        results.append(bool(state.run(op("remember", "pow", "same", 100))))
+
+    threads = [threading.Thread(target=race) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+
+
 def test_memory_spend_fixed_windows_and_capacity() -> None:
     clock = FakeClock(start=600.0)
     state = MemoryState(max_buckets=2, clock=clock)
@@ -111,6 +147,35 @@ def test_memory_spend_fixed_windows_and_capacity() -> None:
     assert state.run(op("spend", "fallback", "x", 2, 60))
 
 
+def test_memory_spend_counts_exactly_from_the_first_use() -> None:
+    clock = FakeClock()
+    memory = MemoryState(clock=clock)
+    assert [memory.spend("ns", "b", 2, 10) for _ in range(3)] == [True, True, False]
+    clock.advance(9.9)
+    assert memory.spend("ns", "b", 2, 10) is False
+    clock.advance(0.1)
+    assert memory.spend("ns", "b", 2, 10) is True  # the count lived `window` seconds
+
+
+def test_memory_spend_refuses_rather_than_forgets() -> None:
+    clock = FakeClock()
+    memory = MemoryState(max_buckets=2, clock=clock)
+    assert memory.spend("ns", "a", 1, 10) and memory.spend("ns", "b", 1, 10)
+    with pytest.raises(StateFull):
+        memory.spend("ns", "c", 1, 10)
+    assert memory.spend("ns", "a", 1, 10) is False  # known buckets still answer
+    clock.advance(10)
+    assert memory.spend("ns", "c", 1, 10) is True  # room once the old ones expired
+    assert memory.counted("ns") == 1
+
+
+def test_memory_counters() -> None:
+    memory = MemoryState()
+    assert memory.run(op("read_counter", "clearance", "generation")) == 0
+    assert memory.run(op("bump_counter", "clearance", "generation")) == 1
+    assert asyncio.run(memory.arun(op("read_counter", "clearance", "generation"))) == 1
+
+
 def test_memory_state_is_atomic_across_threads() -> None:
     state = MemoryState()
     answers: list[bool] = []
@@ -118,7 +183,7 @@ def test_memory_state_is_atomic_across_threads() -> None:
 
     def work() -> None:
         barrier.wait()
-        mine = [state.run(op("remember", "pow", str(k), 60)) for k in range(500)]
+        mine = [bool(state.run(op("remember", "pow", str(k), 60))) for k in range(500)]
         mine += [state.run(op("spend", "fallback", "c", 100, 3600)) for _ in range(50)]
         answers.extend(mine)
 
@@ -135,11 +200,14 @@ def test_memory_state_async_and_unknown_ops() -> None:
     assert asyncio.run(state.arun(op("remember", "pow", "k", 1)))
     with pytest.raises(ValueError):
         state.run(op("forget", "pow", "k"))
-    with pytest.raises(ValueError):
-        MemoryState(max_entries=0)
+    for bad in (0, -1, True, 1.5, "10"):
+        with pytest.raises(ValueError):
+            MemoryState(max_entries=bad)  # type: ignore[arg-type]
 
 
 # -- FailoverState ----------------------------------------------------------------------------
+# The bookkeeping tests below use the opt-in per_process=True (every operation answered in
+# process during an outage); the default policy has tests of its own after them.
 
 
 class Primary:
@@ -180,7 +248,12 @@ def test_failover_logs_once_per_interval_with_a_count(caplog: pytest.LogCaptureF
     primary = Primary()
     events: list[StoreErrorEvent] = []
     state = FailoverState(
-        primary, backoff=1.0, log_interval=60.0, on_error=events.append, clock=clock
+        primary,
+        per_process=True,
+        backoff=1.0,
+        log_interval=60.0,
+        on_error=events.append,
+        clock=clock,
     )
     primary.down = True
     assert state.run(op("remember", "pow", "a", 600))
@@ -202,7 +275,7 @@ def test_failover_logs_once_per_interval_with_a_count(caplog: pytest.LogCaptureF
 def test_failover_resumes_and_local_memory_still_refuses(caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
     primary = Primary()
-    state = FailoverState(primary, backoff=1.0, clock=clock)
+    state = FailoverState(primary, per_process=True, backoff=1.0, clock=clock)
     primary.down = True
     assert state.run(op("remember", "fallback", "token", 600))
     primary.down = False
@@ -239,7 +312,7 @@ def test_failover_returns_local_permits_to_the_local_breaker() -> None:
 def test_failover_only_one_caller_retries_after_the_back_off() -> None:
     clock = FakeClock()
     primary = Primary()
-    state = FailoverState(primary, backoff=1.0, clock=clock)
+    state = FailoverState(primary, per_process=True, backoff=1.0, clock=clock)
     primary.down = True
     state.run(op("remember", "pow", "a", 60))
     clock.advance(1.0)
@@ -265,12 +338,12 @@ def test_failover_only_one_caller_retries_after_the_back_off() -> None:
 
 def test_failover_never_raises_what_the_primary_raised_except_full() -> None:
     primary = Primary()
-    state = FailoverState(primary, clock=FakeClock())
+    state = FailoverState(primary, per_process=True, clock=FakeClock())
     primary.down, primary.error = True, RuntimeError("a bug")
     assert state.run(op("remember", "pow", "a", 60))
-    assert asyncio.run(state.arun(op("remember", "pow", "a", 60))) is False
+    assert not asyncio.run(state.arun(op("remember", "pow", "a", 60)))
     primary.error = StateFull("noeviction")
-    state2 = FailoverState(primary, clock=FakeClock())
+    state2 = FailoverState(primary, per_process=True, clock=FakeClock())
     with pytest.raises(StateFull):
         state2.run(op("remember", "pow", "b", 60))
 
@@ -281,7 +354,7 @@ def test_failover_hook_that_raises_is_logged_not_raised(caplog: pytest.LogCaptur
     def hook(event: StoreErrorEvent) -> None:
         raise RuntimeError("hook bug")
 
-    state = FailoverState(primary, on_error=hook, clock=FakeClock())
+    state = FailoverState(primary, per_process=True, on_error=hook, clock=FakeClock())
     primary.down = True
     assert state.run(op("remember", "pow", "a", 60))
     assert any("store_error hook failed" in m for m in errors(caplog))
@@ -314,3 +387,63 @@ def test_failover_tells_the_primary_of_its_permits_recorded_locally_exactly_once
     local = state.run(op("breaker_acquire", "p", 5, 30.0))
     state.run(op("breaker_release", "p", local))
     assert primary.forgotten == [shared[1]]  # a local permit is none of its business
+
+
+# -- the default policy: only the breaker falls back to the in-process state ---------------
+
+
+SECURITY_OPS = [
+    op("remember", "pow", "a", 60),
+    op("spend", "budget", "10.0.0.0/24", 5, 60),
+    op("read_counter", "clearance", "generation"),
+    op("bump_counter", "clearance", "generation"),
+]
+
+
+@pytest.mark.parametrize("question", SECURITY_OPS, ids=lambda o: o.name)
+def test_a_security_question_the_store_cannot_answer_is_refused(question: StateOp) -> None:
+    clock = FakeClock()
+    primary = Primary()
+    state = FailoverState(primary, backoff=1.0, clock=clock)
+    primary.down = True
+    with pytest.raises(StateUnavailable):
+        state.run(question)  # the attempt that fails
+    assert state.outage
+    with pytest.raises(StateUnavailable):
+        asyncio.run(state.arun(question))  # skipped during the back-off: refused, not local
+    assert state.local.remembered("pow") == 0 and state.local.counted("budget") == 0
+    # The breaker still answers, from the in-process state.
+    assert isinstance(state.run(op("breaker_acquire", "p", 5, 30.0)), Permit)
+
+
+def test_a_full_store_refuses_security_questions_and_keeps_the_breaker_in_process() -> None:
+    primary = Primary()
+    state = FailoverState(primary)
+    primary.down, primary.error = True, StateFull("OOM")
+    with pytest.raises(StateFull):
+        state.run(op("remember", "pow", "a", 60))
+    permit = state.run(op("breaker_acquire", "p", 1, 30.0))  # never a 500 from a breaker write
+    assert state.run(op("breaker_record", "p", 1, 30.0, permit, False)) == Transition(
+        State.CLOSED, State.OPEN
+    )
+    assert not state.outage  # full is an answer, not an outage
+
+
+def test_a_stalled_loop_is_never_an_outage(caplog: pytest.LogCaptureFixture) -> None:
+    primary = Primary()
+    state = FailoverState(primary, per_process=True)  # even with the opt-in
+    primary.down, primary.error = True, StateBusy()
+    with pytest.raises(StateBusy):
+        state.run(op("remember", "pow", "a", 60))
+    assert not state.outage and errors(caplog) == []
+    assert state.local.remembered("pow") == 0  # nothing answered from this process's memory
+    assert isinstance(state.run(op("breaker_acquire", "p", 5, 30.0)), Permit)
+    primary.down = False
+    assert state.run(op("remember", "pow", "a", 60))  # asked at once: no back-off began
+
+
+def test_per_process_comes_from_the_primarys_in_outage() -> None:
+    primary = Primary()
+    assert not FailoverState(primary).per_process
+    primary.in_outage = "per_process"  # type: ignore[attr-defined]
+    assert FailoverState(primary).per_process

@@ -16,13 +16,11 @@ import pytest
 
 from captcha_guard import (
     CaptchaGuard,
-    FallbackLimit,
-    MemoryFallbackBudget,
+    MemoryState,
     ProofOfWork,
     Rule,
     WSGICaptchaGuard,
 )
-from captcha_guard._replay import MemoryReplayStore
 from captcha_guard._responses import FALLBACK_REJECTED_REASON, UNAVAILABLE_REASON
 from captcha_guard._verdict import Fault
 from captcha_guard.providers._faults import (
@@ -38,7 +36,7 @@ from captcha_guard.providers._faults import (
 from captcha_guard.testing import Outage
 from captcha_guard.testing._siteverify import HCAPTCHA_TEST_TOKEN, TURNSTILE_TEST_TOKEN
 from tests.hardening_kit import CASES, DOORS, RecordingWSGIApp, Site, guarded_site
-from tests.helpers import FakeClock, RecordingApp
+from tests.helpers import RecordingApp
 from tests.servers import serve_asgi, serve_wsgi
 
 #: One client-provokable request: it is given the site and sends whatever it likes.
@@ -207,13 +205,10 @@ def test_no_client_input_makes_an_error_line(
 def test_flooding_the_fallback_guard_in_an_outage_makes_no_error_line(
     door: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    budget = FallbackLimit(2, budget=MemoryFallbackBudget(2, max_clients=1, clock=FakeClock()))
-    store = MemoryReplayStore(max_entries=3)
+    state = MemoryState(max_entries=3, max_buckets=1)
     with (
         caplog.at_level(logging.DEBUG),
-        guarded_site(
-            CASES[0], door=door, client_ip=1, fallback_limit=budget, replay_store=store
-        ) as s,
+        guarded_site(CASES[0], door=door, client_ip=1, fallback_limit=2, state=state) as s,
     ):
         s.emulator.outage = Outage.HTTP_500
         for n in range(6):  # over one network's budget, then a second network: budget full
@@ -252,7 +247,7 @@ def test_every_503_reads_the_same_whatever_the_cause(door: str) -> None:
 @pytest.mark.parametrize("door", DOORS)
 def test_an_open_circuit_and_a_full_guard_read_like_any_outage(door: str) -> None:
     with guarded_site(
-        CASES[0], door=door, failure_threshold=1, replay_store=MemoryReplayStore(max_entries=1)
+        CASES[0], door=door, failure_threshold=1, state=MemoryState(max_entries=1)
     ) as s:
         s.emulator.outage = Outage.HTTP_500
         first = s.post(data=s.issue())  # falls back, fills the guard, opens the circuit
@@ -271,8 +266,7 @@ def test_an_open_circuit_and_a_full_guard_read_like_any_outage(door: str) -> Non
 
 @pytest.mark.parametrize("door", DOORS)
 def test_a_fallback_refusal_403_says_nothing_of_the_outage_or_the_budget(door: str) -> None:
-    limit = FallbackLimit(1, budget=MemoryFallbackBudget(1, clock=FakeClock()))
-    with guarded_site(CASES[0], door=door, fallback_limit=limit, failure_threshold=1000) as s:
+    with guarded_site(CASES[0], door=door, fallback_limit=1, failure_threshold=1000) as s:
         s.emulator.outage = Outage.HTTP_500
         fields = s.issue()
         assert s.post(data=fields).json()["outcome"] == "fallback"
@@ -288,8 +282,8 @@ def test_a_fallback_refusal_403_says_nothing_of_the_outage_or_the_budget(door: s
 # ProofOfWork with a shared store that raises: a 503, never a 500
 
 
-class _DownStore:
-    def remember(self, key: str, expires_at: float, now: float) -> bool:
+class _DownStore(MemoryState):
+    def remember(self, namespace: str, key: str, ttl: float) -> Any:
         raise ConnectionError("redis: connection refused")
 
 
@@ -306,15 +300,15 @@ def _solve(challenge: dict[str, Any]) -> str:
 def test_a_proof_of_work_store_that_raises_is_a_503(
     door: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pow_ = ProofOfWork("s" * 32, max_number=200, replay_store=_DownStore())
+    pow_ = ProofOfWork("s" * 32, max_number=200)
     rules = [Rule("/login")]
     app: Any
     if door == "asgi":
         app = RecordingApp()
-        server = serve_asgi(CaptchaGuard(app, rules=rules, provider=pow_))
+        server = serve_asgi(CaptchaGuard(app, rules=rules, provider=pow_, state=_DownStore()))
     else:
         app = RecordingWSGIApp()
-        server = serve_wsgi(WSGICaptchaGuard(app, rules=rules, provider=pow_))
+        server = serve_wsgi(WSGICaptchaGuard(app, rules=rules, provider=pow_, state=_DownStore()))
     with caplog.at_level(logging.DEBUG), server as url, httpx.Client() as client:
         challenge = client.get(url + "/captcha-guard/challenge").json()
         answer = client.post(

@@ -8,6 +8,7 @@ in-process transport go through ``as_httpx``, ``from_httpx`` and ``send_in_proce
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,9 @@ from captcha_guard._flow import (
     ReadBody,
     Route,
 )
+from captcha_guard._memory import MemoryState
 from captcha_guard._request import CAPTCHA_HEADER, ClientRequest
+from captcha_guard._state import StateOp
 from captcha_guard.providers._wire import ProviderRequest, ProviderResponse
 from captcha_guard.testing import Emulator
 
@@ -68,20 +71,53 @@ class FlowRun:
         return [e for e in self.effects if isinstance(e, ProviderCall)]
 
 
-def drive(flow: Flow, *, body: Any = b"", answer: Answer = None, sent: Any = None) -> FlowRun:
+_STATES: weakref.WeakKeyDictionary[Gate, MemoryState] = weakref.WeakKeyDictionary()
+
+
+def state_of(gate: Gate) -> MemoryState:
+    """The in-process state a door would give ``gate``: one per gate, with the providers' own
+    breakers bound, so ``provider.breaker.state`` tells the truth."""
+    state = _STATES.get(gate)
+    if state is None:
+        state = _STATES[gate] = MemoryState()
+        for route in gate.routes:
+            if route.provider.remote:
+                state.bind_breaker(route.provider_name, route.provider.breaker)
+        gate.abandon = state.abandon
+    return state
+
+
+def drive(
+    flow: Flow,
+    *,
+    body: Any = b"",
+    answer: Answer = None,
+    sent: Any = None,
+    state: Any = None,
+) -> FlowRun:
     """Run ``flow`` to its end: ``ReadBody`` gets ``body`` (bytes or a BodyProblem),
     ``ProviderCall`` gets ``answer`` (called with the ProviderCall when callable), ``Emit``
-    calls its hooks and records the event. ``sent`` is sent first: None for a fresh flow,
-    the answer to the effect it waits on for a flow resumed (after ``until_call``)."""
+    calls its hooks and records the event, a ``StateOp`` runs on ``state`` (its exception
+    thrown in). ``sent`` is sent first: None for a fresh flow, the answer to the effect it
+    waits on for a flow resumed (after ``until_call``)."""
     run = FlowRun()
+    error: Exception | None = None
     while True:
         try:
-            effect = flow.send(sent)
+            effect = flow.send(sent) if error is None else flow.throw(error)
         except StopIteration as stop:
             run.decision = stop.value
             return run
+        error = None
         run.effects.append(effect)
-        if isinstance(effect, ReadBody):
+        if isinstance(effect, StateOp):
+            if state is None:
+                raise AssertionError(f"a state operation with no state to run it: {effect!r}")
+            try:
+                sent = state.run(effect)
+            except Exception as exc:
+                error = exc
+        elif isinstance(effect, ReadBody):
             sent = body
         elif isinstance(effect, ProviderCall):
             if answer is None:
@@ -103,16 +139,21 @@ def run_flow(
     *,
     body: Any = b"",
     answer: Answer = None,
+    state: Any = None,
 ) -> Decision:
-    """The decision of ``gate`` on ``request`` (see ``drive``)."""
-    decision = drive(gate.decide(route, request), body=body, answer=answer).decision
+    """The decision of ``gate`` on ``request`` (see ``drive``), its state ``state`` or else
+    ``state_of(gate)``."""
+    flow = gate.decide(route, request)
+    state = state_of(gate) if state is None else state
+    decision = drive(flow, body=body, answer=answer, state=state).decision
     assert decision is not None
     return decision
 
 
-def until_call(flow: Flow, *, body: Any = b"") -> ProviderCall | Decision:
+def until_call(flow: Flow, *, body: Any = b"", state: Any = None) -> ProviderCall | Decision:
     """Run ``flow`` up to its provider call and leave it there (the call is out); or, when
-    it decides without one, its decision. Emitted events are dropped."""
+    it decides without one, its decision. Emitted events are dropped; state operations run
+    on ``state``."""
     sent: Any = None
     while True:
         try:
@@ -121,7 +162,10 @@ def until_call(flow: Flow, *, body: Any = b"") -> ProviderCall | Decision:
             return stop.value  # type: ignore[no-any-return]
         if isinstance(effect, ProviderCall):
             return effect
-        sent = body if isinstance(effect, ReadBody) else None
+        if isinstance(effect, StateOp):
+            sent = state.run(effect)
+        else:
+            sent = body if isinstance(effect, ReadBody) else None
 
 
 def client_request(

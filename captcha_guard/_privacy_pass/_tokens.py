@@ -244,7 +244,8 @@ class PrivateTokens:
             return check
         if isinstance(first, BaseException):  # StateFull included: no room, no redemption
             return TokenCheck(TokenStatus.UNAVAILABLE, check.issuer)
-        if first is not True:
+        # ``remember`` answers a Stored (truthy when first); a bare True from older backends.
+        if not (first is True or getattr(first, "first", None) is True):
             return TokenCheck(TokenStatus.REPLAYED, check.issuer)
         return TokenCheck(TokenStatus.VALID, check.issuer)
 

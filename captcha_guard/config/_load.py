@@ -148,7 +148,11 @@ def _state(ctx: Context, document: dict[str, Any]) -> StateSpec | None:
             'a URL with a password must come from "env:NAME" or "file:/path" '
             '(or be marked "literal:...")',
         )
-    return StateSpec(url, values.get("prefix"), values.get("timeout"), ctx.locator.line(("state",)))
+    options: dict[str, Any] = {
+        k: values[k] for k in ("in_outage", "clock_skew", "max_entries") if k in values
+    }
+    line = ctx.locator.line(("state",))
+    return StateSpec(url, values.get("prefix"), values.get("timeout"), line, options)
 
 
 def _clearance(ctx: Context, document: dict[str, Any]) -> ClearanceSpec | None:

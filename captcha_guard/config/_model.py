@@ -52,11 +52,13 @@ class StateSpec:
     prefix: str | None = None
     timeout: float | None = None
     line: int | None = None
+    #: ``in_outage``, ``clock_skew``, ``max_entries``: passed on as written.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def build(self) -> Any:
         from ..redis import RedisState  # type: ignore[import-not-found, unused-ignore]
 
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = dict(self.options)
         if self.prefix is not None:
             kwargs["prefix"] = self.prefix
         if self.timeout is not None:

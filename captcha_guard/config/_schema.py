@@ -311,6 +311,10 @@ _STATE: dict[str, Check] = {
     "url": _credential,  # may carry a password: env:/file: welcome, a plain URL allowed
     "prefix": _nonempty,
     "timeout": _number(0, strict=True),
+    # What shared state may answer (docs/shared-state.md): "refuse" unless the site opts in.
+    "in_outage": _one_of("refuse", "per_process"),
+    "clock_skew": _number(0),
+    "max_entries": _integer(1),
 }
 _CLEARANCE: dict[str, Check] = {"secret": _secrets, "ttl": _number(1)}
 _CLIENT_IP: dict[str, Check] = {"trusted_hops": _integer(0)}

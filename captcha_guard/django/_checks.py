@@ -78,7 +78,7 @@ def _warnings(core: Any, shadowed_methods: Any) -> Any:
     providers = [p for p in (gate.default_provider, *gate.named_providers.values()) if p]
     if not any(p.remote for p in providers):
         return
-    if core.state is None:
+    if not getattr(core.state, "shared", False):
         yield Warning(
             f"settings.{SETTING}: views and rules fail open by default, and with no state= "
             "the fallback replay guard is each process's own memory: under N workers a "

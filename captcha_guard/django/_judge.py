@@ -29,10 +29,10 @@ from .._fields import (
     parse_json,
 )
 from .._flow import CallProblem, Decision, ProviderCall, Route
+from .._memory import MemoryState
 from .._perform import arun_flow, run_flow
 from .._request import ClientRequest, from_environ
 from .._responses import Reply
-from .._state import MemoryState
 from .._verdict import Verdict
 from ..providers._wire import ProviderResponse
 from ..wsgi import VERDICT_KEY

@@ -30,10 +30,11 @@ after. An attacker must fill every level to lock honest users out, and the top l
 per entry is set so that this costs far more than eight cores (SECURITY.md has the numbers).
 Honest users pay the higher level's work while the attack lasts, and pass.
 
-The memory is expressible as the shared-state operation ``remember(namespace, key, ttl)``:
-namespace ``pow`` for the first level and ``pow:<level>`` above it (each namespace has its
-own capacity), key the first 128 bits of the challenge hash, ttl the challenge's remaining
-lifetime.
+The memory is the door's state (``_state.py``), one operation per solution,
+``remember(namespace, key, ttl)``: namespace ``pow`` for the first level and ``pow:<level>``
+above it (each namespace has its own capacity), key the first 128 bits of the challenge hash,
+ttl the challenge's remaining lifetime. The gate runs ``check_flow`` (``prepare``, that operation,
+``settle``); ``check`` alone cannot judge a solution.
 """
 
 from __future__ import annotations
@@ -41,15 +42,15 @@ from __future__ import annotations
 import datetime
 import hmac
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from altcha.v1 import ChallengeOptions, create_challenge, hash_hex, hmac_hex
 
 from .._fields import Fields
-from .._replay import MemoryReplayStore, ReplayStore, ReplayStoreFull
-from .._verdict import MISCONFIGURATION, REFUSED, Outcome, Verdict
+from .._state import StateFull, StateOp, StateUnavailable
+from .._verdict import MISCONFIGURATION, REFUSED, SUSPECT, Outcome, Verdict
 from . import _pow_v2 as v2
 from ._base import ClientRequest, Provider
 from ._pow_pressure import Hints, Pressure, policy_for
@@ -106,11 +107,8 @@ class ProofOfWork(Provider):
     providers on one secret different realms (or paths) so neither accepts the other's
     challenges. ``escalation`` lists the harder levels (multiples of ``max_number``) served
     while the replay memory of the levels below is full; ``()`` turns escalation off.
-    ``replay_store`` remembers used challenges until they expire: one store per level (a
-    sequence), or one store for all levels (keys then carry the level, but the levels share
-    its capacity, so a flood of cheap solutions can fill it); by default a
-    ``MemoryReplayStore`` of ``DEFAULT_MAX_ENTRIES`` per level. ``clock`` is Unix time,
-    injectable for tests.
+    Used challenges are remembered until they expire in the door's ``state=`` (one namespace,
+    with its own capacity, per level). ``clock`` is Unix time, injectable for tests.
 
     ``version=2`` serves ALTCHA proof of work v2 (``algorithm``, ``cost``, ``memory_cost``,
     ``parallelism`` choose the KDF; ``issue_budget`` bounds what issuing costs: _pow_v2).
@@ -131,7 +129,6 @@ class ProofOfWork(Provider):
         expires: float = DEFAULT_EXPIRES,
         challenge_path: str = DEFAULT_CHALLENGE_PATH,
         field: str = DEFAULT_FIELD,
-        replay_store: ReplayStore | Sequence[ReplayStore] | None = None,
         clock: Callable[[], float] = time.time,
         realm: str | None = None,
         escalation: Sequence[int] = DEFAULT_ESCALATION,
@@ -185,18 +182,10 @@ class ProofOfWork(Provider):
         self._level_of = {number: index for index, number in enumerate(levels)}
         self._key = derive_key(secret, self.realm, self.expires)
         self._v2_keys = v2.signing_keys(self._key)
-        self.replay_stores: tuple[ReplayStore, ...] = _stores(replay_store, len(levels))
-        #: Stores given here win over a door's shared ``state=`` (which else holds them).
-        self.replay_store_given = replay_store is not None
         # Per level, until when this process believes the level's memory is full: new
         # challenges skip it until then. A hint only: a wrong one costs work, never safety.
         self._full_until = [float("-inf")] * len(levels)
         self._clock = clock
-
-    @property
-    def replay_store(self) -> ReplayStore:
-        """The first level's store (the only one when escalation is off)."""
-        return self.replay_stores[0]
 
     def __repr__(self) -> str:  # never the secret
         return (
@@ -246,22 +235,37 @@ class ProofOfWork(Provider):
         }
 
     def check(self, fields: Fields, request: ClientRequest) -> Verdict:
+        """Only a rejection: a solution that passes every stateless check still needs the
+        replay memory, which is the door's state (the gate runs ``check_flow``)."""
         spend = self.prepare(fields)
         if isinstance(spend, Verdict):
             return spend
-        store = self.replay_stores[spend.level]
+        raise TypeError("ProofOfWork is judged through check_flow, with the door's state")
+
+    def check_flow(self, fields: Fields) -> Generator[StateOp, Any, Verdict]:
+        """``verdict = yield from provider.check_flow(fields)``: ``prepare``, the one state
+        operation, ``settle``. FieldError for a bad shape, as ``check``."""
+        spend = self.prepare(fields)
+        if isinstance(spend, Verdict):
+            return spend
         try:
-            first = store.remember(spend.key, spend.expires_at, spend.now)
-        except ReplayStoreFull:
+            stored = yield StateOp("remember", (spend.namespace, spend.key, spend.ttl))
+        except StateFull:
             return self.settle(spend, None)
+        except StateUnavailable:
+            # The store cannot answer (its outage is logged where it is seen, once per
+            # interval): refused, a 503, never a pass from a memory that never saw the fleet.
+            details = {REFUSED: "replay store unavailable"}
+            return Verdict(
+                Outcome.FALLBACK, "proof of work: replay store unavailable", self.name, details
+            )
         except Exception as exc:
-            # A shared store that cannot answer cannot vouch for the solution: a 503 (the
-            # REFUSED detail), never a pass and never a 500; loud, since every solver is
-            # refused until it is back.
+            # A store that cannot answer cannot vouch for the solution: a 503 (the REFUSED
+            # detail), never a pass and never a 500.
             hint = f"replay store failed ({type(exc).__name__}): every solution is refused"
             details = {REFUSED: "replay store unavailable", MISCONFIGURATION: hint}
             return Verdict(Outcome.FALLBACK, f"proof of work: {hint}", self.name, details)
-        return self.settle(spend, first, _fill(store))
+        return self.settle(spend, bool(stored), getattr(stored, "fill", None))
 
     def prepare(self, fields: Fields) -> Verdict | Spend:
         """Every check that needs no state: the payload's shape (FieldError), the work, the
@@ -303,19 +307,21 @@ class ProofOfWork(Provider):
         up already, so that solutions in flight still find room when they arrive."""
         level = spend.level
         if first is None:
-            # Refused, not forgotten (see MemoryReplayStore). New challenges go one level up
+            # Refused, not forgotten (a forgotten key is a replay). New challenges go one level up
             # until every entry here has expired: none of this level is issued meanwhile.
             self._full_until[level] = spend.now + self.expires
             details: dict[str, Any] = {"level": level}
             if level == len(self.levels) - 1:
-                # Even the hardest level is full: more solvers than the store was sized for.
-                details["misconfiguration"] = (
-                    "replay store full at the top difficulty: raise its max_entries, add an"
-                    " escalation level or lower expires"
+                # Even the hardest level is full: more solvers than the store was sized for,
+                # or a flood. A client can cause it, so a WARNING (SUSPECT), never an ERROR.
+                details[SUSPECT] = (
+                    "replay store full at the top difficulty: raise the state's capacity, add"
+                    " an escalation level or lower expires"
                 )
             return self.rejected("proof of work: too many recent solutions, retry", details)
         if not first:
-            return self.rejected("proof of work: challenge already used")
+            # "replayed": counted by captcha_guard_replays_refused_total{kind="proof_of_work"}.
+            return self.rejected("proof of work: challenge already used", {"replayed": True})
         if fill is not None and fill >= EARLY_FLIP:
             self._full_until[level] = max(self._full_until[level], spend.now + self.expires)
         return self.passed("ok", {"expires": spend.expires_at, "level": level})
@@ -338,13 +344,6 @@ class Spend:
         return max(self.expires_at - self.now, 0.0)
 
 
-def _fill(store: ReplayStore) -> float | None:
-    """How full ``store`` is, where it can tell (the in-memory store can); else None."""
-    if isinstance(store, MemoryReplayStore):
-        return len(store) / store.max_entries
-    return None
-
-
 def _levels(max_number: int, escalation: Sequence[int], bound: int) -> tuple[int, ...]:
     if isinstance(escalation, (str, bytes)) or not isinstance(escalation, Sequence):
         raise TypeError("ProofOfWork: escalation must be a sequence of ints, e.g. (8, 64)")
@@ -360,23 +359,6 @@ def _levels(max_number: int, escalation: Sequence[int], bound: int) -> tuple[int
             )
         levels.append(number)
     return tuple(levels)
-
-
-def _stores(
-    given: ReplayStore | Sequence[ReplayStore] | None, count: int
-) -> tuple[ReplayStore, ...]:
-    if given is None:
-        return tuple(MemoryReplayStore() for _ in range(count))
-    if isinstance(given, Sequence):
-        stores = tuple(given)
-        if len(stores) != count:
-            raise ValueError(f"ProofOfWork: replay_store needs one store per level ({count})")
-    else:
-        stores = (given,) * count
-    for store in stores:
-        if not callable(getattr(store, "remember", None)):
-            raise TypeError("ProofOfWork: replay_store must have a remember(key, expires_at, now)")
-    return stores
 
 
 __all__ = [
