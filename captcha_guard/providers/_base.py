@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .._breaker import CircuitBreaker
+from .._check import seconds_arg
 from .._fields import FieldError, Fields
 from .._request import ClientRequest
 from .._verdict import Fault, Outcome, ProviderFailure, Verdict
@@ -54,10 +55,9 @@ class Provider:
     ) -> None:
         if self.remote or endpoint:
             endpoint = check_url(endpoint, self.name)
-        if not timeout > 0:
-            raise ValueError(f"{self.name}: timeout must be > 0 seconds")
         self.endpoint = endpoint
-        self.timeout = float(timeout)
+        # A wrong type was always a TypeError here (the comparison's own); it stays one.
+        self.timeout = seconds_arg(timeout, "timeout", owner=self.name, wrong_type=TypeError)
         self.breaker = breaker if breaker is not None else CircuitBreaker()
 
     def __repr__(self) -> str:  # never the secret
@@ -97,7 +97,7 @@ class Provider:
         self, claim: Claim, document: dict[str, Any], response: ProviderResponse
     ) -> Verdict | ProviderFailure:
         """Sort the provider's JSON answer into a verdict or a failure, through the vendor's
-        fault table (``_faults.FaultTable``) with an explicit default for unknown codes."""
+        fault table (``_fault_table.FaultTable``) with an explicit default for unknown codes."""
         raise NotImplementedError
 
     # Helpers for subclasses.

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from .._breaker import CircuitBreaker
+from .._check import seconds_arg
 from .._fields import Fields
 from .._verdict import MISCONFIGURATION, Fault, ProviderFailure, Verdict
 from ._base import (
@@ -334,9 +335,7 @@ def _text(value: object, limit: int) -> str:
 def _score(value: float | None, label: str, name: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError(f"{label}: {name} must be a number from 0.0 to 1.0")
-    return float(value)
+    return seconds_arg(value, name, maximum=1.0, owner=label, unit="")
 
 
 def _names(values: Iterable[str] | None, label: str, name: str) -> frozenset[str] | None:
