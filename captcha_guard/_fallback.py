@@ -28,9 +28,11 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from ._check import int_arg
+from ._judgement import Judgement
+from ._logs import OutageLog
 from ._net import DEFAULT_IPV4_PREFIX, DEFAULT_IPV6_PREFIX, NO_ADDRESS, network_of
 from ._state import StateFull, StateOp, StateUnavailable
-from ._verdict import Outcome
+from ._verdict import Code, Fault, Outcome, ProviderFailure, Verdict
 
 logger = logging.getLogger("captcha_guard")
 
@@ -129,6 +131,51 @@ def refusal_flow(
     return None
 
 
+_REFUSED = {REPLAYED: Code.REFUSED_REPLAY, OVER_BUDGET: Code.REFUSED_BUDGET}
+
+
+def fallback_flow(
+    provider_name: str,
+    fail_open: bool,
+    failure: ProviderFailure,
+    limit: FallbackLimit | None,
+    replay_key: str,
+    client: str | None,
+    outages: OutageLog,
+) -> Generator[StateOp, Any, Judgement]:
+    """The judgement of a request whose provider could not judge it: let through by the
+    rule's fail-open, or refused (the rule, the replay guard, the budget, no capacity)."""
+    operator = failure.fault is Fault.OPERATOR
+    if operator:
+        logger.error(
+            "captcha provider %s is misconfigured (code %s): %s",
+            provider_name,
+            failure.code or "-",
+            failure.reason,
+        )
+    # For the app: whose fault, and the provider's own code. Nothing here steers the answer.
+    details = {"fault": failure.fault.value, "code": failure.code}
+    cause = Code.MISCONFIGURED if operator else failure.cause
+    if not fail_open:
+        verdict = Verdict(Outcome.FALLBACK, failure.reason, provider_name, details)
+        return Judgement(verdict, Code.REFUSED_RULE, failure.fault, Code.REFUSED_RULE)
+    refusal = yield from refusal_flow(limit, replay_key, client)
+    if refusal is None:
+        if not operator:
+            outages.note(provider_name, failure.reason)
+        verdict = Verdict(Outcome.FALLBACK, failure.reason, provider_name, details)
+        return Judgement(verdict, cause, failure.fault)
+    outcome, why = refusal
+    outages.note(provider_name, failure.reason, why)
+    if outcome is Outcome.FALLBACK:  # no capacity: a 503
+        verdict = Verdict(outcome, f"{failure.reason}; {why}", provider_name, details)
+        return Judgement(verdict, Code.REFUSED_CAPACITY, failure.fault, Code.REFUSED_CAPACITY)
+    # A 403 that reads generic (responses.rejected): the reason would confirm an outage.
+    refused = _REFUSED.get(why, Code.REFUSED_CAPACITY)
+    verdict = Verdict(outcome, why, provider_name, details)
+    return Judgement(verdict, refused, failure.fault, refused)
+
+
 __all__ = [
     "BUDGET_NAMESPACE",
     "BUDGET_WINDOW",
@@ -143,6 +190,7 @@ __all__ = [
     "FallbackLimit",
     "FallbackLimitOption",
     "as_limit",
+    "fallback_flow",
     "network_of",
     "refusal_flow",
 ]
