@@ -262,9 +262,10 @@ def describe_httpx(exc: BaseException, module: Any) -> CallProblem:
     return CallProblem("transport_error")
 
 
-# cancelling and ours_alone are re-exported for the ASGI door, which imports them from here.
+# TIMEOUT, cancelling and ours_alone are re-exported: the doors and redis.py import them here.
 __all__ = [
     "POOL_SIZE",
+    "TIMEOUT",
     "AiohttpSender",
     "Deadline",
     "HttpxSender",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from ._page import negotiate, page, way_back
-from ._verdict import REFUSED, Verdict
+from ._verdict import Verdict
 
 #: The one text of every 503 that a provider's state could explain.
 UNAVAILABLE_REASON = "captcha check unavailable, try again later"
@@ -75,10 +75,10 @@ def too_slow() -> Denial:
     return Denial(408, "body_timeout", "the request body did not arrive in time")
 
 
-def rejected(verdict: Verdict) -> Denial:
+def rejected(verdict: Verdict, *, generic: bool = False) -> Denial:
     """403. A provider's or a shape check's reason is the client's own doing and safe to show;
-    a refusal by the fallback guard is not (it would confirm an outage), so it reads generic."""
-    if REFUSED in verdict.details:
+    a refusal by the fallback guard (``generic``) is not (it would confirm an outage)."""
+    if generic:
         return Denial(403, "captcha_rejected", FALLBACK_REJECTED_REASON, verdict)
     return Denial(403, "captcha_rejected", verdict.reason, verdict)
 

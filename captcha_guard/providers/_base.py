@@ -18,7 +18,7 @@ from .._breaker import CircuitBreaker
 from .._check import seconds_arg
 from .._fields import FieldError, Fields
 from .._request import ClientRequest
-from .._verdict import Fault, Outcome, ProviderFailure, Verdict
+from .._verdict import NO_NOTE, Fault, Note, Outcome, ProviderFailure, Verdict
 from ._wire import ProviderRequest, ProviderResponse, check_url, form_post
 
 DEFAULT_TIMEOUT = 5.0
@@ -105,8 +105,12 @@ class Provider:
     def passed(self, reason: str = "", details: Mapping[str, Any] | None = None) -> Verdict:
         return Verdict(Outcome.PASSED, reason or "ok", self.name, dict(details or {}))
 
-    def rejected(self, reason: str, details: Mapping[str, Any] | None = None) -> Verdict:
-        return Verdict(Outcome.REJECTED, reason, self.name, dict(details or {}))
+    def rejected(
+        self, reason: str, details: Mapping[str, Any] | None = None, *, note: Note = NO_NOTE
+    ) -> Verdict:
+        """The user's bin: a 403. ``note`` is for the gate (a hint for the log, a replay),
+        ``details`` for the app."""
+        return Verdict(Outcome.REJECTED, reason, self.name, dict(details or {}), note=note)
 
 
 def http_failure(response: ProviderResponse) -> ProviderFailure | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .._verdict import SUSPECT, Fault, Outcome, ProviderFailure, Verdict
+from .._verdict import NO_NOTE, Fault, Hint, Note, Outcome, ProviderFailure, Verdict
 
 # When one answer carries several codes, the bin that wins: a code no client can cause says
 # more about the answer than one a client can.
@@ -86,10 +86,10 @@ class FaultTable:
         entry = entry if entry is not None else self.lookup(code)
         if entry.fault is not Fault.USER:
             return ProviderFailure(reason, entry.fault, code)
-        judged = dict(details or {})
+        note = NO_NOTE
         if entry.hint:
-            judged[SUSPECT] = f"{provider} answered {code or 'no code'}: {entry.hint}"
-        return Verdict(Outcome.REJECTED, reason, provider, judged)
+            note = Note(Hint.suspect(f"{provider} answered {code or 'no code'}: {entry.hint}"))
+        return Verdict(Outcome.REJECTED, reason, provider, dict(details or {}), note=note)
 
 
 def user(why: str, hint: str | None = None) -> Entry:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .._check import int_arg, seconds_arg
-from .._fallback import network_of
+from .._net import network_of
 from .._request import ClientRequest
 from .._state import StateFull, StateOp
 
