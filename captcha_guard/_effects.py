@@ -10,7 +10,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ._responses import Denial
+from ._responses import Denial, bad_request, too_large, too_slow
 from ._state import StateOp
 from ._verdict import Verdict
 from .providers._wire import ProviderRequest
@@ -31,6 +31,18 @@ class ReadBody:
 
 class BodyProblem(str):
     """Why the body could not be read (sent back instead of the bytes)."""
+
+    def denial(self, limit: int) -> Denial | None:
+        """The answer to it (None: the client left, no one to answer)."""
+        if self is TOO_LARGE:
+            return too_large(limit)
+        if self is TIMED_OUT:
+            return too_slow()
+        if self is INCOMPLETE:
+            return bad_request("body shorter than content-length")
+        if self is UNREADABLE:
+            return bad_request("body could not be read")
+        return None  # DISCONNECTED
 
 
 TOO_LARGE: Final = BodyProblem("too_large")

@@ -31,9 +31,10 @@ yielded and a ``Pass`` carries no body (the framework has it).
 If the door is cancelled while an effect is out, it closes the flow (``flow.close()``): the
 flow's ``finally`` hands a breaker permit back without counting anything (``abandon``: no I/O).
 
-Order of a protected request: content-length → body → fields → local shape check → breaker →
-provider call → reading the answer into a verdict or a provider failure → breaker record →
-fallback guard (replay, budget) → the answer.
+Order of a protected request, the steps of ``Gate._judge``: content-length → body → fields →
+local shape check → breaker and provider call (``_calling.ask``) → the fallback guard when the
+provider could not judge (``_fallback.fallback_flow``) → a ``Judgement`` (``_judgement``),
+which gives the answer and the event.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._breaker import Permit
 from ._calling import USER_AGENT, ask
+from ._check import int_arg, seconds_arg
 from ._clearance import Clearance
 from ._effects import (
     ABANDON,
@@ -82,16 +84,13 @@ from ._request import ClientRequest
 from ._responses import (
     Denial,
     Reply,
-    bad_request,
     busy,
     json_reply,
+    length_denial,
     render,
-    too_large,
-    too_slow,
 )
 from ._route import Route, bind, challenge_paths, check_hooks, opt_in, token_gate
 from ._rules import BAD_PATH, BadPath, Rule, RuleTable
-from ._state import StateOp
 from ._verdict import Outcome, ProviderFailure, Verdict
 from .providers._base import Claim, Provider
 from .providers._pow_pressure import count as pressure_count
@@ -113,10 +112,6 @@ BAD_PATH_DENIAL = Denial(400, "bad_path", "control character in the request path
 #: One whose path (below the mount point) does not begin with "/", as ``POST login`` (_rules.py).
 NO_SLASH_DENIAL = Denial(400, "bad_path", "the request path does not begin with '/'")
 
-# A content-length with more digits than this is over any max_body_size (and int() refuses
-# strings of thousands of digits outright).
-_MAX_LENGTH_DIGITS = 18
-
 
 class Gate:
     """The configuration and every decision, shared by both front doors."""
@@ -137,14 +132,9 @@ class Gate:
         clock: Callable[[], float] = time.monotonic,
         private_tokens: PrivateTokens | None = None,
     ) -> None:
-        if isinstance(max_body_size, bool) or not isinstance(max_body_size, int):
-            raise TypeError("max_body_size must be an int (bytes)")
-        if max_body_size < 0:
-            raise ValueError("max_body_size must be >= 0")
-        if isinstance(body_timeout, bool) or not isinstance(body_timeout, (int, float)):
-            raise TypeError("body_timeout must be a number of seconds")
-        if not body_timeout > 0:
-            raise ValueError("body_timeout must be > 0 seconds")
+        # A wrong type has always been a TypeError here, and stays one.
+        int_arg(max_body_size, "max_body_size (bytes)", minimum=0, wrong_type=TypeError)
+        seconds_arg(body_timeout, "body_timeout", wrong_type=TypeError)
         named = dict(providers or {})
         for name, candidate in [("provider", provider), *named.items()]:
             if candidate is not None and not isinstance(candidate, Provider):
@@ -237,14 +227,7 @@ class Gate:
     def check_length(self, declared: str | None) -> Denial | None:
         """The answer to a declared content-length before any byte is read: 400 if it is not
         a plain decimal number, 413 if it is over ``max_body_size``, None to go on."""
-        if declared is None:
-            return None
-        if not (declared.isascii() and declared.isdigit()):  # '²'.isdigit() is True
-            return bad_request("bad content-length")
-        digits = declared.lstrip("0")
-        if len(digits) > _MAX_LENGTH_DIGITS or int(digits or "0") > self.max_body_size:
-            return too_large(self.max_body_size)
-        return None
+        return length_denial(declared, self.max_body_size)
 
     def redeem(self, request: ClientRequest) -> Generator[Effect, Any, Reply]:
         """The flow of the private-token path (``challenge`` said ``REDEEM``)."""
@@ -302,7 +285,7 @@ class Gate:
         if request.read_fields is None:
             body = yield ReadBody(self.max_body_size, self.body_timeout)
             if isinstance(body, BodyProblem):
-                denial = _body_denial(body, self.max_body_size)
+                denial = body.denial(self.max_body_size)
                 return ABANDON if denial is None else Deny(denial)
             request.body = body
         fields = self._fields(request, body)
@@ -380,18 +363,7 @@ class Gate:
         provider: Any = route.provider
         level = verdict.details.get("level", 0)
         args = (route.provider_name, provider.pressure, provider.hints, level, request.client_host)
-        counting = pressure_count(*args)
-        try:
-            name, op_args = next(counting)
-            while True:
-                try:
-                    within = yield StateOp(name, op_args)
-                except Exception as exc:  # count() decides what a failed spend means
-                    name, op_args = counting.throw(exc)
-                else:
-                    name, op_args = counting.send(within)
-        except StopIteration as stop:
-            changes = stop.value
+        changes = yield from pressure_count(*args)  # a failed spend: count() decides
         hooks = self.hooks.get("pow_level", ())
         for change in changes if hooks else ():
             event = PowLevelEvent(route.provider_name, change.scope, change.old, change.new)
@@ -411,18 +383,6 @@ class Gate:
         # Yielded only when someone listens, so an event costs nothing otherwise.
         if self._verdict_hooks:
             yield Emit(self._verdict_hooks, judgement.event(route.label, duration))
-
-
-def _body_denial(problem: BodyProblem, limit: int) -> Denial | None:
-    if problem is TOO_LARGE:
-        return too_large(limit)
-    if problem is TIMED_OUT:
-        return too_slow()
-    if problem is INCOMPLETE:
-        return bad_request("body shorter than content-length")
-    if problem is UNREADABLE:
-        return bad_request("body could not be read")
-    return None  # DISCONNECTED
 
 
 __all__ = [

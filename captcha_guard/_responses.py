@@ -67,6 +67,24 @@ def bad_request(reason: str) -> Denial:
     return Denial(400, "bad_request", reason)
 
 
+# A content-length with more digits than this is over any max_body_size (and int() refuses
+# strings of thousands of digits outright).
+_MAX_LENGTH_DIGITS = 18
+
+
+def length_denial(declared: str | None, limit: int) -> Denial | None:
+    """The answer to a declared content-length before any byte is read: 400 if it is not a
+    plain decimal number, 413 if it is over ``limit``, None to go on."""
+    if declared is None:
+        return None
+    if not (declared.isascii() and declared.isdigit()):  # '²'.isdigit() is True
+        return bad_request("bad content-length")
+    digits = declared.lstrip("0")
+    if len(digits) > _MAX_LENGTH_DIGITS or int(digits or "0") > limit:
+        return too_large(limit)
+    return None
+
+
 def too_large(limit: int) -> Denial:
     return Denial(413, "body_too_large", f"body over {limit} bytes")
 

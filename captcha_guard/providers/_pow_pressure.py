@@ -227,7 +227,7 @@ class Hints:
         return Change("fleet", old, current) if current != old else None
 
 
-Spending = Generator[tuple[str, tuple[Any, ...]], bool, Any]
+Spending = Generator[StateOp, Any, bool]
 
 
 def _spend(bucket: str, limit: int, window: float) -> Spending:
@@ -235,7 +235,7 @@ def _spend(bucket: str, limit: int, window: float) -> Spending:
     try:
         # One window length per namespace, as spend asks: providers' windows may differ.
         namespace = f"{NAMESPACE}:{window:g}"
-        within: bool = yield ("spend", (namespace, bucket, limit, window))
+        within: bool = yield StateOp("spend", (namespace, bucket, limit, window))
     except StateFull:
         return False  # too many buckets to count this window: that is pressure too
     except Exception:
@@ -245,10 +245,10 @@ def _spend(bucket: str, limit: int, window: float) -> Spending:
 
 def count(
     name: str, policy: Pressure, hints: Hints, level: int, client: str | None
-) -> Generator[tuple[str, tuple[Any, ...]], bool, list[Change]]:
+) -> Generator[StateOp, Any, list[Change]]:
     """Count one passing solution of ``level`` from ``client``: yields the ``spend``
-    operations to perform (name, args) and receives their answers (True: within the limit),
-    or has the exception an operation raised thrown in. Returns the level changes it caused."""
+    operations to perform on the door's state and receives their answers (True: within the
+    limit), or has the exception an operation raised thrown in. Returns the level changes."""
     changes: list[Change] = []
     now = hints.clock()
     network = policy.network_of(client)
@@ -283,7 +283,7 @@ def count_on(
         op = next(counting)
         while True:
             try:
-                within = state.run(StateOp(*op))
+                within = state.run(op)
             except Exception as exc:  # count() decides what a failed spend means
                 op = counting.throw(exc)
             else:
