@@ -48,6 +48,7 @@ from typing import Any, ClassVar, Final
 
 from altcha.v1 import ChallengeOptions, create_challenge, hash_hex, hmac_hex
 
+from .._check import int_arg, seconds_arg
 from .._fields import Fields
 from .._state import StateFull, StateOp, StateUnavailable
 from .._verdict import NO_NOTE, Hint, Note, Outcome, Verdict
@@ -148,13 +149,12 @@ class ProofOfWork(Provider):
             raise ValueError("ProofOfWork: version must be 1 or 2")
         if max_number is None:
             max_number = DEFAULT_MAX_NUMBER if version == 1 else v2.DEFAULT_MAX_COUNTER
-        if isinstance(max_number, bool) or not isinstance(max_number, int):
-            raise TypeError("ProofOfWork: max_number must be an int")
         bound = MAX_NUMBER_BOUND if version == 1 else v2.MAX_COUNTER
-        if not 1 <= max_number <= bound:
-            raise ValueError(f"ProofOfWork: max_number must be in 1..{bound}")
-        if not expires >= 1:
-            raise ValueError("ProofOfWork: expires must be >= 1 second")
+        int_arg(max_number, "max_number", maximum=bound, owner="ProofOfWork", wrong_type=TypeError)
+        # A wrong type was always the comparison's TypeError here; it stays one.
+        seconds_arg(
+            expires, "expires", minimum=1, inclusive=True, owner="ProofOfWork", wrong_type=TypeError
+        )
         if not isinstance(challenge_path, str) or not challenge_path.startswith("/"):
             raise ValueError("ProofOfWork: challenge_path must be a path starting with '/'")
         if not isinstance(field, str) or not field:
