@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "explain":
         from ._cli import explain
 
-        return explain(args.file, args.method, args.path)
+        return explain(args.file, args.method, args.path, root_path=args.root_path)
     return 0
 
 

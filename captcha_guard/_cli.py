@@ -4,8 +4,9 @@ is deployed.
 Exit codes of ``check``: 0 the file is sound (notes do not count); 1 it has errors (it would
 not load, or a probe proved a secret wrong); 3 it loads but has warnings (each warning counts
 as an error unless its code is given to ``--allow``, so a CI job fails on a test key in a
-production file without anyone reading the output). ``explain``: 0 a rule matches, 4 none
-does (the request reaches the app untouched), 1 the file has errors.
+production file without anyone reading the output). ``explain`` asks the gate's own routing
+decision, as the doors do: 0 a rule matches, 4 none does (the request reaches the app
+untouched), 5 the door refuses the request itself (400 ``bad_path``), 1 the file has errors.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from ._privacy_pass._tokens import DEFAULT_PATH as DEFAULT_TOKEN_PATH
-from .config import Config, ConfigError, load
+from .config import Config, ConfigError, build_door, load
 
 EXIT_OK = 0
 EXIT_ERRORS = 1
 EXIT_WARNINGS = 3
 EXIT_NO_MATCH = 4
+EXIT_REFUSED = 5
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,23 +46,40 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=[],
         metavar="CODE",
         help="a warning code not to count (test-key, unreachable-rule, fail-open-replay, "
-        "fail-open-budget, no-rules, unused-provider, eviction, probe); repeatable",
+        "fail-open-budget, no-rules, unused-provider, plain-http, eviction, probe); "
+        "repeatable",
     )
     explain = commands.add_parser(
         "explain",
         help="say which rule a request matches, and why",
         description="Which rule of the file a request with this method and path matches "
-        "(first match wins), why, and which would match next. The path is the one the "
-        "app routes (below its mount point). Exit 0: a rule matches; 4: none does.",
+        "(first match wins), why, and which would match next: the doors' own routing "
+        "decision. The path is percent-decoded, as the server hands it to the app. "
+        "Exit 0: a rule matches; 4: none does; 5: the door refuses the request (bad_path).",
     )
     explain.add_argument("file", help="the TOML file")
     explain.add_argument("method", help="the request's method, as sent (POST)")
     explain.add_argument("path", help="the request's path (/login)")
+    explain.add_argument(
+        "--root-path",
+        default="",
+        metavar="PREFIX",
+        help="the ASGI root_path the server gives (its --root-path); the path then includes it",
+    )
 
 
-def _loaded(path: str, out: TextIO) -> Config | None:
+def _loaded(path: str, out: TextIO, *, build: bool = False) -> Config | None:
+    """The file as ``from_file`` loads it (``build``: and builds a door from it), or None
+    after printing every error."""
     try:
-        return load(path)
+        config = load(path)
+        if build:
+            from .wsgi import WSGICaptchaGuard
+
+            # The WSGI door checks exactly what the ASGI one does (one FrontDoor), and has
+            # a synchronous close for what it built (a Redis client: nothing is connected).
+            build_door(WSGICaptchaGuard, _no_app, config, {}).close()
+        return config
     except ConfigError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=out)
@@ -69,8 +88,12 @@ def _loaded(path: str, out: TextIO) -> Config | None:
         return None
 
 
+def _no_app(environ: object, start_response: object) -> list[bytes]:
+    return []
+
+
 def check(path: str, *, probe: bool, allow: Sequence[str], out: TextIO = sys.stdout) -> int:
-    config = _loaded(path, out)
+    config = _loaded(path, out, build=True)
     if config is None:
         return EXIT_ERRORS
     errors = 0
@@ -124,21 +147,47 @@ def check(path: str, *, probe: bool, allow: Sequence[str], out: TextIO = sys.std
     return EXIT_WARNINGS if warnings else EXIT_OK
 
 
-def explain(path: str, method: str, request_path: str, *, out: TextIO = sys.stdout) -> int:
-    from .config._checks import rule_reasons
+def explain(
+    path: str, method: str, request_path: str, *, root_path: str = "", out: TextIO = sys.stdout
+) -> int:
+    """What the doors would do with ``method request_path``: the gate's own routing decision
+    (``Gate.route``), never a second matcher, and each rule's view of the request."""
+    from ._flow import Gate
+    from ._responses import Denial
+    from ._routing import RuleTable, route_path
 
     config = _loaded(path, out)
     if config is None:
         return EXIT_ERRORS
-    print(f"{method} {request_path}", file=out)
-    matched: list[int] = []
+    providers = {name: spec.provider for name, spec in config.providers.items()}
+    gate = Gate([spec.rule for spec in config.rules], providers=providers)
+    decision = gate.route(method, request_path, root_path)
+    where = f" (below root_path {_shown(root_path)})" if root_path else ""
+    print(f"{_shown(method)} {_shown(request_path)}{where}", file=out)
+    if isinstance(decision, Denial):
+        print(
+            f"  refused: the door answers {decision.status} {decision.error} "
+            f"({decision.reason}) without calling the app",
+            file=out,
+        )
+        return EXIT_REFUSED
+    chosen = None if decision is None else decision.rule
+    upper = method.upper()
     for spec in config.rules:
         where = f"{path}:{spec.line}" if spec.line else path
-        ok, why = rule_reasons(spec.rule, method, request_path)
         label = f"rules[{spec.index + 1}] {spec.label} ({where})"
-        if ok and not matched:
+        rule = spec.rule
+        covers = RuleTable([(rule, True)]).match(method, request_path, root_path) is True
+        allowed = ", ".join(sorted(rule.methods))
+        if upper not in rule.methods:
+            why = f"method {upper} is not one of {allowed}"
+        elif covers:
+            why = f"method {upper} is one of {allowed} and the path matches {rule.regex.pattern}"
+        else:
+            why = f"the path does not match {rule.regex.pattern}"
+        if rule is chosen:
             provider = config.providers[spec.provider]
-            fail_open = "no" if spec.rule.fail_open is False else "yes"
+            fail_open = "no" if rule.fail_open is False else "yes"
             print(f"  matches: {label}: {why}", file=out)
             print(
                 f"    provider {spec.provider} ({provider.type}), fail open: {fail_open}"
@@ -146,23 +195,29 @@ def explain(path: str, method: str, request_path: str, *, out: TextIO = sys.stdo
                 + (", private tokens: yes" if spec.options.get("private_tokens") else ""),
                 file=out,
             )
-        elif ok:
+        elif covers and chosen is not None:
             print(f"  would match next: {label}: {why}", file=out)
         else:
             print(f"  no: {label}: {why}", file=out)
-        if ok:
-            matched.append(spec.index)
-    if matched:
+    if chosen is not None:
         return EXIT_OK
     tokens = config.private_tokens
     token_path = tokens.options.get("path", DEFAULT_TOKEN_PATH) if tokens is not None else None
-    if method == "GET" and request_path == token_path:
+    below = route_path(request_path, root_path) if root_path else request_path
+    if method == "GET" and below == token_path:
         print("  no rule matches: served as the private-token path", file=out)
         return EXIT_NO_MATCH
-    for name, provider_spec in config.providers.items():
-        challenge = provider_spec.provider.challenge_path
-        if challenge is not None and method == "GET" and request_path == challenge:
-            print(f"  no rule matches: served by {name}'s challenge endpoint", file=out)
-            return EXIT_NO_MATCH
+    challenger = gate.challenger(method, request_path, root_path)
+    if challenger is not None:
+        name = next(n for n, s in config.providers.items() if s.provider is challenger)
+        print(f"  no rule matches: served by {name}'s challenge endpoint", file=out)
+        return EXIT_NO_MATCH
     print("  no rule matches: the request reaches the app untouched", file=out)
     return EXIT_NO_MATCH
+
+
+def _shown(text: str) -> str:
+    """``text`` for a terminal: control characters escaped, never sent raw."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

@@ -17,7 +17,8 @@ from ._fallback import FallbackLimitOption
 from ._fields import ParseLimits
 from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
 from ._privacy_pass import PrivateTokens
-from ._rules import Rule, app_prefixes
+from ._routing import app_prefixes
+from ._rules import Rule
 from .providers._base import Provider
 
 AppT = TypeVar("AppT")

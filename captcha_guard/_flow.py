@@ -90,7 +90,8 @@ from ._responses import (
     render,
 )
 from ._route import Route, bind, challenge_paths, check_hooks, opt_in, token_gate
-from ._rules import BAD_PATH, BadPath, Rule, RuleTable
+from ._routing import BAD_PATH, BadPath, RuleTable, route_path
+from ._rules import Rule
 from ._verdict import Outcome, ProviderFailure, Verdict
 from .providers._base import Claim, Provider
 from .providers._pow_pressure import count as pressure_count
@@ -191,24 +192,38 @@ class Gate:
 
     # Before any byte is read.
 
-    def match(self, method: str, path: str) -> Route | Denial | None:
-        """The route protecting ``method path`` (the path below ``root_path``), None, or a
-        400 ``bad_path`` for a protected-method path the rules cannot judge (_rules.py)."""
+    def route(
+        self, method: str, path: str, root_path: str = "", raw_path: bytes | None = None
+    ) -> Route | Denial | None:
+        """The routing decision, the same for every driver (doors, adapters, ``explain``):
+        the ``Route`` that protects the request, a ``Denial`` (400 ``bad_path``: a
+        protected-method path no rule can be trusted to judge), or None (no rule covers it:
+        call the app, read nothing).
+
+        ``method`` as sent (any letter case); ``path`` percent-decoded, as the server gives
+        it to the app (ASGI ``scope["path"]``, or WSGI ``PATH_INFO``); ``root_path`` the ASGI
+        mount point (``scope["root_path"]``; "" under WSGI, whose ``PATH_INFO`` is below
+        ``SCRIPT_NAME`` already); ``raw_path`` the path as sent (``scope["raw_path"]``), which
+        some routers route on. What is matched, and why, is ``_routing``'s docstring.
+        """
         spelled = self._spelled
         if spelled is not None and method not in spelled and method.isascii():
             return None  # RuleTable.match's own first test, inlined: the hot path
-        found = self._table.match(method, path)
+        found = self._table.match(method, path, root_path, raw_path)
         if found.__class__ is BadPath:
             return BAD_PATH_DENIAL if found is BAD_PATH else NO_SLASH_DENIAL
         return found  # type: ignore[return-value]
 
+    #: The name branches written before ``route`` call (with no root_path nor raw_path).
+    match = route
+
     def challenge(
         self, method: str, path: str, request: ClientRequest | None = None
     ) -> Reply | Redeem | None:
-        """A fresh challenge when ``path`` is a provider's challenge path, ``REDEEM`` on the
-        private-token path (the door runs ``redeem``), else None. ``request`` (the GET, where
-        the door has built it) lets the provider price the challenge for its sender
-        (ProofOfWork's pressure signals and networks)."""
+        """A fresh challenge when ``path`` (below ``root_path``) is a provider's challenge
+        path, ``REDEEM`` on the private-token path (the door runs ``redeem``), else None.
+        ``request`` (the GET, where the door has built it) lets the provider price the
+        challenge for its sender (ProofOfWork's pressure signals and networks)."""
         if method != "GET":
             return None
         if self.tokens is not None and path == self.tokens.tokens.path:
@@ -223,6 +238,12 @@ class Gate:
             headers, body = render(busy(), as_json=True)
             return Reply(503, [*headers, ("retry-after", str(spent.retry_after))], body)
         return json_reply(document)
+
+    def challenger(self, method: str, path: str, root_path: str = "") -> Provider | None:
+        """The provider whose challenge endpoint ``method path`` is, else None."""
+        if method != "GET":
+            return None
+        return self._challenges.get(route_path(path, root_path) if root_path else path)
 
     def check_length(self, declared: str | None) -> Denial | None:
         """The answer to a declared content-length before any byte is read: 400 if it is not

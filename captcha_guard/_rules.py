@@ -1,38 +1,17 @@
 """Rule: which requests must carry a captcha, in the route syntax Starlette users write.
 
-The gate's match must agree with the app's own router, or a request the app routes to a
-protected view slips past it. It cannot run every router, so it matches a superset of what
-each supported one (Starlette, FastAPI, Flask/Werkzeug, Django) routes to the same pattern,
-and refuses what no superset can describe safely:
-
-- the method is upper-cased first, as Django and Werkzeug do before they route (``post``
-  runs their POST view; h11, wsgiref and the Werkzeug server pass it through as sent);
-- a protected-method request whose path holds a control character (C0, DEL, C1, after the
-  server's percent-decoding) is refused (``BAD_PATH``): Starlette's route regexes end in
-  ``$``, which matches before a trailing newline, Django's ``re_path`` and users' own regexes
-  do too, and no legitimate client puts a control character in a path;
-- so is one whose path does not begin with ``/`` (``POST login HTTP/1.1``, which h11,
-  wsgiref, the Werkzeug server and waitress pass through): Falcon and Litestar strip leading
-  slashes and Werkzeug adds one, so each routes it to ``/login``;
-- a convertor matches every spelling some framework would accept as that type (``{id:int}``:
-  Werkzeug's ``\\d`` takes any Unicode digit, FastAPI's ``id: int`` takes ``" +1_0 "``);
-- a trailing slash is optional and repeated slashes are collapsed, for a compiled regex too
-  (Litestar strips trailing slashes before it routes), and a route pattern also sees the
-  path as sent, since Falcon's ``{name}`` takes an empty segment (``/posts//comments``);
-- a prefix the app strips itself (FastAPI's ``root_path=``, Django's ``FORCE_SCRIPT_NAME``
-  under ASGI) is stripped here too (``app_prefixes``).
-
-Matching more than the app routes costs nothing but a captcha on a path that would be a 404.
+A rule's pattern compiles to one anchored regex that matches a superset of what each
+supported router routes to the same pattern: a convertor takes every spelling some framework
+accepts as that type, a trailing slash is optional, and a twin ignores letter case (BlackSheep
+routes ``/LOGIN`` to ``/login``). Which spellings of a request's path are put to the rules, and what
+is refused before any rule is asked, is the routing decision's business (``_routing``).
 """
 
 from __future__ import annotations
 
-import itertools
 import re
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final, Generic, TypeVar
 
 DEFAULT_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -60,30 +39,6 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 token, what a method is
 _SCOPE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _SLASHES = re.compile(r"//+")
-#: Unicode's Cc category: C0, DEL and C1.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# Every letter-case spelling of a method is looked up in one set: no str.upper() on the hot
-# path. Methods with more letters than this are upper-cased instead (2**12 spellings at most).
-_MAX_SPELLED = 12
-
-
-class BadPath:
-    """A protected-method request whose path no rule can be trusted to judge (see module doc):
-    the door answers it 400 ``bad_path`` without calling the app."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-#: A control character in the path.
-BAD_PATH: Final = BadPath("BAD_PATH")
-#: A path that does not begin with ``/`` (below the mount point).
-NO_LEADING_SLASH: Final = BadPath("NO_LEADING_SLASH")
 
 
 def _converter_regex(name: str) -> str:
@@ -166,6 +121,10 @@ class Rule:
     clearance: bool | str
     private_tokens: bool
     regex: re.Pattern[str] = field(repr=False, compare=False)
+    #: ``regex`` in any letter case: BlackSheep's router folds case (``/LOGIN`` runs
+    #: ``/login``). Asked only of a path with an upper-case letter in it, since a regex that
+    #: ignores case is about a third slower and nearly every path is lower-case.
+    folded: re.Pattern[str] = field(repr=False, compare=False)
 
     def __init__(
         self,
@@ -208,18 +167,21 @@ class Rule:
             raise ValueError("private_tokens=True needs clearance=True (or a scope name)")
         object.__setattr__(self, "private_tokens", private_tokens)
         object.__setattr__(self, "regex", regex)
+        object.__setattr__(self, "folded", re.compile(regex.pattern, regex.flags | re.IGNORECASE))
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this rule's pattern covers ``method`` (any letter case) on ``path``.
 
-        The path policy (control characters, learned prefixes) is ``RuleTable``'s."""
+        The path policy (control characters, other spellings of the path) is the routing
+        decision's (``_routing.RuleTable``)."""
         return method.upper() in self.methods and self.matches_path(path)
 
     def matches_path(self, path: str) -> bool:
         merged = normalize_path(path)
-        if isinstance(self.pattern, str):
-            return _route_covers(self.regex, path, merged)
-        return _regex_covers(self.regex, path, merged)
+        covers = _route_covers if isinstance(self.pattern, str) else _regex_covers
+        if covers(self.regex, path, merged):
+            return True
+        return not path.islower() and covers(self.folded, path, merged)
 
 
 def _route_covers(regex: re.Pattern[str], path: str, merged: str) -> bool:
@@ -254,155 +216,4 @@ def normalize_path(path: str) -> str:
     return path or "/"
 
 
-def route_path(path: str, root_path: str) -> str:
-    """The path below the app's mount point (ASGI ``root_path``); the whole path when it does
-    not continue ``root_path`` at a ``/`` (see ``past_root``)."""
-    if root_path and path.startswith(root_path):
-        rest = path[len(root_path) :]
-        if not rest or rest.startswith("/"):
-            return rest or "/"
-    return path
-
-
-def past_root(path: str, root_path: str) -> str | None:
-    """What follows ``root_path`` in ``path`` when it continues it without a ``/`` boundary
-    (``/applogin`` under ``/app``), else None.
-
-    uvicorn builds the path as root_path + request target, so this is a target sent without
-    its leading slash. Starlette routes the whole path, Litestar the part after the first
-    ``root_path`` it finds (``login``, i.e. ``/login``): the door matches both, and the second
-    is ``NO_LEADING_SLASH`` for a protected method."""
-    if root_path and len(path) > len(root_path) and path.startswith(root_path):
-        rest = path[len(root_path) :]
-        if rest[0] != "/":
-            return rest
-    return None
-
-
-def has_control(path: str) -> bool:
-    """Whether ``path`` holds a control character (Unicode Cc: C0, DEL, C1)."""
-    # isprintable() is one C loop and true for nearly every path; the regex decides the rest
-    # (non-ASCII blanks and format characters are not printable, but not controls either).
-    return not path.isprintable() and _CONTROL.search(path) is not None
-
-
-def _spellings(method: str) -> Iterable[str]:
-    if sum(c.isalpha() for c in method) > _MAX_SPELLED:
-        return (method,)
-    choices = [(c.lower(), c.upper()) if c.isalpha() else (c,) for c in method]
-    return ("".join(p) for p in itertools.product(*choices))
-
-
-T = TypeVar("T")
-
-
-class RuleTable(Generic[T]):
-    """The rules, compiled once, each with what the caller binds to it (the gate's route):
-    ``match(method, path)`` is the one question a front door asks of every request.
-
-    ``prefixes`` are mount points the app strips from the path itself (``app_prefixes``):
-    a path under one is also matched with it removed.
-    """
-
-    def __init__(self, entries: Iterable[tuple[Rule, T]], *, prefixes: Iterable[str] = ()) -> None:
-        self.entries = tuple(entries)
-        self.methods = frozenset(m for rule, _ in self.entries for m in rule.methods)
-        #: Every letter-case spelling of the protected methods. A method not in it is
-        #: unmatched when it is ASCII and ``exhaustive`` (no method too long to spell out):
-        #: that test alone, inlined, is a door's hot path.
-        self.spelled = frozenset(s for m in self.methods for s in _spellings(m))
-        self.exhaustive = all(sum(c.isalpha() for c in m) <= _MAX_SPELLED for m in self.methods)
-        self.prefixes = tuple(p for p in dict.fromkeys(prefixes) if p and p != "/")
-        self._compiled = tuple(
-            (rule.methods, rule.regex, isinstance(rule.pattern, str), value)
-            for rule, value in self.entries
-        )
-
-    def match(self, method: str, path: str) -> T | BadPath | None:
-        """What the rules say of a request: the first matching entry's value, a ``BadPath``
-        (``BAD_PATH``, ``NO_LEADING_SLASH``), or None (no rule covers it: call the app, touch
-        nothing).
-
-        ``method`` as the server gave it; ``path`` the path below the ASGI ``root_path`` (or
-        PATH_INFO), percent-decoded as the server gives it to the app.
-        """
-        if method not in self.spelled:
-            # The hot path: a GET, when no rule names GET. Only a method no spelling set
-            # holds can still upper-case to a protected one ("\u017f" is "S", say).
-            if self.exhaustive and method.isascii():
-                return None
-            if method.upper() not in self.methods:
-                return None
-        if method not in self.methods:
-            method = method.upper()
-        if has_control(path):
-            return BAD_PATH
-        if path and path[0] != "/":
-            # No origin-form a client sends, and Falcon, Litestar and Werkzeug route ``login``
-            # as ``/login``: refused, not guessed at.
-            return NO_LEADING_SLASH
-        found = self._scan(method, path)
-        if found is None and self.prefixes:
-            for prefix in self.prefixes:
-                # Like Django's removeprefix, no "/" boundary asked: a superset of Starlette's.
-                if path.startswith(prefix):
-                    found = self._scan(method, path[len(prefix) :] or "/")
-                    if found is not None:
-                        break
-        return found
-
-    def _scan(self, method: str, path: str) -> T | None:
-        merged = normalize_path(path) if "//" in path else path or "/"
-        for methods, regex, is_route, value in self._compiled:
-            if method not in methods:
-                continue
-            if is_route:
-                # _route_covers, inlined: this loop runs for every protected-method request.
-                if regex.match(merged) is not None or (
-                    merged is not path and regex.match(path) is not None
-                ):
-                    return value
-            elif _regex_covers(regex, path, merged):
-                return value
-        return None
-
-
-def first_match(rules: Iterable[Rule], method: str, path: str) -> Rule | None:
-    """The first rule that protects ``method path`` (None for a path with a control character
-    in it or without its leading slash: ``RuleTable`` refuses those whole)."""
-    found = RuleTable((rule, rule) for rule in rules).match(method, path)
-    return None if isinstance(found, BadPath) else found
-
-
-def _walk(app: Any) -> Iterable[Any]:
-    """``app``, then the apps it wraps through ``.app`` (the convention of ASGI middleware)."""
-    seen: set[int] = set()
-    while app is not None and id(app) not in seen and len(seen) < 32:
-        seen.add(id(app))
-        yield app
-        app = getattr(app, "app", None)
-
-
-def app_prefixes(app: Any) -> tuple[str, ...]:
-    """Path prefixes ``app`` strips from the ASGI path itself before it routes, so that a gate
-    wrapped around it from outside sees what it will route.
-
-    ``FastAPI(root_path="/app")`` overwrites the scope's ``root_path`` and routes ``/app/login``
-    to ``/login``; Django's ASGI handler strips ``settings.FORCE_SCRIPT_NAME`` (read here, once).
-    Looked for in ``app`` and the apps it wraps; nothing is imported that was not already.
-    """
-    found: list[str] = []
-    fastapi = sys.modules.get("fastapi")
-    django_asgi = sys.modules.get("django.core.handlers.asgi")
-    for inner in _walk(app):
-        if fastapi is not None and isinstance(inner, fastapi.FastAPI):
-            root = getattr(inner, "root_path", "")
-            if isinstance(root, str) and root:
-                found.append(root)
-        if django_asgi is not None and isinstance(inner, django_asgi.ASGIHandler):
-            # The handler imported django.conf; its settings are configured by now.
-            settings = sys.modules["django.conf"].settings
-            script_name = getattr(settings, "FORCE_SCRIPT_NAME", None)
-            if isinstance(script_name, str) and script_name:
-                found.append(script_name)
-    return tuple(found)
+__all__ = ["CONVERTERS", "DEFAULT_METHODS", "Rule", "compile_pattern", "normalize_path"]

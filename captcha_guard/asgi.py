@@ -30,7 +30,7 @@ from ._flow import (
 from ._perform import T, arun_flow
 from ._request import from_scope, read_headers
 from ._responses import Denial, no_store, render, wants_json
-from ._rules import past_root, route_path
+from ._routing import route_path
 from ._types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("captcha_guard")
@@ -58,23 +58,15 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             else:
                 await self.app(scope, receive, send)
             return
-        method, full, root_path = scope["method"], scope["path"], scope.get("root_path", "")
-        path = route_path(full, root_path)
-        route = self.gate.match(method, path)
-        if route is None and root_path:
-            # Falcon routes the whole path, root_path included (Starlette, Django and
-            # Litestar the rest): a rule written either way is matched. A path that continues
-            # root_path without a "/" is what Litestar cuts it to (_rules.past_root).
-            if path is not full:
-                route = self.gate.match(method, full)
-            elif (rest := past_root(full, root_path)) is not None:
-                route = self.gate.match(method, rest)
+        method, path, root_path = scope["method"], scope["path"], scope.get("root_path", "")
+        route = self.gate.route(method, path, root_path, scope.get("raw_path"))
         if route is None:
-            if path not in self.gate.challenge_paths:
+            below = route_path(path, root_path) if root_path else path
+            if below not in self.gate.challenge_paths:
                 await self.app(scope, receive, send)
                 return
-            request = from_scope(scope, path, self.client_address.asgi)
-            reply = self.gate.challenge(method, path, request)
+            request = from_scope(scope, below, self.client_address.asgi)
+            reply = self.gate.challenge(method, below, request)
             if reply is None:
                 await self.app(scope, receive, send)
                 return
@@ -87,7 +79,8 @@ class CaptchaGuard(FrontDoor[ASGIApp, RejectHandler]):
             as_json = wants_json(headers.get("accept", ""), headers.get("content-type", ""))
             await self._deny(route, as_json, scope, receive, send)
             return
-        await self._protect(route, path, scope, receive, send)  # type: ignore[arg-type]
+        below = route_path(path, root_path)
+        await self._protect(route, below, scope, receive, send)  # type: ignore[arg-type]
 
     async def _drive(self, flow: Generator[Effect, Any, T], receive: Receive) -> T:
         """Perform what ``flow`` yields until it returns; its return value."""

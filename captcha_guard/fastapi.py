@@ -38,7 +38,7 @@ from ._fields import BodyError, Fields, _opaque, media_type
 from ._flow import Deny, Pass, Route
 from ._request import from_scope
 from ._responses import Denial
-from ._rules import DEFAULT_METHODS, route_path
+from ._rules import DEFAULT_METHODS
 from ._verdict import Verdict
 from .asgi import CaptchaGuard
 
@@ -126,8 +126,10 @@ class Captcha(SecurityBase):
         earlier = state.get("captcha")
         method = request.method
         if self._by_rules:
-            path = route_path(request.scope["path"], request.scope.get("root_path", ""))
-            found = core.gate.match(method, path)
+            scope = request.scope
+            found = core.gate.route(
+                method, scope["path"], scope.get("root_path", ""), scope.get("raw_path")
+            )
             if found is None:
                 return earlier if isinstance(earlier, Verdict) else None
             if isinstance(found, Denial):

@@ -87,7 +87,7 @@ def _by_rules() -> Any:
         return None
     method = request.method
     path = _route_path(request.environ.get("PATH_INFO", ""))
-    found = core.gate.match(method, path)
+    found = core.gate.route(method, path)
     if found is None:
         reply = core.gate.challenge(method, path)
         if isinstance(reply, Redeem):  # the private-token path

@@ -57,7 +57,7 @@ class WSGICaptchaGuard(FrontDoor[WSGIApp, WSGIRejectHandler]):
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = _route_path(environ.get("PATH_INFO", ""))
-        route = self.gate.match(method, path)
+        route = self.gate.route(method, path)
         if route is None:
             if path not in self.gate.challenge_paths:
                 return self.app(environ, start_response)

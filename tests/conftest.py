@@ -2,9 +2,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.redis_server import RedisServer, redis_server
 
 # Property tests (tests/test_fuzz.py): "ci" by default, a few hundred examples each;
 # HYPOTHESIS_PROFILE=nightly for at least 10 000. Each example sets its own deadline.
@@ -15,6 +19,27 @@ settings.register_profile(
     "nightly", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def shared_redis() -> Iterator[RedisServer]:
+    """One redis-server for the tests that neither pause, kill nor fill it; each test keeps to
+    its own ``prefix``."""
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, to pause, kill, fill or restart."""
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix no other test uses (so tests can share one redis-server)."""
+    return "t" + uuid.uuid4().hex[:12]
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ RULES = [
     Rule(re.compile(r"/reports/[^/]*")),
     Rule("/legacy"),
     Rule("/users/{name}/follow"),  # a `{name}` segment inside the path
+    # Django REST framework's DefaultRouter: an @action on a ViewSet, /accounts/login/.
+    Rule("/accounts/login"),
 ]
 
 #: Where each framework's views live: (view name, a request path that reaches it).
@@ -42,6 +44,7 @@ VIEWS = {
     "reports": "/reports/x",
     "legacy": "/legacy/",  # Django only: re_path(r"^legacy/$"), with the `$` users write
     "follow": "/users/x/follow",
+    "accounts-login": "/accounts/login/",  # Django REST framework only
 }
 
 
@@ -165,8 +168,16 @@ def django_setup() -> None:
         SECRET_KEY="routing-differential",
         ALLOWED_HOSTS=["*"],
         ROOT_URLCONF=__name__,
-        MIDDLEWARE=[],
+        # One Django per process: the Django REST framework and django-ninja apps are the
+        # same Django with another URLconf, chosen per request by routing_urlconf().
+        MIDDLEWARE=[f"{__name__}.routing_urlconf"],
         INSTALLED_APPS=[],
+        REST_FRAMEWORK={
+            "DEFAULT_AUTHENTICATION_CLASSES": [],
+            "DEFAULT_PERMISSION_CLASSES": [],
+            "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+            "UNAUTHENTICATED_USER": None,
+        },
         FORCE_SCRIPT_NAME=os.environ.get("ROUTING_FORCE_SCRIPT_NAME") or None,
     )
     import django
@@ -198,18 +209,59 @@ def django_setup() -> None:
     ]
 
 
-def django_asgi() -> Any:
+def _django_verdict(request: Any) -> Any:
+    scope = getattr(request, "scope", None)
+    if scope is not None:
+        return scope.get("state", {}).get("captcha")
+    return request.META.get("captcha_guard.verdict")
+
+
+#: The URLconf key in the WSGI environ / ASGI scope that routing_urlconf() reads.
+URLCONF_KEY = "routing.urlconf"
+
+
+def routing_urlconf(get_response: Any) -> Any:
+    """Django middleware: the URLconf the wrapping app asked for (``with_urlconf``)."""
+
+    def middleware(request: Any) -> Any:
+        scope = getattr(request, "scope", None)
+        chosen = (scope or {}).get(URLCONF_KEY) or request.META.get(URLCONF_KEY)
+        if chosen:
+            request.urlconf = chosen
+        return get_response(request)
+
+    return middleware
+
+
+def with_urlconf(app: Any, door: str, urlconf: str) -> Any:
+    if door == "wsgi":
+
+        def wsgi(environ: Any, start_response: Any) -> Any:
+            environ[URLCONF_KEY] = urlconf
+            return app(environ, start_response)
+
+        return wsgi
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        await app({**scope, URLCONF_KEY: urlconf}, receive, send)
+
+    return asgi
+
+
+def django_asgi(urlconf: str = "") -> Any:
     django_setup()
     from django.core.asgi import get_asgi_application
 
-    return get_asgi_application()
+    app = get_asgi_application()
+    return with_urlconf(app, "asgi", urlconf) if urlconf else app
 
 
-def django_wsgi() -> Any:
+def django_wsgi(urlconf: str = "") -> Any:
     django_setup()
     from django.core.wsgi import get_wsgi_application
 
-    return get_wsgi_application()
+    app = get_wsgi_application()
+    return with_urlconf(app, "wsgi", urlconf) if urlconf else app
 
 
 # ---------------------------------------------------------------- Falcon
@@ -282,6 +334,88 @@ def litestar_app() -> Any:
     )
 
 
+# ---------------------------------------------------------------- Quart
+
+
+def quart_app() -> Any:
+    from quart import Quart, jsonify, request
+
+    app = Quart("routing_quart")
+
+    def verdict_of() -> Any:
+        return request.scope.get("state", {}).get("captcha")
+
+    # Werkzeug's routing, as Flask's.
+    @app.post("/login")
+    async def login() -> Any:
+        return jsonify(_answer("login", verdict_of()))
+
+    @app.post("/posts/<int:id>/comments")
+    async def comments(id: int) -> Any:
+        return jsonify(_answer("comments", verdict_of()))
+
+    @app.post("/reports/<name>")
+    async def reports(name: str) -> Any:
+        return jsonify(_answer("reports", verdict_of()))
+
+    @app.post("/users/<name>/follow")
+    async def follow(name: str) -> Any:
+        return jsonify(_answer("follow", verdict_of()))
+
+    return app
+
+
+# ---------------------------------------------------------------- BlackSheep
+
+
+def blacksheep_app() -> Any:
+    from blacksheep import Application
+    from blacksheep import Request as BSRequest
+    from blacksheep import json as bs_json
+
+    # Case-insensitive routes, matched on the undecoded raw_path.
+    app = Application(show_error_details=False)
+
+    def view(name: str) -> Any:
+        async def endpoint(request: BSRequest) -> Any:
+            return bs_json(_answer(name, request.scope.get("state", {}).get("captcha")))
+
+        # Resolved, as Litestar's above: BlackSheep reads the hints to bind the request.
+        endpoint.__annotations__ = {"request": BSRequest, "return": Any}
+        return endpoint
+
+    app.router.add_post("/login", view("login"))
+    app.router.add_post("/posts/{int:id}/comments", view("comments"))
+    app.router.add_post("/reports/{name}", view("reports"))
+    app.router.add_post("/users/{name}/follow", view("follow"))
+    return app
+
+
+# ---------------------------------------------------------------- Sanic
+
+
+def sanic_app() -> Any:
+    from sanic import Sanic
+    from sanic.response import json as sanic_json
+
+    # Sanic routes the undecoded raw_path under ASGI too.
+    app = Sanic(f"routing_sanic_{os.getpid()}_{len(Sanic._app_registry)}")
+    app.config.TOUCHUP = False
+
+    def view(name: str) -> Any:
+        async def endpoint(request: Any, **params: Any) -> Any:
+            return sanic_json(_answer(name, request.scope.get("state", {}).get("captcha")))
+
+        endpoint.__name__ = name
+        return endpoint
+
+    app.add_route(view("login"), "/login", methods=["POST"])
+    app.add_route(view("comments"), "/posts/<id:int>/comments", methods=["POST"])
+    app.add_route(view("reports"), "/reports/<name>", methods=["POST"])
+    app.add_route(view("follow"), "/users/<name>/follow", methods=["POST"])
+    return app
+
+
 #: name -> (door, factory)
 FRAMEWORKS: dict[str, tuple[str, Any]] = {
     "starlette": ("asgi", starlette_app),
@@ -293,6 +427,12 @@ FRAMEWORKS: dict[str, tuple[str, Any]] = {
     "falcon-wsgi": ("wsgi", falcon_wsgi),
     "falcon-asgi": ("asgi", falcon_asgi),
     "litestar": ("asgi", litestar_app),
+    "drf-asgi": ("asgi", lambda: django_asgi("tests.routing_drf")),
+    "drf-wsgi": ("wsgi", lambda: django_wsgi("tests.routing_drf")),
+    "ninja-asgi": ("asgi", lambda: django_asgi("tests.routing_ninja")),
+    "quart": ("asgi", quart_app),
+    "blacksheep": ("asgi", blacksheep_app),
+    "sanic": ("asgi", sanic_app),
 }
 
 

@@ -4,7 +4,6 @@ redis-server (two doors, two RedisStates, one prefix: two workers of one site)."
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,16 +13,10 @@ from captcha_guard import CaptchaGuard, Clearance, ProofOfWork, Rule, WSGICaptch
 from captcha_guard.redis import RedisState
 from tests.apps import echo_asgi, echo_wsgi
 from tests.helpers import solve_pow as solve
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisServer
 from tests.servers import serve_asgi, serve_wsgi
 
 POW_SECRET = "pow-secret-for-shared-clearance-0123"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RedisServer]:
-    with redis_server() as running:
-        yield running
 
 
 def _worker(door: str, server: RedisServer, prefix: str) -> tuple[Any, Clearance, RedisState]:
@@ -41,10 +34,14 @@ def _worker(door: str, server: RedisServer, prefix: str) -> tuple[Any, Clearance
 
 
 @pytest.mark.parametrize("door", ["asgi", "wsgi"])
-def test_uses_and_revocation_are_shared_by_every_worker(server: RedisServer, door: str) -> None:
+def test_uses_and_revocation_are_shared_by_every_worker(
+    shared_redis: RedisServer, door: str
+) -> None:
     prefix = "c" + uuid.uuid4().hex[:10]
     serve: Any = serve_asgi if door == "asgi" else serve_wsgi
-    (one, clearance_one, _), (two, _, state_two) = (_worker(door, server, prefix) for _ in "12")
+    (one, clearance_one, _), (two, _, state_two) = (
+        _worker(door, shared_redis, prefix) for _ in "12"
+    )
     with serve(one) as first, serve(two) as second:
 
         def post(url: str, **options: Any) -> httpx.Response:

@@ -112,6 +112,96 @@ def test_check_errors_exit_1_with_file_line_and_key(tmp_path: Path) -> None:
     assert "0x4AAAAAAA-pasted" not in run.out
 
 
+def test_check_refuses_every_file_from_file_refuses(tmp_path: Path) -> None:
+    # Two proof-of-work providers serve their challenges at one path: load() accepts the
+    # file, the door refuses it. check builds the door as from_file does.
+    path = write(
+        tmp_path,
+        """
+        environment = "test"
+        [providers.a]
+        type = "proof_of_work"
+        secret = "env:A"
+        [providers.b]
+        type = "proof_of_work"
+        secret = "env:B"
+        [[rules]]
+        pattern = "/a"
+        provider = "a"
+        [[rules]]
+        pattern = "/b"
+        provider = "b"
+        """,
+    )
+    env = {"A": "a" * 32, "B": "b" * 32}
+    run = cli("check", path, env=env)
+    assert run.code == 1, run.out
+    assert run.lines("error") == [
+        f"error: {path}: the door refuses it: two providers serve challenges at "
+        "'/captcha-guard/challenge'"
+    ]
+    from captcha_guard import CaptchaGuard, ConfigError, WSGICaptchaGuard
+
+    os.environ.update(env)
+    try:
+        for door in (CaptchaGuard, WSGICaptchaGuard):
+            with pytest.raises(ConfigError, match="two providers serve challenges"):
+                door.from_file(lambda *_: None, path)
+    finally:
+        for name in env:
+            del os.environ[name]
+
+
+def test_check_flags_a_plain_http_vendor_endpoint(tmp_path: Path) -> None:
+    body = """
+        environment = "test"
+        [providers.turnstile]
+        secret = "env:S"
+        endpoint = "{url}"
+        [[rules]]
+        pattern = "/a"
+        fail_open = false
+        """
+    remote = write(tmp_path, body.format(url="http://challenges.example.com/siteverify"))
+    run = cli("check", remote, env={"S": "s"})
+    assert run.code == 3, run.out
+    [line] = run.lines("warning")
+    assert line.startswith(f"warning: {remote}:4: providers.turnstile.endpoint: the endpoint is")
+    assert "challenges.example.com" in line and line.endswith("[plain-http]")
+    assert cli("check", remote, "--allow", "plain-http", env={"S": "s"}).code == 0
+    for url in ("https://challenges.example.com/siteverify", "http://127.0.0.1:9/x"):
+        assert cli("check", write(tmp_path, body.format(url=url)), env={"S": "s"}).code == 0
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "b09a7aafbfd83f73b35a9b530d0337bf",  # a valid variable name, and a GeeTest key
+        "0x4AAAAAAA-pasted-secret-value",  # not a variable name at all
+        "A1EMULATEDFRIENDLYCAPTCHAAPIKEY0",
+    ],
+)
+def test_a_secret_pasted_after_env_is_never_printed(tmp_path: Path, pasted: str) -> None:
+    path = write(
+        tmp_path,
+        f"""
+        [providers.turnstile]
+        secret = "env:{pasted}"
+        [[rules]]
+        pattern = "/a"
+        """,
+    )
+    run = cli("check", path)
+    assert run.code == 1
+    assert pasted not in run.out and pasted[:12] not in run.out
+    digest = hashlib.sha256(pasted.encode()).hexdigest()[:8]
+    [line] = run.lines("error")
+    assert f"{len(pasted)} characters, sha256 {digest}" in line, line
+    # A name that reads as one is still named, so a typo can be found.
+    named = write(tmp_path, '[providers.t]\ntype = "turnstile"\nsecret = "env:TURNSTILE_SECRET"\n')
+    assert "environment variable TURNSTILE_SECRET is not set" in cli("check", named).out
+
+
 def test_check_warnings_exit_3_unless_allowed(tmp_path: Path) -> None:
     path = write(
         tmp_path,

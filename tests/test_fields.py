@@ -350,7 +350,7 @@ def _begin(body: bytes, content_type: str, query: bytes = b"") -> object:
     """What the gate does with a request before any network call: its denial, the verdict
     it let through, or the provider call it would make."""
     gate = _gate()
-    route = gate.match("POST", "/login")
+    route = gate.route("POST", "/login")
     assert route is not None
     info = client_request(content_type=content_type, query=query)
     flow = gate.decide(route, info)
@@ -517,7 +517,7 @@ def test_json_at_the_limits_is_read() -> None:
 def test_limits_reach_the_gate_and_answer_413_with_a_code() -> None:
     provider = GeeTest(EMULATOR.captcha_id, EMULATOR.captcha_key, endpoint="http://127.0.0.1:9/")
     gate = Gate([Rule("/login")], provider, parse_limits=ParseLimits(max_fields=5))
-    route = gate.match("POST", "/login")
+    route = gate.route("POST", "/login")
     assert isinstance(route, Route)
     form = urlencode({**_fields(), "a": "1", "b": "2"}).encode()
     request = client_request(content_type="application/x-www-form-urlencoded")

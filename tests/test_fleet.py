@@ -45,7 +45,7 @@ from captcha_guard.redis import RedisState
 from captcha_guard.testing import EmulatorServer, Outage, TurnstileEmulator
 from tests import fleet_app
 from tests.helpers import solve_pow as solve
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisServer
 from tests.servers import serve_asgi, serve_wsgi
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,24 +60,6 @@ pytestmark = pytest.mark.timeout(60)
 
 
 # Fixtures and helpers.
-
-
-@pytest.fixture(scope="module")
-def shared_redis() -> Iterator[RedisServer]:
-    # One server for the tests that never kill it; each test has its own prefix.
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture
-def prefix() -> str:
-    return "fleet" + uuid.uuid4().hex[:10]
 
 
 @pytest.fixture

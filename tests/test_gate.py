@@ -61,7 +61,7 @@ def _gate(*rules: Rule, **kwargs: Any) -> Gate:
 
 
 def _route(gate: Gate, path: str = "/login") -> Route:
-    route = gate.match("POST", path)
+    route = gate.route("POST", path)
     assert route is not None
     return route
 
@@ -185,11 +185,11 @@ def test_one_breaker_per_provider_instance_is_listed_once() -> None:
 
 def test_match_uses_methods_and_first_rule() -> None:
     gate = _gate(Rule("/a", methods=["PUT"]), Rule("/{x}"))
-    put = gate.match("PUT", "/a")
-    post = gate.match("POST", "/a")
+    put = gate.route("PUT", "/a")
+    post = gate.route("POST", "/a")
     assert put is not None and put.rule.methods == {"PUT"}
     assert post is not None and post.rule.pattern == "/{x}"
-    assert gate.match("GET", "/a") is None
+    assert gate.route("GET", "/a") is None
 
 
 # ---------------------------------------------------------------- begin: local decisions

@@ -288,7 +288,7 @@ def test_a_full_replay_store_refuses_new_solutions_and_says_so(
     # And through the gate the operator hears of a full store, at WARNING: a client can
     # fill it, and only our own misconfiguration logs at ERROR.
     gate = Gate([Rule("/login")], provider)
-    route = gate.match("POST", "/login")
+    route = gate.route("POST", "/login")
     assert route is not None
     with caplog.at_level(logging.WARNING, logger="captcha_guard"):
         for _ in range(2):
@@ -322,7 +322,7 @@ def test_the_gate_never_asks_the_breaker_of_a_local_provider() -> None:
 
     provider.breaker = NoBreaker()  # type: ignore[assignment]
     gate = Gate([Rule("/login")], provider)
-    route = gate.match("POST", "/login")
+    route = gate.route("POST", "/login")
     assert route is not None
     decision = run_flow(
         gate,

@@ -28,27 +28,9 @@ from captcha_guard._memory import MemoryState
 from captcha_guard._redis_lua import BREAKER, SPEND
 from captcha_guard._state import StateFull, StateOp, StateUnavailable, Stored, Transition
 from captcha_guard.redis import RedisState
-from tests.redis_server import RedisServer, redis_cluster, redis_server
+from tests.redis_server import RedisServer, redis_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="session")
-def shared_server() -> Iterator[RedisServer]:
-    # One server for the tests that neither kill nor pause it; each test has its own prefix.
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture
-def prefix() -> str:
-    return "t" + uuid.uuid4().hex[:12]
 
 
 def op(name: str, *args: Any) -> StateOp:
@@ -95,8 +77,8 @@ def run_workers(mode: str, server: RedisServer, prefix: str, n: int, *args: str)
 # -- every operation atomic under concurrency -----------------------------------------------
 
 
-def test_remember_is_exactly_once_across_threads(shared_server: RedisServer, prefix: str) -> None:
-    state = RedisState.from_url(shared_server.url, prefix=prefix, timeout=2.0)
+def test_remember_is_exactly_once_across_threads(shared_redis: RedisServer, prefix: str) -> None:
+    state = RedisState.from_url(shared_redis.url, prefix=prefix, timeout=2.0)
     firsts: Counter[str] = Counter()
     lock = threading.Lock()
     barrier = threading.Barrier(8)
@@ -117,9 +99,9 @@ def test_remember_is_exactly_once_across_threads(shared_server: RedisServer, pre
 
 @pytest.mark.asyncio
 async def test_remember_is_exactly_once_across_tasks(
-    shared_server: RedisServer, prefix: str
+    shared_redis: RedisServer, prefix: str
 ) -> None:
-    state = RedisState.from_url(shared_server.url, prefix=prefix, timeout=2.0)
+    state = RedisState.from_url(shared_redis.url, prefix=prefix, timeout=2.0)
     answers = await asyncio.gather(
         *(state.arun(op("remember", "pow", str(k % 50), 60)) for k in range(400))
     )
@@ -127,40 +109,40 @@ async def test_remember_is_exactly_once_across_tasks(
     await state.aclose()
 
 
-def test_remember_is_exactly_once_across_processes(shared_server: RedisServer, prefix: str) -> None:
-    outputs = run_workers("remember", shared_server, prefix, 3, "200")
+def test_remember_is_exactly_once_across_processes(shared_redis: RedisServer, prefix: str) -> None:
+    outputs = run_workers("remember", shared_redis, prefix, 3, "200")
     firsts = Counter(k for out in outputs for k in out["first"])
     assert firsts == Counter(range(200))  # each solution passes once, fleet-wide
 
 
-def test_remember_expires_on_server_time(shared_server: RedisServer, prefix: str) -> None:
-    state = RedisState.from_url(shared_server.url, prefix=prefix, clock_skew=0)
+def test_remember_expires_on_server_time(shared_redis: RedisServer, prefix: str) -> None:
+    state = RedisState.from_url(shared_redis.url, prefix=prefix, clock_skew=0)
     assert state.run(op("remember", "fallback", "lot", 0.05))
     assert not state.run(op("remember", "fallback", "lot", 0.05))
     poll(lambda: state.run(op("remember", "fallback", "lot", 0.05)))
 
 
 def test_replay_keys_live_their_ttl_plus_the_tolerated_skew_on_the_servers_clock(
-    shared_server: RedisServer, prefix: str
+    shared_redis: RedisServer, prefix: str
 ) -> None:
     # A host whose clock lags by up to clock_skew still finds what the others remembered
     # until the challenge's expiry by their clocks: a solution never passes twice for skew.
-    state = RedisState.from_url(shared_server.url, prefix=prefix, clock_skew=45)
+    state = RedisState.from_url(shared_redis.url, prefix=prefix, clock_skew=45)
     assert state.run(op("remember", "pow", "k", 60))
-    with redis.Redis(unix_socket_path=shared_server.socket) as admin:
+    with redis.Redis(unix_socket_path=shared_redis.socket) as admin:
         seconds, micros = admin.time()
         now_ms = seconds * 1000 + micros // 1000
         ((_, expires),) = admin.zrange(f"{{{prefix}:replay:pow}}", 0, -1, withscores=True)
     assert 105_000 - 1_000 <= expires - now_ms <= 105_000
     with pytest.raises(ValueError):
-        RedisState.from_url(shared_server.url, prefix=prefix, clock_skew=-1)
+        RedisState.from_url(shared_redis.url, prefix=prefix, clock_skew=-1)
 
 
 def test_each_namespace_has_its_own_capacity_in_redis(
-    shared_server: RedisServer, prefix: str
+    shared_redis: RedisServer, prefix: str
 ) -> None:
     state = RedisState.from_url(
-        shared_server.url, prefix=prefix, max_entries=2, capacities={"pow:1": 3}
+        shared_redis.url, prefix=prefix, max_entries=2, capacities={"pow:1": 3}
     )
     assert state.run(op("remember", "pow", "a", 60)) == Stored(True, 0.5)
     assert state.run(op("remember", "pow", "b", 60)) == Stored(True, 1.0)
@@ -173,12 +155,12 @@ def test_each_namespace_has_its_own_capacity_in_redis(
 
 
 def test_a_missing_revocation_generation_honours_nothing(
-    own_server: RedisServer, prefix: str
+    own_redis: RedisServer, prefix: str
 ) -> None:
-    state = RedisState.from_url(own_server.url, prefix=prefix)
+    state = RedisState.from_url(own_redis.url, prefix=prefix)
 
     def tenths() -> int:  # the server's clock, as the counter script reads it
-        with redis.Redis(unix_socket_path=own_server.socket) as admin:
+        with redis.Redis(unix_socket_path=own_redis.socket) as admin:
             seconds, micros = admin.time()
         return (seconds - 1_704_067_200) * 10 + micros // 100_000
 
@@ -186,17 +168,17 @@ def test_a_missing_revocation_generation_honours_nothing(
     assert first >= tenths() - 1 > 0  # starts at the server's clock, never at 0
     assert state.run(op("bump_counter", "clearance", "generation")) == first + 1
     poll(lambda: tenths() > first + 1)  # a revocation rate under ten a second
-    own_server.kill()
-    own_server.start()  # back without its data
-    state = RedisState.from_url(own_server.url, prefix=prefix)
+    own_redis.kill()
+    own_redis.start()  # back without its data
+    state = RedisState.from_url(own_redis.url, prefix=prefix)
     again = state.run(op("read_counter", "clearance", "generation"))
     assert again > first + 1  # no cookie issued before the loss matches it
 
 
 def test_spend_counts_exactly_under_threads_and_processes(
-    shared_server: RedisServer, prefix: str
+    shared_redis: RedisServer, prefix: str
 ) -> None:
-    state = RedisState.from_url(shared_server.url, prefix=prefix, timeout=2.0)
+    state = RedisState.from_url(shared_redis.url, prefix=prefix, timeout=2.0)
     results: list[bool] = []
     lock = threading.Lock()
 
@@ -205,14 +187,14 @@ def test_spend_counts_exactly_under_threads_and_processes(
         with lock:
             results.extend(mine)
 
-    before = server_ms(shared_server) // 86_400_000
+    before = server_ms(shared_redis) // 86_400_000
     threads = [threading.Thread(target=work) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    outputs = run_workers("spend", shared_server, prefix, 2, "20", "50")
-    if server_ms(shared_server) // 86_400_000 != before:
+    outputs = run_workers("spend", shared_redis, prefix, 2, "20", "50")
+    if server_ms(shared_redis) // 86_400_000 != before:
         pytest.fail("the test ran across a UTC midnight (a budget window boundary); run again")
     assert results.count(True) == 37
     # The processes share the same bucket: 37 already spent, 50 allowed in all.
@@ -220,8 +202,8 @@ def test_spend_counts_exactly_under_threads_and_processes(
 
 
 @pytest.mark.asyncio
-async def test_spend_counts_exactly_under_tasks(shared_server: RedisServer, prefix: str) -> None:
-    state = RedisState.from_url(shared_server.url, prefix=prefix, timeout=2.0)
+async def test_spend_counts_exactly_under_tasks(shared_redis: RedisServer, prefix: str) -> None:
+    state = RedisState.from_url(shared_redis.url, prefix=prefix, timeout=2.0)
     answers = await asyncio.gather(
         *(state.arun(op("spend", "fallback", f"c{k % 3}", 10, 86_400)) for k in range(90))
     )
@@ -229,8 +211,8 @@ async def test_spend_counts_exactly_under_tasks(shared_server: RedisServer, pref
     await state.aclose()
 
 
-def test_spend_window_rolls_over_on_server_time(shared_server: RedisServer, prefix: str) -> None:
-    state = RedisState.from_url(shared_server.url, prefix=prefix)
+def test_spend_window_rolls_over_on_server_time(shared_redis: RedisServer, prefix: str) -> None:
+    state = RedisState.from_url(shared_redis.url, prefix=prefix)
     assert state.run(op("spend", "fallback", "c", 1, 0.05))
     # The next window opens on the server's clock; the same client may spend again then.
     poll(lambda: state.run(op("spend", "fallback", "c", 1, 0.05)))
@@ -239,8 +221,8 @@ def test_spend_window_rolls_over_on_server_time(shared_server: RedisServer, pref
 # -- the breaker, fleet-wide ----------------------------------------------------------------
 
 
-def test_breaker_walks_the_transition_table(shared_server: RedisServer, prefix: str) -> None:
-    state = RedisState.from_url(shared_server.url, prefix=prefix)
+def test_breaker_walks_the_transition_table(shared_redis: RedisServer, prefix: str) -> None:
+    state = RedisState.from_url(shared_redis.url, prefix=prefix)
     name, args = "geetest", (2, 0.2)
     first = state.run(op("breaker_acquire", name, *args))
     assert first == Permit(probe=False, generation=first.generation)
@@ -273,9 +255,9 @@ def test_a_snapshots_reopening_deadline_can_only_end_early() -> None:
 
 
 def test_breaker_failed_probe_reopens_and_release_frees_the_probe(
-    shared_server: RedisServer, prefix: str
+    shared_redis: RedisServer, prefix: str
 ) -> None:
-    state = RedisState.from_url(shared_server.url, prefix=prefix)
+    state = RedisState.from_url(shared_redis.url, prefix=prefix)
     args = ("p", 1, 0.05)
     state.run(op("breaker_record", *args, state.run(op("breaker_acquire", *args)), False))
     poll(lambda: state.run(op("breaker_state", *args)) is State.HALF_OPEN)
@@ -292,10 +274,10 @@ def test_breaker_failed_probe_reopens_and_release_frees_the_probe(
 
 
 def test_a_success_resets_the_fleets_consecutive_failures(
-    shared_server: RedisServer, prefix: str
+    shared_redis: RedisServer, prefix: str
 ) -> None:
-    one = RedisState.from_url(shared_server.url, prefix=prefix)
-    two = RedisState.from_url(shared_server.url, prefix=prefix)
+    one = RedisState.from_url(shared_redis.url, prefix=prefix)
+    two = RedisState.from_url(shared_redis.url, prefix=prefix)
     args = ("p", 3, 60.0)
     for _ in range(2):
         one.run(op("breaker_record", *args, one.run(op("breaker_acquire", *args)), False))
@@ -308,24 +290,24 @@ def test_a_success_resets_the_fleets_consecutive_failures(
 
 
 def test_failing_provider_is_called_threshold_plus_margin_times_across_processes(
-    shared_server: RedisServer, prefix: str
+    shared_redis: RedisServer, prefix: str
 ) -> None:
     threshold, workers = 5, 4
-    outputs = run_workers("failing", shared_server, prefix, workers, str(threshold))
+    outputs = run_workers("failing", shared_redis, prefix, workers, str(threshold))
     calls = sum(out["calls"] for out in outputs)
     # Each worker calls sequentially, so at the opening at most one call per other worker is
     # in flight, and a worker's next reply after that says open (RedisState's docstring):
     assert threshold <= calls <= threshold + workers - 1
     # Every worker stopped because its breaker said no: the circuit is open for all.
-    probe = RedisState.from_url(shared_server.url, prefix=prefix)
+    probe = RedisState.from_url(shared_redis.url, prefix=prefix)
     assert probe.run(op("breaker_state", "p", threshold, 60.0)) is State.OPEN
 
 
 def test_an_outage_seen_by_one_host_opens_the_other_within_one_call(
-    shared_server: RedisServer, prefix: str
+    shared_redis: RedisServer, prefix: str
 ) -> None:
-    seer = RedisState.from_url(shared_server.url, prefix=prefix)
-    other = RedisState.from_url(shared_server.url, prefix=prefix)
+    seer = RedisState.from_url(shared_redis.url, prefix=prefix)
+    other = RedisState.from_url(shared_redis.url, prefix=prefix)
     args = ("p", 3, 60.0)
     # The other host has a fresh closed snapshot: its next acquire is answered locally.
     other.run(op("breaker_record", *args, other.run(op("breaker_acquire", *args)), True))
@@ -338,11 +320,11 @@ def test_an_outage_seen_by_one_host_opens_the_other_within_one_call(
 
 
 def test_local_permits_are_bounded_by_outstanding_count(
-    shared_server: RedisServer, prefix: str
+    shared_redis: RedisServer, prefix: str
 ) -> None:
-    state = RedisState.from_url(shared_server.url, prefix=prefix, breaker_cache_permits=3)
+    state = RedisState.from_url(shared_redis.url, prefix=prefix, breaker_cache_permits=3)
     args = ("p", 5, 30.0)
-    with redis.Redis(unix_socket_path=shared_server.socket) as admin:
+    with redis.Redis(unix_socket_path=shared_redis.socket) as admin:
 
         def trips() -> int:
             return int(admin.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
@@ -361,10 +343,10 @@ def test_local_permits_are_bounded_by_outstanding_count(
 
 
 def test_after_the_fleet_opens_a_process_starts_at_most_its_local_permits(
-    shared_server: RedisServer, prefix: str
+    shared_redis: RedisServer, prefix: str
 ) -> None:
-    late = RedisState.from_url(shared_server.url, prefix=prefix, breaker_cache_permits=3)
-    opener = RedisState.from_url(shared_server.url, prefix=prefix)
+    late = RedisState.from_url(shared_redis.url, prefix=prefix, breaker_cache_permits=3)
+    opener = RedisState.from_url(shared_redis.url, prefix=prefix)
     args = ("p", 2, 60.0)
     late.run(op("breaker_record", *args, late.run(op("breaker_acquire", *args)), True))
     for _ in range(2):
@@ -375,14 +357,14 @@ def test_after_the_fleet_opens_a_process_starts_at_most_its_local_permits(
     assert granted[3:] == [None] * 7
 
 
-def test_exactly_one_probe_fleet_wide(shared_server: RedisServer, prefix: str) -> None:
-    opener = RedisState.from_url(shared_server.url, prefix=prefix)
+def test_exactly_one_probe_fleet_wide(shared_redis: RedisServer, prefix: str) -> None:
+    opener = RedisState.from_url(shared_redis.url, prefix=prefix)
     opener.run(
         op("breaker_record", "p", 1, 0.2, opener.run(op("breaker_acquire", "p", 1, 0.2)), False)
     )
     poll(lambda: opener.run(op("breaker_state", "p", 1, 0.2)) is State.HALF_OPEN)
-    outputs = run_workers("probe", shared_server, prefix, 4, "0.2", "30")
-    states = [RedisState.from_url(shared_server.url, prefix=prefix) for _ in range(4)]
+    outputs = run_workers("probe", shared_redis, prefix, 4, "0.2", "30")
+    states = [RedisState.from_url(shared_redis.url, prefix=prefix) for _ in range(4)]
     barrier = threading.Barrier(len(states))
     probes: list[bool] = []
 
@@ -399,15 +381,15 @@ def test_exactly_one_probe_fleet_wide(shared_server: RedisServer, prefix: str) -
     assert sum(out["probe"] for out in outputs) + sum(probes) == 1
 
 
-def test_probe_lease_expires_when_its_holder_dies(shared_server: RedisServer, prefix: str) -> None:
-    opener = RedisState.from_url(shared_server.url, prefix=prefix)
+def test_probe_lease_expires_when_its_holder_dies(shared_redis: RedisServer, prefix: str) -> None:
+    opener = RedisState.from_url(shared_redis.url, prefix=prefix)
     opener.run(
         op("breaker_record", "p", 1, 0.05, opener.run(op("breaker_acquire", "p", 1, 0.05)), False)
     )
     poll(lambda: opener.run(op("breaker_state", "p", 1, 0.05)) is State.HALF_OPEN)
-    start = os.path.join(shared_server.directory, f"go-{uuid.uuid4().hex}")
+    start = os.path.join(shared_redis.directory, f"go-{uuid.uuid4().hex}")
     Path(start).touch()
-    argv = ["probe", shared_server.url, prefix, start, "0.05", "0.5", "hold"]
+    argv = ["probe", shared_redis.url, prefix, start, "0.05", "0.5", "hold"]
     holder = subprocess.Popen(
         [sys.executable, "-m", "tests.redis_worker", *argv],
         stdin=subprocess.PIPE,
@@ -420,7 +402,7 @@ def test_probe_lease_expires_when_its_holder_dies(shared_server: RedisServer, pr
     assert got["probe"]
     holder.kill()  # the prober dies holding the lease
     holder.wait(10)
-    other = RedisState.from_url(shared_server.url, prefix=prefix)
+    other = RedisState.from_url(shared_redis.url, prefix=prefix)
     refused = 0
     deadline = time.monotonic() + 10
     while other.run(op("breaker_acquire", "p", 1, 0.05, 0.5)) is None:
@@ -428,15 +410,15 @@ def test_probe_lease_expires_when_its_holder_dies(shared_server: RedisServer, pr
         assert time.monotonic() < deadline, "the dead prober's lease never expired"
         time.sleep(0.01)
     # Granted again, and not before the lease ran out by the server's clock.
-    assert server_ms(shared_server) >= got["before_ms"] + 500
+    assert server_ms(shared_redis) >= got["before_ms"] + 500
     assert refused > 0
 
 
-def test_passing_path_costs_one_round_trip(shared_server: RedisServer, prefix: str) -> None:
-    state = RedisState.from_url(shared_server.url, prefix=prefix)
+def test_passing_path_costs_one_round_trip(shared_redis: RedisServer, prefix: str) -> None:
+    state = RedisState.from_url(shared_redis.url, prefix=prefix)
     args = ("p", 5, 30.0)
     state.run(op("breaker_record", *args, state.run(op("breaker_acquire", *args)), True))
-    with redis.Redis(unix_socket_path=shared_server.socket) as admin:
+    with redis.Redis(unix_socket_path=shared_redis.socket) as admin:
         before = admin.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
         for _ in range(50):
             permit = state.run(op("breaker_acquire", *args))
@@ -451,11 +433,11 @@ def test_passing_path_costs_one_round_trip(shared_server: RedisServer, prefix: s
 
 
 @pytest.mark.asyncio
-async def test_scripts_reload_after_script_flush(shared_server: RedisServer, prefix: str) -> None:
-    state = RedisState.from_url(shared_server.url, prefix=prefix, breaker_cache_permits=0)
+async def test_scripts_reload_after_script_flush(shared_redis: RedisServer, prefix: str) -> None:
+    state = RedisState.from_url(shared_redis.url, prefix=prefix, breaker_cache_permits=0)
     args = ("p", 5, 30.0)
     assert state.run(op("breaker_acquire", *args)) is not None
-    with redis.Redis(unix_socket_path=shared_server.socket) as admin:
+    with redis.Redis(unix_socket_path=shared_redis.socket) as admin:
         admin.script_flush()
         assert state.run(op("breaker_acquire", *args)) is not None
         assert state.run(op("spend", "fallback", "c", 5, 60))
@@ -467,33 +449,33 @@ async def test_scripts_reload_after_script_flush(shared_server: RedisServer, pre
     await state.aclose()
 
 
-def test_two_prefixes_share_nothing(shared_server: RedisServer, prefix: str) -> None:
-    a = RedisState.from_url(shared_server.url, prefix=prefix + "a")
-    b = RedisState.from_url(shared_server.url, prefix=prefix + "b")
+def test_two_prefixes_share_nothing(shared_redis: RedisServer, prefix: str) -> None:
+    a = RedisState.from_url(shared_redis.url, prefix=prefix + "a")
+    b = RedisState.from_url(shared_redis.url, prefix=prefix + "b")
     assert a.run(op("remember", "pow", "k", 60)) and b.run(op("remember", "pow", "k", 60))
     assert a.run(op("spend", "fallback", "c", 1, 86_400))
     assert b.run(op("spend", "fallback", "c", 1, 86_400))
     a.run(op("breaker_record", "p", 1, 60.0, a.run(op("breaker_acquire", "p", 1, 60.0)), False))
     assert a.run(op("breaker_state", "p", 1, 60.0)) is State.OPEN
     assert b.run(op("breaker_state", "p", 1, 60.0)) is State.CLOSED
-    with redis.Redis(unix_socket_path=shared_server.socket) as admin:
+    with redis.Redis(unix_socket_path=shared_redis.socket) as admin:
         keys = [k.decode() for k in admin.scan_iter(match=f"{{{prefix}*")]
     assert keys and all(k.startswith((f"{{{prefix}a:", f"{{{prefix}b:")) for k in keys)
     # Every key has a TTL, and no key holds the client's address or token as such.
-    with redis.Redis(unix_socket_path=shared_server.socket) as admin:
+    with redis.Redis(unix_socket_path=shared_redis.socket) as admin:
         assert all(admin.pttl(k) > 0 for k in keys)
     assert not any(k.endswith(":k}") or k.endswith(":c}") for k in keys)
 
 
-def test_namespaces_share_nothing(shared_server: RedisServer, prefix: str) -> None:
-    state = RedisState.from_url(shared_server.url, prefix=prefix)
+def test_namespaces_share_nothing(shared_redis: RedisServer, prefix: str) -> None:
+    state = RedisState.from_url(shared_redis.url, prefix=prefix)
     assert state.run(op("remember", "pow", "k", 60))
     assert state.run(op("remember", "fallback", "k", 60))
 
 
-def test_wrong_client_kind_is_a_type_error(shared_server: RedisServer) -> None:
-    sync = RedisState(redis.Redis(unix_socket_path=shared_server.socket))
-    asynchronous = RedisState(aredis.Redis(unix_socket_path=shared_server.socket))
+def test_wrong_client_kind_is_a_type_error(shared_redis: RedisServer) -> None:
+    sync = RedisState(redis.Redis(unix_socket_path=shared_redis.socket))
+    asynchronous = RedisState(aredis.Redis(unix_socket_path=shared_redis.socket))
     with pytest.raises(TypeError, match="block the event loop"):
         sync.for_asgi()
     with pytest.raises(TypeError, match="WSGI needs a sync"):
@@ -507,7 +489,7 @@ def test_wrong_client_kind_is_a_type_error(shared_server: RedisServer) -> None:
     with pytest.raises(TypeError):
         asynchronous.run(op("remember", "pow", "k", 1))
     assert sync.for_wsgi() is sync and asynchronous.for_asgi() is asynchronous
-    both = RedisState.from_url(shared_server.url)
+    both = RedisState.from_url(shared_redis.url)
     assert both.for_asgi() is both.for_wsgi() is both
     assert isinstance(bind_state(both, door="asgi"), FailoverState)
 
@@ -521,13 +503,11 @@ def test_bad_arguments_fail_at_construction() -> None:
         RedisState.from_url("redis://localhost", timeout=0)
 
 
-def test_user_built_clients_are_used_with_our_timeout(
-    shared_server: RedisServer, prefix: str
-) -> None:
+def test_user_built_clients_are_used_with_our_timeout(own_redis: RedisServer, prefix: str) -> None:
     # Built with redis-py's defaults (5 s socket timeouts, retries with back-off).
-    state = RedisState(redis.Redis(unix_socket_path=shared_server.socket), prefix=prefix)
+    state = RedisState(redis.Redis(unix_socket_path=own_redis.socket), prefix=prefix)
     assert state.run(op("remember", "pow", "k", 60))
-    shared_server.pause()
+    own_redis.pause()
     try:
         started = time.monotonic()
         with pytest.raises(StateUnavailable) as caught:
@@ -535,31 +515,31 @@ def test_user_built_clients_are_used_with_our_timeout(
         assert time.monotonic() - started < 0.2 * 2 + 0.3
         assert caught.value.kind == "timeout"
     finally:
-        shared_server.resume()
+        own_redis.resume()
     assert not state.run(op("remember", "pow", "k", 60))
 
 
 @pytest.mark.asyncio
 async def test_user_built_async_client_bounded_by_timeout(
-    shared_server: RedisServer, prefix: str
+    own_redis: RedisServer, prefix: str
 ) -> None:
-    state = RedisState(aredis.Redis(unix_socket_path=shared_server.socket), prefix=prefix)
+    state = RedisState(aredis.Redis(unix_socket_path=own_redis.socket), prefix=prefix)
     assert await state.arun(op("remember", "pow", "k", 60))
-    shared_server.pause()
+    own_redis.pause()
     try:
         started = time.monotonic()
         with pytest.raises(StateUnavailable):
             await state.arun(op("breaker_acquire", "p", 5, 30.0))
         assert time.monotonic() - started < 0.2 + 0.3
     finally:
-        shared_server.resume()
+        own_redis.resume()
     assert not await state.arun(op("remember", "pow", "k", 60))
     await state.aclose()
 
 
-def test_out_of_memory_is_state_full_not_forgetting(own_server: RedisServer, prefix: str) -> None:
-    state = RedisState.from_url(own_server.url, prefix=prefix)
-    with redis.Redis(unix_socket_path=own_server.socket) as admin:
+def test_out_of_memory_is_state_full_not_forgetting(own_redis: RedisServer, prefix: str) -> None:
+    state = RedisState.from_url(own_redis.url, prefix=prefix)
+    with redis.Redis(unix_socket_path=own_redis.socket) as admin:
         admin.config_set("maxmemory-policy", "noeviction")
         admin.config_set("maxmemory", "1")
         with pytest.raises(StateFull):
@@ -576,14 +556,14 @@ def errors_logged(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 
 def test_redis_killed_mid_run_then_restarted(
-    own_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+    own_redis: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     events: list[StoreErrorEvent] = []
-    primary = RedisState.from_url(own_server.url, prefix=prefix, timeout=0.2)
+    primary = RedisState.from_url(own_redis.url, prefix=prefix, timeout=0.2)
     state = FailoverState(primary, MemoryState(), backoff=0.05, on_error=events.append)
-    other_host = RedisState.from_url(own_server.url, prefix=prefix)
+    other_host = RedisState.from_url(own_redis.url, prefix=prefix)
     assert state.run(op("remember", "fallback", "before", 600))
-    own_server.kill()
+    own_redis.kill()
     started = time.monotonic()
     with pytest.raises(StateUnavailable):  # refused, in time: never "first" from this memory
         state.run(op("remember", "fallback", "during", 600))
@@ -598,7 +578,7 @@ def test_redis_killed_mid_run_then_restarted(
     assert events and all(e.error in ("connection", "timeout") for e in events)
     assert {e.store for e in events} <= {"replay", "fallback_budget", "breaker"}
 
-    own_server.start()  # back, and empty (no persistence)
+    own_redis.start()  # back, and empty (no persistence)
 
     def shared() -> bool:
         try:
@@ -613,16 +593,16 @@ def test_redis_killed_mid_run_then_restarted(
     assert len(errors_logged(caplog)) == 1
 
 
-def test_redis_killed_with_the_per_process_opt_in(own_server: RedisServer, prefix: str) -> None:
+def test_redis_killed_with_the_per_process_opt_in(own_redis: RedisServer, prefix: str) -> None:
     primary = RedisState.from_url(
-        own_server.url, prefix=prefix, timeout=0.2, in_outage="per_process"
+        own_redis.url, prefix=prefix, timeout=0.2, in_outage="per_process"
     )
     state = FailoverState(primary, MemoryState(), backoff=0.05)
-    own_server.kill()
+    own_redis.kill()
     assert state.run(op("remember", "fallback", "during", 600))  # answered in process
     for _ in range(5):
         assert not state.run(op("remember", "fallback", "during", 600))  # once per worker
-    own_server.start()  # back, and empty (no persistence)
+    own_redis.start()  # back, and empty (no persistence)
 
     def shared() -> bool:
         return bool(state.run(op("remember", "fallback", f"p-{time.monotonic()}", 600)))
@@ -631,15 +611,15 @@ def test_redis_killed_with_the_per_process_opt_in(own_server: RedisServer, prefi
     # Let through during the outage: refused here even though the new Redis never saw it.
     assert not state.run(op("remember", "fallback", "during", 600))
     with pytest.raises(ValueError):
-        RedisState.from_url(own_server.url, in_outage="allow")
+        RedisState.from_url(own_redis.url, in_outage="allow")
 
 
 @pytest.mark.asyncio
 async def test_redis_down_from_the_start_async(
-    own_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+    own_redis: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    own_server.kill()
-    state = bind_state(RedisState.from_url(own_server.url, prefix=prefix), door="asgi")
+    own_redis.kill()
+    state = bind_state(RedisState.from_url(own_redis.url, prefix=prefix), door="asgi")
     assert isinstance(state, FailoverState)
     started = time.monotonic()
     with pytest.raises(StateUnavailable):
@@ -653,8 +633,8 @@ async def test_redis_down_from_the_start_async(
     assert transition == Transition(State.CLOSED, State.OPEN)  # the local breaker
     assert await state.arun(op("breaker_acquire", "p", 1, 60.0)) is None
     assert len(errors_logged(caplog)) == 1
-    own_server.start()
-    fresh = RedisState.from_url(own_server.url, prefix=prefix)
+    own_redis.start()
+    fresh = RedisState.from_url(own_redis.url, prefix=prefix)
 
     async def shared() -> bool:
         try:
@@ -676,13 +656,13 @@ async def test_redis_down_from_the_start_async(
 
 @pytest.mark.parametrize("door", ["wsgi", "asgi"])
 def test_paused_server_is_bounded_by_timeout(
-    own_server: RedisServer, prefix: str, door: str
+    own_redis: RedisServer, prefix: str, door: str
 ) -> None:
-    shared = RedisState.from_url(own_server.url, prefix=prefix, timeout=0.2)
+    shared = RedisState.from_url(own_redis.url, prefix=prefix, timeout=0.2)
     state = bind_state(shared, door="wsgi" if door == "wsgi" else "asgi")
     assert isinstance(state, FailoverState)
     assert state.run(op("remember", "pow", "k", 60))
-    own_server.pause()
+    own_redis.pause()
     try:
         for name, args in [
             ("remember", ("pow", "k2", 60)),
@@ -699,14 +679,14 @@ def test_paused_server_is_bounded_by_timeout(
             assert time.monotonic() - started < 0.2 * 2 + 0.3
         assert state.outage
     finally:
-        own_server.resume()
+        own_redis.resume()
 
 
 @pytest.mark.asyncio
 async def test_works_as_the_least_privileged_acl_user_the_readme_gives(
-    shared_server: RedisServer, prefix: str
+    shared_redis: RedisServer, prefix: str
 ) -> None:
-    with redis.Redis(unix_socket_path=shared_server.socket) as admin:
+    with redis.Redis(unix_socket_path=shared_redis.socket) as admin:
         rules = ["+set", "+get", "+incr", "+evalsha", "+eval", "+hmget", "+hset", "+hincrby"]
         rules += ["+time", "+pexpire", "+pexpireat", "+pttl", "+zadd", "+zscore", "+zcount"]
         rules += ["+zremrangebyscore"]
@@ -718,7 +698,7 @@ async def test_works_as_the_least_privileged_acl_user_the_readme_gives(
             commands=["-@all", *rules],
             reset_channels=True,
         )
-    url = f"unix://captcha:pw-for-tests@{shared_server.socket}"
+    url = f"unix://captcha:pw-for-tests@{shared_redis.socket}"
     state = RedisState.from_url(url, prefix=prefix, breaker_cache_permits=0)
     other = RedisState.from_url(url, prefix=prefix + "x")
     with pytest.raises(StateUnavailable):  # another prefix is out of this user's reach
@@ -786,9 +766,9 @@ async def test_every_operation_works_on_a_redis_cluster_async(
 
 @pytest.mark.asyncio
 async def test_exactly_one_opening_among_concurrent_failures_tasks_and_threads(
-    shared_server: RedisServer, prefix: str
+    shared_redis: RedisServer, prefix: str
 ) -> None:
-    state = RedisState.from_url(shared_server.url, prefix=prefix, timeout=2.0)
+    state = RedisState.from_url(shared_redis.url, prefix=prefix, timeout=2.0)
     args = ("tasks", 5, 60.0)
     permits = [await state.arun(op("breaker_acquire", *args)) for _ in range(30)]
     transitions = await asyncio.gather(
@@ -797,7 +777,7 @@ async def test_exactly_one_opening_among_concurrent_failures_tasks_and_threads(
     assert [t for t in transitions if t] == [Transition(State.CLOSED, State.OPEN)]
     await state.aclose()
 
-    sync = RedisState.from_url(shared_server.url, prefix=prefix, timeout=2.0)
+    sync = RedisState.from_url(shared_redis.url, prefix=prefix, timeout=2.0)
     args = ("threads", 5, 60.0)
     held = [sync.run(op("breaker_acquire", *args)) for _ in range(30)]
     seen: list[Any] = []

@@ -13,18 +13,17 @@ from hypothesis import strategies as st
 from starlette.convertors import Convertor, register_url_convertor
 
 from captcha_guard import CaptchaGuard, GeeTest, Rule, WSGICaptchaGuard
-from captcha_guard._rules import (
+from captcha_guard._routing import (
     BAD_PATH,
-    DEFAULT_METHODS,
     NO_LEADING_SLASH,
     RuleTable,
     app_prefixes,
     first_match,
     has_control,
-    normalize_path,
     past_root,
     route_path,
 )
+from captcha_guard._rules import DEFAULT_METHODS, normalize_path
 from tests.helpers import RecordingApp, body_receive, call, http_scope
 
 # ---------------------------------------------------------------- converters
@@ -319,7 +318,8 @@ def test_a_convertor_registered_with_starlette_is_known() -> None:
     register_url_convertor("cg-test-slug", Slug())
     rule = Rule("/blog/{s:cg-test-slug}")
     assert rule.matches("POST", "/blog/hello-world")
-    assert not rule.matches("POST", "/blog/Hello")
+    assert not rule.matches("POST", "/blog/hello_world")
+    assert rule.matches("POST", "/blog/Hello")  # letter case is ignored (BlackSheep)
 
 
 # ---------------------------------------------------------------- matching
@@ -365,8 +365,12 @@ def test_repeated_slashes_are_collapsed() -> None:
     assert normalize_path("/a/b") == "/a/b"
 
 
-def test_matching_is_case_sensitive_like_starlette() -> None:
-    assert not Rule("/login").matches("POST", "/LOGIN")
+def test_matching_ignores_letter_case_as_blacksheep_does() -> None:
+    # BlackSheep routes POST /LOGIN to its /login view: the superset ignores case (issue 15 §2).
+    assert Rule("/login").matches("POST", "/LOGIN")
+    assert Rule("/posts/{id:int}/Comments").matches("POST", "/POSTS/1/comments")
+    assert Rule(re.compile(r"/api/login")).matches("POST", "/API/Login")
+    assert not Rule("/login").matches("POST", "/logout")
 
 
 def test_root_path_is_stripped_before_matching() -> None:
@@ -490,7 +494,7 @@ def test_prefixes_are_learned_from_fastapi_through_wrappers() -> None:
     looped.app = looped
     assert app_prefixes(looped) == ()
     guard = CaptchaGuard(FastAPI(root_path="/app"), rules=[Rule("/login")], provider=_geetest())
-    assert guard.gate.match("POST", "/app/login") is not None
+    assert guard.gate.route("POST", "/app/login") is not None
 
 
 def test_a_rule_on_get_also_covers_head() -> None:
@@ -579,14 +583,14 @@ def test_named_provider_is_bound() -> None:
         provider=_geetest(),
         providers={"other": named},
     )
-    route = guard.gate.match("POST", "/signup")
+    route = guard.gate.route("POST", "/signup")
     assert route is not None
     assert route.provider is named
     assert route.provider_name == "other"
     assert route.fail_open is False
-    login = guard.gate.match("POST", "/login")
+    login = guard.gate.route("POST", "/login")
     assert login is not None and login.fail_open is True and login.provider_name == "geetest"
-    assert guard.gate.match("GET", "/login") is None
+    assert guard.gate.route("GET", "/login") is None
 
 
 def test_rules_compare_by_pattern_and_settings() -> None:
@@ -784,3 +788,35 @@ def test_the_wsgi_door_answers_a_bad_path_itself_and_on_reject_sees_it() -> None
     body = guard(environ, lambda status, headers: statuses.append(status))
     assert statuses == ["418 I'm a teapot"] and b"".join(body) == b"bad_path"
     assert seen[0].status == 400 and seen[0].error == "bad_path"
+
+
+# ---------------------------------------------------------------- the superset (issue 15 §2)
+
+
+def test_the_undecoded_raw_path_is_matched_too() -> None:
+    # BlackSheep and Sanic route on raw_path: /users/a%2Fb/follow runs /users/{name}/follow.
+    table = RuleTable([(Rule("/users/{name}/follow"), "follow")])
+    assert table.match("POST", "/users/a/b/follow") is None
+    assert table.match("POST", "/users/a/b/follow", "", b"/users/a%2Fb/follow") == "follow"
+    assert table.match("POST", "/users/a/b/follow", "", b"/users/a%2fb/follow?x=1") == "follow"
+    # Under a root_path, raw_path carries it (uvicorn prefixes it): it is stripped there too.
+    found = table.match("POST", "/app/users/a/b/follow", "/app", b"/app/users/a%2Fb/follow")
+    assert found == "follow"
+    # Sanic parses the raw target as a URL: a fragment a client sends is cut off.
+    assert RuleTable([(Rule("/login"), "login")]).match("POST", "/login#x", "", b"/login#x")
+
+
+def test_a_format_suffix_is_cut_off_as_django_rest_framework_routes_it() -> None:
+    table = RuleTable([(Rule("/login"), "login"), (Rule("/"), "root")])
+    for path in ("/login.json", "/login.json/", "/login.api", "/LOGIN.JSON"):
+        assert table.match("POST", path) == "login", path
+    assert table.match("POST", "/.json") == "root"  # the API root's suffix twin
+    assert table.match("POST", "/login.json/x") is None
+    assert table.match("POST", "/logout.json") is None
+
+
+def test_letter_case_is_folded_for_every_rule_and_only_when_the_path_has_capitals() -> None:
+    table = RuleTable([(Rule("/posts/{id:int}/comments"), "c"), (Rule(re.compile("/r/x")), "r")])
+    assert table.match("POST", "/Posts/1/Comments") == "c"
+    assert table.match("POST", "/R/X") == "r"
+    assert table.match("POST", "/posts/one/comments") is None

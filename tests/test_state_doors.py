@@ -10,8 +10,6 @@ import asyncio
 import logging
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,23 +25,12 @@ from captcha_guard.testing import Outage
 from tests.apps import echo_asgi, echo_wsgi
 from tests.hardening_kit import CASES, DOORS, guarded_site
 from tests.helpers import solve_pow
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import RedisServer
 from tests.servers import serve_asgi, serve_wsgi
 
 SECRET = "state-doors-secret-0123456789abcdef"
 TIMEOUT = 0.2
 JSON = {"accept": "application/json"}
-
-
-@pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
-@pytest.fixture
-def prefix() -> str:
-    return "d" + uuid.uuid4().hex[:12]
 
 
 def shared(server: RedisServer, prefix: str, **options: Any) -> RedisState:
@@ -75,21 +62,21 @@ def pow_site(door: str, state: RedisState) -> Any:
 @pytest.mark.parametrize("door", DOORS)
 @pytest.mark.parametrize("failure", ["killed", "paused"])
 def test_a_store_that_cannot_answer_refuses_replay_guards_and_keeps_the_breaker(
-    door: str, failure: str, own_server: RedisServer, prefix: str
+    door: str, failure: str, own_redis: RedisServer, prefix: str
 ) -> None:
-    state = shared(own_server, prefix)
+    state = shared(own_redis, prefix)
     with guarded_site(CASES[0], door=door, failure_threshold=1, state=state) as s:
         s.emulator.outage = Outage.HTTP_500
         before = s.post(data=s.issue())
         assert before.json()["outcome"] == "fallback"  # Redis answers: one fallback
-        own_server.kill() if failure == "killed" else own_server.pause()
+        own_redis.kill() if failure == "killed" else own_redis.pause()
         try:
             started = time.monotonic()
             answers = [s.post(data=s.issue()) for _ in range(4)]
             took = time.monotonic() - started
         finally:
             if failure == "paused":
-                own_server.resume()
+                own_redis.resume()
     # The fallback guard cannot be asked: 503 with Retry-After, never a local "first".
     assert all(unavailable(a) for a in answers), [a.text for a in answers]
     assert took < 4 * 3 * TIMEOUT + 2.0  # bounded by the timeout, never the client's 5 s
@@ -99,16 +86,16 @@ def test_a_store_that_cannot_answer_refuses_replay_guards_and_keeps_the_breaker(
 
 @pytest.mark.parametrize("door", DOORS)
 def test_a_store_back_without_its_data_shares_again(
-    door: str, own_server: RedisServer, prefix: str
+    door: str, own_redis: RedisServer, prefix: str
 ) -> None:
-    state = shared(own_server, prefix)
+    state = shared(own_redis, prefix)
     with pow_site(door, state) as url, httpx.Client(base_url=url, headers=JSON) as client:
         value = solve_pow(client.get("/c").json())
         assert client.post("/login", data={"altcha": value}).status_code == 200
-        own_server.kill()
+        own_redis.kill()
         down = client.post("/login", data={"altcha": solve_pow(client.get("/c").json())})
         assert unavailable(down)
-        own_server.start()  # no persistence: every replay key is gone
+        own_redis.start()  # no persistence: every replay key is gone
 
         def answers() -> bool:
             fresh = solve_pow(client.get("/c").json())
@@ -124,11 +111,11 @@ def test_a_store_back_without_its_data_shares_again(
 
 @pytest.mark.parametrize("door", DOORS)
 def test_the_per_process_opt_in_answers_from_memory_during_a_real_outage(
-    door: str, own_server: RedisServer, prefix: str
+    door: str, own_redis: RedisServer, prefix: str
 ) -> None:
-    state = shared(own_server, prefix, in_outage="per_process")
+    state = shared(own_redis, prefix, in_outage="per_process")
     with pow_site(door, state) as url, httpx.Client(base_url=url, headers=JSON) as client:
-        own_server.kill()
+        own_redis.kill()
         value = solve_pow(client.get("/c").json())
         first = client.post("/login", data={"altcha": value})
         again = client.post("/login", data={"altcha": value})
@@ -140,11 +127,11 @@ def test_the_per_process_opt_in_answers_from_memory_during_a_real_outage(
 
 @pytest.mark.parametrize("door", DOORS)
 def test_a_full_cheap_level_escalates_and_honest_solvers_pass(
-    door: str, own_server: RedisServer, prefix: str
+    door: str, own_redis: RedisServer, prefix: str
 ) -> None:
     # Client traffic fills the cheap level's capacity (shared mode has one per namespace):
     # new challenges go one level up, where an honest solver still passes.
-    state = shared(own_server, prefix, max_entries=2)
+    state = shared(own_redis, prefix, max_entries=2)
     with pow_site(door, state) as url, httpx.Client(base_url=url, headers=JSON) as client:
         hoard = [client.get("/c").json() for _ in range(3)]
         for challenge in hoard[:2]:
@@ -158,10 +145,10 @@ def test_a_full_cheap_level_escalates_and_honest_solvers_pass(
 
 @pytest.mark.parametrize("door", DOORS)
 def test_a_redis_at_maxmemory_is_never_a_500(
-    door: str, own_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+    door: str, own_redis: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    state = shared(own_server, prefix)
-    admin = redis_py.Redis(unix_socket_path=own_server.socket)
+    state = shared(own_redis, prefix)
+    admin = redis_py.Redis(unix_socket_path=own_redis.socket)
     try:
         with (
             caplog.at_level(logging.DEBUG, logger="captcha_guard"),
@@ -184,9 +171,9 @@ def test_a_redis_at_maxmemory_is_never_a_500(
 
 @pytest.mark.asyncio
 async def test_an_answer_that_came_while_the_loop_was_stalled_is_read(
-    own_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+    own_redis: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    state = bind_state(shared(own_server, prefix), door="asgi")
+    state = bind_state(shared(own_redis, prefix), door="asgi")
     assert isinstance(state, FailoverState)
     op = StateOp("remember", ("pow", "k", 60))
     assert await state.arun(op)
@@ -211,10 +198,10 @@ def heavy_multipart(size: int = 140_000) -> tuple[bytes, str]:
 
 
 def test_a_loop_stalled_by_heavy_bodies_never_lets_a_solution_pass_twice(
-    own_server: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
+    own_redis: RedisServer, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # ASGI only: a WSGI worker has no loop to stall (a slow parse holds its own thread).
-    state = shared(own_server, prefix)
+    state = shared(own_redis, prefix)
     body, boundary = heavy_multipart()
     content_type = f"multipart/form-data; boundary={boundary}"
     stop = threading.Event()

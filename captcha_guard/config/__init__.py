@@ -6,7 +6,7 @@ The package, module by module: ``_schema`` (each table's keys and checks, ``PROV
 (the warnings ``captcha-guard check`` reports about a file that loads).
 """
 
-from ._load import door_from_file, load
+from ._load import build_door, door_from_file, load
 from ._model import ClearanceSpec, Config, ProviderSpec, RuleSpec, StateSpec
 from ._schema import (
     ENVIRONMENTS,
@@ -32,6 +32,7 @@ __all__ = [
     "ProviderType",
     "RuleSpec",
     "StateSpec",
+    "build_door",
     "door_from_file",
     "load",
 ]

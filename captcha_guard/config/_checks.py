@@ -7,6 +7,8 @@ but should not be shipped. Each finding has a stable code (``captcha-guard check
   memory only: under several workers a token let through in fallback passes once per worker.
 - ``fail-open-budget``: a rule fails open with no ``fallback_limit``: during an outage, made-up
   fields pass as fast as a client can send them (each once).
+- ``plain-http``: a vendor endpoint over ``http://`` to another host: the secret and the
+  user's token travel unencrypted (recorded by the schema's endpoint check).
 - ``no-rules``: nothing is protected. ``unused-provider``: a provider no rule uses (a typo in a
   rule's ``provider`` usually shows as an error; this is the other half).
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import re
 
-from .._rules import Rule
 from ._model import Config, RuleSpec
 from ._schema import TEST_KEYS
 from ._values import Context
@@ -149,14 +150,3 @@ def _fail_open(config: Config, ctx: Context) -> None:
             f"{names} fail open with no limits.fallback_limit: during an outage made-up "
             "fields pass as fast as a client sends them",
         )
-
-
-def rule_reasons(rule: Rule, method: str, path: str) -> tuple[bool, str]:
-    """Whether ``rule`` matches ``method path``, and why (for ``captcha-guard explain``)."""
-    methods = ", ".join(sorted(rule.methods))
-    if method not in rule.methods:
-        return False, f"method {method} is not one of {methods}"
-    regex = rule.regex.pattern
-    if rule.matches(method, path):
-        return True, f"method {method} is one of {methods} and the path matches {regex}"
-    return False, f"the path does not match {regex}"

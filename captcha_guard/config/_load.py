@@ -304,7 +304,21 @@ def door_from_file(
     config = load(path)
     for warning in config.warnings:
         logger.warning("captcha_guard config: %s [%s]", warning, warning.code)
-    return door(app, **{**config.door_kwargs(), **overrides})
+    return build_door(door, app, config, overrides)
 
 
-__all__ = ["door_from_file", "load"]
+def build_door(door: Callable[..., T], app: Any, config: Config, overrides: Mapping[str, Any]) -> T:
+    """``door`` built from ``config``: what the door itself refuses (two providers serving one
+    challenge path, a clearance secret too short, a missing extra) is a ``ConfigError`` naming
+    the file, as ``load`` would. ``captcha-guard check`` builds the door through here too, so
+    that it passes no file ``from_file`` refuses."""
+    try:
+        return door(app, **{**config.door_kwargs(), **overrides})
+    except (ValueError, ImportError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        problem = Problem(str(config.path), None, "", f"the door refuses it: {exc}")
+        raise ConfigError([problem]) from exc
+
+
+__all__ = ["build_door", "door_from_file", "load"]

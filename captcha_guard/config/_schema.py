@@ -31,6 +31,7 @@ from ._values import (
     Invalid,
     _boolean,
     _credential,
+    _endpoint,
     _field_or_int,
     _field_or_table,
     _integer,
@@ -93,7 +94,7 @@ _BREAKER: dict[str, Check] = {
     "reset_timeout": _number(0),
 }
 _REMOTE: dict[str, Check] = {
-    "endpoint": _nonempty,
+    "endpoint": _endpoint,
     "timeout": _number(0, strict=True),
 }
 _SITEVERIFY: dict[str, Check] = {

@@ -8,15 +8,20 @@ A secret is ``"env:NAME"`` (read from the environment when the file is loaded), 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._locate import Key, Locator
 
 SECRET_PREFIXES = ("env:", "file:", "literal:")
+
+#: Hosts a plain-http endpoint may name without a warning: the traffic never leaves the host.
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def key_text(path: Key) -> str:
@@ -173,10 +178,10 @@ def _reference(ctx: Context, path: Key, value: Any, *, secret: bool) -> str:
     if text.startswith("env:"):
         name = text[4:]
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise Invalid(path, f"{text!r} does not name an environment variable")
+            raise Invalid(path, f"env:{shown_name(name)} does not name an environment variable")
         resolved = ctx.environ.get(name)
         if not resolved:
-            raise Invalid(path, f"environment variable {name} is not set (or empty)")
+            raise Invalid(path, f"environment variable {shown_name(name)} is not set (or empty)")
     elif text.startswith("file:"):
         where = Path(text[5:])
         where = where if where.is_absolute() else ctx.base / where
@@ -201,6 +206,43 @@ def _reference(ctx: Context, path: Key, value: Any, *, secret: bool) -> str:
     if secret:
         ctx.secrets.append((path, resolved))
     return resolved
+
+
+def shown_name(name: str) -> str:
+    """An environment variable's name as a message may print it: a value that looks like a
+    secret pasted after ``env:`` (long, digits among letters, no ``_`` between words, or
+    mixed case) is shown as its length and a short fingerprint, never whole."""
+    looks_secret = (
+        len(name) >= 16
+        and any(c.isdigit() for c in name)
+        and ("_" not in name or (name != name.upper() and name != name.lower()))
+    ) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name)
+    if not looks_secret:
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return (
+        f"<{len(name)} characters, sha256 {digest}: a secret pasted in place of a variable's "
+        "name? put it in the environment and name the variable here>"
+    )
+
+
+def _endpoint(ctx: Context, path: Key, value: Any) -> str:
+    """A vendor's URL. Over plain ``http://`` the secret travels in clear: flagged
+    (``plain-http``) unless it goes to this host (an emulator, a sidecar)."""
+    url = _nonempty(ctx, path, value)
+    parts = urlsplit(url)
+    try:
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if parts.scheme.lower() == "http" and host not in _LOOPBACK:
+        ctx.warn(
+            path,
+            "plain-http",
+            f"the endpoint is plain http to {host}: the secret and the user's token travel "
+            "unencrypted (use https://)",
+        )
+    return url
 
 
 def _secret(ctx: Context, path: Key, value: Any) -> str:

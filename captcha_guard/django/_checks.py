@@ -85,7 +85,7 @@ def _warnings(core: Any, shadowed_methods: Any) -> Any:
             "token let through in fallback passes up to N times (set state=, or fail_open=False)",
             id="captcha_guard.fail-open-replay",
         )
-    if gate.fallback.limit is None:
+    if gate.fallback_limit is None:
         yield Warning(
             f"settings.{SETTING}: views and rules fail open with no fallback_limit=: during "
             "an outage made-up fields pass as fast as a client sends them",

@@ -71,7 +71,7 @@ class CaptchaGuardMiddleware:
         core = guard()
         method = request.method or "GET"
         path = _route_path(request.META.get("PATH_INFO", "")) or request.path_info
-        found = core.gate.match(method, path)
+        found = core.gate.route(method, path)
         if found is None:
             reply = core.gate.challenge(method, path)
             if reply is None or isinstance(reply, Redeem):
