@@ -1,11 +1,13 @@
-"""Asking the provider: the breaker's permit, the call, reading the answer, the breaker's record.
+"""The provider's steps of the flow: its local check, then asking it (the breaker's permit,
+the call, reading the answer, the breaker's record).
 
-One step of the flow (``_flow.py``), a generator like it: it yields the breaker's state
-operations, the ``ProviderCall`` and the breaker's events, and returns what the provider
-said (a verdict, or a failure the fallback decides on), how long the call took, or ``None``
-when no connection (or no event-loop time) came free: our capacity, a 503 the breaker never
-counts. Breaker operations never end a request with a 500: a backend that fails one (the
-failover keeps breakers in process, so only a bug can) is the circuit's "open".
+Generators like the flow (``_flow.py``). ``shape`` returns a claim to send or a verdict made
+without a call. ``ask`` yields the breaker's state operations, the ``ProviderCall`` and the
+breaker's events, and returns what the provider said (a verdict, or a failure the fallback
+decides on), how long the call took, or ``None`` when no connection (or no event-loop time)
+came free: our capacity, a 503 the breaker never counts. Breaker operations never end a
+request with a 500: a backend that fails one (the failover keeps breakers in process, so only
+a bug can) is the circuit's "open".
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._breaker import Permit, State
 from ._effects import BUSY, CallProblem, Effect, Emit, EventHook, ProviderCall
-from ._events import BreakerEvent
+from ._events import BreakerEvent, PowLevelEvent
+from ._fields import FieldError, Fields
+from ._request import ClientRequest
 from ._state import StateOp, Transition
-from ._verdict import Code, Fault, ProviderFailure, Verdict
+from ._verdict import Code, Fault, Outcome, ProviderFailure, Verdict
 from ._version import __version__
 from .providers._base import Claim
+from .providers._pow_pressure import count as pressure_count
 from .providers._wire import ProviderRequest, ProviderResponse
 
 if TYPE_CHECKING:
@@ -39,6 +44,41 @@ USER_AGENT = f"captcha-guard/{__version__}"
 _CAUSES = {"timeout": Code.PROVIDER_TIMEOUT, "connect_error": Code.PROVIDER_UNREACHABLE}
 
 Asked = tuple[Verdict | ProviderFailure, float | None]
+
+
+def shape(
+    route: Route, request: ClientRequest, fields: Fields, pow_hooks: Sequence[EventHook]
+) -> Generator[Effect, Any, Claim | Verdict]:
+    """The provider's local check: a claim to send, or a verdict without a call (a shape
+    refused, or a provider that judges locally, as proof of work)."""
+    provider = route.provider
+    try:
+        if route.remembers:
+            # Judged here, but for its replay memory: an operation on the door's state.
+            checked = yield from provider.check_flow(fields)  # type: ignore[attr-defined]
+        else:
+            checked = provider.check(fields, request)
+    except FieldError as exc:
+        return provider.rejected(str(exc))
+    passed = isinstance(checked, Verdict) and checked.outcome is Outcome.PASSED
+    if passed and getattr(provider, "hints", None):
+        yield from _pow_pressure(route, request, checked, pow_hooks)
+    return checked  # type: ignore[no-any-return]
+
+
+def _pow_pressure(
+    route: Route, request: ClientRequest, verdict: Verdict, hooks: Sequence[EventHook]
+) -> Generator[Effect, Any, None]:
+    """Count a passing proof-of-work solution toward the pressure that raises levels
+    (providers/_pow_pressure.py): ``spend`` operations on the door's state. Never changes
+    the verdict."""
+    provider: Any = route.provider
+    level = verdict.details.get("level", 0)
+    args = (route.provider_name, provider.pressure, provider.hints, level, request.client_host)
+    changes = yield from pressure_count(*args)  # a failed spend: count() decides
+    for change in changes if hooks else ():
+        event = PowLevelEvent(route.provider_name, change.scope, change.old, change.new)
+        yield Emit(hooks, event)
 
 
 def ask(
@@ -150,4 +190,4 @@ def with_agent(request: ProviderRequest) -> ProviderRequest:
     )
 
 
-__all__ = ["PROBE_LEASE_MARGIN", "USER_AGENT", "Asked", "ask", "with_agent"]
+__all__ = ["PROBE_LEASE_MARGIN", "USER_AGENT", "Asked", "ask", "shape", "with_agent"]

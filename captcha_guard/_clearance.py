@@ -172,6 +172,14 @@ class Clearance:
         """A ``ClearanceContext`` stamped with this clearance's clock."""
         return ClearanceContext(client, user_agent, https, host, self.clock())
 
+    def context_of(self, request: Any) -> ClearanceContext:
+        """The context of a door's ``ClientRequest`` (its client, User-Agent, scheme, host)."""
+        headers = request.headers
+        https = request.scheme == "https"
+        return self.context(
+            request.client_host, headers.get("user-agent"), https, headers.get("host")
+        )
+
     def cookie_name_for(self, ctx: ClearanceContext, scope: str) -> str | None:
         """The cookie this request may carry for ``scope``; None where no cookie is safe."""
         base = f"{self.cookie_name}-{scope_name(scope)}"

@@ -32,9 +32,9 @@ If the door is cancelled while an effect is out, it closes the flow (``flow.clos
 flow's ``finally`` hands a breaker permit back without counting anything (``abandon``: no I/O).
 
 Order of a protected request, the steps of ``Gate._judge``: content-length → body → fields →
-local shape check → breaker and provider call (``_calling.ask``) → the fallback guard when the
-provider could not judge (``_fallback.fallback_flow``) → a ``Judgement`` (``_judgement``),
-which gives the answer and the event.
+local shape check (``_calling.shape``) → breaker and provider call (``_calling.ask``) → the
+fallback guard when the provider could not judge (``_fallback.fallback_flow``) → a
+``Judgement`` (``_judgement``), which gives the answer and the event.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._breaker import Permit
-from ._calling import USER_AGENT, ask
+from ._calling import USER_AGENT, ask, shape
 from ._check import int_arg, seconds_arg
 from ._clearance import Clearance
 from ._effects import (
@@ -72,11 +72,8 @@ from ._effects import (
     ReadBody,
     Redeem,
 )
-from ._events import (
-    PowLevelEvent,
-)
 from ._fallback import FallbackLimitOption, as_limit, fallback_flow
-from ._fields import BodyError, FieldError, Fields, ParseLimits, collect
+from ._fields import BodyError, Fields, ParseLimits, collect
 from ._head import check_head
 from ._judgement import Judgement, judged
 from ._logs import OutageLog, SuspectLog, note_verdict
@@ -94,7 +91,6 @@ from ._routing import BAD_PATH, BadPath, RuleTable, route_path
 from ._rules import Rule
 from ._verdict import Outcome, ProviderFailure, Verdict
 from .providers._base import Claim, Provider
-from .providers._pow_pressure import count as pressure_count
 from .providers._pow_v2 import IssueBusy
 
 if TYPE_CHECKING:
@@ -267,12 +263,7 @@ class Gate:
             return Deny(early)
         clearance, ctx = self.clearance, None
         if clearance is not None and route.clearance_scope is not None:
-            ctx = clearance.context(
-                request.client_host,
-                request.headers.get("user-agent"),
-                request.scheme == "https",
-                request.headers.get("host"),
-            )
+            ctx = clearance.context_of(request)
             check = yield from clearance.check_flow(
                 request.headers.get("cookie"), ctx, route.clearance_scope
             )
@@ -312,7 +303,7 @@ class Gate:
         fields = self._fields(request, body)
         if isinstance(fields, Denial):
             return Deny(fields)
-        claim = yield from self._shape(route, request, fields)
+        claim = yield from shape(route, request, fields, self.hooks.get("pow_level", ()))
         duration = None
         if isinstance(claim, Verdict):  # judged locally: no call
             judgement = judged(self._named(route, claim))
@@ -346,25 +337,6 @@ class Gate:
         except BodyError as exc:
             return Denial(exc.status, exc.code, str(exc))
 
-    def _shape(
-        self, route: Route, request: ClientRequest, fields: Fields
-    ) -> Generator[Effect, Any, Claim | Verdict]:
-        """The provider's local check: a claim to send, or a verdict without a call (a shape
-        refused, or a provider that judges locally, as proof of work)."""
-        provider = route.provider
-        try:
-            if route.remembers:
-                # Judged here, but for its replay memory: an operation on the door's state.
-                checked = yield from provider.check_flow(fields)  # type: ignore[attr-defined]
-            else:
-                checked = provider.check(fields, request)
-        except FieldError as exc:
-            return provider.rejected(str(exc))
-        passed = isinstance(checked, Verdict) and checked.outcome is Outcome.PASSED
-        if passed and getattr(provider, "hints", None):
-            yield from self._pow_pressure(route, request, checked)
-        return checked  # type: ignore[no-any-return]
-
     def _fallback(
         self, route: Route, claim: Claim, failure: ProviderFailure
     ) -> Generator[Effect, Any, Judgement]:
@@ -374,21 +346,6 @@ class Gate:
                 route.provider_name, route.fail_open, failure, limit, key, client, self._outages
             )
         )
-
-    def _pow_pressure(
-        self, route: Route, request: ClientRequest, verdict: Verdict
-    ) -> Generator[Effect, Any, None]:
-        """Count a passing proof-of-work solution toward the pressure that raises levels
-        (providers/_pow_pressure.py): ``spend`` operations on the door's state. Never changes
-        the verdict."""
-        provider: Any = route.provider
-        level = verdict.details.get("level", 0)
-        args = (route.provider_name, provider.pressure, provider.hints, level, request.client_host)
-        changes = yield from pressure_count(*args)  # a failed spend: count() decides
-        hooks = self.hooks.get("pow_level", ())
-        for change in changes if hooks else ():
-            event = PowLevelEvent(route.provider_name, change.scope, change.old, change.new)
-            yield Emit(hooks, event)
 
     def _named(self, route: Route, verdict: Verdict) -> Verdict:
         """``verdict`` under the rule's provider name (it may be another than the provider's
