@@ -17,6 +17,7 @@ import timeit
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from bench.clearance import run
 from captcha_guard import Clearance, PrivateTokens, TokenIssuer
 from captcha_guard._clearance import ClearanceContext
 from captcha_guard._privacy_pass._auth import parse_challenges
@@ -60,7 +61,7 @@ def main() -> None:
 
     clearance = Clearance("bench-clearance-secret-0123456789abcdef")
     ctx = ClearanceContext("203.0.113.7", "Safari", True, "shop.example", NOW)
-    cookie = (clearance.set_cookie(ctx, "token:private") or "").split(";", 1)[0]
+    cookie = (run(clearance.issue_flow(ctx, "token:private")) or "").split(";", 1)[0]
 
     cases = {
         "cryptography PSS verify (the floor)": lambda: public.verify(
@@ -70,8 +71,8 @@ def main() -> None:
         "PrivateTokens.check, a forged signature": lambda: tokens.check(forged, NOW),
         "PrivateTokens.check, an unknown challenge": lambda: tokens.check(unknown, NOW),
         "challenge_header": lambda: tokens.challenge_header(NOW),
-        "Clearance.read of the cookie a token mints": lambda: clearance.read(
-            cookie, ctx, "token:private"
+        "Clearance.read of the cookie a token mints": lambda: run(
+            clearance.check_flow(cookie, ctx, "token:private")
         ),
     }
     results = {}

@@ -18,10 +18,11 @@ from typing import Any
 from ._fields import DEFAULT_HEADER, JSON_NESTING_KEY, BodyError, Fields, ParseLimits
 from ._fields import DEFAULT_LIMITS as _DEFAULT_LIMITS
 from ._fields import parse_urlencoded as _parse_urlencoded
-from ._flow import BodyProblem, Decision, Deny, Gate, Pass, ReadBody, Route, _bind
+from ._flow import BodyProblem, Decision, Deny, Gate, Pass, ReadBody, Route
 from ._perform import arun_flow, run_flow
 from ._request import ClientRequest
 from ._responses import unavailable
+from ._route import bind
 from ._rules import DEFAULT_METHODS, Rule
 from ._verdict import Outcome, Verdict
 
@@ -41,7 +42,7 @@ def view_route(
     """The route of a decorated view: a rule with the decorator's options, bound as the gate
     binds its rules (``provider`` a name from ``providers=``; an unknown one fails now)."""
     rule = Rule(_NO_PATH, methods, provider, fail_open, clearance)
-    route = _bind(rule, gate.default_provider, gate.named_providers, gate.clearance is not None)
+    route = bind(rule, gate.default_provider, gate.named_providers, gate.clearance is not None)
     scope = route.clearance_scope
     if clearance is True and scope is not None:
         # A view's own scope: two views with clearance=True must not clear each other.

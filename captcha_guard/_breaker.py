@@ -1,7 +1,8 @@
 """CircuitBreaker: stop asking a provider that keeps failing, probe it now and then.
 
-No I/O and nothing of ours is imported. A lock guards the state only, never a call, so the
-same breaker is correct for asyncio tasks (which never block inside it) and for threads.
+No I/O, and nothing of ours is imported but the argument checks (a leaf). A lock guards the
+state only, never a call, so the same breaker is correct for asyncio tasks (which never block
+inside it) and for threads.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from ._check import int_arg, seconds_arg
 
 
 class State(str, enum.Enum):
@@ -62,12 +65,11 @@ class CircuitBreaker:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not isinstance(failure_threshold, int) or failure_threshold < 1:
-            raise ValueError("failure_threshold must be an integer >= 1")
-        if not reset_timeout >= 0:
-            raise ValueError("reset_timeout must be >= 0 seconds")
-        self.failure_threshold = failure_threshold
-        self.reset_timeout = float(reset_timeout)
+        self.failure_threshold = int_arg(failure_threshold, "failure_threshold")
+        # A wrong type was always a TypeError here (the comparison's own); it stays one.
+        self.reset_timeout = seconds_arg(
+            reset_timeout, "reset_timeout", inclusive=True, wrong_type=TypeError
+        )
         self._clock = clock
         self._lock = threading.Lock()
         self._state = State.CLOSED

@@ -21,6 +21,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
+from ._check import int_arg
+
 logger = logging.getLogger("captcha_guard")
 
 #: What ``client_ip=`` accepts: None (the connection's peer address), an int (that many
@@ -40,10 +42,7 @@ class TrustedProxies:
     environ, as ``client_ip=`` takes it; ``client_ip=2`` is ``TrustedProxies(2)``."""
 
     def __init__(self, hops: int, header: str = "x-forwarded-for") -> None:
-        if isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops <= _MAX_ENTRIES:
-            raise ValueError(
-                f"client_ip: trusted proxy hops must be an int from 0 to {_MAX_ENTRIES}"
-            )
+        int_arg(hops, "trusted proxy hops", minimum=0, maximum=_MAX_ENTRIES, owner="client_ip")
         name = header.lower() if isinstance(header, str) else ""
         if name not in _HEADERS:
             raise ValueError('client_ip: header must be "x-forwarded-for" or "forwarded"')

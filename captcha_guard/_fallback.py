@@ -22,14 +22,17 @@ replayed); whenever the state cannot answer, the fallback is refused (503).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from ._check import int_arg
+from ._judgement import Judgement
+from ._logs import OutageLog
+from ._net import DEFAULT_IPV4_PREFIX, DEFAULT_IPV6_PREFIX, NO_ADDRESS, network_of
 from ._state import StateFull, StateOp, StateUnavailable
-from ._verdict import Outcome
+from ._verdict import Code, Fault, Outcome, ProviderFailure, Verdict
 
 logger = logging.getLogger("captcha_guard")
 
@@ -40,11 +43,8 @@ BUDGET_WINDOW = 60.0
 #: The namespaces of the shared-state operations (``remember`` / ``spend``).
 REPLAY_NAMESPACE = "fallback"
 BUDGET_NAMESPACE = "budget"
-#: Networks budgeted as one client by default: an IPv4 address, an IPv6 /64.
-DEFAULT_IPV4_PREFIX = 32
-DEFAULT_IPV6_PREFIX = 64
-#: The bucket of every client whose address is not an IP (a unix socket, none at all).
-NO_ADDRESS = "-"
+#: Networks budgeted as one client by default (an IPv4 address, an IPv6 /64), and the bucket of
+#: every client whose address is not an IP: in _net.py, with network_of.
 
 #: Why a fallback was refused: for the log and the verdict only. The client reads a generic
 #: text (responses.FALLBACK_REJECTED_REASON, UNAVAILABLE_REASON), never these.
@@ -53,35 +53,8 @@ OVER_BUDGET = "too many fallbacks from this network"
 NO_CAPACITY = "fallback guard full or unavailable"
 
 
-def network_of(
-    client: str | None,
-    *,
-    ipv4_prefix: int = DEFAULT_IPV4_PREFIX,
-    ipv6_prefix: int = DEFAULT_IPV6_PREFIX,
-) -> str:
-    """The budget bucket of ``client``: its network in CIDR notation (``2001:db8::/64``,
-    ``203.0.113.7/32``), or ``NO_ADDRESS`` if it is not an IP address. An IPv4-mapped IPv6
-    address (``::ffff:203.0.113.7``) is the IPv4 address it carries, so a dual-stack socket
-    cannot give one IPv4 client 2**32 buckets."""
-    if not client:
-        return NO_ADDRESS
-    try:
-        address = ipaddress.ip_address(client.split("%", 1)[0])  # drop an IPv6 zone id
-    except ValueError:
-        return NO_ADDRESS
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    # The network by integer arithmetic: ip_network() costs twice as much as all of this.
-    prefix, bits = (ipv4_prefix, 32) if address.version == 4 else (ipv6_prefix, 128)
-    host_bits = bits - prefix
-    network = type(address)(int(address) >> host_bits << host_bits)
-    return f"{network}/{prefix}"
-
-
 def _prefix(value: object, name: str, bits: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= bits:
-        raise ValueError(f"{name} must be an integer from 0 to {bits}")
-    return value
+    return int_arg(value, name, minimum=0, maximum=bits)
 
 
 @dataclass(frozen=True)
@@ -99,8 +72,7 @@ class FallbackLimit:
 
     def __post_init__(self) -> None:
         per_minute = self.per_minute
-        if isinstance(per_minute, bool) or not isinstance(per_minute, int) or per_minute < 1:
-            raise ValueError("fallback_limit must be an integer >= 1 (fallbacks per minute)")
+        int_arg(per_minute, "fallback_limit (fallbacks per minute)")
         _prefix(self.ipv4_prefix, "ipv4_prefix", 32)
         _prefix(self.ipv6_prefix, "ipv6_prefix", 128)
 
@@ -159,6 +131,51 @@ def refusal_flow(
     return None
 
 
+_REFUSED = {REPLAYED: Code.REFUSED_REPLAY, OVER_BUDGET: Code.REFUSED_BUDGET}
+
+
+def fallback_flow(
+    provider_name: str,
+    fail_open: bool,
+    failure: ProviderFailure,
+    limit: FallbackLimit | None,
+    replay_key: str,
+    client: str | None,
+    outages: OutageLog,
+) -> Generator[StateOp, Any, Judgement]:
+    """The judgement of a request whose provider could not judge it: let through by the
+    rule's fail-open, or refused (the rule, the replay guard, the budget, no capacity)."""
+    operator = failure.fault is Fault.OPERATOR
+    if operator:
+        logger.error(
+            "captcha provider %s is misconfigured (code %s): %s",
+            provider_name,
+            failure.code or "-",
+            failure.reason,
+        )
+    # For the app: whose fault, and the provider's own code. Nothing here steers the answer.
+    details = {"fault": failure.fault.value, "code": failure.code}
+    cause = Code.MISCONFIGURED if operator else failure.cause
+    if not fail_open:
+        verdict = Verdict(Outcome.FALLBACK, failure.reason, provider_name, details)
+        return Judgement(verdict, Code.REFUSED_RULE, failure.fault, Code.REFUSED_RULE)
+    refusal = yield from refusal_flow(limit, replay_key, client)
+    if refusal is None:
+        if not operator:
+            outages.note(provider_name, failure.reason)
+        verdict = Verdict(Outcome.FALLBACK, failure.reason, provider_name, details)
+        return Judgement(verdict, cause, failure.fault)
+    outcome, why = refusal
+    outages.note(provider_name, failure.reason, why)
+    if outcome is Outcome.FALLBACK:  # no capacity: a 503
+        verdict = Verdict(outcome, f"{failure.reason}; {why}", provider_name, details)
+        return Judgement(verdict, Code.REFUSED_CAPACITY, failure.fault, Code.REFUSED_CAPACITY)
+    # A 403 that reads generic (responses.rejected): the reason would confirm an outage.
+    refused = _REFUSED.get(why, Code.REFUSED_CAPACITY)
+    verdict = Verdict(outcome, why, provider_name, details)
+    return Judgement(verdict, refused, failure.fault, refused)
+
+
 __all__ = [
     "BUDGET_NAMESPACE",
     "BUDGET_WINDOW",
@@ -173,6 +190,7 @@ __all__ = [
     "FallbackLimit",
     "FallbackLimitOption",
     "as_limit",
+    "fallback_flow",
     "network_of",
     "refusal_flow",
 ]

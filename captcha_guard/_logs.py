@@ -12,25 +12,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from ._verdict import MISCONFIGURATION, SUSPECT, Verdict
+from ._verdict import Verdict
 
 logger = logging.getLogger("captcha_guard")
 
 
 def note_verdict(provider_name: str, verdict: Verdict, suspects: SuspectLog | None = None) -> None:
-    """Log ``verdict`` of ``provider_name``: ERROR for our misconfiguration, WARNING for a
-    suspect answer a client may have provoked (once per interval through ``suspects``, which
-    counts the rest), DEBUG for the rest."""
-    hint = verdict.details.get(MISCONFIGURATION)
-    if hint:
-        logger.error("captcha provider %s: %s", provider_name, hint)
-        return
-    suspect = verdict.details.get(SUSPECT)
-    if suspect:
+    """Log ``verdict`` of ``provider_name``: its hint at the hint's level (ERROR for our
+    misconfiguration; WARNING for a suspect answer a client may have provoked, once per
+    interval through ``suspects``, which counts the rest), DEBUG for the rest."""
+    hint = verdict.note.hint
+    if hint is not None and hint.level >= logging.ERROR:
+        logger.error("captcha provider %s: %s", provider_name, hint.text)
+    elif hint is not None:
         if suspects is None:
-            logger.warning("captcha provider %s: %s", provider_name, suspect)
+            logger.warning("captcha provider %s: %s", provider_name, hint.text)
         else:
-            suspects.note(provider_name, str(suspect))
+            suspects.note(provider_name, hint.text)
     elif logger.isEnabledFor(logging.DEBUG):
         logger.debug("captcha %s (%s): %s", verdict.outcome, verdict.provider, verdict.reason)
 

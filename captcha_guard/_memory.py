@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._breaker import CircuitBreaker, Permit, State
+from ._check import int_arg
 from ._state import OP_NAMES, StateFull, StateOp, Stored, Transition
 
 #: Unexpired keys (per namespace) and counted buckets (per namespace) held before refusing.
@@ -115,8 +116,7 @@ class MemoryState:
     ) -> None:
         sizes = {"max_entries": max_entries, "max_buckets": max_buckets, **(capacities or {})}
         for label, value in sizes.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{label} must be an integer >= 1")
+            int_arg(value, label)
         self.max_entries = max_entries
         self.max_buckets = max_buckets
         self.capacities = dict(capacities or {})

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._check import int_arg
+
 
 @dataclass(frozen=True)
 class ParseLimits:
@@ -45,9 +47,7 @@ class ParseLimits:
             "max_header_fields",
             "max_header_bytes",
         ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ParseLimits: {name} must be an int >= 1, not {value!r}")
+            int_arg(getattr(self, name), name, owner="ParseLimits")
 
 
 DEFAULT_LIMITS = ParseLimits()

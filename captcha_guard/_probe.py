@@ -32,6 +32,7 @@ table. What the answer proves differs by vendor:
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import Iterator, Mapping
@@ -184,7 +185,8 @@ def _judge(spec: ProviderSpec, name: str, answer: Verdict | ProviderFailure) -> 
     if spec.type == "tencent":
         yield from _judge_tencent(spec, name, answer)
         return
-    hint = answer.details.get("misconfiguration")
+    noted = answer.note.hint
+    hint = noted.text if noted is not None and noted.level >= logging.ERROR else None
     if isinstance(hint, str) and spec.type == "geetest" and "sign_token" in hint:
         # A GeeTest that checks the signature before the lot number has just proven it.
         yield Finding("error", name, f"refused our credentials: {hint}", "probe")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from ._page import negotiate, page, way_back
-from ._verdict import REFUSED, Verdict
+from ._verdict import Verdict
 
 #: The one text of every 503 that a provider's state could explain.
 UNAVAILABLE_REASON = "captcha check unavailable, try again later"
@@ -67,6 +67,24 @@ def bad_request(reason: str) -> Denial:
     return Denial(400, "bad_request", reason)
 
 
+# A content-length with more digits than this is over any max_body_size (and int() refuses
+# strings of thousands of digits outright).
+_MAX_LENGTH_DIGITS = 18
+
+
+def length_denial(declared: str | None, limit: int) -> Denial | None:
+    """The answer to a declared content-length before any byte is read: 400 if it is not a
+    plain decimal number, 413 if it is over ``limit``, None to go on."""
+    if declared is None:
+        return None
+    if not (declared.isascii() and declared.isdigit()):  # '²'.isdigit() is True
+        return bad_request("bad content-length")
+    digits = declared.lstrip("0")
+    if len(digits) > _MAX_LENGTH_DIGITS or int(digits or "0") > limit:
+        return too_large(limit)
+    return None
+
+
 def too_large(limit: int) -> Denial:
     return Denial(413, "body_too_large", f"body over {limit} bytes")
 
@@ -75,10 +93,10 @@ def too_slow() -> Denial:
     return Denial(408, "body_timeout", "the request body did not arrive in time")
 
 
-def rejected(verdict: Verdict) -> Denial:
+def rejected(verdict: Verdict, *, generic: bool = False) -> Denial:
     """403. A provider's or a shape check's reason is the client's own doing and safe to show;
-    a refusal by the fallback guard is not (it would confirm an outage), so it reads generic."""
-    if REFUSED in verdict.details:
+    a refusal by the fallback guard (``generic``) is not (it would confirm an outage)."""
+    if generic:
         return Denial(403, "captcha_rejected", FALLBACK_REJECTED_REASON, verdict)
     return Denial(403, "captcha_rejected", verdict.reason, verdict)
 

@@ -29,9 +29,10 @@ import logging
 from collections.abc import Generator, Sequence
 from typing import Any
 
+from ._calling import with_agent
 from ._clearance import Clearance, ClearanceContext
+from ._effects import BUSY, Effect, Emit, EventHook, ProviderCall
 from ._events import PrivateTokenEvent
-from ._flow import BUSY, Effect, Emit, EventHook, ProviderCall, _with_agent
 from ._privacy_pass import PrivateTokens, TokenCheck, TokenStatus
 from ._request import ClientRequest
 from ._responses import Reply
@@ -135,7 +136,7 @@ class TokenGate:
     def _refresh(self) -> Generator[Effect, Any, None]:
         tokens = self.tokens
         for issuer in tokens.due():
-            request = _with_agent(issuer.fetch_request(tokens.clock(), tokens.timeout))
+            request = with_agent(issuer.fetch_request(tokens.clock(), tokens.timeout))
             answer = yield ProviderCall(request, tokens.timeout, FETCH_LABEL)
             now = tokens.clock()
             if isinstance(answer, ProviderResponse):

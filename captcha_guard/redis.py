@@ -76,6 +76,7 @@ except ImportError as exc:  # pragma: no cover - the extra is missing
     ) from exc
 
 from ._aio import TIMEOUT, Deadline, LoopLag
+from ._check import int_arg, seconds_arg
 from ._memory import DEFAULT_MAX_ENTRIES
 from ._redis_plans import RedisPlans, _Answered, _Call
 from ._state import OP_NAMES, StateBusy, StateFull, StateOp, StateUnavailable
@@ -149,12 +150,8 @@ class RedisState(RedisPlans):
     ) -> None:
         self._check(prefix, timeout, breaker_cache_ttl, breaker_cache_permits)
         for label, size in {"max_entries": max_entries, **(capacities or {})}.items():
-            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise ValueError(f"{label} must be an integer >= 1")
-        if isinstance(clock_skew, bool) or not isinstance(clock_skew, int | float):
-            raise ValueError("clock_skew must be a number of seconds >= 0")
-        if not clock_skew >= 0:
-            raise ValueError("clock_skew must be a number of seconds >= 0")
+            int_arg(size, label)
+        seconds_arg(clock_skew, "clock_skew", inclusive=True)
         if in_outage not in ("refuse", "per_process"):
             raise ValueError('in_outage must be "refuse" or "per_process"')
         self.max_entries = max_entries
@@ -226,14 +223,10 @@ class RedisState(RedisPlans):
     def _check(prefix: str, timeout: float, cache_ttl: float, cache_permits: int) -> None:
         if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
             raise ValueError("prefix must be 1 to 64 of A-Z a-z 0-9 _ . -")
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ValueError("timeout must be > 0 seconds")
-        if not cache_ttl >= 0:
-            raise ValueError("breaker_cache_ttl must be >= 0 seconds")
-        if isinstance(cache_permits, bool) or not isinstance(cache_permits, int):
-            raise ValueError("breaker_cache_permits must be an integer >= 0")
-        if cache_permits < 0:
-            raise ValueError("breaker_cache_permits must be an integer >= 0")
+        seconds_arg(timeout, "timeout")
+        # A wrong type was always the comparison's TypeError here; it stays one.
+        seconds_arg(cache_ttl, "breaker_cache_ttl", inclusive=True, wrong_type=TypeError)
+        int_arg(cache_permits, "breaker_cache_permits", minimum=0)
 
     def _rebuild(self, client: Any, module: Any) -> Any:
         pool = client.connection_pool

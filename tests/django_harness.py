@@ -9,6 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
+
+from captcha_guard.testing import GeeTestEmulator
+from tests.adapter_kit import Served, emulator_env
+
 
 @contextmanager
 def django_site(values: dict[str, Any]) -> Iterator[None]:
@@ -53,3 +58,20 @@ def django_site(values: dict[str, Any]) -> Iterator[None]:
             apps.unset_installed_apps()
         settings._wrapped = saved
         announce(False)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    """The test project (tests/django_site) in front of a GeeTest emulator, for one module."""
+    from tests.django_site import site_settings
+
+    emulator = GeeTestEmulator()
+    with emulator.serve() as server:
+        endpoint = server.endpoint("/validate")
+        with django_site(site_settings(endpoint, emulator.captcha_id, emulator.captcha_key)):
+            yield emulator, endpoint
+
+
+def gunicorn_env(served: Served) -> dict[str, str]:
+    """What the test project reads in a gunicorn process of its own."""
+    return {**emulator_env(served), "DJANGO_SETTINGS_MODULE": "tests.django_site.settings"}

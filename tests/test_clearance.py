@@ -97,14 +97,22 @@ def status(
     return check.status  # type: ignore[no-any-return]
 
 
-def run_ops(check: ClearanceCheck, state: MemoryState) -> list[Any]:
-    out: list[Any] = []
-    for op in check.ops:
-        try:
-            out.append(state.run(op))
-        except Exception as exc:
-            out.append(exc)
-    return out
+def checked(
+    clearance: Clearance, cookie: Any, answer: Any, context: ClearanceContext | None = None
+) -> tuple[list[StateOp], ClearanceCheck]:
+    """The operations ``check_flow`` yielded, each answered by ``answer``, and its check."""
+    return drive(clearance.check_flow(cookie, context or ctx(), SCOPE), answer)  # type: ignore[no-any-return]
+
+
+def issued_with(clearance: Clearance, context: ClearanceContext, answer: Any) -> str | None:
+    """The Set-Cookie value ``issue_flow`` gave, its operations answered by ``answer``."""
+    return drive(clearance.issue_flow(context, SCOPE), answer)[1]  # type: ignore[no-any-return]
+
+
+def answers(*results: Any) -> Any:
+    """An ``answer`` giving ``results`` in turn (an exception is thrown in)."""
+    pending = iter(results)
+    return lambda op: next(pending)
 
 
 # -- the cookie itself ----------------------------------------------------------------------
@@ -122,8 +130,8 @@ def test_https_cookie_is_host_prefixed_secure_httponly_lax_and_compact() -> None
 
 def test_a_fresh_cookie_clears_its_own_client() -> None:
     clearance = Clearance(SECRET)
-    check = clearance.read(as_cookie(issue(clearance)), ctx(), SCOPE)
-    assert check.status is S.VALID and check.cleared and check.ops == ()
+    ops, check = checked(clearance, as_cookie(issue(clearance)), state_for(clearance).run)
+    assert check.status is S.VALID and check.cleared and ops == []
 
 
 def test_cookie_is_found_among_other_cookies_and_headers() -> None:
@@ -182,7 +190,7 @@ def test_plain_http_to_loopback_gets_a_plain_cookie(host: str) -> None:
 def test_plain_http_elsewhere_gets_no_cookie_and_reads_none(host: str | None) -> None:
     clearance = Clearance(SECRET)
     context = ctx(https=False, host=host)
-    assert clearance.set_cookie(context, SCOPE) is None
+    assert issued_with(clearance, context, state_for(clearance).run) is None
     assert clearance.clear_cookie(context, SCOPE) is None
     secure_cookie = as_cookie(issue(clearance))
     assert status(clearance, secure_cookie, context) is S.ABSENT
@@ -303,7 +311,7 @@ def test_random_cookies_never_raise_and_never_clear(text: str, blob: bytes) -> N
     name = clearance.cookie_name_for(ctx(), SCOPE)
     b64 = base64.urlsafe_b64encode(blob).rstrip(b"=").decode()
     for header in (text, f"{name}={text}", f"{name}={b64}", f"{name}={b64}; {name}={text}"):
-        assert clearance.read(header, ctx(), SCOPE).status is not S.VALID
+        assert status(clearance, header) is not S.VALID
 
 
 def test_the_valid_one_of_several_same_name_cookies_wins() -> None:
@@ -505,19 +513,16 @@ def test_max_uses_with_shared_state_yields_the_spend() -> None:
     state = MemoryState()
     clearance = Clearance(SECRET, max_uses=2, ttl=600)
     cookie = as_cookie(issue(Clearance(SECRET, ttl=600)))  # issued elsewhere: nothing cached
-    first = clearance.read(cookie, ctx(), SCOPE)
-    assert first.status is S.VALID and not first.cleared
-    assert [op.name for op in first.ops] == [OP_READ_COUNTER, OP_SPEND]
-    assert first.ops[0] == StateOp(OP_READ_COUNTER, (NAMESPACE, GENERATION_KEY))
-    namespace, bucket, limit, window = first.ops[1].args
+    ops, first = checked(clearance, cookie, state.run)
+    assert [op.name for op in ops] == [OP_READ_COUNTER, OP_SPEND] and first.cleared
+    assert ops[0] == StateOp(OP_READ_COUNTER, (NAMESPACE, GENERATION_KEY))
+    namespace, bucket, limit, window = ops[1].args
     assert (namespace, limit, window) == (NAMESPACE, 2, 600.0) and bucket.startswith("uses:")
-    assert clearance.settle(first, run_ops(first, state), now=NOW).cleared
     # Within `recheck` the generation comes from this process's cache: one round trip.
-    second = clearance.read(cookie, ctx(now=NOW + 0.5), SCOPE)
-    assert [op.name for op in second.ops] == [OP_SPEND]
-    assert clearance.settle(second, run_ops(second, state), now=NOW + 0.5).cleared
-    third = clearance.read(cookie, ctx(now=NOW + 0.6), SCOPE)
-    assert clearance.settle(third, run_ops(third, state)).status is S.EXHAUSTED
+    ops, second = checked(clearance, cookie, state.run, ctx(now=NOW + 0.5))
+    assert [op.name for op in ops] == [OP_SPEND] and second.cleared
+    _, third = checked(clearance, cookie, state.run, ctx(now=NOW + 0.6))
+    assert third.status is S.EXHAUSTED
     assert state.counted(NAMESPACE) == 1  # counted in the state the ops ran on
 
 
@@ -549,13 +554,10 @@ def test_revoke_all_through_shared_state_reaches_every_worker_within_recheck() -
     worker_b = Clearance(SECRET, recheck=2.0)
 
     def read(worker: Clearance, cookie: str, now: float) -> ClearanceStatus:
-        check = worker.read(cookie, ctx(now=now), SCOPE)
-        return worker.settle(check, run_ops(check, state), now=now).status
+        return checked(worker, cookie, state.run, ctx(now=now))[1].status
 
     def issued(worker: Clearance, now: float) -> str:
-        context = ctx(now=now)
-        ops = worker.issue_ops(context)
-        header = worker.set_cookie(context, SCOPE, [state.run(op) for op in ops])
+        header = issued_with(worker, ctx(now=now), state.run)
         assert header is not None
         return as_cookie(header)
 
@@ -574,16 +576,12 @@ def test_a_reset_state_does_not_revive_revoked_clearances() -> None:
     clearance = Clearance(SECRET, recheck=0)
     state.bump_counter(NAMESPACE, GENERATION_KEY)
     context = ctx()
-    header = clearance.set_cookie(
-        context, SCOPE, [state.run(op) for op in clearance.issue_ops(context)]
-    )
+    header = issued_with(clearance, context, state.run)
     assert header is not None
     reset = MemoryState()  # say, a flushed Redis: generation back to 0
     fresh_worker = Clearance(SECRET, recheck=0)  # never saw generation 1
-    check = fresh_worker.read(as_cookie(header), context, SCOPE)
-    assert fresh_worker.settle(check, run_ops(check, reset)).status is S.REVOKED
-    check = clearance.read(as_cookie(header), context, SCOPE)
-    assert clearance.settle(check, run_ops(check, reset)).status is S.UNAVAILABLE
+    assert checked(fresh_worker, as_cookie(header), reset.run)[1].status is S.REVOKED
+    assert checked(clearance, as_cookie(header), reset.run)[1].status is S.UNAVAILABLE
 
 
 def test_arevoke_all() -> None:
@@ -594,7 +592,8 @@ def test_arevoke_all() -> None:
     anyio.run(clearance.arevoke_all, state)
     assert state.read_counter(NAMESPACE, GENERATION_KEY) == 1
     # Its own cache learnt the new generation: no read needed now.
-    assert clearance.issue_ops(ctx()) == ()
+    ops, header = drive(clearance.issue_flow(ctx(), SCOPE), lambda op: 1 / 0)
+    assert ops == [] and header
 
 
 def test_revoke_all_raises_the_state_error_for_the_operator_to_see() -> None:
@@ -635,8 +634,8 @@ def test_check_flow_with_the_generation_cached_and_no_uses_yields_nothing() -> N
 def test_a_shared_read_without_ops_to_run_is_final() -> None:
     clearance = Clearance(SECRET, recheck=60)
     cookie = as_cookie(issue(Clearance(SECRET)))  # nothing cached here
-    assert clearance.issue_ops(ctx())  # nothing cached yet
-    clearance.set_cookie(ctx(), SCOPE, [0])  # the issue read it: cached now
+    ops, header = drive(clearance.issue_flow(ctx(), SCOPE), lambda op: 0)
+    assert ops and header  # nothing was cached: the issue read it, cached now
     ops, check = drive(clearance.check_flow(cookie, ctx(), SCOPE), lambda op: 1 / 0)
     assert ops == [] and check.cleared
 
@@ -653,34 +652,32 @@ def test_a_state_failure_means_no_clearance(failure: Exception, kind: str) -> No
     assert (check.status, check.store_error, check.cleared) == (S.UNAVAILABLE, kind, False)
 
 
-def test_settle_takes_exceptions_as_results_too() -> None:
+def test_a_failed_spend_after_the_generation_is_unavailable() -> None:
     clearance = Clearance(SECRET, max_uses=3)
-    check = clearance.read(as_cookie(issue(Clearance(SECRET))), ctx(), SCOPE)  # nothing cached
-    final = clearance.settle(check, [0, StateUnavailable("connection")])
-    assert (final.status, final.store_error) == (S.UNAVAILABLE, "connection")
+    cookie = as_cookie(issue(Clearance(SECRET)))  # nothing cached
+    ops, final = checked(clearance, cookie, answers(0, StateUnavailable("connection")))
+    assert len(ops) == 2 and (final.status, final.store_error) == (S.UNAVAILABLE, "connection")
 
 
-@pytest.mark.parametrize(
-    "results", [[], [0], [0, True, True], ["0", True], [True, True], [None, True]]
-)
-def test_settle_refuses_answers_that_do_not_fit(results: list[Any]) -> None:
+@pytest.mark.parametrize("generation", ["0", True, None, 1.5, b"0"])
+def test_a_generation_that_is_not_an_int_is_a_protocol_failure(generation: Any) -> None:
     clearance = Clearance(SECRET, max_uses=3)
-    check = clearance.read(as_cookie(issue(Clearance(SECRET))), ctx(), SCOPE)  # nothing cached
-    final = clearance.settle(check, results)
+    cookie = as_cookie(issue(Clearance(SECRET)))  # nothing cached
+    ops, final = checked(clearance, cookie, answers(generation, True))
+    assert len(ops) == 1  # no use spent on a generation that cannot vouch
     assert (final.status, final.store_error) == (S.UNAVAILABLE, "protocol")
 
 
 def test_a_spend_that_does_not_say_true_is_not_a_use() -> None:
     clearance = Clearance(SECRET, max_uses=3)
-    check = clearance.read(as_cookie(issue(Clearance(SECRET))), ctx(), SCOPE)  # nothing cached
+    cookie = as_cookie(issue(Clearance(SECRET)))  # nothing cached
     for answer in (False, 1, "yes", None):
-        assert clearance.settle(check, [0, answer]).status is S.EXHAUSTED
+        assert checked(clearance, cookie, answers(0, answer))[1].status is S.EXHAUSTED
 
 
-def test_settle_of_a_final_check_is_that_check() -> None:
-    clearance = Clearance(SECRET)
-    final = clearance.read(None, ctx(), SCOPE)
-    assert clearance.settle(final, [1, 2]) is final
+def test_no_cookie_asks_the_state_nothing() -> None:
+    ops, final = checked(Clearance(SECRET), None, lambda op: 1 / 0)
+    assert ops == [] and final.status is S.ABSENT
 
 
 def test_issue_flow_reads_the_generation_when_it_must() -> None:
@@ -691,8 +688,7 @@ def test_issue_flow_reads_the_generation_when_it_must() -> None:
     assert ops == [StateOp(OP_READ_COUNTER, (NAMESPACE, GENERATION_KEY))] and header
     ops, again = drive(clearance.issue_flow(ctx(), SCOPE), state.run)
     assert ops == [] and again  # cached
-    check = clearance.read(as_cookie(header), ctx(), SCOPE)
-    assert check.cleared  # issued under generation 1, which is current
+    assert checked(clearance, as_cookie(header), state.run)[1].cleared  # generation 1: current
 
 
 @pytest.mark.parametrize("answer", [StateUnavailable("timeout"), "1", None, True, -1, 2**32])
@@ -758,20 +754,15 @@ def test_the_public_name() -> None:
 def test_a_cached_generation_refuses_a_revoked_cookie_without_a_round_trip() -> None:
     state = MemoryState()
     clearance = Clearance(SECRET, recheck=5, clock=Clock())
-    header = clearance.set_cookie(ctx(), SCOPE, [0])
+    header = issued_with(clearance, ctx(), answers(0))
     assert header is not None
     clearance.revoke_all(state)  # learns generation 1 at once
-    check = clearance.read(as_cookie(header), ctx(), SCOPE)
-    assert (check.status, check.ops) == (S.REVOKED, ())
+    ops, check = checked(clearance, as_cookie(header), lambda op: 1 / 0)
+    assert (check.status, ops) == (S.REVOKED, [])
 
 
 def test_no_cookie_past_what_the_format_can_date() -> None:
-    assert Clearance(SECRET).set_cookie(ctx(now=2.0**32), SCOPE) is None
-
-
-def test_a_pending_check_without_its_token_settles_to_unavailable() -> None:
-    forged = ClearanceCheck(S.VALID, (StateOp(OP_SPEND, (NAMESPACE, "uses:x", 1, 1.0)),))
-    assert Clearance(SECRET).settle(forged, [True]).status is S.UNAVAILABLE
+    assert issued_with(Clearance(SECRET), ctx(now=2.0**32), answers(0)) is None
 
 
 @given(st.ip_addresses(), st.integers(0, 32), st.integers(0, 128))
@@ -803,31 +794,38 @@ def test_a_generation_going_backwards_honours_no_clearance_until_caught_up() -> 
     revoked = as_cookie(issue(clearance))  # in-process issue: generation 0
     clearance.revoke_all(state)  # shared generation 1, seen by this process
     lost = MemoryState()
-    check = clearance.read(revoked, ctx(), SCOPE)
-    final = clearance.settle(check, run_ops(check, lost))
+    _, final = checked(clearance, revoked, lost.run)
     assert (final.status, final.store_error) == (S.UNAVAILABLE, "regressed")
     assert drive(clearance.issue_flow(ctx(), SCOPE), lost.run)[1] is None
     # Caught up (the store back, or revoked again past what was seen): clearances again.
     _, header = drive(clearance.issue_flow(ctx(), SCOPE), state.run)
     assert header is not None
-    check = clearance.read(as_cookie(header), ctx(), SCOPE)
-    assert clearance.settle(check, run_ops(check, state)).cleared
+    assert checked(clearance, as_cookie(header), state.run)[1].cleared
 
 
 def test_the_module_stays_below_the_doors() -> None:
-    """Sans-I/O and self-contained: it imports only the state protocol of ours."""
+    """Sans-I/O and self-contained: the policy imports its own parts, the argument checks, the
+    network prefix and the state protocol; the token and the request's view import nothing of
+    ours but the token."""
     import ast
     from pathlib import Path
 
-    import captcha_guard._clearance as module
+    import captcha_guard._clearance as policy
+    import captcha_guard._clearance_request as request
+    import captcha_guard._clearance_token as token
 
-    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
-    ours = {
-        node.module
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.level > 0 and node.module
-    }
-    assert ours == {"_state"}
+    def ours(module: Any) -> set[str]:
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        return {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level > 0 and node.module
+        }
+
+    parts = {"_clearance_request", "_clearance_token"}
+    assert ours(policy) == {*parts, "_check", "_net", "_state"}
+    assert ours(request) == {"_clearance_token"}
+    assert ours(token) == set()
 
 
 def test_through_a_real_wsgi_server_with_sync_state() -> None:

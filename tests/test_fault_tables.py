@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
-from captcha_guard._verdict import SUSPECT, Fault, Outcome, ProviderFailure, Verdict
+from captcha_guard._verdict import Fault, Outcome, ProviderFailure, Verdict
 from captcha_guard.providers._faults import (
     ALIYUN,
     ALIYUN_VERIFY,
@@ -69,7 +70,9 @@ def test_the_decisive_code_is_the_one_no_client_can_cause() -> None:
 def test_sort_makes_a_rejection_or_a_failure() -> None:
     judged = SITEVERIFY.sort("sitekey-secret-mismatch", provider="hcaptcha", reason="r")
     assert isinstance(judged, Verdict) and judged.outcome is Outcome.REJECTED
-    assert "sitekey-secret-mismatch" in judged.details[SUSPECT]
+    hint = judged.note.hint
+    assert hint is not None and hint.level == logging.WARNING  # a client can provoke it
+    assert "sitekey-secret-mismatch" in hint.text and judged.details == {}
     failed = GEETEST.sort("-50103", provider="geetest", reason="r", details={"code": "-50103"})
     assert failed == ProviderFailure("r", Fault.OPERATOR, "-50103")
 

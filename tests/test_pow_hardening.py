@@ -3,6 +3,7 @@ honest solvers (second bullet): directly, and through both doors on real servers
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -180,9 +181,10 @@ def test_only_the_top_level_full_says_so_and_at_most_as_a_warning() -> None:
     assert {c["maxnumber"] for c in dear} == {80}
     assert judge(provider, solve(dear[0]), provider_state).passed
     top = judge(provider, solve(dear[1]), provider_state)
-    assert top.details["level"] == 1
-    assert "replay store full at the top difficulty" in top.details["suspect"]
-    assert "misconfiguration" not in top.details
+    assert top.details == {"level": 1}
+    hint = top.note.hint
+    assert hint is not None and hint.level == logging.WARNING  # a suspect, never an ERROR
+    assert "replay store full at the top difficulty" in hint.text
     assert provider.level() == 1  # the top level is served even when it is full
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -260,14 +261,15 @@ def test_fail_is_the_users_fault(reason: str | None) -> None:
     verdict = _read({"status": "success", "result": "fail", "reason": reason})
     assert isinstance(verdict, Verdict)
     assert verdict.outcome is Outcome.REJECTED
-    assert "misconfiguration" not in verdict.details
+    assert verdict.note.hint is None
 
 
 def test_illegal_sign_token_is_403_but_flags_the_misconfiguration() -> None:
     verdict = _read({"status": "success", "result": "fail", "reason": "illegal sign_token"})
     assert isinstance(verdict, Verdict)
     assert verdict.outcome is Outcome.REJECTED
-    assert "captcha_key" in verdict.details["misconfiguration"]
+    hint = verdict.note.hint
+    assert hint is not None and hint.level == logging.ERROR and "captcha_key" in hint.text
 
 
 @pytest.mark.parametrize("code", sorted(USER_ERRORS))

@@ -277,7 +277,9 @@ def test_a_full_replay_store_refuses_new_solutions_and_says_so(
     refused = judge(provider, third, state)
     assert refused.outcome is Outcome.REJECTED
     assert "retry" in refused.reason
-    assert "replay store full" in refused.details["suspect"]  # a flood can do it: no ERROR
+    hint = refused.note.hint
+    assert hint is not None and hint.level == logging.WARNING  # a flood can do it: no ERROR
+    assert "replay store full" in hint.text
     # The used ones are still refused: nothing was forgotten to make room.
     assert judge(provider, first, state).reason == "proof of work: challenge already used"
     clock.now = START + 61

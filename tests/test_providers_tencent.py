@@ -17,7 +17,7 @@ import pytest
 from captcha_guard import TencentCaptcha
 from captcha_guard._fields import Fields
 from captcha_guard._logs import SuspectLog
-from captcha_guard._verdict import SUSPECT, Fault, ProviderFailure, Verdict
+from captcha_guard._verdict import Fault, ProviderFailure, Verdict
 from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.providers._faults import TENCENT, TENCENT_CAPTCHA
 from captcha_guard.providers.tencent import endpoint_for, sign, utc_date
@@ -513,8 +513,9 @@ def test_the_key_hint_is_a_suspect_never_a_misconfiguration() -> None:
     for code in (16, 100):
         result = provider.read_response(_claim(provider), _answer({"CaptchaCode": code}))
         assert isinstance(result, Verdict) and not result.passed
-        assert "misconfiguration" not in result.details
-        assert "AppSecretKey" in result.details[SUSPECT]
+        hint = result.note.hint
+        assert hint is not None and hint.level == logging.WARNING  # never an ERROR
+        assert "AppSecretKey" in hint.text
 
 
 def test_the_tables_default_as_documented() -> None:

@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
+from .._check import seconds_arg
 from ..providers._wire import ProviderRequest, ProviderResponse, check_url
 from ._spki import IssuerKey, parse_spki
 from ._wire import TOKEN_TYPE_BLIND_RSA, b64decode, is_server_name
@@ -129,8 +130,7 @@ class TokenIssuer:
             raise TypeError("keys must be a list of keys")
         if not isinstance(fetch, bool):
             raise TypeError("fetch must be True or False")
-        if isinstance(retry, bool) or not isinstance(retry, (int, float)) or not retry > 0:
-            raise ValueError("retry must be a number of seconds > 0")
+        seconds_arg(retry, "retry")
         self.name = name.lower()
         self.pinned = tuple(pinned_key(k) for k in keys)
         self.directory = check_url(

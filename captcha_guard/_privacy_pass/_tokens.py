@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._check import seconds_arg
 from .._state import StateOp
 from ._auth import challenge_value, token_param
 from ._context import Contexts
@@ -140,18 +141,12 @@ class PrivateTokens:
             raise ValueError("PrivateTokens needs at least one issuer")
         if len({i.name for i in listed}) != len(listed):
             raise ValueError("the same issuer is listed twice")
-        if (
-            isinstance(window, bool)
-            or not isinstance(window, (int, float))
-            or not 10 <= window <= 86_400
-        ):
-            raise ValueError("window must be a number of seconds from 10 to 86400")
+        seconds_arg(window, "window", minimum=10, maximum=86_400)
         if not _number(grease) or not 0 <= grease < 1:
             raise ValueError("grease must be a probability from 0 to below 1")
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError("path must start with '/'")
-        if not _number(timeout) or not timeout > 0:
-            raise ValueError("timeout must be a number of seconds > 0")
+        seconds_arg(timeout, "timeout")
         self.issuers = tuple(listed)
         self.origin_info = _origin_info(origin)
         self.contexts = Contexts(_secret_bytes(secret), window)

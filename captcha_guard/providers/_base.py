@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .._breaker import CircuitBreaker
+from .._check import seconds_arg
 from .._fields import FieldError, Fields
 from .._request import ClientRequest
-from .._verdict import Fault, Outcome, ProviderFailure, Verdict
+from .._verdict import NO_NOTE, Fault, Note, Outcome, ProviderFailure, Verdict
 from ._wire import ProviderRequest, ProviderResponse, check_url, form_post
 
 DEFAULT_TIMEOUT = 5.0
@@ -54,10 +55,9 @@ class Provider:
     ) -> None:
         if self.remote or endpoint:
             endpoint = check_url(endpoint, self.name)
-        if not timeout > 0:
-            raise ValueError(f"{self.name}: timeout must be > 0 seconds")
         self.endpoint = endpoint
-        self.timeout = float(timeout)
+        # A wrong type was always a TypeError here (the comparison's own); it stays one.
+        self.timeout = seconds_arg(timeout, "timeout", owner=self.name, wrong_type=TypeError)
         self.breaker = breaker if breaker is not None else CircuitBreaker()
 
     def __repr__(self) -> str:  # never the secret
@@ -97,7 +97,7 @@ class Provider:
         self, claim: Claim, document: dict[str, Any], response: ProviderResponse
     ) -> Verdict | ProviderFailure:
         """Sort the provider's JSON answer into a verdict or a failure, through the vendor's
-        fault table (``_faults.FaultTable``) with an explicit default for unknown codes."""
+        fault table (``_fault_table.FaultTable``) with an explicit default for unknown codes."""
         raise NotImplementedError
 
     # Helpers for subclasses.
@@ -105,8 +105,12 @@ class Provider:
     def passed(self, reason: str = "", details: Mapping[str, Any] | None = None) -> Verdict:
         return Verdict(Outcome.PASSED, reason or "ok", self.name, dict(details or {}))
 
-    def rejected(self, reason: str, details: Mapping[str, Any] | None = None) -> Verdict:
-        return Verdict(Outcome.REJECTED, reason, self.name, dict(details or {}))
+    def rejected(
+        self, reason: str, details: Mapping[str, Any] | None = None, *, note: Note = NO_NOTE
+    ) -> Verdict:
+        """The user's bin: a 403. ``note`` is for the gate (a hint for the log, a replay),
+        ``details`` for the app."""
+        return Verdict(Outcome.REJECTED, reason, self.name, dict(details or {}), note=note)
 
 
 def http_failure(response: ProviderResponse) -> ProviderFailure | None:

@@ -35,7 +35,8 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .._fallback import network_of
+from .._check import int_arg, seconds_arg
+from .._net import network_of
 from .._request import ClientRequest
 from .._state import StateFull, StateOp
 
@@ -102,18 +103,15 @@ class Pressure:
             if not 1 <= len(limits) <= levels:
                 raise ValueError(f"Pressure: fleet needs 1 to {levels} limits (one per level)")
             for limit in limits:
-                if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-                    raise ValueError(f"Pressure: {label} limits must be ints >= 1")
-        for label, seconds in (("window", self.window), ("hold", self.hold)):
-            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-                raise ValueError(f"Pressure: {label} must be a number of seconds > 0")
+                int_arg(limit, f"{label} limits", owner="Pressure")
+        seconds_arg(self.window, "window", owner="Pressure")
+        seconds_arg(self.hold, "hold", owner="Pressure")
         if not 0 <= self.ipv4_prefix <= 32 or not 0 <= self.ipv6_prefix <= 128:
             raise ValueError("Pressure: ipv4_prefix must be in 0..32, ipv6_prefix in 0..128")
         for name, extra in self.signals.items():
             if name not in SIGNALS:
                 raise ValueError(f"Pressure: unknown signal {name!r} (known: {', '.join(SIGNALS)})")
-            if isinstance(extra, bool) or not isinstance(extra, int) or extra < 1:
-                raise ValueError("Pressure: a signal adds an int >= 1 of levels")
+            int_arg(extra, f"signal {name!r}'s levels", owner="Pressure")
 
     def network_of(self, client: str | None) -> str:
         return network_of(client, ipv4_prefix=self.ipv4_prefix, ipv6_prefix=self.ipv6_prefix)
@@ -229,7 +227,7 @@ class Hints:
         return Change("fleet", old, current) if current != old else None
 
 
-Spending = Generator[tuple[str, tuple[Any, ...]], bool, Any]
+Spending = Generator[StateOp, Any, bool]
 
 
 def _spend(bucket: str, limit: int, window: float) -> Spending:
@@ -237,7 +235,7 @@ def _spend(bucket: str, limit: int, window: float) -> Spending:
     try:
         # One window length per namespace, as spend asks: providers' windows may differ.
         namespace = f"{NAMESPACE}:{window:g}"
-        within: bool = yield ("spend", (namespace, bucket, limit, window))
+        within: bool = yield StateOp("spend", (namespace, bucket, limit, window))
     except StateFull:
         return False  # too many buckets to count this window: that is pressure too
     except Exception:
@@ -247,10 +245,10 @@ def _spend(bucket: str, limit: int, window: float) -> Spending:
 
 def count(
     name: str, policy: Pressure, hints: Hints, level: int, client: str | None
-) -> Generator[tuple[str, tuple[Any, ...]], bool, list[Change]]:
+) -> Generator[StateOp, Any, list[Change]]:
     """Count one passing solution of ``level`` from ``client``: yields the ``spend``
-    operations to perform (name, args) and receives their answers (True: within the limit),
-    or has the exception an operation raised thrown in. Returns the level changes it caused."""
+    operations to perform on the door's state and receives their answers (True: within the
+    limit), or has the exception an operation raised thrown in. Returns the level changes."""
     changes: list[Change] = []
     now = hints.clock()
     network = policy.network_of(client)
@@ -285,7 +283,7 @@ def count_on(
         op = next(counting)
         while True:
             try:
-                within = state.run(StateOp(*op))
+                within = state.run(op)
             except Exception as exc:  # count() decides what a failed spend means
                 op = counting.throw(exc)
             else:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from .._breaker import CircuitBreaker
 from .._fields import FieldError, Fields
-from .._verdict import MISCONFIGURATION, SUSPECT, Fault, ProviderFailure, Verdict
+from .._verdict import Fault, Hint, Note, ProviderFailure, Verdict
 from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
@@ -282,11 +282,10 @@ class AliyunCaptcha(Provider):
             # the scene id in our configuration is what Alibaba does not know.
             return ProviderFailure(reason, Fault.OPERATOR, code)
         verdict = ALIYUN_VERIFY.sort(code, provider=self.name, reason=reason, details=details)
-        if code == "F004" and pinned and isinstance(verdict, Verdict):
+        hint = verdict.note.hint if isinstance(verdict, Verdict) else None
+        if code == "F004" and pinned and hint is not None:
             # Test mode of the scene we pinned is ours to fix, not a client's doing: ERROR.
-            hint = verdict.details.get(SUSPECT)
-            details = {k: v for k, v in verdict.details.items() if k != SUSPECT}
-            verdict = self.rejected(reason, {**details, MISCONFIGURATION: hint})
+            verdict = self.rejected(reason, details, note=Note(Hint.misconfiguration(hint.text)))
         return verdict
 
 

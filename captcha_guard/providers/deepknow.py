@@ -19,7 +19,7 @@ from jwt.api_jws import PyJWS
 
 from .._breaker import CircuitBreaker
 from .._fields import FieldError, Fields
-from .._verdict import SUSPECT, Fault, ProviderFailure, Verdict
+from .._verdict import Fault, Hint, Note, ProviderFailure, Verdict
 from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
@@ -150,7 +150,7 @@ class DeepKnow(Provider):
                 # The site's callable failed. Said at WARNING: a callable often fails for one
                 # kind of request only (no session), which any client can send at will.
                 hint = f"the {claim} callable raised {type(exc).__name__}"
-                return self.rejected(f"deepknow: no {claim}", {SUSPECT: hint})
+                return self.rejected(f"deepknow: no {claim}", note=Note(Hint.suspect(hint)))
             if value is None:
                 if claim == "user_id":
                     raise FieldError("missing user_id")

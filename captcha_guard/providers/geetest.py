@@ -10,7 +10,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from .._breaker import CircuitBreaker
 from .._fields import Fields
-from .._verdict import MISCONFIGURATION, Fault, ProviderFailure, Verdict
+from .._verdict import NO_NOTE, Fault, Hint, Note, ProviderFailure, Verdict
 from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
@@ -118,11 +118,13 @@ class GeeTest(Provider):
             return self.passed("ok", details)
         if result == "fail":
             reason = short_text(body.get("reason")) or "fail"
+            note = NO_NOTE
             if "sign_token" in reason:
                 # We compute sign_token, so GeeTest refusing it means our captcha_key is wrong.
                 # Still the client's 403: whether a request passes must never hinge on a
                 # message an attacker might provoke; but the operator must hear of it.
                 # No client can cause it: we sign the lot the client sent with our own key.
-                details[MISCONFIGURATION] = "GeeTest refused sign_token: check captcha_key"
-            return self.rejected(f"geetest: {reason}", details)
+                hint = Hint.misconfiguration("GeeTest refused sign_token: check captcha_key")
+                note = Note(hint)
+            return self.rejected(f"geetest: {reason}", details, note=note)
         return ProviderFailure(f"unexpected result {short_text(result)!r}")

@@ -48,9 +48,10 @@ from typing import Any, ClassVar, Final
 
 from altcha.v1 import ChallengeOptions, create_challenge, hash_hex, hmac_hex
 
+from .._check import int_arg, seconds_arg
 from .._fields import Fields
 from .._state import StateFull, StateOp, StateUnavailable
-from .._verdict import MISCONFIGURATION, REFUSED, SUSPECT, Outcome, Verdict
+from .._verdict import NO_NOTE, Hint, Note, Outcome, Verdict
 from . import _pow_v2 as v2
 from ._base import ClientRequest, Provider
 from ._pow_pressure import Hints, Pressure, policy_for
@@ -148,13 +149,12 @@ class ProofOfWork(Provider):
             raise ValueError("ProofOfWork: version must be 1 or 2")
         if max_number is None:
             max_number = DEFAULT_MAX_NUMBER if version == 1 else v2.DEFAULT_MAX_COUNTER
-        if isinstance(max_number, bool) or not isinstance(max_number, int):
-            raise TypeError("ProofOfWork: max_number must be an int")
         bound = MAX_NUMBER_BOUND if version == 1 else v2.MAX_COUNTER
-        if not 1 <= max_number <= bound:
-            raise ValueError(f"ProofOfWork: max_number must be in 1..{bound}")
-        if not expires >= 1:
-            raise ValueError("ProofOfWork: expires must be >= 1 second")
+        int_arg(max_number, "max_number", maximum=bound, owner="ProofOfWork", wrong_type=TypeError)
+        # A wrong type was always the comparison's TypeError here; it stays one.
+        seconds_arg(
+            expires, "expires", minimum=1, inclusive=True, owner="ProofOfWork", wrong_type=TypeError
+        )
         if not isinstance(challenge_path, str) or not challenge_path.startswith("/"):
             raise ValueError("ProofOfWork: challenge_path must be a path starting with '/'")
         if not isinstance(field, str) or not field:
@@ -255,16 +255,18 @@ class ProofOfWork(Provider):
         except StateUnavailable:
             # The store cannot answer (its outage is logged where it is seen, once per
             # interval): refused, a 503, never a pass from a memory that never saw the fleet.
-            details = {REFUSED: "replay store unavailable"}
             return Verdict(
-                Outcome.FALLBACK, "proof of work: replay store unavailable", self.name, details
+                Outcome.FALLBACK,
+                "proof of work: replay store unavailable",
+                self.name,
+                note=Note(refused="replay store unavailable"),
             )
         except Exception as exc:
-            # A store that cannot answer cannot vouch for the solution: a 503 (the REFUSED
-            # detail), never a pass and never a 500.
+            # A store that cannot answer cannot vouch for the solution: a 503 (the note's
+            # ``refused``), never a pass and never a 500.
             hint = f"replay store failed ({type(exc).__name__}): every solution is refused"
-            details = {REFUSED: "replay store unavailable", MISCONFIGURATION: hint}
-            return Verdict(Outcome.FALLBACK, f"proof of work: {hint}", self.name, details)
+            note = Note(Hint.misconfiguration(hint), refused="replay store unavailable")
+            return Verdict(Outcome.FALLBACK, f"proof of work: {hint}", self.name, note=note)
         return self.settle(spend, bool(stored), getattr(stored, "fill", None))
 
     def prepare(self, fields: Fields) -> Verdict | Spend:
@@ -310,18 +312,22 @@ class ProofOfWork(Provider):
             # Refused, not forgotten (a forgotten key is a replay). New challenges go one level up
             # until every entry here has expired: none of this level is issued meanwhile.
             self._full_until[level] = spend.now + self.expires
-            details: dict[str, Any] = {"level": level}
+            note = NO_NOTE
             if level == len(self.levels) - 1:
                 # Even the hardest level is full: more solvers than the store was sized for,
-                # or a flood. A client can cause it, so a WARNING (SUSPECT), never an ERROR.
-                details[SUSPECT] = (
-                    "replay store full at the top difficulty: raise the state's capacity, add"
-                    " an escalation level or lower expires"
+                # or a flood. A client can cause it, so a WARNING, never an ERROR.
+                note = Note(
+                    Hint.suspect(
+                        "replay store full at the top difficulty: raise the state's capacity,"
+                        " add an escalation level or lower expires"
+                    )
                 )
-            return self.rejected("proof of work: too many recent solutions, retry", details)
+            return self.rejected(
+                "proof of work: too many recent solutions, retry", {"level": level}, note=note
+            )
         if not first:
-            # "replayed": counted by captcha_guard_replays_refused_total{kind="proof_of_work"}.
-            return self.rejected("proof of work: challenge already used", {"replayed": True})
+            # Counted by captcha_guard_replays_refused_total{kind="proof_of_work"}.
+            return self.rejected("proof of work: challenge already used", note=Note(replayed=True))
         if fill is not None and fill >= EARLY_FLIP:
             self._full_until[level] = max(self._full_until[level], spend.now + self.expires)
         return self.passed("ok", {"expires": spend.expires_at, "level": level})

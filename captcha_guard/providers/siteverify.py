@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from .._breaker import CircuitBreaker
+from .._check import seconds_arg
 from .._fields import Fields
-from .._verdict import MISCONFIGURATION, Fault, ProviderFailure, Verdict
+from .._verdict import Fault, Hint, Note, ProviderFailure, Verdict
 from ._base import (
     DEFAULT_TIMEOUT,
     Claim,
@@ -182,10 +183,10 @@ class ReCaptcha(Siteverify):
             if score is None:
                 # success: true means the token is valid for our secret, so its kind (v2 or
                 # v3) is our key's, not the client's choice: ours to fix.
-                details[MISCONFIGURATION] = (
-                    "min_score is set but reCAPTCHA sent no score: is this a v2 secret?"
+                hint = "min_score is set but reCAPTCHA sent no score: is this a v2 secret?"
+                return self.rejected(
+                    "recaptcha: no score", details, note=Note(Hint.misconfiguration(hint))
                 )
-                return self.rejected("recaptcha: no score", details)
             if score < self.min_score:
                 return self.rejected(f"recaptcha: score {score} below {self.min_score}", details)
         return _action_check(self, body, details, self.actions)
@@ -239,10 +240,10 @@ class HCaptcha(Siteverify):
         if self.max_score is not None:
             if score is None:
                 # As for reCAPTCHA: a valid token's score depends on our account, not the client.
-                details[MISCONFIGURATION] = (
-                    "max_score is set but hCaptcha sent no score: it needs hCaptcha Enterprise"
+                hint = "max_score is set but hCaptcha sent no score: it needs hCaptcha Enterprise"
+                return self.rejected(
+                    "hcaptcha: no score", details, note=Note(Hint.misconfiguration(hint))
                 )
-                return self.rejected("hcaptcha: no score", details)
             if score > self.max_score:
                 return self.rejected(f"hcaptcha: score {score} above {self.max_score}", details)
         return None
@@ -334,9 +335,7 @@ def _text(value: object, limit: int) -> str:
 def _score(value: float | None, label: str, name: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError(f"{label}: {name} must be a number from 0.0 to 1.0")
-    return float(value)
+    return seconds_arg(value, name, maximum=1.0, owner=label, unit="")
 
 
 def _names(values: Iterable[str] | None, label: str, name: str) -> frozenset[str] | None:

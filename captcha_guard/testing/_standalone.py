@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
+from .._check import seconds_arg
 from ._aliyun import AliyunCaptchaEmulator
 from ._cap import CapEmulator
 from ._deepknow import DeepKnowEmulator
@@ -247,8 +248,7 @@ def _control_handler(owner: Standalone) -> type[BaseHTTPRequestHandler]:
             delay = document.get("delay", owner.emulator.delay)
             try:
                 outage = None if mode is None else Outage(mode)
-                if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
-                    raise ValueError("delay must be a number of seconds >= 0")
+                seconds_arg(delay, "delay", inclusive=True)
             except ValueError as exc:
                 modes = ", ".join(m.value for m in Outage)
                 reason = f"{exc} (modes: {modes}, or null)"
