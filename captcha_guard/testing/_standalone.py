@@ -30,6 +30,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ from ._friendly import FriendlyCaptchaEmulator
 from ._geetest import GeeTestEmulator
 from ._siteverify import HCaptchaEmulator, ReCaptchaEmulator, TurnstileEmulator
 from ._tencent import TencentCaptchaEmulator
+
+#: How often the waiting main thread looks for a stop signal, in seconds.
+_STOP_POLL = 0.05
 
 _MAX_CONTROL_BODY = 16_384
 
@@ -276,7 +280,9 @@ def standalone(
 def emulate(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
     """Run ``captcha-guard emulate`` until SIGINT or SIGTERM; exit code 0, 1 if it cannot
     listen on the ports asked for, 2 for an API version it does not serve."""
-    stop = threading.Event()
+    # A plain list, not a threading.Event: the handler runs in the main thread, which may hold
+    # the Event's lock inside wait() just then, and set() would wait on that lock for ever.
+    stopping: list[int] = []
     version = getattr(args, "api_version", None)
     try:
         served = Standalone(
@@ -289,7 +295,7 @@ def emulate(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
         print(f"cannot listen: {exc}", file=sys.stderr)
         return 1
     previous = {
-        number: signal.signal(number, lambda *_: stop.set())
+        number: signal.signal(number, lambda number, _: stopping.append(number))
         for number in (signal.SIGINT, signal.SIGTERM)
     }
     try:
@@ -303,7 +309,8 @@ def emulate(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
             file=sys.stderr,
             flush=True,
         )
-        stop.wait()
+        while not stopping:
+            time.sleep(_STOP_POLL)
     finally:
         served.close()
         for number, handler in previous.items():
