@@ -22,7 +22,7 @@ from ._flow import BodyProblem, Decision, Deny, Gate, Pass, ReadBody, Route
 from ._perform import arun_flow, run_flow
 from ._request import ClientRequest
 from ._responses import unavailable
-from ._route import bind
+from ._route import bind, bound_scope, claim_scopes
 from ._rules import DEFAULT_METHODS, Rule
 from ._verdict import Outcome, Verdict
 
@@ -47,7 +47,10 @@ def view_route(
     if clearance is True and scope is not None:
         # A view's own scope: two views with clearance=True must not clear each other.
         scope = f"view:{','.join(sorted(rule.methods))}:{label}"
-    return dataclasses.replace(route, label=label, clearance_scope=scope)
+        scope = bound_scope(scope, route.provider_name, route.provider)
+    route = dataclasses.replace(route, label=label, clearance_scope=scope)
+    claim_scopes([route], gate.scope_owners)
+    return route
 
 
 def read_fields(
