@@ -141,6 +141,30 @@ def _read_port(process: subprocess.Popen[str], timeout: float) -> int:
     raise RuntimeError(f"chromedriver did not start: {seen!r}")
 
 
+def _start_driver(driver: str, timeout: float) -> tuple[subprocess.Popen[str], int]:
+    """chromedriver and the port it got. Started twice at most: on a loaded machine one in a
+    few dozen starts has printed its banner and then nothing more (seen in full runs beside
+    other suites), and a fresh process starts at once."""
+    for attempt in (1, 2):
+        process = subprocess.Popen(
+            [driver, "--port=0", "--allowed-ips=127.0.0.1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "LANG": "C.UTF-8"},
+        )
+        try:
+            return process, _read_port(process, timeout / 2)
+        except RuntimeError:
+            process.kill()
+            process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def chromium(
     timeout: float = 30.0,
@@ -159,15 +183,8 @@ def chromium(
     if driver is None:
         raise RuntimeError("no chromedriver found: apt-get install chromium-driver")
     profile = tempfile.mkdtemp(prefix="captcha-guard-chromium-")
-    process = subprocess.Popen(
-        [driver, "--port=0", "--allowed-ips=127.0.0.1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "LANG": "C.UTF-8"},
-    )
+    process, port = _start_driver(driver, timeout)
     try:
-        port = _read_port(process, timeout)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout) as client:
             options: dict[str, Any] = {
                 "binary": chromium_binary(),

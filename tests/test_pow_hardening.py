@@ -230,7 +230,7 @@ def flood_conversation(client: httpx.Client) -> None:
 
 
 def flood_provider() -> ProofOfWork:
-    return ProofOfWork(SECRET, max_number=30, challenge_path="/c")
+    return ProofOfWork(SECRET, max_number=30, challenge_path="/c", escalation=(8, 64))
 
 
 def test_flood_escalates_through_asgi_under_uvicorn() -> None:
@@ -259,7 +259,7 @@ def test_flood_escalates_through_wsgi_under_wsgiref() -> None:
 def test_repr_shows_levels_not_the_secret(realm: str) -> None:
     provider = ProofOfWork(SECRET, realm=realm)
     assert SECRET not in repr(provider)
-    assert "levels=(100000, 800000, 6400000)" in repr(provider)
+    assert "levels=(20000, 320000, 2560000)" in repr(provider)
     assert provider.expires == 120.0
 
 
@@ -286,7 +286,7 @@ class NamespacedState:
 
 def test_the_memory_is_one_remember_per_solution_through_prepare_and_settle() -> None:
     clock = Clock()
-    provider = ProofOfWork(SECRET, max_number=20, expires=60, clock=clock)
+    provider = ProofOfWork(SECRET, max_number=20, expires=60, clock=clock, escalation=(8, 64))
     state = NamespacedState(capacity=2, clock=clock)
 
     def through_state(value: str) -> Verdict:

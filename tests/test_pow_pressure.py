@@ -224,7 +224,7 @@ def conversation(client: httpx.Client, events: list[PowLevelEvent]) -> None:
 def door_parts() -> tuple[ProofOfWork, list[PowLevelEvent], dict[str, Any]]:
     signals = {"automation_user_agent": 1}
     policy = Pressure(**{**DOOR_POLICY.__dict__, "signals": signals})
-    provider = ProofOfWork(SECRET, max_number=50, pressure=policy)
+    provider = ProofOfWork(SECRET, max_number=50, pressure=policy, escalation=(8, 64))
     events: list[PowLevelEvent] = []
     hooks = {"pow_level": [events.append]}
     return provider, events, {"rules": [Rule("/login")], "provider": provider, "event_hooks": hooks}
@@ -249,8 +249,8 @@ def test_two_doors_on_one_redis_count_as_one_fleet() -> None:
     redis-server: solutions judged by either count together, and each door learns the
     raised level from its own next spend."""
     policy = Pressure(fleet=(100, 100, 100), network=(3, 3, 3), window=60.0, hold=60.0)
-    one = ProofOfWork(SECRET, max_number=50, pressure=policy)
-    two = ProofOfWork(SECRET, max_number=50, pressure=policy)
+    one = ProofOfWork(SECRET, max_number=50, pressure=policy, escalation=(8, 64))
+    two = ProofOfWork(SECRET, max_number=50, pressure=policy, escalation=(8, 64))
     with redis_server() as server:
         prefix = "p" + uuid.uuid4().hex[:10]
         # A 2 s operation timeout (as tests/test_fleet.py): on a loaded machine the default

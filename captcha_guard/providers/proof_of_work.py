@@ -59,17 +59,17 @@ from ._pow_v1 import ALGORITHM, MAX_NUMBER_BOUND
 from ._pow_v1 import decode as decode_v1
 from ._pow_v2 import check_kdf
 
-#: About 5 ms of one core's work for a native solver on average (bench/pow_flood.py), about
-#: 0.05 s for altcha's own Python solver; widget 3.x in Chromium checks one number per Web
-#: Crypto call, about 44,000 a CPU second, so about 1.1 s (median; bench/pow_pressure.py).
-#: ALTCHA's default of 1e6 takes ten times that.
-DEFAULT_MAX_NUMBER = 100_000
+#: Sized for the widget, the honest side: widget 3.x in Chromium checks one number per Web
+#: Crypto call, about 44,000 a CPU second, so about 0.23 s (median; bench/pow_pressure.py),
+#: about 1 ms of one core for a native solver. Under a flood the pressure table and the
+#: escalation levels make each accepted request cost the flooder 15x that (bench/README.md).
+DEFAULT_MAX_NUMBER = 20_000
 #: Seconds a challenge may be solved and used in. Every accepted solution is remembered this
 #: long, so the lifetime multiplies what a flood can pile up (SECURITY.md).
 DEFAULT_EXPIRES = 120.0
-#: The difficulty levels above ``max_number``, as multiples of it, used while lower levels
-#: are full: 8x (about 0.04 s native on average) and 64x (about 0.3 s native).
-DEFAULT_ESCALATION: Final = (8, 64)
+#: The difficulty levels above ``max_number``, as multiples of it, served under pressure or
+#: while lower levels are full: 16x (about 16 ms native on average) and 128x (about 0.13 s).
+DEFAULT_ESCALATION: Final = (16, 128)
 DEFAULT_CHALLENGE_PATH = "/captcha-guard/challenge"
 DEFAULT_FIELD = "altcha"
 #: The shared-state namespace of the first level's replay memory.
