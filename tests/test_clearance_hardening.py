@@ -13,19 +13,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from captcha_guard import (
-    CaptchaGuard,
-    CircuitBreaker,
-    Clearance,
-    GeeTest,
-    ProofOfWork,
-    Rule,
-    WSGICaptchaGuard,
-)
+from captcha_guard import CircuitBreaker, Clearance, GeeTest, ProofOfWork, Rule
 from captcha_guard._events import ClearanceEvent, StoreErrorEvent, VerdictEvent
+from captcha_guard.asgi import CaptchaGuard
 from captcha_guard.prometheus import event_hooks as prometheus_hooks
 from captcha_guard.redis import RedisState
 from captcha_guard.testing import GeeTestEmulator
+from captcha_guard.wsgi import WSGICaptchaGuard
 from tests.apps import echo_asgi, echo_wsgi
 from tests.helpers import solve_pow as solve
 from tests.redis_server import RedisServer
