@@ -254,3 +254,19 @@ def test_a_clearance_store_error_is_labelled_clearance(door: str, own_redis: Red
     assert not registry.get_sample_value(
         "captcha_guard_store_errors_total", {"store": "fallback_budget"}
     )
+
+
+def test_repeated_cookie_fields_are_joined_with_semicolons() -> None:
+    # HTTP/2 sends one cookie per field (RFC 9113 8.2.3) and ASGI servers pass them on as
+    # they came: joined with "; ", the real clearance after a sibling's comma-laden one clears.
+    options = {
+        "rules": [Rule("/comments", clearance=True)],
+        "provider": pow_provider(),
+        "clearance": Clearance(SECRET, secure=True),
+    }
+    with site("asgi", **options) as client:
+        real = cookie_of(post(client, "/comments", data=pow_fields(client)))
+        name = real.split("=", 1)[0]
+        fields = [("cookie", f"{name}=a,b,c"), ("cookie", "prefs=x,y"), ("cookie", real)]
+        client.cookies.clear()
+        assert client.post("/comments", headers=fields, data={}).status_code == 200
