@@ -143,8 +143,7 @@ class Gate:
                 raise TypeError(f"rules must be Rule objects, got {rule!r}")
             routes.append(bind(rule, provider, named, clearance is not None))
         self.routes = tuple(routes)
-        #: The provider behind each named clearance scope (a second provider is refused).
-        self.scope_owners = claim_scopes(routes)
+        claim_scopes(routes)  # one scope name, one provider: refused now, not at a request
         #: As configured, for routes bound later (an adapter's decorated views).
         self.default_provider = provider
         self.named_providers = named

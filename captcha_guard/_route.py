@@ -74,13 +74,13 @@ def bound_scope(scope: str, name: str, provider: Provider) -> str:
     return f"{scope}\0provider:{provider_identity(name, provider)}"
 
 
-def claim_scopes(routes: Iterable[Route], owners: dict[str, str] | None = None) -> dict[str, str]:
+def claim_scopes(routes: Iterable[Route]) -> dict[str, str]:
     """The provider identity of each named clearance scope (``Rule(clearance="name")``).
 
     One named scope spanning rules judged by different providers cannot be made safe (a pass on
-    the weaker would have to clear the stronger, or the name would mean two scopes): a
-    ValueError at start-up. ``owners`` is what earlier routes of the same gate claimed."""
-    owners = {} if owners is None else owners
+    the weaker would have to clear the stronger, or the name would quietly mean two scopes): a
+    ValueError when the door is built."""
+    owners: dict[str, str] = {}
     for route in routes:
         name = route.rule.clearance
         if route.clearance_scope is None or not isinstance(name, str):
