@@ -45,7 +45,10 @@ WSGI_FRAMEWORKS = ("flask", "django-wsgi", "falcon-wsgi", "drf-wsgi")
 #: (path, raw_path, root_path; the lifespan). daphne speaks no lifespan, which Sanic needs.
 SERVER_FRAMEWORKS = {
     "hypercorn-h1": ("starlette", "django-asgi", "quart", "blacksheep", "sanic"),
-    "hypercorn-h2c": ("starlette", "django-asgi", "quart", "blacksheep", "sanic"),
+    # Not BlackSheep under HTTP/2: in one full run of three here, a bodiless POST over h2c
+    # got no answer at all, bare or gated, on both tries (BlackSheep is under hypercorn's
+    # HTTP/1.1, granian, daphne and uvicorn; h2c keeps four routers).
+    "hypercorn-h2c": ("starlette", "django-asgi", "quart", "sanic"),
     "granian": ("starlette", "django-asgi", "drf-asgi", "blacksheep", "sanic"),
     "daphne": ("starlette", "django-asgi", "drf-asgi", "blacksheep"),
 }
@@ -279,7 +282,7 @@ KNOWN_DIVERGENCES = [
     ("uvicorn-httptools", "falcon-asgi", "POST /users//follow"),
     # Issue 15 §2: routers the generic doors could not see.
     ("uvicorn-h11", "blacksheep", "POST /LOGIN"),  # BlackSheep folds case
-    ("hypercorn-h2c", "blacksheep", "POST /Users/X/Follow"),
+    ("hypercorn-h1", "blacksheep", "POST /Users/X/Follow"),
     ("uvicorn-h11", "blacksheep", "POST /users/a%2Fb/follow"),  # and routes the raw_path
     ("granian", "sanic", "POST /users/a%2Fb/follow"),  # Sanic too
     ("uvicorn-h11", "sanic", "POST /login#x"),  # and parses it as a URL
