@@ -22,7 +22,7 @@ from ._flow import BodyProblem, Decision, Deny, Gate, Pass, ReadBody, Route
 from ._perform import arun_flow, run_flow
 from ._request import ClientRequest
 from ._responses import unavailable
-from ._route import bind
+from ._route import bind, bound_scope
 from ._rules import DEFAULT_METHODS, Rule
 from ._verdict import Outcome, Verdict
 
@@ -47,6 +47,10 @@ def view_route(
     if clearance is True and scope is not None:
         # A view's own scope: two views with clearance=True must not clear each other.
         scope = f"view:{','.join(sorted(rule.methods))}:{label}"
+        scope = bound_scope(scope, route.provider_name, route.provider)
+    # A view's named scope is bound to its provider like a rule's, so a name shared with a rule
+    # of another provider is two scopes, never one that mixes them. It is not refused here:
+    # Flask and Django bind a view at its first request, where a ValueError would be a 500.
     return dataclasses.replace(route, label=label, clearance_scope=scope)
 
 

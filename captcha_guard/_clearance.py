@@ -101,10 +101,13 @@ class Clearance:
     verifies. ``ttl`` is the lifetime in seconds. ``max_uses`` caps the protected requests one
     clearance may make (counted in the state of the door it is given to). ``ipv4_prefix`` /
     ``ipv6_prefix`` are the network a clearance is bound to (0 binds to no network; 32 / 128
-    to the one address); ``bind_user_agent`` binds it to the User-Agent too. ``secure`` None
-    decides per request (HTTPS: ``__Host-`` and ``Secure``; plain HTTP to a loopback host: a
-    plain cookie; any other plain HTTP: no cookie at all); True always sets a ``Secure``
-    ``__Host-`` cookie, for sites behind a TLS proxy that reaches the app over plain HTTP.
+    to the one address); ``bind_user_agent`` binds it to the User-Agent too. ``secure`` is
+    decided from the request's scheme (as the server reports it, after any proxy headers it
+    trusts) and this setting, never from the Host header, which a proxy rewrites: None, an
+    HTTPS request gets a ``Secure`` ``__Host-`` cookie and plain HTTP none at all; True
+    always sets a ``Secure`` ``__Host-`` cookie (for sites behind a TLS proxy that reaches the
+    app over plain HTTP); False also lets plain HTTP to a loopback host have a plain cookie,
+    for local development only (HTTPS requests still get the ``__Host-`` one).
     ``recheck`` is how long, in seconds, a process trusts the revocation generation it last
     read from shared state.
     """
@@ -135,8 +138,6 @@ class Clearance:
             raise ValueError("cookie_name without a prefix: __Host- is added when it applies")
         if secure is not None and not isinstance(secure, bool):
             raise TypeError("secure must be None (decide per request), True or False")
-        if secure is False:
-            raise ValueError("secure=False is not offered: plain HTTP is allowed on loopback only")
         seconds_arg(recheck, "recheck", inclusive=True)
         self.ttl = float(ttl)
         self.max_uses = max_uses
@@ -181,11 +182,16 @@ class Clearance:
         )
 
     def cookie_name_for(self, ctx: ClearanceContext, scope: str) -> str | None:
-        """The cookie this request may carry for ``scope``; None where no cookie is safe."""
+        """The cookie this request may carry for ``scope``; None where no cookie is safe.
+
+        ``__Host-`` and ``Secure`` follow the scheme or ``secure=True``, never the Host:
+        behind nginx's defaults (or Apache without ``ProxyPreserveHost``) an HTTPS site's
+        request reaches the app as plain HTTP to ``127.0.0.1``. The Host may only withhold
+        the plain cookie that ``secure=False`` allows (loopback hosts only)."""
         base = f"{self.cookie_name}-{scope_name(scope)}"
         if self.secure or ctx.https:
             return HOST_PREFIX + base
-        if is_loopback_host(ctx.host):
+        if self.secure is False and is_loopback_host(ctx.host):
             return base
         return None
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from ._clearance_token import Token
 
 COOKIE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # RFC 9110 token
-_COOKIE_SEPARATORS = re.compile("[;,]")
 _MAX_CANDIDATES = 8  # same-name cookies tried; more is someone stuffing the jar
 
 
@@ -105,9 +104,10 @@ def cookie_values(
             continue
         if name not in header:
             continue  # the common case: other cookies only, no split needed
-        # ";" between cookies, and "," where a server joined two Cookie headers into one
-        # (no cookie value of ours holds either).
-        for part in _COOKIE_SEPARATORS.split(header):
+        # ";" only (RFC 6265 5.4; HTTP/2 joins its cookie fields with "; "): a "," belongs
+        # to a cookie's value, and splitting on it let one sibling's cookie full of commas
+        # use up the candidates before the real clearance was reached.
+        for part in header.split(";"):
             key, eq, value = part.partition("=")
             if eq and key.strip() == name:
                 value = value.strip()

@@ -1,10 +1,11 @@
 """What the gate tells event hooks: one value per event, never a token, secret or address.
 
 ``event_hooks={"verdict": [...], "breaker": [...], "store_error": [...], "pow_level": [...],
-"private_token": [...]}`` on either door maps an event name to callables that take the event
-value (awaitables allowed under ASGI only). A hook that raises is logged and never breaks the
-request. Labels a metrics backend builds from these fields come from configuration only
-(provider names, rule patterns), never from the request (paths, addresses, user agents).
+"private_token": [...], "clearance": [...]}`` on either door maps an event name to callables
+that take the event value (awaitables allowed under ASGI only). A hook that raises is logged
+and never breaks the request. Labels a metrics backend builds from these fields come from
+configuration only (provider names, rule patterns), never from the request (paths, addresses,
+user agents).
 """
 
 from __future__ import annotations
@@ -78,9 +79,36 @@ class PowLevelEvent:
     new: int
 
 
-EVENT_NAMES = ("verdict", "breaker", "store_error", "pow_level", "private_token")
+#: ``ClearanceEvent.result``: "issued", "cleared", or why a cookie did not clear (a
+#: ``ClearanceStatus`` other than "valid" and "absent": no cookie is nothing to report).
+CLEARANCE_RESULTS = (
+    "issued",
+    "cleared",
+    "malformed",
+    "invalid",
+    "expired",
+    "wrong_scope",
+    "wrong_binding",
+    "revoked",
+    "exhausted",
+    "unavailable",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ClearanceEvent:
+    """A clearance cookie was issued, cleared a request, or was refused
+    (``event_hooks={"clearance": [...]}``). Never the cookie, its id or the client."""
+
+    provider: str  # the rule's provider name, or "private_token"
+    rule: str  # the rule's pattern as configured
+    result: str  # one of CLEARANCE_RESULTS
+
+
+EVENT_NAMES = ("verdict", "breaker", "store_error", "pow_level", "private_token", "clearance")
 
 __all__ = [
+    "CLEARANCE_RESULTS",
     "EVENT_NAMES",
     "FALLBACK_ALLOWED",
     "FALLBACK_REFUSED_BUDGET",
@@ -88,6 +116,7 @@ __all__ = [
     "FALLBACK_REFUSED_REPLAY",
     "FALLBACK_REFUSED_RULE",
     "BreakerEvent",
+    "ClearanceEvent",
     "PowLevelEvent",
     "PrivateTokenEvent",
     "StoreErrorEvent",

@@ -52,6 +52,14 @@ _STORE_OF_OP = {
 }
 
 
+def store_of(op: StateOp) -> str:
+    """The store a failed operation served, for ``StoreErrorEvent.store``: a ``spend`` in the
+    clearance namespace counts a clearance's uses, not a fallback budget."""
+    if op.args and op.args[0] == "clearance":
+        return "clearance"
+    return _STORE_OF_OP.get(op.name, op.name)
+
+
 class FailoverState:
     """A shared backend, and what its failures mean (the module's docstring).
 
@@ -268,7 +276,7 @@ class FailoverState:
                 self._maybe_log(now)
         if self.on_error is not None:
             try:
-                self.on_error(StoreErrorEvent(store=_STORE_OF_OP.get(op.name, op.name), error=kind))
+                self.on_error(StoreErrorEvent(store=store_of(op), error=kind))
             except Exception:
                 logger.exception("captcha_guard store_error hook failed")
 

@@ -72,6 +72,7 @@ from ._effects import (
     ReadBody,
     Redeem,
 )
+from ._events import ClearanceEvent
 from ._fallback import FallbackLimitOption, as_limit, fallback_flow
 from ._fields import BodyError, Fields, ParseLimits, collect
 from ._head import check_head
@@ -86,10 +87,10 @@ from ._responses import (
     length_denial,
     render,
 )
-from ._route import Route, bind, challenge_paths, check_hooks, opt_in, token_gate
+from ._route import Route, bind, challenge_paths, check_hooks, claim_scopes, opt_in, token_gate
 from ._routing import BAD_PATH, BadPath, RuleTable, route_path
 from ._rules import Rule
-from ._verdict import Outcome, ProviderFailure, Verdict
+from ._verdict import Code, Outcome, ProviderFailure, Verdict
 from .providers._base import Claim, Provider
 from .providers._pow_v2 import IssueBusy
 
@@ -142,6 +143,7 @@ class Gate:
                 raise TypeError(f"rules must be Rule objects, got {rule!r}")
             routes.append(bind(rule, provider, named, clearance is not None))
         self.routes = tuple(routes)
+        claim_scopes(routes)  # one scope name, one provider: refused now, not at a request
         #: As configured, for routes bound later (an adapter's decorated views).
         self.default_provider = provider
         self.named_providers = named
@@ -267,17 +269,21 @@ class Gate:
             check = yield from clearance.check_flow(
                 request.headers.get("cookie"), ctx, route.clearance_scope
             )
+            yield from self._note_clearance(route, route.provider_name, check.status.value)
             if check.cleared:
                 # Cleared by an earlier verified pass: no captcha, and no need for the body.
                 verdict = Verdict(
                     Outcome.PASSED, "clearance", route.provider_name, {"clearance": "valid"}
                 )
-                yield from self._emit(route, judged(verdict), None)
+                yield from self._emit(route, Judgement(verdict, Code.CLEARANCE), None)
                 return Pass(verdict, None)
             if route.private_tokens and self.tokens is not None:
                 cleared = yield from self.tokens.clear(request, ctx)
                 if cleared is not None:
-                    yield from self._emit(route, judged(cleared[0]), None)
+                    code = Code.CLEARANCE if cleared[0].details.get("clearance") else Code.OK
+                    if code is Code.CLEARANCE:
+                        yield from self._note_clearance(route, cleared[0].provider, "valid")
+                    yield from self._emit(route, Judgement(cleared[0], code), None)
                     return Pass(cleared[0], None, cleared[1])
         decision = yield from self._judge(route, request)
         if (
@@ -288,6 +294,7 @@ class Gate:
         ):
             cookie = yield from clearance.issue_flow(ctx, route.clearance_scope)  # type: ignore[arg-type]
             if cookie is not None:
+                yield from self._note_clearance(route, route.provider_name, "issued")
                 decision = Pass(decision.verdict, decision.body, (("set-cookie", cookie),))
         return decision
 
@@ -354,6 +361,15 @@ class Gate:
             verdict = dataclasses.replace(verdict, provider=route.provider_name)
         note_verdict(route.provider_name, verdict, self._suspects)
         return verdict
+
+    def _note_clearance(
+        self, route: Route, provider: str, result: str
+    ) -> Generator[Effect, Any, None]:
+        # No cookie at all is every first visit: nothing to report.
+        hooks = self.hooks.get("clearance", ())
+        if hooks and result != "absent":
+            shown = "cleared" if result == "valid" else result
+            yield Emit(hooks, ClearanceEvent(provider, route.label, shown))
 
     def _emit(
         self, route: Route, judgement: Judgement, duration: float | None

@@ -95,13 +95,16 @@ def read_head(raw: Iterable[tuple[bytes, bytes]]) -> Head:
     for name, values in more.items():
         if name == CAPTCHA_HEADER:
             headers[name] = "&".join(values)
+        elif name == "cookie":  # RFC 9113 8.2.3: cookie fields join with "; ", never ","
+            headers[name] = "; ".join(values)
         elif name != "content-type":  # the first content-type is the one that counts
             headers[name] = ", ".join(values)
     return Head(headers, FRAMING.intersection(more), count, size)
 
 
 def read_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """Lower-case names; a repeated header's values joined with ", " (``x-captcha``: "&")."""
+    """Lower-case names; a repeated header's values joined with ", " (``x-captcha``: "&",
+    ``cookie``: "; ")."""
     return read_head(raw).headers
 
 

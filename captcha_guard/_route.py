@@ -58,7 +58,41 @@ def bind(
     label = pattern if isinstance(pattern, str) else pattern.pattern
     remembers = callable(getattr(chosen, "check_flow", None))
     scope = rule_scope(rule) if clearance else None
+    if scope is not None:
+        scope = bound_scope(scope, name, chosen)
     return Route(rule, name, chosen, fail_open, label, remembers, scope)
+
+
+def provider_identity(name: str, provider: Provider) -> str:
+    """Who judged the captcha a clearance stands for: the configured name, the kind and the
+    endpoint. Signed into the scope, so a clearance earned with a cheap captcha never clears a
+    route of a stronger one (two apps sharing a secret, or two providers on one site)."""
+    return f"{name}\0{provider.name}\0{provider.endpoint}"
+
+
+def bound_scope(scope: str, name: str, provider: Provider) -> str:
+    return f"{scope}\0provider:{provider_identity(name, provider)}"
+
+
+def claim_scopes(routes: Iterable[Route]) -> dict[str, str]:
+    """The provider identity of each named clearance scope (``Rule(clearance="name")``).
+
+    One named scope spanning rules judged by different providers cannot be made safe (a pass on
+    the weaker would have to clear the stronger, or the name would quietly mean two scopes): a
+    ValueError when the door is built."""
+    owners: dict[str, str] = {}
+    for route in routes:
+        name = route.rule.clearance
+        if route.clearance_scope is None or not isinstance(name, str):
+            continue
+        identity = provider_identity(route.provider_name, route.provider)
+        if owners.setdefault(name, identity) != identity:
+            raise ValueError(
+                f"clearance scope {name!r} spans rules judged by different providers "
+                f"({route.label!r} uses {route.provider_name!r}): a clearance earned with one "
+                "would clear the other; give each provider its own scope name"
+            )
+    return owners
 
 
 def token_gate(
@@ -117,4 +151,14 @@ def check_hooks(
     return checked
 
 
-__all__ = ["Route", "bind", "challenge_paths", "check_hooks", "opt_in", "token_gate"]
+__all__ = [
+    "Route",
+    "bind",
+    "bound_scope",
+    "challenge_paths",
+    "check_hooks",
+    "claim_scopes",
+    "opt_in",
+    "provider_identity",
+    "token_gate",
+]

@@ -97,6 +97,7 @@ class Code(str, enum.Enum):
     REFUSED_BUDGET = "refused_budget"
     REFUSED_CAPACITY = "refused_capacity"
     REFUSED_RULE = "refused_rule"  # fail_open=False
+    CLEARANCE = "clearance"  # let through by a clearance cookie: no captcha was judged
 
     def __str__(self) -> str:
         return self.value

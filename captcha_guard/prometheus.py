@@ -38,12 +38,14 @@ except ImportError as exc:  # pragma: no cover - the extra is what installs it
 
 from ._breaker import State
 from ._events import (
+    CLEARANCE_RESULTS,
     FALLBACK_ALLOWED,
     FALLBACK_REFUSED_BUDGET,
     FALLBACK_REFUSED_CAPACITY,
     FALLBACK_REFUSED_REPLAY,
     FALLBACK_REFUSED_RULE,
     BreakerEvent,
+    ClearanceEvent,
     PowLevelEvent,
     PrivateTokenEvent,
     StoreErrorEvent,
@@ -74,6 +76,7 @@ _TOKEN_CODES = frozenset(
         "unknown_challenge", "unknown_key", "malformed", "unavailable",
     }
 )  # fmt: skip
+_CLEARANCE_RESULTS = frozenset(CLEARANCE_RESULTS)
 OTHER = "other"
 
 #: Where breaker transitions get their stamps (a module attribute, so a test can move it).
@@ -158,6 +161,12 @@ class _Metrics:
             ("provider", "scope", "way"),
             registry=registry,
         )
+        self.clearances = Counter(
+            "captcha_guard_clearances",
+            "Clearance cookies: issued, cleared a request, or refused (by why), by result.",
+            ("result",),
+            registry=registry,
+        )
         self._lock = threading.Lock()
         self._last_stamp = 0.0
 
@@ -189,6 +198,9 @@ class _Metrics:
     def on_private_token(self, event: PrivateTokenEvent) -> None:
         action = _closed_set(event.action, _TOKEN_ACTIONS)
         self.private_tokens.labels(action, _closed_set(event.code, _TOKEN_CODES)).inc()
+
+    def on_clearance(self, event: ClearanceEvent) -> None:
+        self.clearances.labels(_closed_set(event.result, _CLEARANCE_RESULTS)).inc()
 
     def on_pow_level(self, event: PowLevelEvent) -> None:
         provider = _label(event.provider)
@@ -231,6 +243,7 @@ def event_hooks(registry: CollectorRegistry | None = None) -> dict[str, list[Hoo
         "store_error": [metrics.on_store_error],
         "private_token": [metrics.on_private_token],
         "pow_level": [metrics.on_pow_level],
+        "clearance": [metrics.on_clearance],
     }
 
 

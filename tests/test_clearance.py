@@ -139,7 +139,9 @@ def test_cookie_is_found_among_other_cookies_and_headers() -> None:
     cookie = as_cookie(issue(clearance))
     assert status(clearance, f"a=1; {cookie}; b=2") is S.VALID
     assert status(clearance, [b"a=1", cookie.encode("latin-1")]) is S.VALID
-    assert status(clearance, f"a=1, {cookie}, b=2") is S.VALID  # two headers joined by a server
+    # Two Cookie headers are joined with "; " by the door (RFC 9113 8.2.3); "," is part of a
+    # value (RFC 6265 splits on ";" only), so a comma-joined pair is one cookie "a".
+    assert status(clearance, f"a=1, {cookie}, b=2") is S.ABSENT
     name, value = cookie.split("=", 1)
     assert status(clearance, f'{name}="{value}"') is S.VALID  # RFC 6265 allows quotes
 
@@ -160,7 +162,7 @@ def test_repr_names_no_secret() -> None:
     assert SECRET not in repr(Clearance(SECRET)) and "keys=1" in repr(Clearance(SECRET))
 
 
-# -- plain HTTP: only towards loopback ---------------------------------------------------------
+# -- plain HTTP: only with secure=False, only towards loopback ---------------------------------
 
 
 @pytest.mark.parametrize(
@@ -175,8 +177,8 @@ def test_repr_names_no_secret() -> None:
         "::1",
     ],
 )
-def test_plain_http_to_loopback_gets_a_plain_cookie(host: str) -> None:
-    clearance = Clearance(SECRET)
+def test_plain_http_to_loopback_gets_a_plain_cookie_with_secure_false(host: str) -> None:
+    clearance = Clearance(SECRET, secure=False)
     context = ctx(https=False, host=host, client="127.0.0.1")
     header = issue(clearance, context)
     assert not header.startswith("__Host-") and "Secure" not in header
@@ -187,8 +189,11 @@ def test_plain_http_to_loopback_gets_a_plain_cookie(host: str) -> None:
 @pytest.mark.parametrize(
     "host", ["shop.example", "10.0.0.1", "localhost.example", "127.0.0.1.nip.io", "", None, "[::2]"]
 )
-def test_plain_http_elsewhere_gets_no_cookie_and_reads_none(host: str | None) -> None:
-    clearance = Clearance(SECRET)
+@pytest.mark.parametrize("secure", [None, False])
+def test_plain_http_elsewhere_gets_no_cookie_and_reads_none(
+    host: str | None, secure: bool | None
+) -> None:
+    clearance = Clearance(SECRET, secure=secure)
     context = ctx(https=False, host=host)
     assert issued_with(clearance, context, state_for(clearance).run) is None
     assert clearance.clear_cookie(context, SCOPE) is None
@@ -204,8 +209,38 @@ def test_secure_true_sets_host_cookie_behind_a_tls_proxy_speaking_http() -> None
     assert status(clearance, as_cookie(header), context) is S.VALID
 
 
-def test_a_cookie_is_read_only_under_the_name_this_request_may_carry() -> None:
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost", "[::1]:8080", "backend"])
+def test_the_host_header_never_decides_secure(host: str) -> None:
+    # Behind nginx's defaults (Host: $proxy_host) or Apache without ProxyPreserveHost, an
+    # HTTPS site's request reaches the app as plain HTTP with a loopback or upstream Host.
+    # By default that gets no cookie (not a plain one); a scheme the server reports as https
+    # (proxy headers it trusts), or secure=True, gets the __Host- Secure one.
+    default = Clearance(SECRET)
+    proxied = ctx(https=False, host=host, client="127.0.0.1")
+    assert issued_with(default, proxied, state_for(default).run) is None
+    assert default.cookie_name_for(proxied, SCOPE) is None
+    for clearance, context in [
+        (default, ctx(https=True, host=host, client="127.0.0.1")),
+        (Clearance(SECRET, secure=True), proxied),
+        (Clearance(SECRET, secure=False), ctx(https=True, host=host, client="127.0.0.1")),
+    ]:
+        header = issue(clearance, context)
+        assert header.startswith("__Host-") and header.endswith("; HttpOnly; SameSite=Lax; Secure")
+
+
+def test_a_siblings_comma_laden_cookie_does_not_hide_the_real_clearance() -> None:
+    # A sibling subdomain (Domain=.example.com) may set any cookie, commas and all, under our
+    # name too: ";" alone separates cookies, so its commas are not eight candidates.
     clearance = Clearance(SECRET)
+    cookie = as_cookie(issue(clearance))
+    name = cookie.split("=", 1)[0]
+    sibling = f"{name}=" + ",".join(f"{name}=x{i}" for i in range(20))
+    assert status(clearance, f"{sibling}; {cookie}") is S.VALID
+    assert status(clearance, f"prefs=a,b,c,d,e,f,g,h,i,j; {sibling}; theme=x; {cookie}") is S.VALID
+
+
+def test_a_cookie_is_read_only_under_the_name_this_request_may_carry() -> None:
+    clearance = Clearance(SECRET, secure=False)
     local = ctx(https=False, host="localhost", client="127.0.0.1")
     plain = issue(clearance, local)
     # The same token under the plain name on an HTTPS site (where any sibling domain could
@@ -732,7 +767,6 @@ def test_issue_flow_with_the_generation_cached_and_on_plain_http() -> None:
         ({"cookie_name": "a;b"}, ValueError),
         ({"cookie_name": "__Host-x"}, ValueError),
         ({"cookie_name": "__secure-x"}, ValueError),
-        ({"secure": False}, ValueError),
         ({"secure": "yes"}, TypeError),
         ({"recheck": -1}, ValueError),
     ],
@@ -835,7 +869,7 @@ def test_through_a_real_wsgi_server_with_sync_state() -> None:
     from tests.servers import serve_wsgi
 
     state = MemoryState()
-    clearance = Clearance(SECRET, max_uses=2)
+    clearance = Clearance(SECRET, max_uses=2, secure=False)  # plain HTTP to 127.0.0.1
 
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         context = clearance.context(

@@ -148,7 +148,7 @@ def browser() -> Iterator[Browser]:
 
 def test_browser_gets_and_returns_the_cookie_in_process(browser: Browser) -> None:
     clock = Clock()
-    clearance = Clearance(SECRET, ttl=900, clock=clock)
+    clearance = Clearance(SECRET, ttl=900, clock=clock, secure=False)  # plain HTTP, loopback
     with serve_asgi(FlowApp(clearance, None)) as url:
         browser.get(url + "/")
         browser.delete_cookies()
@@ -190,7 +190,7 @@ def test_browser_gets_and_returns_the_cookie_in_process(browser: Browser) -> Non
 
 def test_browser_with_shared_state_caps_uses_and_revokes(browser: Browser) -> None:
     state = MemoryState()  # stands for the door's state= (Redis in production)
-    clearance = Clearance(SECRET, ttl=900, max_uses=2, recheck=0)
+    clearance = Clearance(SECRET, ttl=900, max_uses=2, recheck=0, secure=False)
     with serve_asgi(FlowApp(clearance, state)) as url:
         browser.get(url + "/")
         browser.delete_cookies()
@@ -271,7 +271,7 @@ def test_browser_through_the_door(browser: Browser) -> None:
             site,
             rules=[Rule("/comments", clearance=True)],
             provider=provider,
-            clearance=Clearance(SECRET, ttl=900),
+            clearance=Clearance(SECRET, ttl=900, secure=False),
         )
         with serve_asgi(guard) as url:
             browser.get(url + "/")

@@ -51,13 +51,13 @@ def site(request: pytest.FixtureRequest) -> Iterator[tuple[httpx.Client, GeeTest
             app,
             rules=[
                 Rule("/comments", clearance=True),
-                Rule("/replies", clearance="talk"),
+                Rule("/replies", clearance="talk", provider="geetest"),
                 Rule("/threads", clearance="talk", provider="geetest"),
                 Rule("/login"),
             ],
             provider=ProofOfWork(POW_SECRET, max_number=50),
             providers={"geetest": geetest},
-            clearance=Clearance(SECRET, ttl=60),
+            clearance=Clearance(SECRET, ttl=60, secure=False),  # plain HTTP on loopback
         )
         with serve(guard) as url, httpx.Client(base_url=url) as client:
             yield client, emulator

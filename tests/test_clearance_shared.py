@@ -20,7 +20,9 @@ POW_SECRET = "pow-secret-for-shared-clearance-0123"
 
 
 def _worker(door: str, server: RedisServer, prefix: str) -> tuple[Any, Clearance, RedisState]:
-    clearance = Clearance("shared-clearance-secret-0123456789ab", ttl=60, max_uses=2, recheck=0)
+    clearance = Clearance(
+        "shared-clearance-secret-0123456789ab", ttl=60, max_uses=2, recheck=0, secure=False
+    )
     state = RedisState.from_url(f"unix://{server.socket}", prefix=prefix)
     kind, app = (CaptchaGuard, echo_asgi) if door == "asgi" else (WSGICaptchaGuard, echo_wsgi)
     guard = kind(

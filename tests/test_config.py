@@ -132,6 +132,7 @@ def test_the_example_builds_both_doors(caplog: pytest.LogCaptureFixture) -> None
             "store_error",
             "pow_level",
             "private_token",
+            "clearance",
         }
     assert not [r for r in caplog.records if "not apply" in r.getMessage()]
 
@@ -523,7 +524,9 @@ def test_prometheus_hooks_are_built_for_the_doors(tmp_path: Path) -> None:
     path = write(tmp_path, POW + '[metrics]\nprometheus = true\n[[rules]]\npattern = "/a"\n')
     config = load(path, environ={})
     hooks: Any = config.door_kwargs()["event_hooks"]
-    assert set(hooks) == {"verdict", "breaker", "store_error", "pow_level", "private_token"}
+    assert set(hooks) == {
+        "verdict", "breaker", "store_error", "pow_level", "private_token", "clearance"
+    }  # fmt: skip
 
 
 # Warnings.

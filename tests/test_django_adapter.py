@@ -308,7 +308,10 @@ def test_clearance_spares_the_next_captcha(served: tuple[GeeTestEmulator, str]) 
     config = site_settings(endpoint, emulator.captcha_id, emulator.captcha_key)["CAPTCHA_GUARD"]
     cleared = views.captcha_required(clearance=True)(views.ruled)
     with override_settings(
-        CAPTCHA_GUARD={**config, "clearance": Clearance("django-clearance-secret-0123456789")}
+        CAPTCHA_GUARD={
+            **config,
+            "clearance": Clearance("django-clearance-secret-0123456789", secure=False),
+        }
     ):
         # RequestFactory: a loopback Host over plain HTTP, where a clearance cookie is set.
         factory = RequestFactory(HTTP_HOST="127.0.0.1")

@@ -201,7 +201,7 @@ def test_clearance_spares_the_next_captcha(served: tuple[GeeTestEmulator, str]) 
     emulator, endpoint = served
     captcha = Captcha(
         provider=GeeTest(emulator.captcha_id, emulator.captcha_key, endpoint=endpoint),
-        clearance=Clearance("fastapi-clearance-secret-0123456789"),
+        clearance=Clearance("fastapi-clearance-secret-0123456789", secure=False),
     )
     cleared = captcha.required(clearance=True)
     app = FastAPI()

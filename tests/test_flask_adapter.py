@@ -282,7 +282,7 @@ def test_clearance_spares_the_next_captcha(served: tuple[GeeTestEmulator, str]) 
     CaptchaGuard(
         app,
         provider=GeeTest(emulator.captcha_id, emulator.captcha_key, endpoint=endpoint),
-        clearance=Clearance("flask-clearance-secret-0123456789"),
+        clearance=Clearance("flask-clearance-secret-0123456789", secure=False),
     )
 
     @app.post("/comment")

@@ -71,7 +71,7 @@ def test_a_browser_without_tokens_falls_back_and_one_with_a_token_is_cleared(
         site,
         rules=[Rule("/comments", clearance=True, private_tokens=True), Rule("/login")],
         provider=ProofOfWork("pow-secret-for-token-browser-0123456", max_number=50),
-        clearance=Clearance("clearance-secret-for-token-browser-0123", ttl=900),
+        clearance=Clearance("clearance-secret-for-token-browser-0123", ttl=900, secure=False),
         private_tokens=PrivateTokens(
             "context-secret-for-token-browser-01234",
             [TokenIssuer("issuer.test", keys=[issuer.spki], fetch=False)],

@@ -26,6 +26,7 @@ type = "proof_of_work"
 secret = "env:POW"
 [clearance]
 secret = "env:CLEAR"
+secure = false
 """
 
 
@@ -102,7 +103,9 @@ def test_the_file_turns_private_tokens_on(
 
 
 def test_private_tokens_need_a_clearance(tmp_path: Path, issuer: Issuer) -> None:
-    text = BASE.replace('[clearance]\nsecret = "env:CLEAR"\n', "") + tokens_block(issuer)
+    text = BASE.replace('[clearance]\nsecret = "env:CLEAR"\nsecure = false\n', "") + tokens_block(
+        issuer
+    )
     with pytest.raises(ConfigError) as error:
         load(write(tmp_path, text + '[[rules]]\npattern = "/a"\n'), environ=ENV)
     assert [p.key for p in error.value.problems] == ["private_tokens"]

@@ -161,7 +161,7 @@ def _clearance(ctx: Context, document: dict[str, Any]) -> ClearanceSpec | None:
     values = _table(ctx, ("clearance",), document["clearance"], _CLEARANCE, required=("secret",))
     if "secret" not in values:
         return None
-    return ClearanceSpec(tuple(values["secret"]), values.get("ttl"))
+    return ClearanceSpec(tuple(values["secret"]), values.get("ttl"), values.get("secure"))
 
 
 def _providers(ctx: Context, table: Any) -> dict[str, ProviderSpec]:

@@ -73,12 +73,15 @@ class ClearanceSpec:
 
     secrets: tuple[str, ...] = field(repr=False)
     ttl: float | None = None
+    secure: bool | None = None
 
     def build(self) -> Any:
         from .. import Clearance  # type: ignore[attr-defined, unused-ignore]
 
         secret: Any = self.secrets[0] if len(self.secrets) == 1 else list(self.secrets)
         kwargs: dict[str, Any] = {} if self.ttl is None else {"ttl": self.ttl}
+        if self.secure is not None:
+            kwargs["secure"] = self.secure
         return Clearance(secret, **kwargs)
 
 

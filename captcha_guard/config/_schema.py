@@ -317,7 +317,9 @@ _STATE: dict[str, Check] = {
     "clock_skew": _number(0),
     "max_entries": _integer(1),
 }
-_CLEARANCE: dict[str, Check] = {"secret": _secrets, "ttl": _number(1)}
+# secure: true behind a TLS proxy the server is not told about; false for plain-HTTP loopback
+# development only (docs/clearance.md). Unset: decided from the request's scheme.
+_CLEARANCE: dict[str, Check] = {"secret": _secrets, "ttl": _number(1), "secure": _boolean}
 _CLIENT_IP: dict[str, Check] = {"trusted_hops": _integer(0)}
 _METRICS: dict[str, Check] = {"prometheus": _boolean}
 _RULE: dict[str, Check] = {
