@@ -118,11 +118,8 @@ def _django_send() -> Send:
         # be set, so the token path is off there, as it should be.
         response = call(where, form or {}, headers=headers, secure=True)
         found = {k.lower(): v for k, v in response.headers.items()}
-        if "set-cookie" not in found and response.cookies:
-            found["set-cookie"] = "; ".join(
-                f"{m.key}={m.value}; HttpOnly" if m["httponly"] else f"{m.key}={m.value}"
-                for m in response.cookies.values()
-            )
+        if "set-cookie" not in found and response.cookies:  # set by add_headers
+            found["set-cookie"] = next(iter(response.cookies.values())).OutputString()
         try:
             document = response.json()
         except ValueError:
