@@ -89,9 +89,13 @@ def _by_rules() -> Any:
     path = _route_path(request.environ.get("PATH_INFO", ""))
     found = core.gate.route(method, path)
     if found is None:
-        reply = core.gate.challenge(method, path)
+        if path not in core.gate.challenge_paths:
+            return None
+        # The sender too, as the doors pass it: proof of work prices a challenge by its
+        # network and the policy's signals.
+        value = from_environ(request.environ, path, core.client_address.wsgi)
+        reply = core.gate.challenge(method, path, value)
         if isinstance(reply, Redeem):  # the private-token path
-            value = from_environ(request.environ, path, core.client_address.wsgi)
             return _reply(core._drive(core.gate.redeem(value), request.environ, value))
         return None if reply is None else _reply(reply)
     if isinstance(found, Denial):

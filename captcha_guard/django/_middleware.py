@@ -10,6 +10,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
 from .._flow import Pass, Redeem, Route
+from .._request import from_environ
 from .._responses import Denial
 from ..wsgi import _route_path
 from ._core import guard
@@ -73,7 +74,12 @@ class CaptchaGuardMiddleware:
         path = _route_path(request.META.get("PATH_INFO", "")) or request.path_info
         found = core.gate.route(method, path)
         if found is None:
-            reply = core.gate.challenge(method, path)
+            if path not in core.gate.challenge_paths:
+                return None
+            # The sender too, as the doors pass it: proof of work prices a challenge by its
+            # network and the policy's signals.
+            sender = from_environ(request.META, path, core.client_address.wsgi)
+            reply = core.gate.challenge(method, path, sender)
             if reply is None or isinstance(reply, Redeem):
                 return reply  # None: go on; REDEEM: the private-token path, sync or async
             return challenge(reply)
