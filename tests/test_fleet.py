@@ -339,7 +339,9 @@ def test_an_escalated_pow_solution_passes_once_across_two_guards(
     (namespace "pow:1") must be shared as the first level's is."""
 
     def escalating() -> dict[str, Any]:
-        pow_ = ProofOfWork(fleet_app.POW_SECRET, max_number=100)  # levels 100, 800, 6400
+        pow_ = ProofOfWork(
+            fleet_app.POW_SECRET, max_number=100, escalation=(8, 64)
+        )  # 100, 800, 6400
         return {"providers": {"pow": pow_}}
 
     admin = redis_py.Redis(unix_socket_path=own_redis.socket)

@@ -46,7 +46,7 @@ def unavailable(answer: httpx.Response) -> bool:
 
 
 def pow_site(door: str, state: RedisState) -> Any:
-    provider = ProofOfWork(SECRET, max_number=30, challenge_path="/c")
+    provider = ProofOfWork(SECRET, max_number=30, challenge_path="/c", escalation=(8, 64))
     if door == "asgi":
         return serve_asgi(
             CaptchaGuard(echo_asgi, rules=[Rule("/login")], provider=provider, state=state)
