@@ -405,6 +405,7 @@ def test_every_way_a_token_can_be_wrong(issuer: Issuer) -> None:
         "another-secret-0123456789abcdef",
         [TokenIssuer("issuer.test", keys=[issuer.spki], fetch=False)],
         origin="site.test",
+        grease=0.0,
     )
     assert status(sign_directly(issuer, _current_challenge(other_secret))) is (
         TokenStatus.UNKNOWN_CHALLENGE
