@@ -372,9 +372,12 @@ def blacksheep_app() -> Any:
     from blacksheep import Application
     from blacksheep import Request as BSRequest
     from blacksheep import json as bs_json
+    from blacksheep.server.routing import Router
 
-    # Case-insensitive routes, matched on the undecoded raw_path.
-    app = Application(show_error_details=False)
+    # Case-insensitive routes, matched on the undecoded raw_path. A router of its own: by
+    # default every Application in a process shares BlackSheep's module router, and each
+    # new one resets it, so the zoo's apps raced (RouteDuplicate at one's start-up).
+    app = Application(router=Router(), show_error_details=False)
 
     def view(name: str) -> Any:
         async def endpoint(request: BSRequest) -> Any:
