@@ -15,14 +15,15 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ._effects import BodyProblem, Decision, Deny, Pass, ReadBody
 from ._fields import DEFAULT_HEADER, JSON_NESTING_KEY, BodyError, Fields, ParseLimits
 from ._fields import DEFAULT_LIMITS as _DEFAULT_LIMITS
 from ._fields import parse_urlencoded as _parse_urlencoded
-from ._flow import BodyProblem, Decision, Deny, Gate, Pass, ReadBody, Route
+from ._flow import Gate
 from ._perform import arun_flow, run_flow
 from ._request import ClientRequest
 from ._responses import unavailable
-from ._route import bind, bound_scope
+from ._route import Route, bind, bound_scope
 from ._rules import DEFAULT_METHODS, Rule
 from ._verdict import Outcome, Verdict
 

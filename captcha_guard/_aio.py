@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._deadline import TIMEOUT, Deadline, LoopLag, cancelling, ours_alone
-from ._flow import BUSY, CallProblem, ProviderCall
+from ._effects import BUSY, CallProblem, ProviderCall
 from ._proxy import env_proxy
 from .providers._wire import ProviderResponse
 

@@ -16,7 +16,7 @@ import asyncio
 import sys
 from typing import Any
 
-from ._flow import BUSY, CallProblem
+from ._effects import BUSY, CallProblem
 
 TICK = 0.025
 #: Lateness below this is a healthy loop's jitter, not lag.

@@ -11,11 +11,12 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from ._clearance import Clearance
 from ._client_ip import ClientAddress, ClientIPOption
+from ._effects import EventHook
 from ._events import StoreErrorEvent
 from ._failover import bind_state
 from ._fallback import FallbackLimitOption
 from ._fields import ParseLimits
-from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, EventHook, Gate
+from ._flow import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Gate
 from ._privacy_pass import PrivateTokens
 from ._routing import app_prefixes
 from ._rules import Rule

@@ -46,29 +46,19 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._breaker import Permit
-from ._calling import USER_AGENT, ask, shape
+from ._calling import ask, shape
 from ._check import int_arg, seconds_arg
 from ._clearance import Clearance
 from ._effects import (
     ABANDON,
-    BUSY,
-    DISCONNECTED,
-    INCOMPLETE,
     REDEEM,
-    TIMED_OUT,
-    TOO_LARGE,
-    UNREADABLE,
-    Abandon,
     BodyProblem,
-    CallProblem,
-    Decision,
     Deny,
     Effect,
     Emit,
     EventHook,
     Flow,
     Pass,
-    ProviderCall,
     ReadBody,
     Redeem,
 )
@@ -379,31 +369,4 @@ class Gate:
             yield Emit(self._verdict_hooks, judgement.event(route.label, duration))
 
 
-__all__ = [
-    "ABANDON",
-    "BUSY",
-    "DEFAULT_BODY_TIMEOUT",
-    "DEFAULT_MAX_BODY_SIZE",
-    "DISCONNECTED",
-    "INCOMPLETE",
-    "REDEEM",
-    "TIMED_OUT",
-    "TOO_LARGE",
-    "UNREADABLE",
-    "USER_AGENT",
-    "Abandon",
-    "BodyProblem",
-    "CallProblem",
-    "Decision",
-    "Deny",
-    "Effect",
-    "Emit",
-    "EventHook",
-    "Flow",
-    "Gate",
-    "Pass",
-    "ProviderCall",
-    "ReadBody",
-    "Redeem",
-    "Route",
-]
+__all__ = ["DEFAULT_BODY_TIMEOUT", "DEFAULT_MAX_BODY_SIZE", "Gate"]

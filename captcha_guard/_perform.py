@@ -14,14 +14,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Protocol, TypeVar
 
 from ._door import run_hook_errors
-from ._flow import (
-    BodyProblem,
-    CallProblem,
-    Effect,
-    Emit,
-    ProviderCall,
-    ReadBody,
-)
+from ._effects import BodyProblem, CallProblem, Effect, Emit, ProviderCall, ReadBody
 from ._state import StateOp
 from .providers._wire import ProviderResponse
 

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._effects import CallProblem, ProviderCall
 from ._fields import FieldError, Fields
-from ._flow import CallProblem, ProviderCall
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._verdict import Fault, Outcome, ProviderFailure, Verdict
 from .config import TEST_KEYS, VENDOR_TEST_SECRETS, Config, ProviderSpec, StateSpec

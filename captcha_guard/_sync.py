@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any
 
-from ._flow import BUSY, CallProblem, ProviderCall
+from ._effects import BUSY, CallProblem, ProviderCall
 from ._proxy import env_proxy
 from .providers._wire import ProviderResponse
 

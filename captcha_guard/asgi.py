@@ -15,7 +15,7 @@ from typing import Any
 
 from ._aio import AiohttpSender, HttpxSender, cancelling, ours_alone
 from ._door import FrontDoor
-from ._flow import (
+from ._effects import (
     DISCONNECTED,
     TIMED_OUT,
     TOO_LARGE,
@@ -25,11 +25,11 @@ from ._flow import (
     Pass,
     ReadBody,
     Redeem,
-    Route,
 )
 from ._perform import T, arun_flow
 from ._request import from_scope, read_headers
 from ._responses import Denial, no_store, render, wants_json
+from ._route import Route
 from ._routing import route_path
 from ._types import ASGIApp, Message, Receive, Scope, Send
 

@@ -34,10 +34,11 @@ from fastapi.security.base import SecurityBase
 from starlette.formparsers import MultiPartException
 
 from ._adapter import ajudge, is_judged, read_fields, reused, view_route
+from ._effects import Deny, Pass
 from ._fields import BodyError, Fields, _opaque, media_type
-from ._flow import Deny, Pass, Route
 from ._request import from_scope
 from ._responses import Denial
+from ._route import Route
 from ._rules import DEFAULT_METHODS
 from ._verdict import Verdict
 from .asgi import CaptchaGuard

@@ -27,10 +27,11 @@ from flask import Response as FlaskResponse
 from werkzeug.exceptions import HTTPException
 
 from ._adapter import is_judged, judge, read_fields, reused, view_route
+from ._effects import Deny, Pass, Redeem
 from ._fields import BodyError, Fields, _opaque, media_type
-from ._flow import Deny, Pass, Redeem, Route
 from ._request import from_environ
 from ._responses import Denial, Reply, render, wants_json
+from ._route import Route
 from ._rules import DEFAULT_METHODS
 from ._verdict import Verdict
 from .wsgi import VERDICT_KEY, WSGICaptchaGuard, _route_path

@@ -19,15 +19,15 @@ Theory of operation.
   script touches one key, so each runs on one Redis Cluster slot, and keys of two prefixes
   never meet. Every key has a TTL. Replay keys and budget buckets are stored as a 128-bit
   BLAKE2b digest, so no token or client address is written to Redis as such.
-- ``timeout`` bounds every operation whatever the client's own settings: the clients we use
-  have socket and connect timeouts of ``timeout`` and no retries (redis-py's default is 5 s
-  and several retries with back-off), and every async operation also runs under a deadline
-  of ``timeout``. A timeout, a refused connection, a ``LOADING`` or ``READONLY`` server is
-  ``StateUnavailable``; ``OOM`` (a full server under ``maxmemory-policy noeviction``) is
-  ``StateFull``: the caller refuses, it does not forget. Under ASGI the deadline is credited
-  with our own event loop's lag (``_aio.LoopLag``, as provider calls are): an answer that
-  came while the loop was stalled is read, and a loop stalled past the credit is
-  ``StateBusy``, never an outage.
+- ``timeout`` bounds every operation whatever the client's own settings: our clients
+  (``_redis_client.py``) have socket and connect timeouts of ``timeout`` and no retries
+  (redis-py's default is 5 s and several retries with back-off), and every async operation
+  also runs under a deadline of ``timeout``. A timeout, a refused connection, a ``LOADING``
+  or ``READONLY`` server is ``StateUnavailable``; ``OOM`` (a full server under
+  ``maxmemory-policy noeviction``) is ``StateFull``: the caller refuses, it does not forget.
+  Under ASGI the deadline is credited with our own event loop's lag (``_aio.LoopLag``, as
+  provider calls are): an answer that came while the loop was stalled is read, and a loop
+  stalled past the credit is ``StateBusy``, never an outage.
 
 The breaker fleet-wide. One hash per breaker holds its state (closed / open / half-open), a
 generation, the consecutive failure count, the server time it opened, and the probe lease.
@@ -54,22 +54,8 @@ try:
     import redis as _redis
     import redis.asyncio as _aredis
     from redis.asyncio.cluster import RedisCluster as _AsyncCluster
-    from redis.asyncio.retry import Retry as _AsyncRetry
-    from redis.backoff import NoBackoff
     from redis.cluster import RedisCluster as _SyncCluster
-    from redis.exceptions import (
-        ConnectionError as _ConnectionError,
-    )
-    from redis.exceptions import (
-        NoScriptError,
-        OutOfMemoryError,
-        ReadOnlyError,
-        RedisError,
-    )
-    from redis.exceptions import (
-        TimeoutError as _TimeoutError,
-    )
-    from redis.retry import Retry
+    from redis.exceptions import NoScriptError
 except ImportError as exc:  # pragma: no cover - the extra is missing
     raise ImportError(
         "captcha_guard.redis needs redis-py: pip install 'captcha-guard[redis]'"
@@ -78,36 +64,14 @@ except ImportError as exc:  # pragma: no cover - the extra is missing
 from ._aio import TIMEOUT, Deadline, LoopLag
 from ._check import int_arg, seconds_arg
 from ._memory import DEFAULT_MAX_ENTRIES
+from ._redis_client import ASYNC_POOL_SIZE, bounded_kwargs, rebuild, translate
 from ._redis_plans import RedisPlans, _Answered, _Call
-from ._state import OP_NAMES, StateBusy, StateFull, StateOp, StateUnavailable
+from ._state import OP_NAMES, StateBusy, StateOp, StateUnavailable
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: Seconds by which the hosts' clocks may disagree: replay keys live this much longer.
 DEFAULT_CLOCK_SKEW = 30.0
 InOutage = Literal["refuse", "per_process"]
-#: Connections per event loop; more concurrent operations wait for one, within the deadline.
-_ASYNC_POOL_SIZE = 100
-
-_SYNC_KINDS = (_redis.Redis, _SyncCluster)
-_ASYNC_KINDS = (_aredis.Redis, _AsyncCluster)
-_BOUNDED_POOL_DROP = ("retry", "retry_on_timeout", "retry_on_error", "health_check_interval")
-
-
-def _bounded_kwargs(timeout: float, asynchronous: bool = False) -> dict[str, Any]:
-    # The Retry of the client's own kind: redis-py warns at every start when an asyncio
-    # client is given a sync one.
-    retry = _AsyncRetry(NoBackoff(), 0) if asynchronous else Retry(NoBackoff(), 0)
-    # Async: no socket timeouts of redis-py's own. The operation's Deadline bounds it, credited
-    # with our loop's lag; a socket timeout is not, and on Python 3.12+ it fires before an
-    # answer that came during a stall is read, taking our own stall for Redis being down.
-    socket_timeout = None if asynchronous else timeout
-    return {
-        "socket_timeout": socket_timeout,
-        "socket_connect_timeout": socket_timeout,
-        "retry": retry,
-        "retry_on_timeout": False,
-        "health_check_interval": 0,
-    }
 
 
 class RedisState(RedisPlans):
@@ -176,11 +140,12 @@ class RedisState(RedisPlans):
             self._async = client
             self._cluster_pending = True
         elif isinstance(client, _aredis.Redis):
-            self._async = self._rebuild(client, _aredis)
+            self._async = rebuild(client, self.timeout)
+            self._async_slots = asyncio.Semaphore(client.connection_pool.max_connections)
         elif isinstance(client, _SyncCluster):
             self._sync = client
         elif isinstance(client, _redis.Redis):
-            self._sync = self._rebuild(client, _redis)
+            self._sync = rebuild(client, self.timeout)
         elif client is not None:
             raise TypeError(
                 "client must be a redis.asyncio.Redis, redis.Redis or a RedisCluster, "
@@ -228,23 +193,6 @@ class RedisState(RedisPlans):
         seconds_arg(cache_ttl, "breaker_cache_ttl", inclusive=True, wrong_type=TypeError)
         int_arg(cache_permits, "breaker_cache_permits", minimum=0)
 
-    def _rebuild(self, client: Any, module: Any) -> Any:
-        pool = client.connection_pool
-        kwargs = {
-            key: value
-            for key, value in pool.connection_kwargs.items()
-            if not key.startswith(("maint_", "orig_")) and key not in _BOUNDED_POOL_DROP
-        }
-        kwargs.update(_bounded_kwargs(self.timeout, module is _aredis))
-        ours = module.ConnectionPool(
-            connection_class=pool.connection_class,
-            max_connections=pool.max_connections,
-            **kwargs,
-        )
-        if module is _aredis:
-            self._async_slots = asyncio.Semaphore(pool.max_connections)
-        return module.Redis(connection_pool=ours)
-
     def __repr__(self) -> str:
         return f"RedisState(prefix={self.prefix!r}, timeout={self.timeout})"
 
@@ -275,7 +223,7 @@ class RedisState(RedisPlans):
                 self.for_wsgi()
             with self._lock:
                 if self._sync is None and self._url is not None:
-                    self._sync = _redis.Redis.from_url(self._url, **_bounded_kwargs(self.timeout))
+                    self._sync = _redis.Redis.from_url(self._url, **bounded_kwargs(self.timeout))
                 client = self._sync
         return client
 
@@ -290,11 +238,11 @@ class RedisState(RedisPlans):
         if self._async_loop is not loop:
             pool = _aredis.ConnectionPool.from_url(
                 self._url,
-                max_connections=_ASYNC_POOL_SIZE,
-                **_bounded_kwargs(self.timeout, asynchronous=True),
+                max_connections=ASYNC_POOL_SIZE,
+                **bounded_kwargs(self.timeout, asynchronous=True),
             )
             self._async = _aredis.Redis(connection_pool=pool)
-            self._async_slots = asyncio.Semaphore(_ASYNC_POOL_SIZE)
+            self._async_slots = asyncio.Semaphore(ASYNC_POOL_SIZE)
             self._async_loop = loop
         return self._async
 
@@ -325,7 +273,7 @@ class RedisState(RedisPlans):
                 except NoScriptError:
                     reply = client.eval(plan.script.body, 1, *plan.args)
         except Exception as exc:
-            raise self._translate(exc) from exc
+            raise translate(exc) from exc
         return plan.parse(reply, plan)
 
     async def arun(self, op: StateOp) -> Any:
@@ -354,7 +302,7 @@ class RedisState(RedisPlans):
                 raise StateUnavailable("timeout") from None
             raise StateBusy() from None
         except Exception as exc:
-            raise self._translate(exc) from exc
+            raise translate(exc) from exc
         finally:
             deadline.close()
         return plan.parse(reply, plan)
@@ -371,7 +319,7 @@ class RedisState(RedisPlans):
             try:
                 await asyncio.wait_for(client.initialize(), max(1.0, 10 * self.timeout))
             except Exception as exc:
-                raise self._translate(exc) from exc
+                raise translate(exc) from exc
             self._cluster_pending = False
 
     @staticmethod
@@ -385,22 +333,6 @@ class RedisState(RedisPlans):
             return await client.evalsha(plan.script.sha, 1, *plan.args)
         except NoScriptError:
             return await client.eval(plan.script.body, 1, *plan.args)
-
-    @staticmethod
-    def _translate(exc: BaseException) -> Exception:
-        if isinstance(exc, StateFull | StateUnavailable):
-            return exc
-        if isinstance(exc, OutOfMemoryError):
-            return StateFull("redis is out of memory (maxmemory)")
-        if isinstance(exc, _TimeoutError | asyncio.TimeoutError | TimeoutError):
-            return StateUnavailable("timeout")
-        if isinstance(exc, ReadOnlyError):
-            return StateUnavailable("readonly")
-        if isinstance(exc, _ConnectionError | OSError):
-            return StateUnavailable("connection")
-        if isinstance(exc, RedisError):
-            return StateUnavailable("error")
-        return StateUnavailable(type(exc).__name__)
 
 
 __all__ = ["RedisState"]

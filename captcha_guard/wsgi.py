@@ -16,7 +16,7 @@ from typing import IO, Any
 from wsgiref.util import is_hop_by_hop
 
 from ._door import FrontDoor
-from ._flow import (
+from ._effects import (
     INCOMPLETE,
     TIMED_OUT,
     TOO_LARGE,
@@ -27,11 +27,11 @@ from ._flow import (
     Pass,
     ReadBody,
     Redeem,
-    Route,
 )
 from ._perform import T, run_flow
 from ._request import from_environ
 from ._responses import Denial, no_store, render, status_line, wants_json
+from ._route import Route
 from ._sync import SyncHttpxSender, Urllib3Sender
 from ._types import Environ, StartResponse, WSGIApp
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from captcha_guard import GeeTest, Rule
+from captcha_guard._effects import Deny, Pass
 from captcha_guard._fields import (
     DEFAULT_LIMITS,
     BodyError,
@@ -21,8 +22,9 @@ from captcha_guard._fields import (
     parse_multipart,
     parse_urlencoded,
 )
-from captcha_guard._flow import Deny, Gate, Pass, Route
+from captcha_guard._flow import Gate
 from captcha_guard._responses import Denial
+from captcha_guard._route import Route
 from captcha_guard.testing import GeeTestEmulator
 from tests.wire import client_request, state_of, until_call
 

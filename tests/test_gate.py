@@ -13,18 +13,10 @@ import pytest
 
 from captcha_guard import CircuitBreaker, GeeTest, Outcome, Rule, Verdict
 from captcha_guard._breaker import Permit, State
-from captcha_guard._flow import (
-    BUSY,
-    CallProblem,
-    Decision,
-    Deny,
-    Flow,
-    Gate,
-    Pass,
-    ProviderCall,
-    Route,
-)
+from captcha_guard._effects import BUSY, CallProblem, Decision, Deny, Flow, Pass, ProviderCall
+from captcha_guard._flow import Gate
 from captcha_guard._responses import Denial
+from captcha_guard._route import Route
 from captcha_guard.providers import ProviderRequest, ProviderResponse
 from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.testing import GeeTestEmulator

@@ -25,8 +25,9 @@ from captcha_guard import (
     Verdict,
     WSGICaptchaGuard,
 )
+from captcha_guard._effects import Pass
 from captcha_guard._fields import FieldError, Fields
-from captcha_guard._flow import Gate, Pass
+from captcha_guard._flow import Gate
 from captcha_guard.providers._base import ClientRequest
 from captcha_guard.providers.proof_of_work import derive_key
 from tests.apps import echo_asgi, echo_wsgi

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 
 from captcha_guard import GeeTest
-from captcha_guard._flow import ProviderCall
+from captcha_guard._effects import ProviderCall
 from captcha_guard._sync import TIMEOUT, Urllib3Sender
 from captcha_guard.providers._wire import ProviderRequest
 from captcha_guard.testing import GeeTestEmulator

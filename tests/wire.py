@@ -15,17 +15,11 @@ from typing import Any
 
 import httpx
 
-from captcha_guard._flow import (
-    Decision,
-    Emit,
-    Flow,
-    Gate,
-    ProviderCall,
-    ReadBody,
-    Route,
-)
+from captcha_guard._effects import Decision, Emit, Flow, ProviderCall, ReadBody
+from captcha_guard._flow import Gate
 from captcha_guard._memory import MemoryState
 from captcha_guard._request import CAPTCHA_HEADER, ClientRequest
+from captcha_guard._route import Route
 from captcha_guard._state import StateOp
 from captcha_guard.providers._wire import ProviderRequest, ProviderResponse
 from captcha_guard.testing import Emulator

@@ -11,7 +11,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.core.signals import setting_changed
 
-from .._flow import Route
+from .._route import Route
 from ..wsgi import WSGICaptchaGuard
 
 SETTING = "CAPTCHA_GUARD"

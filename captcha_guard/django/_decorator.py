@@ -16,8 +16,9 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest
 
 from .._adapter import read_fields, view_route
+from .._effects import Decision, Pass
 from .._fields import BodyError
-from .._flow import Decision, Pass, Route
+from .._route import Route
 from .._rules import DEFAULT_METHODS
 from ._core import DjangoGuard, guard
 from ._judge import adecide, decide, judged

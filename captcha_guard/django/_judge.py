@@ -18,6 +18,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.http.request import RawPostDataException
 
 from .._adapter import is_judged, judge, read_fields, reused
+from .._effects import CallProblem, Decision, ProviderCall
 from .._fields import (
     DEFAULT_LIMITS,
     BodyError,
@@ -28,11 +29,11 @@ from .._fields import (
     media_type,
     parse_json,
 )
-from .._flow import CallProblem, Decision, ProviderCall, Route
 from .._memory import MemoryState
 from .._perform import arun_flow, run_flow
 from .._request import ClientRequest, from_environ
 from .._responses import Reply
+from .._route import Route
 from .._verdict import Verdict
 from ..providers._wire import ProviderResponse
 from ..wsgi import VERDICT_KEY

@@ -9,9 +9,10 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 
-from .._flow import Pass, Redeem, Route
+from .._effects import Pass, Redeem
 from .._request import from_environ
 from .._responses import Denial
+from .._route import Route
 from ..wsgi import _route_path
 from ._core import guard
 from ._judge import adecide, aredeem, decide, earlier_verdict, redeem
