@@ -28,7 +28,7 @@ from captcha_guard._verdict import Fault, ProviderFailure, Verdict
 from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.providers.friendly import EU_ENDPOINT, GLOBAL_ENDPOINT, V1_ENDPOINT
 from captcha_guard.testing import Emulator, FriendlyCaptchaEmulator, Outage
-from tests.guarded import Stage, guarded, patient, post, staged
+from tests.providers.guarded import Stage, guarded, patient, post, staged
 from tests.wire import from_httpx
 
 V2 = "/api/v2/captcha/siteverify"

@@ -26,7 +26,7 @@ from captcha_guard._verdict import Fault, ProviderFailure, Verdict
 from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.providers.aliyun import acs_date, sign
 from captcha_guard.testing import AliyunCaptchaEmulator, Outage
-from tests.guarded import Stage, patient, staged
+from tests.providers.guarded import Stage, patient, staged
 from tests.wire import as_httpx, from_httpx
 
 # The official example of signature V3 (providers.md).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,9 @@ from captcha_guard.providers._faults import (
     provider,
     user,
 )
+from tests import ROOT
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "faults.md"
+DOC = ROOT / "docs" / "faults.md"
 
 
 def test_every_vendor_has_its_default_on_purpose() -> None:

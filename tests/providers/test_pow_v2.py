@@ -19,10 +19,10 @@ from captcha_guard._fields import FieldError, Fields
 from captcha_guard.config import load
 from captcha_guard.providers._pow_v2 import IssueBudget, IssueBusy, Kdf
 from tests.apps import echo_asgi, echo_wsgi
+from tests.config.test_config import POW, problems, write
 from tests.helpers import judge_pow
+from tests.providers.test_providers_proof_of_work import START, Clock
 from tests.servers import serve_asgi, serve_wsgi
-from tests.test_config import POW, problems, write
-from tests.test_providers_proof_of_work import START, Clock
 
 SECRET = "test-secret-v2-0123456789abcdef"
 
@@ -188,8 +188,8 @@ def test_v1_and_v2_payloads_do_not_cross() -> None:
     v2 = make()
     v2_payload = solve(v2.new_challenge())
     assert judge(v1, v2_payload).reason == "malformed altcha"
-    from tests.test_providers_proof_of_work import encode as encode_v1
-    from tests.test_providers_proof_of_work import solve as solve_v1
+    from tests.providers.test_providers_proof_of_work import encode as encode_v1
+    from tests.providers.test_providers_proof_of_work import solve as solve_v1
 
     v1_payload = encode_v1(solve_v1(v1.new_challenge()))
     assert judge(v2, v1_payload).reason == "malformed altcha"

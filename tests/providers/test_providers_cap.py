@@ -19,7 +19,7 @@ from captcha_guard._verdict import Fault, ProviderFailure, Verdict
 from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.providers._faults import CAP
 from captcha_guard.testing import CapEmulator
-from tests.guarded import Stage, patient, staged
+from tests.providers.guarded import Stage, patient, staged
 from tests.wire import from_httpx, send_in_process
 
 #: Every answer siteverify.js gives but success, with its status, and the bin it must land in.

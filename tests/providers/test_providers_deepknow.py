@@ -19,7 +19,7 @@ from captcha_guard._verdict import Fault, Outcome, ProviderFailure, Verdict
 from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.providers.deepknow import encode_jwt
 from captcha_guard.testing import DeepKnowEmulator, Outage
-from tests.guarded import Stage, patient, staged
+from tests.providers.guarded import Stage, patient, staged
 from tests.wire import as_httpx, from_httpx
 
 # GeeTest's example (seed 003): these claims, in this order, under this secret, give this token.

@@ -27,7 +27,7 @@ from captcha_guard.testing import (
     SiteverifyEmulator,
     TurnstileEmulator,
 )
-from tests.guarded import Stage, guarded, patient, post, staged
+from tests.providers.guarded import Stage, guarded, patient, post, staged
 from tests.wire import as_httpx, from_httpx
 
 

@@ -22,8 +22,8 @@ from captcha_guard.providers._base import Claim, ClientRequest
 from captcha_guard.providers._faults import TENCENT, TENCENT_CAPTCHA
 from captcha_guard.providers.tencent import endpoint_for, sign, utc_date
 from captcha_guard.testing import TencentCaptchaEmulator
-from tests.guarded import Stage, patient, staged
 from tests.helpers import FakeClock
+from tests.providers.guarded import Stage, patient, staged
 from tests.wire import as_httpx, from_httpx, send_in_process
 
 # The official example of TC3-HMAC-SHA256 (providers.md: the vendor's CVM example).

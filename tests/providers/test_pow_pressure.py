@@ -21,11 +21,11 @@ from captcha_guard.prometheus import event_hooks
 from captcha_guard.providers._pow_pressure import count_on
 from captcha_guard.redis import RedisState
 from tests.apps import echo_asgi, echo_wsgi
+from tests.config.test_config import POW, problems, write
+from tests.providers.test_providers_proof_of_work import encode
+from tests.providers.test_providers_proof_of_work import solve as solve_v1
 from tests.redis_server import redis_server
 from tests.servers import serve_asgi, serve_wsgi
-from tests.test_config import POW, problems, write
-from tests.test_providers_proof_of_work import encode
-from tests.test_providers_proof_of_work import solve as solve_v1
 
 SECRET = "test-secret-pressure-0123456789abcdef"
 START = 1_700_000_000.0
@@ -253,7 +253,7 @@ def test_two_doors_on_one_redis_count_as_one_fleet() -> None:
     two = ProofOfWork(SECRET, max_number=50, pressure=policy, escalation=(8, 64))
     with redis_server() as server:
         prefix = "p" + uuid.uuid4().hex[:10]
-        # A 2 s operation timeout (as tests/test_fleet.py): on a loaded machine the default
+        # A 2 s operation timeout (as tests/state/test_fleet.py): on a loaded machine the default
         # 0.2 s would count a slow answer as an outage, and the count would go to memory.
         shared_a = RedisState.from_url(f"unix://{server.socket}", prefix=prefix, timeout=2.0)
         shared_w = RedisState.from_url(f"unix://{server.socket}", prefix=prefix, timeout=2.0)

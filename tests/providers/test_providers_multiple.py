@@ -10,7 +10,7 @@ import pytest
 from captcha_guard import CaptchaGuard, CircuitBreaker, ReCaptcha, Rule, Turnstile
 from captcha_guard._breaker import State
 from captcha_guard.testing import Outage, ReCaptchaEmulator, TurnstileEmulator
-from tests.guarded import guarded, post, verdict_echo
+from tests.providers.guarded import guarded, post, verdict_echo
 
 
 def test_one_vendors_outage_does_not_open_the_others_circuit(
