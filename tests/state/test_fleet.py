@@ -5,7 +5,7 @@ them, and as two "hosts" (two servers, each its own in-process state) on one Red
 
 No fakes and no sleeping in hope: every wait polls a condition under a deadline, and every
 loop is bounded. The provider is the Turnstile emulator served over HTTP from this process
-(its ``calls`` count every request the workers made to it); the site is tests/fleet_app.py.
+(its ``calls`` count every request the workers made to it); the site is tests/state/fleet_app.py.
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ from captcha_guard import (
 from captcha_guard._state import StateOp
 from captcha_guard.redis import RedisState
 from captcha_guard.testing import EmulatorServer, Outage, TurnstileEmulator
-from tests import fleet_app
+from tests import ROOT
 from tests.helpers import solve_pow as solve
 from tests.redis_server import RedisServer
 from tests.servers import serve_asgi, serve_wsgi
+from tests.state import fleet_app
 
-ROOT = Path(__file__).resolve().parent.parent
 THRESHOLD = 3
 RESET = 1.5
 #: The reset of guards built for tests that never reach half-open (in_process, some fleets).
@@ -363,7 +363,7 @@ def test_an_escalated_pow_solution_passes_once_across_two_guards(
         admin.close()
 
 
-# Parts 2 to 4: real server processes, each serving tests/fleet_app.py on a unix socket.
+# Parts 2 to 4: real server processes, each serving tests/state/fleet_app.py on a unix socket.
 
 #: gunicorn-sync-preload: the app (and its RedisState) is built in the master before the fork.
 KINDS = ["uvicorn", "gunicorn-sync", "gunicorn-uvicorn", "gunicorn-sync-preload"]
@@ -378,7 +378,7 @@ def _command(kind: str, sock: str, workers: int) -> list[str]:
         return [
             sys.executable, "-m", "uvicorn", "--workers", str(workers), "--uds", sock,
             "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "30",
-            "tests.fleet_app:asgi_app",
+            "tests.state.fleet_app:asgi_app",
         ]  # fmt: skip
     sync = kind.startswith("gunicorn-sync")
     return [
@@ -386,7 +386,7 @@ def _command(kind: str, sock: str, workers: int) -> list[str]:
         "-k", "sync" if sync else "uvicorn.workers.UvicornWorker",
         "--bind", f"unix:{sock}", "--log-level", "warning", "--keep-alive", "30",
         "--graceful-timeout", "2", *(["--preload"] if kind.endswith("-preload") else []),
-        "tests.fleet_app:wsgi_app" if sync else "tests.fleet_app:asgi_app",
+        "tests.state.fleet_app:wsgi_app" if sync else "tests.state.fleet_app:asgi_app",
     ]  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""A guarded site for the fleet tests (tests/test_fleet.py), configured by environment
+"""A guarded site for the fleet tests (tests/state/test_fleet.py), configured by environment
 variables so that every worker of ``uvicorn --workers N`` / ``gunicorn -w N`` builds the same:
 
     FLEET_REDIS     the Redis URL (``unix:///.../redis.sock``); unset: no shared state
@@ -14,9 +14,9 @@ its shared state is in an outage, after one operation on it). Every answer, deni
 (``{"pid", "outcome": null, "error"}``), carries the pid of the worker that gave it, so a
 test sees which workers answered.
 
-    uvicorn --workers 2 --uds PATH tests.fleet_app:asgi_app
-    gunicorn -w 2 --bind unix:PATH tests.fleet_app:wsgi_app
-    gunicorn -w 2 -k uvicorn.workers.UvicornWorker --bind unix:PATH tests.fleet_app:asgi_app
+    uvicorn --workers 2 --uds PATH tests.state.fleet_app:asgi_app
+    gunicorn -w 2 --bind unix:PATH tests.state.fleet_app:wsgi_app
+    gunicorn -w 2 -k uvicorn.workers.UvicornWorker --bind unix:PATH tests.state.fleet_app:asgi_app
 """
 
 from __future__ import annotations

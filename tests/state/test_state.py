@@ -1,7 +1,7 @@
 """The in-process state (MemoryState) and the failover wrapper's own logic, on fake clocks.
 
 The failover's behaviour against a real Redis that dies, pauses and comes back is in
-tests/test_redis.py; here a primary that fails on command checks the bookkeeping exactly:
+tests/state/test_redis.py; here a primary that fails on command checks the bookkeeping exactly:
 log lines, back-off, the one retrier, events, where permits go back to.
 """
 

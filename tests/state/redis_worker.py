@@ -1,6 +1,6 @@
 """A separate process that drives a RedisState, for the tests that need two or more hosts.
 
-``python -m tests.redis_worker MODE URL PREFIX [ARGS...]`` prints one JSON document. Each
+``python -m tests.state.redis_worker MODE URL PREFIX [ARGS...]`` prints one JSON document. Each
 worker waits for a start file to appear before it begins, so all begin together.
 """
 

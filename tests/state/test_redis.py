@@ -28,9 +28,8 @@ from captcha_guard._memory import MemoryState
 from captcha_guard._redis_lua import BREAKER, SPEND
 from captcha_guard._state import StateFull, StateOp, StateUnavailable, Stored, Transition
 from captcha_guard.redis import RedisState
+from tests import ROOT
 from tests.redis_server import RedisServer, redis_cluster
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def op(name: str, *args: Any) -> StateOp:
@@ -56,7 +55,16 @@ def run_workers(mode: str, server: RedisServer, prefix: str, n: int, *args: str)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.redis_worker", mode, server.url, prefix, start, *args],
+            [
+                sys.executable,
+                "-m",
+                "tests.state.redis_worker",
+                mode,
+                server.url,
+                prefix,
+                start,
+                *args,
+            ],
             stdout=subprocess.PIPE,
             env=env,
             cwd=ROOT,
@@ -391,7 +399,7 @@ def test_probe_lease_expires_when_its_holder_dies(shared_redis: RedisServer, pre
     Path(start).touch()
     argv = ["probe", shared_redis.url, prefix, start, "0.05", "0.5", "hold"]
     holder = subprocess.Popen(
-        [sys.executable, "-m", "tests.redis_worker", *argv],
+        [sys.executable, "-m", "tests.state.redis_worker", *argv],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
