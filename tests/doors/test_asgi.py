@@ -24,9 +24,9 @@ from captcha_guard import CaptchaGuard, CircuitBreaker, GeeTest, Outcome, Rule
 from captcha_guard._breaker import State
 from captcha_guard.providers.geetest import sign_token
 from captcha_guard.testing import GeeTestEmulator, Outage
-from tests import asgi_kit
-from tests.asgi_kit import guard as _guard
-from tests.asgi_kit import levels as _levels
+from tests.doors import asgi_kit
+from tests.doors.asgi_kit import guard as _guard
+from tests.doors.asgi_kit import levels as _levels
 from tests.helpers import (
     FakeClock,
     GeeTestEnv,

@@ -1,5 +1,5 @@
-"""The WSGI site tests/test_wsgi.py serves under real gunicorn workers to cut off a client
-that trickles its body: ``gunicorn tests.slow_body_app:app``. ``POST /login`` is protected
+"""The WSGI site tests/doors/test_wsgi.py serves under real gunicorn workers to cut off a client
+that trickles its body: ``gunicorn tests.doors.slow_body_app:app``. ``POST /login`` is protected
 with a body deadline of ``BODY_TIMEOUT`` seconds; ``GET /about`` is not."""
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
@@ -28,6 +27,7 @@ from captcha_guard import CircuitBreaker, Denial, GeeTest, Rule, WSGICaptchaGuar
 from captcha_guard._responses import UNAVAILABLE_REASON
 from captcha_guard.testing import EmulatorServer, GeeTestEmulator, Outage
 from captcha_guard.wsgi import VERDICT_KEY
+from tests import ROOT
 from tests.apps import echo_wsgi
 from tests.servers import serve_wsgi
 
@@ -517,8 +517,8 @@ def test_the_verdict_key_is_the_one_design_pins() -> None:
 
 @contextmanager
 def _slow_body_server(kind: str) -> Iterator[int]:
-    """Serve tests.slow_body_app under gunicorn (a worker class) or the Werkzeug server."""
-    from tests import slow_body_app
+    """Serve tests.doors.slow_body_app under gunicorn (a worker class) or the Werkzeug server."""
+    from tests.doors import slow_body_app
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -537,8 +537,8 @@ def _slow_body_server(kind: str) -> Iterator[int]:
             listener.close()
         return
     command = [sys.executable, "-m", "gunicorn", "-k", kind, "--threads", "2", "-w", "1"]
-    command += ["--bind", f"fd://{listener.fileno()}", "tests.slow_body_app:app"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    command += ["--bind", f"fd://{listener.fileno()}", "tests.doors.slow_body_app:app"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         command, pass_fds=[listener.fileno()], env=env, stderr=subprocess.DEVNULL
     )
@@ -566,7 +566,7 @@ def _ask(port: int, head: bytes, timeout: float = 10.0) -> tuple[bytes, float]:
 
 @pytest.mark.parametrize("kind", ["sync", "gthread", "werkzeug"])
 def test_a_trickling_body_is_cut_off_with_a_408_by_the_server_socket(kind: str) -> None:
-    from tests.slow_body_app import BODY_TIMEOUT
+    from tests.doors.slow_body_app import BODY_TIMEOUT
 
     trickle = (
         b"POST /login HTTP/1.1\r\nhost: x\r\ncontent-type: application/"

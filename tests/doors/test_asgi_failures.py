@@ -17,9 +17,9 @@ from captcha_guard._breaker import State
 from captcha_guard.providers.geetest import OPERATOR_ERRORS, USER_ERRORS
 from captcha_guard.testing import Outage
 from captcha_guard.testing._geetest import ERROR_MESSAGES
-from tests import asgi_kit
-from tests.asgi_kit import guard as _guard
-from tests.asgi_kit import levels as _levels
+from tests.doors import asgi_kit
+from tests.doors.asgi_kit import guard as _guard
+from tests.doors.asgi_kit import levels as _levels
 from tests.helpers import (
     FakeClock,
     GatedGeeTestEmulator,

@@ -18,7 +18,7 @@ from captcha_guard._effects import ProviderCall
 from captcha_guard._sync import TIMEOUT, Urllib3Sender
 from captcha_guard.providers._wire import ProviderRequest
 from captcha_guard.testing import GeeTestEmulator
-from tests.test_wsgi import call, environ_for, form, guard_for
+from tests.doors.test_wsgi import call, environ_for, form, guard_for
 
 ANSWER = b'{"result": "success", "reason": "", "captcha_args": {}}'
 #: How long the server would take to trickle its answer whole: far past any timeout here.
