@@ -3,7 +3,7 @@ environment (ADAPTER_ENDPOINT, ADAPTER_CAPTCHA_ID, ADAPTER_CAPTCHA_KEY)."""
 
 import os
 
-from tests.django_site import site_settings
+from tests.adapters.django_site import site_settings
 
 globals().update(
     site_settings(

@@ -1,11 +1,11 @@
-"""A Django project protected by captcha_guard.django, for tests/test_django_adapter.py: in
-this process (``site_settings``) and under gunicorn (``tests.django_site.settings``)."""
+"""A Django project protected by captcha_guard.django, for tests/adapters/test_django_adapter.py: in
+this process (``site_settings``) and under gunicorn (``tests.adapters.django_site.settings``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tests.adapter_apps import providers
+from tests.adapters.adapter_apps import providers
 
 INSTALLED_APPS = ["rest_framework", "captcha_guard.django"]
 
@@ -17,7 +17,7 @@ def site_settings(endpoint: str, captcha_id: str, captcha_key: str) -> dict[str,
         "DEBUG": False,
         "SECRET_KEY": "django-adapter-tests",
         "ALLOWED_HOSTS": ["*"],
-        "ROOT_URLCONF": "tests.django_site.urls",
+        "ROOT_URLCONF": "tests.adapters.django_site.urls",
         "INSTALLED_APPS": INSTALLED_APPS,
         "MIDDLEWARE": [
             "django.middleware.common.CommonMiddleware",

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from captcha_guard.django import captcha_required
-from tests.adapter_apps import outcome
+from tests.adapters.adapter_apps import outcome
 
 
 def _lot(request: HttpRequest) -> Any:

@@ -1,5 +1,5 @@
 """Apps protected by the framework adapters, for the adapter tests and the servers they run in
-a process of their own (``tests.adapter_apps:flask_from_env()`` under gunicorn).
+a process of their own (``tests.adapters.adapter_apps:flask_from_env()`` under gunicorn).
 
 Each protected view answers JSON: which view ran, the verdict it found, and the GeeTest
 ``lot_number`` it read itself from the framework's parsed request, so a test can compare what

@@ -2,10 +2,10 @@
 each framework's own test client: the Django middleware and the Flask extension serve the
 private-token path (``Gate.challenge`` answers REDEEM) and the proof-of-work challenge path.
 
-The issuer's key directory is a real server on 127.0.0.1 (tests/test_private_tokens_doors.py's
-``IssuerSite``); tokens are minted by tests/privacy_pass_issuer.py. The FastAPI dependency
-serves neither path (it judges views; the challenge paths are the doors' and these two
-adapters'), so it has no case here."""
+The issuer's key directory is a real server on 127.0.0.1
+(tests/private_tokens/test_private_tokens_doors.py's ``IssuerSite``); tokens are minted by
+tests/privacy_pass_issuer.py. The FastAPI dependency serves neither path (it judges views; the
+challenge paths are the doors' and these two adapters'), so it has no case here."""
 
 from __future__ import annotations
 
@@ -24,12 +24,12 @@ from captcha_guard._events import PowLevelEvent, VerdictEvent
 from captcha_guard._privacy_pass._auth import parse_challenges
 from captcha_guard._privacy_pass._wire import TokenChallenge, b64decode, b64encode
 from captcha_guard.flask import CaptchaGuard as FlaskGuard
-from tests.django_harness import django_site
-from tests.django_site import INSTALLED_APPS
+from tests.adapters.django_harness import django_site
+from tests.adapters.django_site import INSTALLED_APPS
 from tests.privacy_pass_issuer import Issuer, issue_token
+from tests.private_tokens.test_private_tokens_doors import IssuerSite
+from tests.providers.test_pow_pressure import BROWSER, DOOR_POLICY, solve
 from tests.servers import serve_asgi
-from tests.test_pow_pressure import BROWSER, DOOR_POLICY, solve
-from tests.test_private_tokens_doors import IssuerSite
 
 SECRET = "clearance-secret-for-adapter-tests-0123"
 TOKEN_SECRET = "context-secret-for-adapter-tests-012345"
@@ -243,7 +243,8 @@ def test_a_forged_token_clears_nothing(door: tuple[Send, list[Any]], issuer: Iss
     assert forged.status == 403 and "set-cookie" not in forged.headers
 
 
-# Proof of work under pressure: tests/test_pow_pressure.py's conversation, through an adapter.
+# Proof of work under pressure: tests/providers/test_pow_pressure.py's conversation, through an
+# adapter.
 
 
 def _pressure_keywords(events: list[PowLevelEvent]) -> dict[str, Any]:

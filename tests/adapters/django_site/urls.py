@@ -5,7 +5,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 from rest_framework.urlpatterns import format_suffix_patterns
 
-from tests.django_site import views
+from tests.adapters.django_site import views
 
 router = DefaultRouter()
 router.register("api/comments", views.CommentViewSet, basename="comment")

@@ -12,11 +12,11 @@ import httpx
 import pytest
 
 from captcha_guard.testing import GeeTestEmulator, Outage
-from tests import adapter_kit, django_harness
-from tests.adapter_kit import check_identity
 from tests.adapter_servers import serve_gunicorn
-from tests.django_harness import gunicorn_env
-from tests.django_site import site_settings
+from tests.adapters import adapter_kit, django_harness
+from tests.adapters.adapter_kit import check_identity
+from tests.adapters.django_harness import gunicorn_env
+from tests.adapters.django_site import site_settings
 from tests.servers import serve_asgi
 
 # The kit's fixtures, used by name.
@@ -302,7 +302,7 @@ def test_clearance_spares_the_next_captcha(served: tuple[GeeTestEmulator, str]) 
     from django.test import RequestFactory, override_settings
 
     from captcha_guard import Clearance
-    from tests.django_site import views
+    from tests.adapters.django_site import views
 
     emulator, endpoint = served
     config = site_settings(endpoint, emulator.captcha_id, emulator.captcha_key)["CAPTCHA_GUARD"]

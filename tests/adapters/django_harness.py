@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from captcha_guard.testing import GeeTestEmulator
-from tests.adapter_kit import Served, emulator_env
+from tests.adapters.adapter_kit import Served, emulator_env
 
 
 @contextmanager
@@ -62,8 +62,9 @@ def django_site(values: dict[str, Any]) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
-    """The test project (tests/django_site) in front of a GeeTest emulator, for one module."""
-    from tests.django_site import site_settings
+    """The test project (tests/adapters/django_site) in front of a GeeTest emulator, for one
+    module."""
+    from tests.adapters.django_site import site_settings
 
     emulator = GeeTestEmulator()
     with emulator.serve() as server:
@@ -74,4 +75,4 @@ def served() -> Iterator[Served]:
 
 def gunicorn_env(served: Served) -> dict[str, str]:
     """What the test project reads in a gunicorn process of its own."""
-    return {**emulator_env(served), "DJANGO_SETTINGS_MODULE": "tests.django_site.settings"}
+    return {**emulator_env(served), "DJANGO_SETTINGS_MODULE": "tests.adapters.django_site.settings"}

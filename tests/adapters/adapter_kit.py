@@ -35,7 +35,8 @@ def emulator(served: Served) -> Iterator[GeeTestEmulator]:
 
 
 def emulator_env(served: Served) -> dict[str, str]:
-    """What tests/adapter_apps.py and tests/django_site read in a server's own process."""
+    """What tests/adapters/adapter_apps.py and tests/adapters/django_site read in a server's
+    own process."""
     emulator, endpoint = served
     return {
         "ADAPTER_ENDPOINT": endpoint,

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 from captcha_guard.testing import GeeTestEmulator
-from tests import adapter_kit, django_harness
 from tests.adapter_servers import raw, serve_gunicorn
-from tests.django_harness import gunicorn_env
+from tests.adapters import adapter_kit, django_harness
+from tests.adapters.django_harness import gunicorn_env
 from tests.servers import serve_asgi
 
 # The kit's fixtures, used by name.

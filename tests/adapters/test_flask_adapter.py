@@ -14,10 +14,10 @@ from flask import Flask, g
 from captcha_guard import GeeTest, Rule, WSGICaptchaGuard
 from captcha_guard.flask import CaptchaGuard, captcha_required
 from captcha_guard.testing import GeeTestEmulator, Outage
-from tests import adapter_kit
-from tests.adapter_apps import flask_app
-from tests.adapter_kit import check_identity, emulator_env
 from tests.adapter_servers import raw, serve_gunicorn, serve_werkzeug
+from tests.adapters import adapter_kit
+from tests.adapters.adapter_apps import flask_app
+from tests.adapters.adapter_kit import check_identity, emulator_env
 
 # The kit's fixtures, used by name.
 emulator = adapter_kit.emulator
@@ -199,7 +199,9 @@ def test_under_the_werkzeug_server(app: Flask, emulator: GeeTestEmulator) -> Non
 
 
 def test_under_gunicorn(served: tuple[GeeTestEmulator, str]) -> None:
-    with serve_gunicorn("tests.adapter_apps:flask_from_env()", emulator_env(served)) as url:
+    with serve_gunicorn(
+        "tests.adapters.adapter_apps:flask_from_env()", emulator_env(served)
+    ) as url:
         exercise(url, served[0])
 
 
@@ -209,7 +211,9 @@ def test_identity_under_werkzeug(app: Flask, emulator: GeeTestEmulator) -> None:
 
 
 def test_identity_under_gunicorn(served: tuple[GeeTestEmulator, str]) -> None:
-    with serve_gunicorn("tests.adapter_apps:flask_from_env()", emulator_env(served)) as url:
+    with serve_gunicorn(
+        "tests.adapters.adapter_apps:flask_from_env()", emulator_env(served)
+    ) as url:
         assert "plain form" in check_identity(url, served[0], "/login")
 
 

@@ -18,9 +18,9 @@ from captcha_guard import Clearance, GeeTest, Rule
 from captcha_guard.asgi import CaptchaGuard
 from captcha_guard.fastapi import Captcha
 from captcha_guard.testing import GeeTestEmulator, Outage
-from tests import adapter_kit
-from tests.adapter_apps import fastapi_app
 from tests.adapter_servers import raw
+from tests.adapters import adapter_kit
+from tests.adapters.adapter_apps import fastapi_app
 from tests.servers import serve_asgi
 
 # The kit's fixtures, used by name.
