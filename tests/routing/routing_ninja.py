@@ -1,4 +1,4 @@
-"""The django-ninja URLconf of the routing differential (tests/routing_apps.py): the same
+"""The django-ninja URLconf of the routing differential (tests/routing/routing_apps.py): the same
 views, routed by Django's resolver from ninja's own path syntax, typed by pydantic."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.urls import path
 from ninja import NinjaAPI
 
-from tests.routing_apps import _answer, _django_verdict
+from tests.routing.routing_apps import _answer, _django_verdict
 
 api = NinjaAPI(urls_namespace="routing")
 

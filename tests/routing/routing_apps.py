@@ -1,4 +1,4 @@
-"""Real framework apps for the routing differential (tests/test_routing_differential.py).
+"""Real framework apps for the routing differential (tests/routing/test_routing_differential.py).
 
 Each framework serves the same protected views, in its own route syntax, and each view
 answers ``{"view": NAME, "verdict": OUTCOME or null}``: a response with "view" in it proves
@@ -8,7 +8,7 @@ GeeTest's local shape check says 403; its endpoint is never called), so a reques
 matched shows as a 403 ``captcha_rejected`` and one it refused as a 400 ``bad_path``.
 
 Importable without Django configured; ``django_setup()`` configures it once per process
-(tests/routing_zoo.py runs these apps in a subprocess of their own, so a Django settings
+(tests/routing/routing_zoo.py runs these apps in a subprocess of their own, so a Django settings
 object here never meets another test's).
 """
 
@@ -430,9 +430,9 @@ FRAMEWORKS: dict[str, tuple[str, Any]] = {
     "falcon-wsgi": ("wsgi", falcon_wsgi),
     "falcon-asgi": ("asgi", falcon_asgi),
     "litestar": ("asgi", litestar_app),
-    "drf-asgi": ("asgi", lambda: django_asgi("tests.routing_drf")),
-    "drf-wsgi": ("wsgi", lambda: django_wsgi("tests.routing_drf")),
-    "ninja-asgi": ("asgi", lambda: django_asgi("tests.routing_ninja")),
+    "drf-asgi": ("asgi", lambda: django_asgi("tests.routing.routing_drf")),
+    "drf-wsgi": ("wsgi", lambda: django_wsgi("tests.routing.routing_drf")),
+    "ninja-asgi": ("asgi", lambda: django_asgi("tests.routing.routing_ninja")),
     "quart": ("asgi", quart_app),
     "blacksheep": ("asgi", blacksheep_app),
     "sanic": ("asgi", sanic_app),
@@ -446,6 +446,6 @@ def build(framework: str, gate: bool) -> Any:
 
 
 def from_env() -> Any:
-    """For gunicorn: ``tests.routing_apps:from_env()``, the app named by ROUTING_APP
+    """For gunicorn: ``tests.routing.routing_apps:from_env()``, the app named by ROUTING_APP
     (``flask``, ``django-wsgi``) and ROUTING_GATED (``1`` or ``0``)."""
     return build(os.environ["ROUTING_APP"], os.environ.get("ROUTING_GATED") == "1")

@@ -11,14 +11,14 @@ frameworks that route differently (``SERVER_FRAMEWORKS``). The invariant:
     if the bare app runs a protected view for a request, the gated app either runs it with a
     verdict, or answers the request itself with a 4xx.
 
-The gate's provider refuses everything (tests/routing_apps.py), so in practice "gated" must be
-the gate's own 403 ``captcha_rejected`` or 400 ``bad_path``. ``KNOWN_DIVERGENCES`` pins the
+The gate's provider refuses everything (tests/routing/routing_apps.py), so in practice "gated"
+must be the gate's own 403 ``captcha_rejected`` or 400 ``bad_path``. ``KNOWN_DIVERGENCES`` pins the
 variants that did run a view unguarded before _rules.py learnt better: if an upgrade of a
 framework stops routing one of them, the harness says so instead of quietly testing less.
 The same apps are also called in process with random paths glued from route pieces (the
 routers alone, against the gate's match; the servers' parsing is the corpus's business).
 
-    python -m tests.test_routing_differential     prints what each router did (the table)
+    python -m tests.routing.test_routing_differential     prints what each router did (the table)
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.routing_zoo import UVICORN, WSGI_SERVERS, Address, Answer, Target, request, zoo
+from tests.routing.routing_zoo import UVICORN, WSGI_SERVERS, Address, Answer, Target, request, zoo
 
 ASGI_FRAMEWORKS = ("starlette", "fastapi", "django-asgi", "falcon-asgi", "litestar")
 ASGI_FRAMEWORKS += ("drf-asgi", "ninja-asgi", "quart", "blacksheep", "sanic")
@@ -414,10 +414,10 @@ PIECES += ["+1", "\u0661", ".", "%2F", "\n", "\t", "LOGIN", "legacy"]
 
 @functools.cache
 def _in_process(framework: str) -> Callable[[str], str | None]:
-    """The bare app of ``framework`` (tests/routing_apps.py), called directly with a path as
+    """The bare app of ``framework`` (tests/routing/routing_apps.py), called directly with a path as
     its server would hand it over; the protected view it ran, or None."""
     from tests.helpers import body_receive, call, http_scope
-    from tests.routing_apps import FRAMEWORKS, build
+    from tests.routing.routing_apps import FRAMEWORKS, build
 
     app = build(framework, gate=False)
     if FRAMEWORKS[framework][0] == "asgi":
@@ -467,7 +467,7 @@ def test_any_path_an_app_routes_to_a_protected_view_is_judged(path: str) -> None
     """Django stays out (its settings are per process: the zoo runs it); the servers' own
     parsing is the zoo's business, this is each router against the gate's match."""
     from captcha_guard._routing import RuleTable
-    from tests.routing_apps import RULES
+    from tests.routing.routing_apps import RULES
 
     table = RuleTable((rule, rule) for rule in RULES)
     for framework in IN_PROCESS:

@@ -1,4 +1,4 @@
-"""The Django REST framework URLconf of the routing differential (tests/routing_apps.py):
+"""The Django REST framework URLconf of the routing differential (tests/routing/routing_apps.py):
 the same views as the Django app, with format suffixes (``format_suffix_patterns``) and a
 ``DefaultRouter`` ViewSet whose ``@action`` is ``/accounts/login/`` (and ``.json`` twins)."""
 
@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.urlpatterns import format_suffix_patterns
 
-from tests.routing_apps import _answer, _django_verdict
+from tests.routing.routing_apps import _answer, _django_verdict
 
 
 def _view(name: str) -> Any:

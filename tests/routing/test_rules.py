@@ -390,7 +390,7 @@ def test_compiled_regex_is_the_escape_hatch() -> None:
     assert not rule.matches("POST", "/login/extra")
     assert not rule.matches("POST", "/x/login")
     # A trailing slash is optional, as for a route pattern: Litestar strips it before routing
-    # (tests/test_routing_differential.py), so a regex taken as written was a side door.
+    # (tests/routing/test_routing_differential.py), so a regex taken as written was a side door.
     assert rule.matches("POST", "/login/")
     assert rule.matches("POST", "/login//")
     assert not rule.matches("POST", "/login/x")

@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tests import ROOT
+
 UVICORN = ("uvicorn-h11", "uvicorn-httptools")
 ASGI_SERVERS = (*UVICORN, "hypercorn-h1", "hypercorn-h2c", "granian", "daphne")
 WSGI_SERVERS = ("wsgiref", "werkzeug", "waitress", "gunicorn")
@@ -98,7 +100,7 @@ def _listener() -> socket.socket:
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = str(ROOT)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
@@ -138,7 +140,7 @@ def zoo(
             spec = [{**asdict(t), "fd": sockets[t].fileno()} for t in threaded]
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "tests.routing_zoo", json.dumps(spec)],
+                    [sys.executable, "-m", "tests.routing.routing_zoo", json.dumps(spec)],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     text=True,
@@ -152,7 +154,7 @@ def zoo(
                 *(sys.executable, "-m", "gunicorn", "--bind", f"fd://{fd}"),
                 *("--workers", "1", "--worker-class", "sync", "--log-level", "error"),
                 "--no-control-socket",
-                "tests.routing_apps:from_env()",
+                "tests.routing.routing_apps:from_env()",
             ]
             processes.append(
                 subprocess.Popen(
@@ -174,7 +176,7 @@ def zoo(
             fd = sockets[target].fileno()
             command = [
                 *(sys.executable, "-m", "daphne", "--fd", str(fd), "-v", "0"),
-                "tests.routing_served:application",
+                "tests.routing.routing_served:application",
             ]
             processes.append(_own_process(command, fd, target, env))
         for index, target in enumerate(t for t in targets if t.server == "granian"):
@@ -182,7 +184,7 @@ def zoo(
             command = [
                 *(sys.executable, "-m", "granian", "--interface", "asgi", "--uds", path),
                 *("--workers", "1", "--no-log", "--no-ws"),
-                "tests.routing_served:application",
+                "tests.routing.routing_served:application",
             ]
             processes.append(_own_process(command, None, target, env))
             ports[target] = path
@@ -481,7 +483,7 @@ def _serve_waitress(app: Any, sock: socket.socket, prefix: str) -> None:
 
 
 def main(spec: list[dict[str, Any]]) -> None:
-    from tests.routing_apps import build
+    from tests.routing.routing_apps import build
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     logging.getLogger("waitress").setLevel(logging.ERROR)

@@ -17,7 +17,7 @@ import pytest
 
 from captcha_guard.testing import Outage
 from tests.hardening_kit import CASES, DOORS, PROTECTED, ProviderCase, Site, guarded_site
-from tests.routing_zoo import request as raw_request
+from tests.routing.routing_zoo import request as raw_request
 
 THRESHOLD = 3
 MAX_BODY = 256 * 1024
@@ -234,7 +234,7 @@ def placement_attempts() -> list[Attempt]:
         ),
         # The fields in the query string, and a form that some framework cuts differently
         # from the gate: what it reads from the body would be another value than the one the
-        # provider judged (tests/test_fields_differential.py has the frameworks' readings).
+        # provider judged (tests/fields/test_fields_differential.py has the frameworks' readings).
         Attempt("multipart-boundary-cut-short", lambda f: smuggled(f, "XX:YY"), 400),
         Attempt(
             "multipart-filename-after-tab",
@@ -444,7 +444,7 @@ def _with_accept(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- routing
 
-#: Request lines a real router sends to a protected view (tests/test_routing_differential.py
+#: Request lines a real router sends to a protected view (tests/routing/test_routing_differential.py
 #: shows which one does what), each sent as raw bytes so no client normalises it: the gate must
 #: match them (403, no fields) or refuse them (400 bad_path), never hand them to the app.
 ROUTING_ATTEMPTS: list[tuple[str, str, int]] = [
