@@ -1,7 +1,7 @@
 """The head of a protected request (captcha_guard._head): repeated framing headers and floods,
 sent as raw bytes to real servers so that no client tidies them up first; and the limits'
-configuration. tests/test_fields_differential.py shows which framework reads what; the bypass
-catalogue (tests/test_bypass.py) sends the rest of the shapes through both doors."""
+configuration. tests/fields/test_fields_differential.py shows which framework reads what; the bypass
+catalogue (tests/routing/test_bypass.py) sends the rest of the shapes through both doors."""
 
 from __future__ import annotations
 

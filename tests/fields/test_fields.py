@@ -26,6 +26,7 @@ from captcha_guard._flow import Gate
 from captcha_guard._responses import Denial
 from captcha_guard._route import Route
 from captcha_guard.testing import GeeTestEmulator
+from tests import ROOT
 from tests.wire import client_request, state_of, until_call
 
 EMULATOR = GeeTestEmulator()
@@ -713,13 +714,12 @@ def test_a_body_that_may_be_json_to_the_app_is_opaque_for_claims() -> None:
 def test_the_python_multipart_floor_is_one_that_does_not_split_on_semicolons() -> None:
     import asyncio
     import re
-    from pathlib import Path
 
     from packaging.requirements import Requirement
     from starlette.datastructures import Headers
     from starlette.formparsers import FormParser
 
-    text = (Path(__file__).parent.parent / "pyproject.toml").read_text()
+    text = (ROOT / "pyproject.toml").read_text()
     (line,) = re.findall(r'^\s*"(python-multipart[^"]*)",', text, re.MULTILINE)
     requirement = Requirement(line)
     assert "0.0.29" not in requirement.specifier and "0.0.30" in requirement.specifier
