@@ -11,7 +11,7 @@ import pytest
 from captcha_guard import Cap, FriendlyCaptcha, TencentCaptcha
 from captcha_guard.config import load
 from captcha_guard.testing import CapEmulator, FriendlyCaptchaEmulator, TencentCaptchaEmulator
-from tests.test_cli import ROOT, Run, probe, write
+from tests.config.test_cli import ROOT, Run, probe, write
 
 TENCENT = """
 [providers.tencent]

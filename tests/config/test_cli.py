@@ -31,6 +31,7 @@ from captcha_guard.testing import (
     ReCaptchaEmulator,
     TurnstileEmulator,
 )
+from tests import ROOT
 from tests.helpers import EXAMPLE_ENV
 
 if sys.version_info >= (3, 11):
@@ -38,7 +39,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "captcha.toml"
 RECAPTCHA_TEST_SECRET = "6LeIxAcTAAAAAGG-vFI1TnRWxMZNFuojJ4WifJWe"
 

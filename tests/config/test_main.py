@@ -10,15 +10,13 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from captcha_guard.__main__ import main, parser
 from captcha_guard.demo.app import CHALLENGE_PATH
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
 
 
 def read_line_matching(process: subprocess.Popen[str], pattern: str, timeout: float) -> str:

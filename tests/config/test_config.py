@@ -24,9 +24,9 @@ from captcha_guard.config import ConfigError, Problem, load
 from captcha_guard.config._locate import Locator
 from captcha_guard.providers.proof_of_work import derive_key
 from captcha_guard.testing import EmulatorServer, GeeTestEmulator
+from tests import ROOT
 from tests.helpers import EXAMPLE_ENV, RecordingApp
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "captcha.toml"
 
 
