@@ -136,7 +136,7 @@ def test_bad_keys_and_stray_pins_are_reported(tmp_path: Path, issuer: Issuer) ->
 
 
 def test_explain_names_the_token_path_and_the_opted_in_rule(tmp_path: Path, issuer: Issuer) -> None:
-    from tests.test_cli import cli
+    from tests.config.test_cli import cli
 
     path = write(tmp_path, BASE + tokens_block(issuer) + RULES)
     run = cli("explain", path, "POST", "/comments", env=ENV)

@@ -1,9 +1,10 @@
 """The Privacy Pass core against the RFCs' own vectors, and against tokens minted here.
 
 RFC 9578 appendix A.2 (five Blind RSA tokens with their issuer key) and RFC 9577 appendix A
-(challenge structures, WWW-Authenticate headers) are facts: tests/privacy_pass_vectors.py
-holds them as published. Tokens of our own come from tests/privacy_pass_issuer.py, a blind
-RSA issuer written from RFC 9474 that reproduces the RFC 9578 vectors byte for byte.
+(challenge structures, WWW-Authenticate headers) are facts:
+tests/private_tokens/privacy_pass_vectors.py holds them as published. Tokens of our own come
+from tests/privacy_pass_issuer.py, a blind RSA issuer written from RFC 9474 that reproduces the
+RFC 9578 vectors byte for byte.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from captcha_guard._privacy_pass._wire import (
 from captcha_guard._state import StateFull, StateUnavailable
 from captcha_guard.providers._wire import ProviderResponse
 from tests.privacy_pass_issuer import Issuer, issue_token, sign_directly
-from tests.privacy_pass_vectors import CHALLENGE_STRUCTURES, HEADERS, ISSUANCE_TOKENS
+from tests.private_tokens.privacy_pass_vectors import CHALLENGE_STRUCTURES, HEADERS, ISSUANCE_TOKENS
 
 SECRET = "private-token-context-secret-0123456789"
 NOW = 1_800_000_000.0
