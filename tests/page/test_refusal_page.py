@@ -10,7 +10,6 @@ import io
 import json
 from collections.abc import Callable, Iterable, Iterator
 from html import escape
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,11 +23,12 @@ from captcha_guard import CaptchaGuard, Denial, GeeTest, Rule, WSGICaptchaGuard
 from captcha_guard._page import negotiate, page, way_back
 from captcha_guard._responses import render
 from captcha_guard._translations import MESSAGES, TEXTS
+from tests import ROOT
 from tests.browser import Browser, chromium
 from tests.helpers import RecordingApp, body_receive, call, http_scope
 from tests.servers import serve_asgi, serve_wsgi
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARTIFACTS = ROOT / "artifacts"
 LANGUAGES = ("en", "zh-Hans", "zh-Hant", "es", "fr", "de", "ja", "pt")
 REJECTED = Denial(403, "captcha_rejected", "missing lot_number")
 

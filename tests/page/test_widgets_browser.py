@@ -1,7 +1,7 @@
 """The widget snippets in headless Chromium, under a nonce-only Content-Security-Policy.
 
 The vendors' scripts cannot load without the internet, so their snippets run against stand-ins
-of each vendor's documented client API (tests/widget_standins.js): the snippet must render the
+of each vendor's documented client API (tests/page/widget_standins.js): the snippet must render the
 widget with the site key, hand its token to the form, and call the vendor's reset after every
 answer that is not 2xx. ALTCHA runs for real: the npm widget solves our ProofOfWork challenge,
 the gate verifies and spends the solution, the app answers 422, and the widget is reset and
@@ -44,6 +44,7 @@ from captcha_guard.testing import (
     TurnstileEmulator,
 )
 from captcha_guard.widgets import widget
+from tests import ROOT
 from tests.browser import Browser, chromium
 from tests.servers import serve_asgi
 from tests.widgets import widget as altcha_bundle
@@ -51,7 +52,7 @@ from tests.widgets import widget as altcha_bundle
 # Real browsers and servers, real processes: seconds each.
 pytestmark = pytest.mark.slow
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARTIFACTS = ROOT / "artifacts"
 STANDINS = (Path(__file__).parent / "widget_standins.js").read_text()
 POW_SECRET = "widget-browser-secret-0123456789abcdef"
 NONCE = "t3st-n0nce"

@@ -20,8 +20,8 @@ import pytest
 
 from captcha_guard import CaptchaGuard, ProofOfWork, Rule, WSGICaptchaGuard
 from tests.browser import Browser, chromium
+from tests.page.test_altcha_widget import ARTIFACTS, sign_and_post
 from tests.servers import serve_asgi, serve_wsgi
-from tests.test_altcha_widget import ARTIFACTS, sign_and_post
 from tests.widgets import widget
 
 SECRET = "widget-v2-test-secret-0123456789abcdef"

@@ -23,12 +23,13 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from captcha_guard import CaptchaGuard, ProofOfWork, Rule
+from tests import ROOT
 from tests.browser import Browser, chromium
+from tests.docs.test_examples import load_example
 from tests.servers import serve_asgi, serve_wsgi
-from tests.test_examples import load_example
 from tests.widgets import widget
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARTIFACTS = ROOT / "artifacts"
 SECRET = "widget-test-secret-0123456789abcdef"
 WIDGET_PATH = "/widget.js"
 MAJORS = (2, 3)

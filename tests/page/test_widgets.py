@@ -1,7 +1,7 @@
 """The widget snippets' markup: one case per provider in ``CASES`` (a new provider's widget
 adds its case here), the escaping of everything a site passes in, the Jinja global through a
 real Jinja environment and the Django tag through a minimal Django template engine. What the
-snippets do in a browser is tests/test_widgets_browser.py."""
+snippets do in a browser is tests/page/test_widgets_browser.py."""
 
 from __future__ import annotations
 
