@@ -20,9 +20,10 @@ import httpx
 import pytest
 
 from captcha_guard.testing import GeeTestEmulator, Outage, TurnstileEmulator
+from tests import ROOT
 from tests.servers import serve_asgi, serve_wsgi
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = ROOT / "examples"
 _fresh = itertools.count()
 
 

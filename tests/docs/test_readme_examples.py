@@ -2,7 +2,7 @@
 docs/getting-started.md and the docs' "Writing a provider" example run as written: the first
 four under real servers (uvicorn, wsgiref) against the GeeTest
 emulator, the provider through the ASGI door with an in-process answer. The README's Django
-example is examples/django_project, run by tests/test_examples.py."""
+example is examples/django_project, run by tests/docs/test_examples.py."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import pytest
 import captcha_guard
 from captcha_guard.flask import CaptchaGuard
 from captcha_guard.testing import GeeTestEmulator, Outage
+from tests import ROOT
 from tests.servers import serve_asgi, serve_wsgi
 
-ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 GETTING_STARTED = ROOT / "docs" / "getting-started.md"
 

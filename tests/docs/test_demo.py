@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import altcha
 import httpx
@@ -32,10 +31,11 @@ from captcha_guard.demo.app import (
 )
 from captcha_guard.demo.panel import Panel
 from captcha_guard.providers.proof_of_work import derive_key
+from tests import ROOT
 from tests.browser import Browser, chromium
 from tests.servers import serve_asgi
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARTIFACTS = ROOT / "artifacts"
 SECRET = "a-demo-secret-known-to-this-test"
 BATCH = 1000  # demo.js reports progress after each batch of this many hashes
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import anyio
 
-PAGE = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
+from tests import ROOT
+
+PAGE = ROOT / "docs" / "testing.md"
 
 
 def example() -> str:
