@@ -22,8 +22,7 @@ from captcha_guard._breaker import State
 from captcha_guard._events import BreakerEvent, StoreErrorEvent, VerdictEvent
 from captcha_guard._verdict import Outcome
 from captcha_guard.prometheus import event_hooks
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests import ROOT
 
 
 def feed(hooks: dict[str, list[prometheus.Hook]], name: str, event: object) -> None:
@@ -198,7 +197,14 @@ def workers(tmp_path: Path) -> Iterator[httpx.Client]:
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "CAPTCHA_GUARD_TEST_MARKERS": str(markers),
     }
-    command = [sys.executable, "-m", "uvicorn", "tests.prometheus_app:app", "--workers", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.prometheus.prometheus_app:app",
+        "--workers",
+        "2",
+    ]
     command += ["--uds", str(sock), "--lifespan", "on", "--log-level", "warning"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:

@@ -15,9 +15,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests import ROOT
 from tests.helpers import solve_pow as solve
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -31,7 +30,14 @@ def site(tmp_path: Path) -> Iterator[Path]:
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "METRICS_SITE_SECRET": "metrics-site-secret-0123456789abcdef",
     }
-    command = [sys.executable, "-m", "uvicorn", "tests.metrics_site:app", "--workers", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.prometheus.metrics_site:app",
+        "--workers",
+        "2",
+    ]
     command += ["--uds", str(sock), "--log-level", "warning"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:

@@ -1,5 +1,6 @@
 """A tiny ASGI app that drives ``captcha_guard.prometheus`` hooks in each worker and serves the
-aggregated ``/metrics`` (prometheus_client multiprocess mode), for tests/test_prometheus.py.
+aggregated ``/metrics`` (prometheus_client multiprocess mode), for
+tests/prometheus/test_prometheus.py.
 
 Every worker, at lifespan startup, feeds the hooks the same batch of events (STARTUP_BATCH)
 and then drops a marker file ``started-<pid>`` in ``CAPTCHA_GUARD_TEST_MARKERS``, so a test

@@ -1,7 +1,8 @@
-"""A protected site whose metrics come from the gate's own events, for tests/test_metrics_site.py:
-``CaptchaGuard`` with ``ProofOfWork`` on ``/login`` and ``captcha_guard.prometheus``'s hooks,
-and ``/metrics`` serving what every worker counted (prometheus_client's multiprocess mode,
-``PROMETHEUS_MULTIPROC_DIR`` set by the test). Answers carry the worker's pid."""
+"""A protected site whose metrics come from the gate's own events, for
+tests/prometheus/test_metrics_site.py: ``CaptchaGuard`` with ``ProofOfWork`` on ``/login`` and
+``captcha_guard.prometheus``'s hooks, and ``/metrics`` serving what every worker counted
+(prometheus_client's multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR`` set by the test). Answers
+carry the worker's pid."""
 
 from __future__ import annotations
 
