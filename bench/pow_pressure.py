@@ -73,8 +73,8 @@ def browser_rate(solves: int) -> dict[str, Any]:
     """Hashes a second of widget 3.x in headless Chromium, from the widget's own timings."""
     from captcha_guard import CaptchaGuard, Rule
     from tests.browser import chromium
+    from tests.page.test_altcha_widget import CHECKBOX, SOLVED, WIDGET_READY
     from tests.servers import serve_asgi
-    from tests.test_altcha_widget import CHECKBOX, SOLVED, WIDGET_READY
     from tests.widgets import version, widget
 
     bundle = widget(3).read_bytes()

@@ -6,7 +6,7 @@ loop's stalls are kept out of it by ``_deadline.Deadline`` (its docstring says h
 Under trio (no asyncio loop) the call goes through httpx on anyio: connection waits are still
 kept apart; loop lag is not measured, and need not be for the case that matters: after a stall,
 trio wakes the tasks whose sockets became readable before it expires deadlines, so an answer
-that arrived during the stall is read, not cancelled (tests/test_trio.py).
+that arrived during the stall is read, not cancelled (tests/doors/test_trio.py).
 """
 
 from __future__ import annotations

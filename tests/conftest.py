@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.redis_server import RedisServer, redis_server
 
-# Property tests (tests/test_fuzz.py): "ci" by default, a few hundred examples each;
+# Property tests (tests/flow/test_fuzz.py): "ci" by default, a few hundred examples each;
 # HYPOTHESIS_PROFILE=nightly for at least 10 000. Each example sets its own deadline.
 settings.register_profile(
     "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -44,7 +44,7 @@ def prefix() -> str:
 
 @pytest.fixture
 def anyio_backend() -> str:
-    """anyio's plugin runs only the tests that must also run under trio (tests/test_trio.py
+    """anyio's plugin runs only the tests that must also run under trio (tests/doors/test_trio.py
     sets its own); everything else is on pytest-asyncio."""
     return "asyncio"
 

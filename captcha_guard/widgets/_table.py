@@ -1,5 +1,5 @@
 """THE TABLE: one ``WidgetSpec`` per provider name (``Provider.name``). Adding a provider's
-widget is adding one entry here (and its test case in tests/test_widgets.py's ``CASES``).
+widget is adding one entry here (and its test case in tests/page/test_widgets.py's ``CASES``).
 
 Each entry follows the vendor's own documentation of its client-side API: the script URL, how
 to render explicitly into a given element, the callback that hands over the token, and the
