@@ -95,21 +95,6 @@ SLOW_MODULES = frozenset(
 )
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    # On an xdist worker under --dist loadgroup, a grouped test's id ends in "@group": that is
-    # how the scheduler keeps the group on one worker. If it does not (pytest-xdist#1386), the
-    # routing zoo is built once per worker: fail rather than run twice as slowly.
-    config = item.config
-    if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
-        return
-    if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
-        pytest.fail(
-            "this test is outside its xdist_group: this pytest and pytest-xdist do not group "
-            "tests (pytest-xdist#1386); install the versions pyproject.toml pins",
-            pytrace=False,
-        )
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.stem in SLOW_MODULES:

@@ -60,8 +60,8 @@ COMBOS = (
 GATE_ERRORS = {"captcha_rejected", "bad_path"}
 
 # The zoo (some 300 servers) is built once per worker that runs a test of this module: one
-# worker runs them all (--dist loadgroup), and its first test's timeout covers the building.
-pytestmark = [pytest.mark.xdist_group("routing-zoo"), pytest.mark.timeout(600)]
+# worker runs them all (--dist loadfile), and its first test's timeout covers the building.
+pytestmark = pytest.mark.timeout(600)
 
 
 def _controls() -> list[tuple[str, str]]:
