@@ -22,6 +22,8 @@ from typing import Any
 
 import httpx
 
+from tests import TLS
+
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C key of an element reference
 
 CHROMIUM_ARGS = [
@@ -185,7 +187,9 @@ def chromium(
     profile = tempfile.mkdtemp(prefix="captcha-guard-chromium-")
     process, port = _start_driver(driver, timeout)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout) as client:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=timeout, verify=TLS
+        ) as client:
             options: dict[str, Any] = {
                 "binary": chromium_binary(),
                 "args": [*CHROMIUM_ARGS, f"--user-data-dir={profile}"],

@@ -46,6 +46,7 @@ from captcha_guard.testing import (
     TencentCaptchaEmulator,
     TurnstileEmulator,
 )
+from tests import TLS
 from tests.helpers import FakeClock, RecordingApp, answer_document
 from tests.servers import serve_asgi, serve_wsgi
 
@@ -325,7 +326,7 @@ def guarded_site(
         else:
             raise ValueError(f"unknown front door {door!r}")
         try:
-            with server as url, httpx.Client(timeout=30) as client:
+            with server as url, httpx.Client(timeout=30, verify=TLS) as client:
                 yield Site(
                     case,
                     url,

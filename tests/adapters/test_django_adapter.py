@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from captcha_guard.testing import GeeTestEmulator, Outage
+from tests import TLS
 from tests.adapter_servers import serve_gunicorn
 from tests.adapters import adapter_kit, django_harness
 from tests.adapters.adapter_kit import check_identity
@@ -145,7 +146,7 @@ def test_a_request_is_judged_once(served: tuple[GeeTestEmulator, str]) -> None:
         rules=[Rule("/login/")],
         provider=GeeTest(emulator.captcha_id, emulator.captcha_key, endpoint=endpoint),
     )
-    with serve_wsgi(app) as url, httpx.Client(base_url=url) as http:
+    with serve_wsgi(app) as url, httpx.Client(base_url=url, verify=TLS) as http:
         before = len(emulator.requests)
         passed = http.post("/login/", data=emulator.issue())
     assert passed.json()["verdict"] == "passed"
@@ -252,7 +253,9 @@ def test_manage_py_check_runs_captcha_guard_check(
 
 
 def exercise(url: str, emulator: GeeTestEmulator) -> None:
-    with httpx.Client(base_url=url, timeout=60, headers={"Accept": "application/json"}) as http:
+    with httpx.Client(
+        base_url=url, timeout=60, headers={"Accept": "application/json"}, verify=TLS
+    ) as http:
         fields = emulator.issue()
         passed = http.post("/login/", data=fields)
         drf = http.post("/api/comments.json", json=emulator.issue())
@@ -273,7 +276,7 @@ def test_under_uvicorn_asgi(emulator: GeeTestEmulator) -> None:
 
     with serve_asgi(get_asgi_application()) as url:
         exercise(url, emulator)
-        with httpx.Client(base_url=url, timeout=60) as http:
+        with httpx.Client(base_url=url, timeout=60, verify=TLS) as http:
             assert http.post("/alogin/", data=emulator.issue()).json()["verdict"] == "passed"
 
 

@@ -18,6 +18,7 @@ from captcha_guard import Clearance, GeeTest, Rule
 from captcha_guard.asgi import CaptchaGuard
 from captcha_guard.fastapi import Captcha
 from captcha_guard.testing import GeeTestEmulator, Outage
+from tests import TLS
 from tests.adapter_servers import raw
 from tests.adapters import adapter_kit
 from tests.adapters.adapter_apps import fastapi_app
@@ -124,7 +125,7 @@ def test_a_request_is_judged_once(served: tuple[GeeTestEmulator, str]) -> None:
 
 
 def test_under_uvicorn(app: Any, emulator: GeeTestEmulator) -> None:
-    with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=60) as http:
+    with serve_asgi(app) as url, httpx.Client(base_url=url, timeout=60, verify=TLS) as http:
         fields = emulator.issue()
         passed = http.post("/signup", json={"email": "a@example.com", **fields})
         form = http.post("/login", data={"user": "ada", **emulator.issue()})

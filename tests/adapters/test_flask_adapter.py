@@ -14,6 +14,7 @@ from flask import Flask, g
 from captcha_guard import GeeTest, Rule, WSGICaptchaGuard
 from captcha_guard.flask import CaptchaGuard, captcha_required
 from captcha_guard.testing import GeeTestEmulator, Outage
+from tests import TLS
 from tests.adapter_servers import raw, serve_gunicorn, serve_werkzeug
 from tests.adapters import adapter_kit
 from tests.adapters.adapter_apps import flask_app
@@ -178,7 +179,7 @@ def test_a_captcha_toml_file(
 
 
 def exercise(url: str, emulator: GeeTestEmulator) -> None:
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=url, timeout=60, verify=TLS) as client:
         fields = emulator.issue()
         passed = client.post("/shop/orders/9", data=fields)
         refused = client.post("/shop/orders/9", headers={"Accept": "application/json"})

@@ -31,6 +31,7 @@ from captcha_guard._clearance import (
 )
 from captcha_guard._memory import MemoryState
 from captcha_guard._state import StateFull, StateOp, StateUnavailable
+from tests import TLS
 from tests.helpers import drive
 
 SECRET = "clearance-secret-for-tests-0123456789"
@@ -890,7 +891,7 @@ def test_through_a_real_wsgi_server_with_sync_state() -> None:
         start_response("200 OK" if check.cleared else "403 Forbidden", headers)
         return [check.status.value.encode()]
 
-    with serve_wsgi(app) as url, httpx.Client(base_url=url) as client:
+    with serve_wsgi(app) as url, httpx.Client(base_url=url, verify=TLS) as client:
         answer = client.post("/comments")
         assert (answer.status_code, answer.text) == (403, "absent")
         assert client.post("/pass").text == "issued"

@@ -23,6 +23,7 @@ from captcha_guard import Clearance
 from captcha_guard._clearance import rule_scope
 from captcha_guard._memory import MemoryState
 from captcha_guard._state import StateOp
+from tests import TLS
 from tests.browser import Browser, chromium
 from tests.servers import serve_asgi
 
@@ -171,7 +172,7 @@ def test_browser_gets_and_returns_the_cookie_in_process(browser: Browser) -> Non
         # the same network (here both are 127.0.0.1: the binding cannot tell them apart).
         agent = browser.run("return navigator.userAgent;")
         stolen = {cookie["name"]: cookie["value"]}
-        with httpx.Client(base_url=url, cookies=stolen) as thief:
+        with httpx.Client(base_url=url, cookies=stolen, verify=TLS) as thief:
             answer = thief.post("/comments", headers={"user-agent": "python-httpx"})
             assert (answer.status_code, answer.json()) == (403, {"status": "wrong_binding"})
             answer = thief.post("/comments", headers={"user-agent": agent})

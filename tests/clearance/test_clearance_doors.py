@@ -21,6 +21,7 @@ from captcha_guard import (
     WSGICaptchaGuard,
 )
 from captcha_guard.testing import GeeTestEmulator, Outage
+from tests import TLS
 from tests.apps import echo_asgi, echo_wsgi
 from tests.helpers import solve_pow as solve
 from tests.servers import serve_asgi, serve_wsgi
@@ -59,7 +60,7 @@ def site(request: pytest.FixtureRequest) -> Iterator[tuple[httpx.Client, GeeTest
             providers={"geetest": geetest},
             clearance=Clearance(SECRET, ttl=60, secure=False),  # plain HTTP on loopback
         )
-        with serve(guard) as url, httpx.Client(base_url=url) as client:
+        with serve(guard) as url, httpx.Client(base_url=url, verify=TLS) as client:
             yield client, emulator
 
 

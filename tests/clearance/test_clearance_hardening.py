@@ -20,6 +20,7 @@ from captcha_guard.prometheus import event_hooks as prometheus_hooks
 from captcha_guard.redis import RedisState
 from captcha_guard.testing import GeeTestEmulator
 from captcha_guard.wsgi import WSGICaptchaGuard
+from tests import TLS
 from tests.apps import echo_asgi, echo_wsgi
 from tests.helpers import solve_pow as solve
 from tests.redis_server import RedisServer
@@ -43,7 +44,7 @@ def site(door: str, *, behind_proxy: bool = False, **options: Any) -> Iterator[h
     else:
         guard = WSGICaptchaGuard(echo_wsgi, **options)
         server = serve_wsgi(ProxyFix(guard, x_proto=1) if behind_proxy else guard)
-    with server as url, httpx.Client(base_url=url) as client:
+    with server as url, httpx.Client(base_url=url, verify=TLS) as client:
         yield client
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from captcha_guard import CaptchaGuard, Clearance, ProofOfWork, Rule, WSGICaptchaGuard
 from captcha_guard.redis import RedisState
+from tests import TLS
 from tests.apps import echo_asgi, echo_wsgi
 from tests.helpers import solve_pow as solve
 from tests.redis_server import RedisServer
@@ -47,9 +48,9 @@ def test_uses_and_revocation_are_shared_by_every_worker(
     with serve(one) as first, serve(two) as second:
 
         def post(url: str, **options: Any) -> httpx.Response:
-            return httpx.post(url + "/comments", **options)
+            return httpx.post(url + "/comments", **options, verify=TLS)
 
-        challenge = httpx.get(first + "/captcha-guard/challenge").json()
+        challenge = httpx.get(first + "/captcha-guard/challenge", verify=TLS).json()
         earned = post(first, data={"altcha": solve(challenge)})
         assert earned.status_code == 200
         name, _, rest = earned.headers["set-cookie"].partition("=")
@@ -59,7 +60,7 @@ def test_uses_and_revocation_are_shared_by_every_worker(
         assert post(first, data={}, headers=cookie).status_code == 200
         assert post(second, data={}, headers=cookie).status_code == 403
         # A fresh clearance, revoked from the other worker's state, is refused everywhere.
-        challenge = httpx.get(second + "/captcha-guard/challenge").json()
+        challenge = httpx.get(second + "/captcha-guard/challenge", verify=TLS).json()
         again = post(second, data={"altcha": solve(challenge)})
         name, _, rest = again.headers["set-cookie"].partition("=")
         cookie = {"cookie": f"{name}={rest.split(';', 1)[0]}"}

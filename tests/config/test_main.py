@@ -16,7 +16,7 @@ import pytest
 
 from captcha_guard.__main__ import main, parser
 from captcha_guard.demo.app import CHALLENGE_PATH
-from tests import ROOT
+from tests import ROOT, TLS
 
 
 def read_line_matching(process: subprocess.Popen[str], pattern: str, timeout: float) -> str:
@@ -75,9 +75,9 @@ def test_the_demo_command_serves_the_sign_in_page() -> None:
         match = re.search(r"http://127\.0\.0\.1:\d+", line)
         assert match is not None
         url = match.group(0)
-        page = httpx.get(url + "/")
-        challenge = httpx.get(url + CHALLENGE_PATH)
-        refused = httpx.post(url + "/login", data={"username": "ada"})
+        page = httpx.get(url + "/", verify=TLS)
+        challenge = httpx.get(url + CHALLENGE_PATH, verify=TLS)
+        refused = httpx.post(url + "/login", data={"username": "ada"}, verify=TLS)
     finally:
         process.send_signal(signal.SIGINT)  # what Ctrl+C does: uvicorn shuts down cleanly
         try:

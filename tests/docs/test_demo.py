@@ -31,7 +31,7 @@ from captcha_guard.demo.app import (
 )
 from captcha_guard.demo.panel import Panel
 from captcha_guard.providers.proof_of_work import derive_key
-from tests import ROOT
+from tests import ROOT, TLS
 from tests.browser import Browser, chromium
 from tests.servers import serve_asgi
 
@@ -123,7 +123,7 @@ def test_solving_in_the_browser_signs_in(browser: Browser, demo_url: str) -> Non
         )
 
     # The solution is good for one request: sent again, it is refused.
-    again = httpx.post(demo_url + "/login", data={"username": "ada", FIELD: sent})
+    again = httpx.post(demo_url + "/login", data={"username": "ada", FIELD: sent}, verify=TLS)
     assert again.status_code == 403
     assert "never ran" in again.text
 
@@ -154,7 +154,7 @@ def test_submitting_without_a_solution_is_refused(browser: Browser, demo_url: st
 
 
 def test_the_page_loads_nothing_from_elsewhere(demo_url: str) -> None:
-    with httpx.Client(base_url=demo_url) as client:
+    with httpx.Client(base_url=demo_url, verify=TLS) as client:
         page = client.get("/")
         assets = [client.get(path) for path in re.findall(r'(?:src|href)="([^"]+)"', page.text)]
     assert page.status_code == 200
@@ -166,7 +166,7 @@ def test_the_page_loads_nothing_from_elsewhere(demo_url: str) -> None:
 
 
 def test_the_challenge_is_served_by_the_gate(demo_url: str) -> None:
-    challenge = httpx.get(demo_url + CHALLENGE_PATH).json()
+    challenge = httpx.get(demo_url + CHALLENGE_PATH, verify=TLS).json()
     assert challenge["algorithm"] == "SHA-256"
     assert challenge["maxnumber"] == DEMO_MAX_NUMBER
     assert "?expires=" in challenge["salt"]
@@ -174,7 +174,7 @@ def test_the_challenge_is_served_by_the_gate(demo_url: str) -> None:
 
 def test_each_process_makes_its_own_secret() -> None:
     with serve_asgi(create_app()) as first, serve_asgi(create_app()) as second:
-        challenge = httpx.get(first + CHALLENGE_PATH).json()
+        challenge = httpx.get(first + CHALLENGE_PATH, verify=TLS).json()
         solution = altcha.solve_challenge_v1(
             challenge["challenge"], challenge["salt"], challenge["algorithm"], DEMO_MAX_NUMBER
         )
@@ -186,18 +186,18 @@ def test_each_process_makes_its_own_secret() -> None:
             challenge["salt"],
             challenge["signature"],
         ).to_base64()
-        elsewhere = httpx.post(second + "/login", data={FIELD: payload})
-        here = httpx.post(first + "/login", data={FIELD: payload})
+        elsewhere = httpx.post(second + "/login", data={FIELD: payload}, verify=TLS)
+        here = httpx.post(first + "/login", data={FIELD: payload}, verify=TLS)
     assert elsewhere.status_code == 403
     assert here.status_code == 200
     assert "Signed in as someone" in here.text
 
 
 def test_the_login_page_leads_to_the_form(demo_url: str) -> None:
-    answer = httpx.get(demo_url + "/login")
+    answer = httpx.get(demo_url + "/login", verify=TLS)
     assert answer.status_code == 303
     assert answer.headers["location"] == "/"
-    assert httpx.get(demo_url + "/static/nothing.js").status_code == 404
+    assert httpx.get(demo_url + "/static/nothing.js", verify=TLS).status_code == 404
 
 
 # The outage story: the comment form behind the emulated GeeTest, the vendor controls and the
@@ -340,7 +340,10 @@ def test_every_vendor_control_is_a_fallback_then_healthy_again() -> None:
         return dict(answer.json())
 
     for mode, _, _ in MODES[1:]:
-        with serve_asgi(create_app(SECRET)) as url, httpx.Client(base_url=url) as client:
+        with (
+            serve_asgi(create_app(SECRET)) as url,
+            httpx.Client(base_url=url, verify=TLS) as client,
+        ):
             assert client.post("/demo/vendor", json={"mode": mode}).json() == {"mode": mode}
             fields = solve(client)
             answer = client.post(COMMENT_PATH, data=fields, headers={"accept": "application/json"})
@@ -358,10 +361,14 @@ def test_every_vendor_control_is_a_fallback_then_healthy_again() -> None:
 
 
 def test_the_demo_endpoints_take_json_only(demo_url: str) -> None:
-    assert httpx.post(demo_url + "/demo/vendor", data={"mode": "500"}).status_code == 415
-    assert httpx.post(demo_url + "/demo/geetest/solve").status_code == 415
-    assert httpx.post(demo_url + "/demo/vendor", json={"mode": "down"}).status_code == 400
-    assert httpx.get(demo_url + "/demo/panel").json()["vendor"] == "healthy"
+    assert (
+        httpx.post(demo_url + "/demo/vendor", data={"mode": "500"}, verify=TLS).status_code == 415
+    )
+    assert httpx.post(demo_url + "/demo/geetest/solve", verify=TLS).status_code == 415
+    assert (
+        httpx.post(demo_url + "/demo/vendor", json={"mode": "down"}, verify=TLS).status_code == 400
+    )
+    assert httpx.get(demo_url + "/demo/panel", verify=TLS).json()["vendor"] == "healthy"
 
 
 def test_the_panel_knows_only_what_the_hooks_said() -> None:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from captcha_guard.testing import GeeTestEmulator, Outage, TurnstileEmulator
-from tests import ROOT
+from tests import ROOT, TLS
 from tests.servers import serve_asgi, serve_wsgi
 
 EXAMPLES = ROOT / "examples"
@@ -93,7 +93,7 @@ def geetest_env(emulator: GeeTestEmulator, endpoint: str) -> dict[str, str]:
 def test_starlette(monkeypatch: pytest.MonkeyPatch, geetest: tuple[GeeTestEmulator, str]) -> None:
     emulator, endpoint = geetest
     example = load_example("starlette_app", monkeypatch, **geetest_env(emulator, endpoint))
-    with serve_asgi(example.app) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(example.app) as url, httpx.Client(base_url=url, verify=TLS) as client:
         fields = emulator.issue()
         signed_in = client.post("/login", data={"username": "ada", **fields})
         replayed = client.post("/login", data={"username": "ada", **fields})
@@ -122,7 +122,7 @@ def test_wsgi_app_in_an_asgi_server(
 ) -> None:
     emulator, endpoint = geetest
     example = load_example("wsgi_in_asgi", monkeypatch, **geetest_env(emulator, endpoint))
-    with serve_asgi(example.app) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(example.app) as url, httpx.Client(base_url=url, verify=TLS) as client:
         signed = client.post("/sign", data={"name": "ada", **emulator.issue()})
         refused = client.post("/sign", data={"name": "bot"})
         forged = client.post("/sign", data={"name": "bot", **emulator.issue(), "pass_token": "x"})
@@ -158,7 +158,7 @@ def solve(challenge: dict[str, object]) -> str:
 
 def test_flask(monkeypatch: pytest.MonkeyPatch) -> None:
     example = load_example("flask_app", monkeypatch, POW_SECRET="flask-example-secret-0123456789")
-    with serve_wsgi(example.app) as url, httpx.Client(base_url=url) as client:
+    with serve_wsgi(example.app) as url, httpx.Client(base_url=url, verify=TLS) as client:
         page = client.get("/")
         solution = solve(client.get("/captcha-guard/challenge").json())
         posted = client.post("/comments", data={"text": "first!", "altcha": solution})
@@ -192,7 +192,10 @@ def test_django(monkeypatch: pytest.MonkeyPatch, geetest: tuple[GeeTestEmulator,
             DJANGO_SECRET_KEY="django-example-secret",
             **geetest_env(emulator, endpoint),
         )
-        with serve_wsgi(example.application) as url, httpx.Client(base_url=url) as client:
+        with (
+            serve_wsgi(example.application) as url,
+            httpx.Client(base_url=url, verify=TLS) as client,
+        ):
             body = {"user": "ada", "captcha": emulator.issue()}
             signed_up = client.post("/api/signup", json=body)
             replayed = client.post("/api/signup", json=body)
@@ -219,7 +222,7 @@ def test_fastapi(monkeypatch: pytest.MonkeyPatch, geetest: tuple[GeeTestEmulator
             TURNSTILE_ENDPOINT=siteverify.endpoint("/turnstile/v0/siteverify"),
             TURNSTILE_HOSTNAMES="shop.example, www.shop.example",
         )
-        with serve_asgi(example.app) as url, httpx.Client(base_url=url) as client:
+        with serve_asgi(example.app) as url, httpx.Client(base_url=url, verify=TLS) as client:
             login = client.post("/login", data={"username": "ada", **emulator.issue()})
             token = turnstile.issue()
             signup = client.post("/api/signup", json={"email": "ada@example.com", **token})
@@ -272,7 +275,7 @@ def test_django_project(geetest: tuple[GeeTestEmulator, str]) -> None:
     assert "captcha_guard.fail-open-replay" in checked.stderr  # the checks of captcha-guard check
     with (
         serve_gunicorn("site_app.wsgi:application", env) as url,
-        httpx.Client(base_url=url, timeout=60) as client,
+        httpx.Client(base_url=url, timeout=60, verify=TLS) as client,
     ):
         form = client.get("/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
@@ -300,7 +303,7 @@ def test_flask_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
             TURNSTILE_SECRET=turnstile.secret,
             TURNSTILE_ENDPOINT=siteverify.endpoint("/turnstile/v0/siteverify"),
         )
-        with serve_wsgi(example.app) as url, httpx.Client(base_url=url) as client:
+        with serve_wsgi(example.app) as url, httpx.Client(base_url=url, verify=TLS) as client:
             reviewed = client.post(
                 "/shop/orders/7/review", data={"text": "good", **turnstile.issue()}
             )
@@ -320,7 +323,7 @@ def test_fastapi_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
             HCAPTCHA_SECRET=hcaptcha.secret,
             HCAPTCHA_ENDPOINT=siteverify.endpoint("/siteverify"),
         )
-        with serve_asgi(example.app) as url, httpx.Client(base_url=url) as client:
+        with serve_asgi(example.app) as url, httpx.Client(base_url=url, verify=TLS) as client:
             signed = client.post("/api/signup", json={"email": "a@example.com", **hcaptcha.issue()})
             bare = client.post("/api/signup", json={"email": "a@example.com"})
             schema = client.get("/openapi.json").json()

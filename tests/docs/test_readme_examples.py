@@ -18,7 +18,7 @@ import pytest
 import captcha_guard
 from captcha_guard.flask import CaptchaGuard
 from captcha_guard.testing import GeeTestEmulator, Outage
-from tests import ROOT
+from tests import ROOT, TLS
 from tests.servers import serve_asgi, serve_wsgi
 
 README = ROOT / "README.md"
@@ -61,7 +61,7 @@ def geetest(monkeypatch: pytest.MonkeyPatch) -> Iterator[GeeTestEmulator]:
 
 
 def check(url: str, emulator: GeeTestEmulator) -> None:
-    with httpx.Client(base_url=url) as client:
+    with httpx.Client(base_url=url, verify=TLS) as client:
         assert client.post("/login", data={"user": "ada"}).status_code == 403
         passed = client.post("/login", data=emulator.issue())
         assert (passed.status_code, passed.json()) == (200, {"captcha": "passed"})

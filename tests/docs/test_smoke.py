@@ -9,6 +9,7 @@ import httpx
 
 from captcha_guard import CaptchaGuard, GeeTest, Rule
 from captcha_guard.testing import GeeTestEmulator
+from tests import TLS
 from tests.apps import echo_asgi
 from tests.servers import serve_asgi
 
@@ -22,9 +23,9 @@ def test_login_passes_once_then_is_refused() -> None:
         guard = CaptchaGuard(echo_asgi, rules=[Rule("/login")], provider=provider)
         with serve_asgi(guard) as url:
             fields = emulator.issue()
-            first = httpx.post(url + "/login", data=fields)
-            second = httpx.post(url + "/login", data=fields)
-            page = httpx.get(url + "/login")
+            first = httpx.post(url + "/login", data=fields, verify=TLS)
+            second = httpx.post(url + "/login", data=fields, verify=TLS)
+            page = httpx.get(url + "/login", verify=TLS)
     assert first.status_code == 200
     assert first.json() == {
         "outcome": "passed",

@@ -24,6 +24,7 @@ from captcha_guard import CaptchaGuard, CircuitBreaker, GeeTest, Outcome, Rule
 from captcha_guard._breaker import State
 from captcha_guard.providers.geetest import sign_token
 from captcha_guard.testing import GeeTestEmulator, Outage
+from tests import TLS
 from tests.doors import asgi_kit
 from tests.doors.asgi_kit import guard as _guard
 from tests.doors.asgi_kit import levels as _levels
@@ -67,7 +68,7 @@ async def test_a_solved_captcha_passes(env: GeeTestEnv, caplog: pytest.LogCaptur
 def _replayed(env: GeeTestEnv) -> dict[str, str]:
     fields = env.issue()
     signed = {**fields, "sign_token": sign_token(env.emulator.captcha_key, fields["lot_number"])}
-    with httpx.Client() as client:  # spend it first, straight at the emulator
+    with httpx.Client(verify=TLS) as client:  # spend it first, straight at the emulator
         spent = client.post(
             env.server.endpoint("/validate"),
             params={"captcha_id": env.emulator.captcha_id},
@@ -320,7 +321,7 @@ def test_the_app_receives_the_exact_bytes_sent(env: GeeTestEnv, kind: str) -> No
     body, headers = _bodies(env.issue())[kind.removeprefix("chunked ")]
     with serve_asgi(guard) as url:
         content: Any = _chunks(body) if chunked else body
-        response = httpx.post(url + "/login", content=content, headers=headers)
+        response = httpx.post(url + "/login", content=content, headers=headers, verify=TLS)
     assert response.status_code == 200, response.text
     answer = response.json()
     assert answer["outcome"] == "passed"
@@ -352,6 +353,7 @@ def test_multipart_with_a_file_passes_and_the_file_is_intact(env: GeeTestEnv) ->
             url + "/login",
             data=env.issue(),
             files={"upload": ("big.bin", data, "application/octet-stream")},
+            verify=TLS,
         )
     assert response.json() == {"outcome": "passed"}
     assert captured["sha"] == _sha(data)
@@ -367,8 +369,9 @@ def test_413_when_content_length_is_over_the_limit(env: GeeTestEnv) -> None:
             url + "/login",
             content=body,
             headers={"content-type": "application/x-www-form-urlencoded"},
+            verify=TLS,
         )
-        fits = httpx.post(url + "/login", data=env.issue())
+        fits = httpx.post(url + "/login", data=env.issue(), verify=TLS)
     assert response.status_code == 413
     assert response.headers["connection"] == "close"
     assert "1000 bytes" in response.text
@@ -386,6 +389,7 @@ def test_413_when_a_chunked_body_grows_over_the_limit(env: GeeTestEnv) -> None:
             url + "/login",
             content=_chunks(body, 300),
             headers={"content-type": "application/x-www-form-urlencoded"},
+            verify=TLS,
         )
     assert response.status_code == 413
     assert app.calls == 0
@@ -510,8 +514,8 @@ def test_the_verdict_is_in_request_state(env: GeeTestEnv) -> None:
     app = Starlette(routes=[Route("/login", login, methods=["POST"]), Route("/", home)])
     app.add_middleware(CaptchaGuard, rules=[Rule("/login")], provider=env.provider())
     with serve_asgi(app, lifespan="on") as url:
-        passed = httpx.post(url + "/login", data=env.issue())
-        home_page = httpx.get(url + "/")
+        passed = httpx.post(url + "/login", data=env.issue(), verify=TLS)
+        home_page = httpx.get(url + "/", verify=TLS)
     assert passed.json() == {"outcome": "passed", "provider": "geetest"}
     assert home_page.json() == {"has_verdict": False}
 
@@ -523,7 +527,9 @@ def test_lifespan_shutdown_closes_the_middlewares_own_client(env: GeeTestEnv) ->
     app = Starlette(routes=[Route("/login", login, methods=["POST"])])
     guard = _guard(env, app)
     with serve_asgi(guard, lifespan="on") as url:
-        assert httpx.post(url + "/login", data=env.issue()).json() == {"outcome": "passed"}
+        assert httpx.post(url + "/login", data=env.issue(), verify=TLS).json() == {
+            "outcome": "passed"
+        }
         own = guard._sender
         assert own is not None and not own.session.closed
         session = own.session
@@ -536,7 +542,9 @@ def test_lifespan_shutdown_leaves_a_user_supplied_client_open(env: GeeTestEnv) -
     app = RecordingApp()
     guard = _guard(env, app, http_client=user_client)
     with serve_asgi(guard, lifespan="on") as url:
-        assert httpx.post(url + "/login", data=env.issue()).json()["outcome"] == "passed"
+        assert (
+            httpx.post(url + "/login", data=env.issue(), verify=TLS).json()["outcome"] == "passed"
+        )
     assert not user_client.is_closed
     assert guard.http_client is user_client
     assert env.emulator.calls == 1  # it went through the user's client (in-process transport)
@@ -562,7 +570,7 @@ async def test_aclose_is_idempotent_and_a_new_client_is_made_after(env: GeeTestE
 def test_the_pooled_client_reuses_its_connection(env: GeeTestEnv) -> None:
     app = RecordingApp()
     guard = _guard(env, app)
-    with serve_asgi(guard, lifespan="on") as url, httpx.Client() as client:
+    with serve_asgi(guard, lifespan="on") as url, httpx.Client(verify=TLS) as client:
         for _ in range(5):
             assert client.post(url + "/login", data=env.issue()).json()["outcome"] == "passed"
     assert env.server.connections == 1

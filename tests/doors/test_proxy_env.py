@@ -16,6 +16,7 @@ import pytest
 
 from captcha_guard import CaptchaGuard, GeeTest, Rule, WSGICaptchaGuard
 from captcha_guard.testing import GeeTestEmulator
+from tests import TLS
 from tests.apps import echo_asgi, echo_wsgi
 from tests.servers import serve_asgi, serve_wsgi
 
@@ -93,6 +94,7 @@ def test_provider_calls_go_through_the_environments_proxy(
                 content=urlencode(emulator.issue()),
                 headers={"content-type": "application/x-www-form-urlencoded"},
                 trust_env=False,  # the test's own client goes straight to the app
+                verify=TLS,
             )
     assert answer.json()["outcome"] == "passed"
     assert emulator.calls == 1

@@ -12,6 +12,7 @@ import pytest
 
 from captcha_guard import CaptchaGuard, CircuitBreaker, GeeTest, Rule
 from captcha_guard._breaker import State
+from tests import TLS
 from tests.helpers import (
     GatedGeeTestEmulator,
     RecordingApp,
@@ -135,7 +136,7 @@ async def test_a_full_pool_under_trio_is_busy_not_a_provider_failure(
     other = GatedGeeTestEmulator(wait_limit=5)
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     with other.serve() as slow:
-        async with httpx.AsyncClient(limits=limits) as client:
+        async with httpx.AsyncClient(limits=limits, verify=TLS) as client:
             guard = _guard(emulator, endpoint, http_client=client)
 
             async def post() -> object:

@@ -27,7 +27,7 @@ from captcha_guard import CircuitBreaker, Denial, GeeTest, Rule, WSGICaptchaGuar
 from captcha_guard._responses import UNAVAILABLE_REASON
 from captcha_guard.testing import EmulatorServer, GeeTestEmulator, Outage
 from captcha_guard.wsgi import VERDICT_KEY
-from tests import ROOT
+from tests import ROOT, TLS
 from tests.apps import echo_wsgi
 from tests.servers import serve_wsgi
 
@@ -80,7 +80,7 @@ def client(
         with httpx.Client(transport=transport, base_url="http://testserver") as client:
             yield client
     else:
-        with serve_wsgi(guard) as url, httpx.Client(base_url=url) as client:
+        with serve_wsgi(guard) as url, httpx.Client(base_url=url, verify=TLS) as client:
             yield client
     guard.close()
 
@@ -154,7 +154,10 @@ def test_the_pooled_client_reuses_one_connection_and_close_closes_it(
     guard = guard_for(geetest(emulator, upstream))
     with serve_wsgi(guard) as url:
         for _ in range(4):
-            assert httpx.post(url + "/login", data=emulator.issue()).json()["outcome"] == "passed"
+            assert (
+                httpx.post(url + "/login", data=emulator.issue(), verify=TLS).json()["outcome"]
+                == "passed"
+            )
     assert upstream.connections == 1
     sender = guard._sender
     assert sender is not None and sender._pool is not None
@@ -209,9 +212,9 @@ def test_half_open_lets_exactly_one_probe_through_across_threads(
         guard = guard_for(provider)
         with serve_wsgi(guard) as url:
             emulator.outage = Outage.HTTP_500
-            assert httpx.post(url + "/login", data=emulator.issue()).json()["outcome"] == (
-                "fallback"
-            )
+            assert httpx.post(url + "/login", data=emulator.issue(), verify=TLS).json()[
+                "outcome"
+            ] == ("fallback")
             assert breaker.state.value == "open"
             emulator.outage = None
             clock.now += 10  # half-open now: the next request is the probe
@@ -229,7 +232,7 @@ def test_half_open_lets_exactly_one_probe_through_across_threads(
                 assert not probe.done()
                 release.set()
                 probe_outcome = probe.result().json()["outcome"]
-            after = httpx.post(url + "/login", data=emulator.issue()).json()["outcome"]
+            after = httpx.post(url + "/login", data=emulator.issue(), verify=TLS).json()["outcome"]
         guard.close()
     assert outcomes == ["fallback"] * 5
     assert probe_outcome == "passed"

@@ -26,7 +26,7 @@ from captcha_guard._flow import Gate
 from captcha_guard._responses import Denial
 from captcha_guard._route import Route
 from captcha_guard.testing import GeeTestEmulator
-from tests import ROOT
+from tests import ROOT, TLS
 from tests.wire import client_request, state_of, until_call
 
 EMULATOR = GeeTestEmulator()
@@ -760,7 +760,7 @@ def test_parse_limits_through_both_doors_on_real_servers(door: str) -> None:
         guard = WSGICaptchaGuard(echo_wsgi, **options)  # type: ignore[arg-type]
         serve = serve_wsgi
     json_headers = {"accept": "application/json"}
-    with serve(guard) as url, httpx.Client(timeout=10) as client:
+    with serve(guard) as url, httpx.Client(timeout=10, verify=TLS) as client:
 
         def post(content: bytes, content_type: str, path: str = "/login") -> httpx.Response:
             headers = {**json_headers, "content-type": content_type}

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 from captcha_guard import CaptchaGuard, CircuitBreaker, Rule, WSGICaptchaGuard
 from captcha_guard.testing import Outage
+from tests import TLS
 from tests.hardening_kit import CASES, ProviderCase, RecordingWSGIApp
 from tests.helpers import Capture, FakeClock, RecordingApp
 from tests.servers import serve_asgi
@@ -532,7 +533,7 @@ def test_asgi_door_under_uvicorn(recipe: Recipe, served: tuple[str, Stand]) -> N
         yield from built.chunks  # chunked transfer encoding: the server sees the pieces
 
     content: Any = stream() if not built_has_length(built) else built.body
-    with httpx.Client(timeout=DEADLINE) as client:
+    with httpx.Client(timeout=DEADLINE, verify=TLS) as client:
         response = client.request(
             built.method,
             url + built.path + ("?" + built.query.decode() if built.query else ""),

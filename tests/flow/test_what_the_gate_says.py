@@ -35,6 +35,7 @@ from captcha_guard.providers._faults import (
 )
 from captcha_guard.testing import Outage
 from captcha_guard.testing._siteverify import HCAPTCHA_TEST_TOKEN, TURNSTILE_TEST_TOKEN
+from tests import TLS
 from tests.hardening_kit import CASES, DOORS, RecordingWSGIApp, Site, guarded_site
 from tests.helpers import RecordingApp
 from tests.servers import serve_asgi, serve_wsgi
@@ -309,7 +310,7 @@ def test_a_proof_of_work_store_that_raises_is_a_503(
     else:
         app = RecordingWSGIApp()
         server = serve_wsgi(WSGICaptchaGuard(app, rules=rules, provider=pow_, state=_DownStore()))
-    with caplog.at_level(logging.DEBUG), server as url, httpx.Client() as client:
+    with caplog.at_level(logging.DEBUG), server as url, httpx.Client(verify=TLS) as client:
         challenge = client.get(url + "/captcha-guard/challenge").json()
         answer = client.post(
             url + "/login",

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from captcha_guard import CaptchaGuard, ProofOfWork, Rule
-from tests import ROOT
+from tests import ROOT, TLS
 from tests.browser import Browser, chromium
 from tests.docs.test_examples import load_example
 from tests.servers import serve_asgi, serve_wsgi
@@ -142,7 +142,7 @@ def test_the_npm_widget_solves_and_the_gate_lets_the_form_through(
     served = Served()
     app = asgi_site(example, served) if door == "asgi" else wsgi_site(example, served)
     serve = serve_asgi if door == "asgi" else serve_wsgi
-    with serve(app) as url, httpx.Client(base_url=url) as client:
+    with serve(app) as url, httpx.Client(base_url=url, verify=TLS) as client:
         for major in MAJORS:
             served.major = major
             result = sign_and_post(browser, url, ARTIFACTS / f"altcha-{major}-{door}.png")

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from captcha_guard import CaptchaGuard, ProofOfWork, Rule, WSGICaptchaGuard
+from tests import TLS
 from tests.browser import Browser, chromium
 from tests.page.test_altcha_widget import ARTIFACTS, sign_and_post
 from tests.servers import serve_asgi, serve_wsgi
@@ -96,7 +97,7 @@ def test_widget_3_solves_v2_and_the_gate_lets_the_form_through(door: str, browse
         serve: Any = serve_asgi(CaptchaGuard(asgi_app, rules=rules, provider=provider))
     else:
         serve = serve_wsgi(WSGICaptchaGuard(wsgi_app, rules=rules, provider=provider))
-    with serve as url, httpx.Client(base_url=url) as client:
+    with serve as url, httpx.Client(base_url=url, verify=TLS) as client:
         result = sign_and_post(browser, url, ARTIFACTS / f"altcha-3-v2-{door}.png")
         assert result["answer"] == {"text": "hello from the widget", "captcha": "passed"}
         payload = json.loads(base64.b64decode(result["payload"]))

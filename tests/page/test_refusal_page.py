@@ -23,7 +23,7 @@ from captcha_guard import CaptchaGuard, Denial, GeeTest, Rule, WSGICaptchaGuard
 from captcha_guard._page import negotiate, page, way_back
 from captcha_guard._responses import render
 from captcha_guard._translations import MESSAGES, TEXTS
-from tests import ROOT
+from tests import ROOT, TLS
 from tests.browser import Browser, chromium
 from tests.helpers import RecordingApp, body_receive, call, http_scope
 from tests.servers import serve_asgi, serve_wsgi
@@ -271,7 +271,7 @@ def test_on_reject_no_store_on_real_servers() -> None:
     )
     with serve_asgi(asgi) as asgi_url, serve_wsgi(wsgi) as wsgi_url:
         for url in (asgi_url, wsgi_url):
-            answer = httpx.post(url + "/login", data={"a": "1"})
+            answer = httpx.post(url + "/login", data={"a": "1"}, verify=TLS)
             assert answer.status_code == 403
             assert answer.headers.get_list("cache-control") == ["no-store"]
 

@@ -44,7 +44,7 @@ from captcha_guard.testing import (
     TurnstileEmulator,
 )
 from captcha_guard.widgets import widget
-from tests import ROOT
+from tests import ROOT, TLS
 from tests.browser import Browser, chromium
 from tests.servers import serve_asgi
 from tests.widgets import widget as altcha_bundle
@@ -408,6 +408,7 @@ def test_altcha_widget_is_reset_after_the_app_refuses_and_solves_again(
         f"{url}/protected/proof_of_work",
         data={"altcha": first, "text": "again"},
         headers={"accept": "application/json"},
+        verify=TLS,
     )
     assert spent.status_code == 403
     assert spent.json()["reason"] == "proof of work: challenge already used"

@@ -11,6 +11,7 @@ import pytest
 from captcha_guard import CaptchaGuard, WSGICaptchaGuard
 from captcha_guard._privacy_pass._wire import b64encode
 from captcha_guard.config import ConfigError, load
+from tests import TLS
 from tests.apps import echo_asgi, echo_wsgi
 from tests.privacy_pass_issuer import Issuer
 from tests.servers import serve_asgi, serve_wsgi
@@ -97,7 +98,7 @@ def test_the_file_turns_private_tokens_on(
     assert tokens.origin_info == b"site.test,www.site.test"
     assert [r.private_tokens for r in guard.gate.routes] == [True, False]
     with serve(guard) as url:  # type: ignore[operator]
-        answer = httpx.get(url + "/pat")
+        answer = httpx.get(url + "/pat", verify=TLS)
     assert answer.status_code == 401
     assert answer.headers["www-authenticate"].startswith('PrivateToken challenge="AAI')
 

@@ -37,6 +37,7 @@ from captcha_guard._privacy_pass._auth import parse_challenges
 from captcha_guard._privacy_pass._tokens import TokenStatus
 from captcha_guard._privacy_pass._wire import TokenChallenge, b64decode, b64encode
 from captcha_guard.redis import RedisState
+from tests import TLS
 from tests.apps import echo_asgi, echo_wsgi
 from tests.helpers import FakeClock, solve_pow
 from tests.privacy_pass_issuer import Issuer, issue_token
@@ -171,7 +172,7 @@ def site(
     _, door, app, serve = request.param
     events: list[Any] = []
     guard = _guard(door, app, issuer_site[1], events)
-    with serve(guard) as url, httpx.Client(base_url=url) as client:
+    with serve(guard) as url, httpx.Client(base_url=url, verify=TLS) as client:
         yield Site(client, issuer, events)
 
 
@@ -264,7 +265,7 @@ def test_grease_sometimes_does_not_challenge(
     events: list[Any] = []
     guard = _guard(door, app, issuer_site[1], events, grease=0.5, random=lambda: 0.25)
     with serve(guard) as url:
-        answer = httpx.get(url + PATH)
+        answer = httpx.get(url + PATH, verify=TLS)
     assert answer.status_code == 200 and answer.json() == {"cleared": False}
     assert "www-authenticate" not in answer.headers
     assert ("challenge", "greased") in [(e.action, e.code) for e in events]
@@ -284,27 +285,27 @@ def test_no_issuer_key_means_off_and_keys_are_kept_on_failure(
     events: list[Any] = []
     guard = _guard(door, app, directory, events)
     with serve(guard) as url:
-        off = httpx.get(url + PATH)
+        off = httpx.get(url + PATH, verify=TLS)
         assert off.status_code == 200 and off.json() == {"cleared": False}
         assert "www-authenticate" not in off.headers
         assert ("directory", "failed") in [(e.action, e.code) for e in events]
         # The protected rules work as before: the captcha.
-        assert httpx.post(url + "/comments", data={}).status_code == 403
+        assert httpx.post(url + "/comments", data={}, verify=TLS).status_code == 403
     site_state.up = True
     # Keys fetched once stay when the issuer later fails.
     events.clear()
     clock = FakeClock(1_800_000_000.0)
     guard = _guard(door, app, directory, events, clock=clock)
     with serve(guard) as url, caplog.at_level(logging.WARNING, "captcha_guard"):
-        assert httpx.get(url + PATH).status_code == 401
+        assert httpx.get(url + PATH, verify=TLS).status_code == 401
         hits = site_state.hits
         site_state.up = False
         clock.advance(3599)  # the directory said max-age=3600: still fresh, no fetch
-        assert httpx.get(url + PATH).status_code == 401 and site_state.hits == hits
+        assert httpx.get(url + PATH, verify=TLS).status_code == 401 and site_state.hits == hits
         clock.advance(2)  # stale: refetched, fails, the keys stay
-        assert httpx.get(url + PATH).status_code == 401 and site_state.hits == hits + 1
+        assert httpx.get(url + PATH, verify=TLS).status_code == 401 and site_state.hits == hits + 1
         clock.advance(30)  # retried only after retry= (60 s)
-        assert httpx.get(url + PATH).status_code == 401 and site_state.hits == hits + 1
+        assert httpx.get(url + PATH, verify=TLS).status_code == 401 and site_state.hits == hits + 1
     codes = [(e.action, e.code) for e in events if isinstance(e, PrivateTokenEvent)]
     assert codes.count(("directory", "failed")) == 1
     lines = [r.getMessage() for r in caplog.records if "issuer" in r.getMessage()]
@@ -332,8 +333,8 @@ def test_nonces_are_shared_by_every_worker(
             )
             for _ in "12"
         ]
-        with serve(guards[0]) as one, serve(guards[1]) as two, httpx.Client() as client:
-            site = Site(httpx.Client(base_url=one), issuer, [])
+        with serve(guards[0]) as one, serve(guards[1]) as two, httpx.Client(verify=TLS) as client:
+            site = Site(httpx.Client(base_url=one, verify=TLS), issuer, [])
             authorization = site.token()
             first = client.get(one + PATH, headers={"authorization": authorization})
             assert first.status_code == 200
@@ -354,7 +355,7 @@ def test_prometheus_counts_private_tokens(
     registry = CollectorRegistry()
     events: list[Any] = []
     guard = _guard(door, app, issuer_site[1], events, hooks=event_hooks(registry))
-    with serve(guard) as url, httpx.Client(base_url=url) as client:
+    with serve(guard) as url, httpx.Client(base_url=url, verify=TLS) as client:
         site = Site(client, issuer, events)
         authorization = site.token()
         assert site.redeem(authorization).status_code == 200

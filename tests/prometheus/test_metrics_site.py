@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests import ROOT
+from tests import ROOT, TLS
 from tests.helpers import solve_pow as solve
 
 
@@ -68,7 +68,7 @@ def site(tmp_path: Path) -> Iterator[Path]:
 
 def _client(sock: Path) -> httpx.Client:
     """A client on a fresh connection, so the kernel may hand it to either worker."""
-    transport = httpx.HTTPTransport(uds=str(sock))
+    transport = httpx.HTTPTransport(uds=str(sock), verify=TLS)
     return httpx.Client(transport=transport, base_url="http://site", timeout=10)
 
 

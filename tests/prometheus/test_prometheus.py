@@ -22,7 +22,7 @@ from captcha_guard._breaker import State
 from captcha_guard._events import BreakerEvent, StoreErrorEvent, VerdictEvent
 from captcha_guard._verdict import Outcome
 from captcha_guard.prometheus import event_hooks
-from tests import ROOT
+from tests import ROOT, TLS
 
 
 def feed(hooks: dict[str, list[prometheus.Hook]], name: str, event: object) -> None:
@@ -288,7 +288,7 @@ def test_a_proof_of_work_replay_counts_through_the_door(door: str) -> None:
         if door == "asgi"
         else serve_wsgi(WSGICaptchaGuard(echo_wsgi, **options))
     )
-    with server as url, httpx.Client(base_url=url) as client:
+    with server as url, httpx.Client(base_url=url, verify=TLS) as client:
         solution = solve_pow(client.get("/captcha-guard/challenge").json())
         assert client.post("/login", data={"altcha": solution}).status_code == 200
         assert client.post("/login", data={"altcha": solution}).status_code == 403

@@ -21,6 +21,7 @@ import httpx
 from captcha_guard import CaptchaGuard, CircuitBreaker, Rule
 from captcha_guard.providers import Provider
 from captcha_guard.testing import Emulator, EmulatorServer
+from tests import TLS
 from tests.servers import serve_asgi
 
 
@@ -74,7 +75,7 @@ def client() -> httpx.Client:
     """A test client. No keep-alive: a second request on a kept-alive connection to uvicorn
     waits ~40 ms (delayed ACK), while a fresh loopback connection costs ~1 ms. One client is
     reused because making one (its TLS context) costs more than the request."""
-    return httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0))
+    return httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0), verify=TLS)
 
 
 _shared = client()

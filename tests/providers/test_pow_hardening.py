@@ -19,6 +19,7 @@ from captcha_guard import (
     WSGICaptchaGuard,
 )
 from captcha_guard._fields import Fields
+from tests import TLS
 from tests.apps import echo_asgi, echo_wsgi
 from tests.helpers import judge_pow
 from tests.helpers import solve_pow as solve
@@ -116,13 +117,13 @@ def downgrade_conversation(client: httpx.Client) -> None:
 
 def test_no_downgrade_through_asgi_under_uvicorn() -> None:
     guard = CaptchaGuard(echo_asgi, **downgrade_gate_rules())
-    with serve_asgi(guard) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(guard) as url, httpx.Client(base_url=url, verify=TLS) as client:
         downgrade_conversation(client)
 
 
 def test_no_downgrade_through_wsgi_under_wsgiref() -> None:
     guard = WSGICaptchaGuard(echo_wsgi, **downgrade_gate_rules())
-    with serve_wsgi(guard) as url, httpx.Client(base_url=url) as client:
+    with serve_wsgi(guard) as url, httpx.Client(base_url=url, verify=TLS) as client:
         downgrade_conversation(client)
 
 
@@ -240,7 +241,7 @@ def test_flood_escalates_through_asgi_under_uvicorn() -> None:
         provider=flood_provider(),
         state=MemoryState(max_entries=2),
     )
-    with serve_asgi(guard) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(guard) as url, httpx.Client(base_url=url, verify=TLS) as client:
         flood_conversation(client)
 
 
@@ -251,7 +252,7 @@ def test_flood_escalates_through_wsgi_under_wsgiref() -> None:
         provider=flood_provider(),
         state=MemoryState(max_entries=2),
     )
-    with serve_wsgi(guard) as url, httpx.Client(base_url=url) as client:
+    with serve_wsgi(guard) as url, httpx.Client(base_url=url, verify=TLS) as client:
         flood_conversation(client)
 
 
@@ -323,7 +324,7 @@ def test_a_store_that_fails_refuses_loudly_never_a_500_or_a_pass(
     with (
         caplog.at_level("ERROR", logger="captcha_guard"),
         serve_asgi(guard) as url,
-        httpx.Client(base_url=url) as client,
+        httpx.Client(base_url=url, verify=TLS) as client,
     ):
         challenge = client.get("/captcha-guard/challenge").json()
         answer = client.post(

@@ -20,6 +20,7 @@ from captcha_guard.config import load
 from captcha_guard.prometheus import event_hooks
 from captcha_guard.providers._pow_pressure import count_on
 from captcha_guard.redis import RedisState
+from tests import TLS
 from tests.apps import echo_asgi, echo_wsgi
 from tests.config.test_config import POW, problems, write
 from tests.providers.test_providers_proof_of_work import encode
@@ -233,14 +234,14 @@ def door_parts() -> tuple[ProofOfWork, list[PowLevelEvent], dict[str, Any]]:
 def test_through_asgi_under_uvicorn_with_shared_state() -> None:
     _, events, options = door_parts()
     guard = CaptchaGuard(echo_asgi, state=MemoryState(), **options)
-    with serve_asgi(guard) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(guard) as url, httpx.Client(base_url=url, verify=TLS) as client:
         conversation(client, events)
 
 
 def test_through_wsgi_under_wsgiref_without_state() -> None:
     _, events, options = door_parts()
     guard = WSGICaptchaGuard(echo_wsgi, **options)
-    with serve_wsgi(guard) as url, httpx.Client(base_url=url) as client:
+    with serve_wsgi(guard) as url, httpx.Client(base_url=url, verify=TLS) as client:
         conversation(client, events)
 
 
@@ -269,8 +270,8 @@ def fleet_conversation(asgi: CaptchaGuard, wsgi: WSGICaptchaGuard) -> None:
     with (
         serve_asgi(asgi) as a,
         serve_wsgi(wsgi) as w,
-        httpx.Client(base_url=a) as first,
-        httpx.Client(base_url=w) as second,
+        httpx.Client(base_url=a, verify=TLS) as first,
+        httpx.Client(base_url=w, verify=TLS) as second,
     ):
         for client in (first, second, first):
             challenge = client.get("/captcha-guard/challenge").json()

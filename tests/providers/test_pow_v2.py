@@ -18,6 +18,7 @@ from captcha_guard import CaptchaGuard, Outcome, ProofOfWork, Rule, Verdict, WSG
 from captcha_guard._fields import FieldError, Fields
 from captcha_guard.config import load
 from captcha_guard.providers._pow_v2 import IssueBudget, IssueBusy, Kdf
+from tests import TLS
 from tests.apps import echo_asgi, echo_wsgi
 from tests.config.test_config import POW, problems, write
 from tests.helpers import judge_pow
@@ -335,19 +336,22 @@ def spent_provider() -> ProofOfWork:
 def test_through_asgi_under_uvicorn() -> None:
     with (
         serve_asgi(asgi_guard(make(clock=time.time))) as url,
-        httpx.Client(base_url=url) as client,
+        httpx.Client(base_url=url, verify=TLS) as client,
     ):
         exercise(client)
-    with serve_asgi(asgi_guard(spent_provider())) as url, httpx.Client(base_url=url) as client:
+    with (
+        serve_asgi(asgi_guard(spent_provider())) as url,
+        httpx.Client(base_url=url, verify=TLS) as client,
+    ):
         busy_conversation(client)
 
 
 def test_through_wsgi_under_wsgiref() -> None:
     guard = WSGICaptchaGuard(echo_wsgi, rules=[Rule("/login")], provider=make(clock=time.time))
-    with serve_wsgi(guard) as url, httpx.Client(base_url=url) as client:
+    with serve_wsgi(guard) as url, httpx.Client(base_url=url, verify=TLS) as client:
         exercise(client)
     busy = WSGICaptchaGuard(echo_wsgi, rules=[Rule("/login")], provider=spent_provider())
-    with serve_wsgi(busy) as url, httpx.Client(base_url=url) as client:
+    with serve_wsgi(busy) as url, httpx.Client(base_url=url, verify=TLS) as client:
         busy_conversation(client)
 
 

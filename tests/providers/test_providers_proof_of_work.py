@@ -30,6 +30,7 @@ from captcha_guard._fields import FieldError, Fields
 from captcha_guard._flow import Gate
 from captcha_guard.providers._base import ClientRequest
 from captcha_guard.providers.proof_of_work import derive_key
+from tests import TLS
 from tests.apps import echo_asgi, echo_wsgi
 from tests.helpers import judge_pow
 from tests.servers import serve_asgi, serve_wsgi
@@ -433,7 +434,7 @@ def solve_encoded(client: httpx.Client) -> str:
 
 
 def test_through_asgi_under_uvicorn() -> None:
-    with serve_asgi(asgi_guard(make())) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(asgi_guard(make())) as url, httpx.Client(base_url=url, verify=TLS) as client:
         exercise(client)
 
 
@@ -457,7 +458,7 @@ def wsgi_guard(provider: ProofOfWork) -> WSGICaptchaGuard:
 
 
 def test_through_wsgi_under_a_threaded_server() -> None:
-    with serve_wsgi(wsgi_guard(make())) as url, httpx.Client(base_url=url) as client:
+    with serve_wsgi(wsgi_guard(make())) as url, httpx.Client(base_url=url, verify=TLS) as client:
         exercise(client)
 
 
@@ -475,7 +476,7 @@ def test_a_named_proof_of_work_is_served_beside_a_remote_default() -> None:
         provider=remote,
         providers={"pow": make(challenge_path="/pow")},
     )
-    with serve_asgi(guard) as url, httpx.Client(base_url=url) as client:
+    with serve_asgi(guard) as url, httpx.Client(base_url=url, verify=TLS) as client:
         challenge = client.get("/pow").json()
         signed_up = client.post("/signup", data={"altcha": encode(solve(challenge))})
         assert client.get("/captcha-guard/challenge").json()["outcome"] is None

@@ -37,6 +37,7 @@ from captcha_guard.testing import (
     TencentCaptchaEmulator,
     TurnstileEmulator,
 )
+from tests import TLS
 from tests.servers import serve_wsgi
 
 
@@ -143,7 +144,10 @@ def wsgi_site(
             validator(verdict_app), rules=[Rule("/login")], provider=make(upstream.endpoint("/"))
         )
         try:
-            with serve_wsgi(guard) as url, httpx.Client(base_url=url, timeout=10) as client:
+            with (
+                serve_wsgi(guard) as url,
+                httpx.Client(base_url=url, timeout=10, verify=TLS) as client,
+            ):
                 yield emulator, issue, forged, client
         finally:
             guard.close()

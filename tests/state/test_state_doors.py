@@ -22,6 +22,7 @@ from captcha_guard._failover import FailoverState, bind_state
 from captcha_guard._state import StateOp
 from captcha_guard.redis import RedisState
 from captcha_guard.testing import Outage
+from tests import TLS
 from tests.apps import echo_asgi, echo_wsgi
 from tests.hardening_kit import CASES, DOORS, guarded_site
 from tests.helpers import solve_pow
@@ -89,7 +90,10 @@ def test_a_store_back_without_its_data_shares_again(
     door: str, own_redis: RedisServer, prefix: str
 ) -> None:
     state = shared(own_redis, prefix)
-    with pow_site(door, state) as url, httpx.Client(base_url=url, headers=JSON) as client:
+    with (
+        pow_site(door, state) as url,
+        httpx.Client(base_url=url, headers=JSON, verify=TLS) as client,
+    ):
         value = solve_pow(client.get("/c").json())
         assert client.post("/login", data={"altcha": value}).status_code == 200
         own_redis.kill()
@@ -114,7 +118,10 @@ def test_the_per_process_opt_in_answers_from_memory_during_a_real_outage(
     door: str, own_redis: RedisServer, prefix: str
 ) -> None:
     state = shared(own_redis, prefix, in_outage="per_process")
-    with pow_site(door, state) as url, httpx.Client(base_url=url, headers=JSON) as client:
+    with (
+        pow_site(door, state) as url,
+        httpx.Client(base_url=url, headers=JSON, verify=TLS) as client,
+    ):
         own_redis.kill()
         value = solve_pow(client.get("/c").json())
         first = client.post("/login", data={"altcha": value})
@@ -132,7 +139,10 @@ def test_a_full_cheap_level_escalates_and_honest_solvers_pass(
     # Client traffic fills the cheap level's capacity (shared mode has one per namespace):
     # new challenges go one level up, where an honest solver still passes.
     state = shared(own_redis, prefix, max_entries=2)
-    with pow_site(door, state) as url, httpx.Client(base_url=url, headers=JSON) as client:
+    with (
+        pow_site(door, state) as url,
+        httpx.Client(base_url=url, headers=JSON, verify=TLS) as client,
+    ):
         hoard = [client.get("/c").json() for _ in range(3)]
         for challenge in hoard[:2]:
             assert client.post("/login", data={"altcha": solve_pow(challenge)}).status_code == 200
@@ -208,13 +218,13 @@ def test_a_loop_stalled_by_heavy_bodies_never_lets_a_solution_pass_twice(
     with (
         caplog.at_level(logging.DEBUG, logger="captcha_guard"),
         pow_site("asgi", state) as url,
-        httpx.Client(base_url=url, headers=JSON, timeout=30) as client,
+        httpx.Client(base_url=url, headers=JSON, timeout=30, verify=TLS) as client,
     ):
         value = solve_pow(client.get("/c").json())
         assert client.post("/login", data={"altcha": value}).status_code == 200
 
         def flood() -> None:
-            with httpx.Client(base_url=url, timeout=30) as heavy:
+            with httpx.Client(base_url=url, timeout=30, verify=TLS) as heavy:
                 while not stop.is_set():
                     heavy.post("/login", content=body, headers={"content-type": content_type})
 

@@ -37,6 +37,7 @@ from captcha_guard import (
 )
 from captcha_guard._emulate_cli import VENDOR_NAMES
 from captcha_guard.testing._standalone import VENDORS
+from tests import TLS
 from tests.servers import serve_asgi
 
 # Real browsers and servers, real processes: seconds each.
@@ -124,7 +125,7 @@ def test_the_cli_knows_every_emulated_vendor() -> None:
 
 @pytest.mark.parametrize("vendor", sorted(VENDORS))
 def test_each_vendor_announces_mints_and_verifies(vendor: str) -> None:
-    with emulate(vendor) as emulated, httpx.Client(timeout=10) as client:
+    with emulate(vendor) as emulated, httpx.Client(timeout=10, verify=TLS) as client:
         assert emulated.announced["vendor"] == vendor
         for url in (emulated.endpoint, emulated.control):
             parts = urlsplit(url)
@@ -146,7 +147,7 @@ def test_friendly_captcha_v1_by_a_flag() -> None:
     with emulate("friendly_captcha", "--api-version", "1") as emulated:
         assert urlsplit(emulated.endpoint).path == "/api/v1/siteverify"
         assert emulated.credentials["version"] == 1
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=10, verify=TLS) as client:
             fields = client.post(emulated.control + "/issue").json()
             assert list(fields) == ["frc-captcha-solution"]
             guard = worker(BUILD["friendly_captcha"](emulated.credentials, emulated.endpoint))
@@ -169,7 +170,7 @@ def test_friendly_captcha_v1_by_a_flag() -> None:
 
 
 def test_two_workers_share_one_emulator_and_its_outages() -> None:
-    with emulate("geetest") as emulated, httpx.Client(timeout=10) as client:
+    with emulate("geetest") as emulated, httpx.Client(timeout=10, verify=TLS) as client:
         credentials, endpoint = emulated.credentials, emulated.endpoint
         first = worker(
             GeeTest(credentials["captcha_id"], credentials["captcha_key"], endpoint=endpoint)
@@ -198,7 +199,7 @@ def test_two_workers_share_one_emulator_and_its_outages() -> None:
 
 
 def test_refuse_mode_closes_the_port_and_reopens_it() -> None:
-    with emulate("turnstile") as emulated, httpx.Client(timeout=10) as client:
+    with emulate("turnstile") as emulated, httpx.Client(timeout=10, verify=TLS) as client:
         port = urlsplit(emulated.endpoint).port
         assert port is not None
         client.post(emulated.control + "/outage", json={"mode": "refuse"})
@@ -224,7 +225,7 @@ BAD_CONTROL = [
 
 
 def test_bad_control_requests_are_400s_and_slow_mode_takes_a_delay() -> None:
-    with emulate("geetest") as emulated, httpx.Client(timeout=10) as client:
+    with emulate("geetest") as emulated, httpx.Client(timeout=10, verify=TLS) as client:
         for path, body, status, says in BAD_CONTROL:
             answer = client.post(emulated.control + path, content=body)
             assert (answer.status_code, says in answer.text) == (status, True), (path, body[:40])

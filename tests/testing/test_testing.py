@@ -13,6 +13,7 @@ import pytest
 
 from captcha_guard.testing import GeeTestEmulator, Outage
 from captcha_guard.testing._geetest import ERROR_MESSAGES
+from tests import TLS
 from tests.helpers import FakeClock
 
 KEY = "b09a7aafbfd83f73b35a9b530d0337bf"
@@ -50,7 +51,7 @@ def emulator() -> GeeTestEmulator:
 
 @pytest.fixture
 def served(emulator: GeeTestEmulator):  # type: ignore[no-untyped-def]
-    with emulator.serve() as server, httpx.Client(timeout=5) as client:
+    with emulator.serve() as server, httpx.Client(timeout=5, verify=TLS) as client:
         yield client, server.endpoint("/validate")
 
 
@@ -166,7 +167,7 @@ def test_a_lot_belongs_to_its_captcha_id(emulator: GeeTestEmulator, served: Any)
 def test_a_lot_expires() -> None:
     clock = FakeClock(start=1_700_000_000.0)
     emulator = GeeTestEmulator(lot_lifetime=600, clock=clock)
-    with emulator.serve() as server, httpx.Client() as client:
+    with emulator.serve() as server, httpx.Client(verify=TLS) as client:
         url = server.endpoint("/validate")
         early, late = emulator.issue(), emulator.issue()
         clock.advance(600)
@@ -262,12 +263,12 @@ def test_refuse_stops_listening_then_listens_again_on_the_same_port(
         url = server.endpoint("/validate")
         emulator.outage = Outage.REFUSE
         assert not server.listening
-        with httpx.Client() as client, pytest.raises(httpx.ConnectError):
+        with httpx.Client(verify=TLS) as client, pytest.raises(httpx.ConnectError):
             _post(client, url, emulator)
         assert emulator.calls == 0
         emulator.outage = None
         assert server.listening
-        with httpx.Client() as client:
+        with httpx.Client(verify=TLS) as client:
             assert _post(client, url, emulator).json()["result"] == "success"
 
 
@@ -283,7 +284,7 @@ def test_refuse_also_ends_pooled_connections(emulator: GeeTestEmulator, served: 
 def test_refuse_set_before_serving() -> None:
     emulator = GeeTestEmulator()
     emulator.outage = Outage.REFUSE
-    with emulator.serve() as server, httpx.Client() as client:
+    with emulator.serve() as server, httpx.Client(verify=TLS) as client:
         assert not server.listening
         with pytest.raises(httpx.ConnectError):
             _post(client, server.endpoint("/validate"), emulator)
@@ -300,13 +301,13 @@ def test_a_pooled_client_reuses_one_connection(emulator: GeeTestEmulator, served
 def test_a_closed_server_refuses(emulator: GeeTestEmulator) -> None:
     with emulator.serve() as server:
         url = server.endpoint("/validate")
-    with httpx.Client() as client, pytest.raises(httpx.ConnectError):
+    with httpx.Client(verify=TLS) as client, pytest.raises(httpx.ConnectError):
         _post(client, url, emulator)
 
 
 def test_closing_releases_a_hanging_handler(emulator: GeeTestEmulator) -> None:
     emulator.outage = Outage.HANG
-    with emulator.serve() as server, httpx.Client() as client:
+    with emulator.serve() as server, httpx.Client(verify=TLS) as client:
         with pytest.raises(httpx.ReadTimeout):
             client.post(server.endpoint("/validate"), data={}, timeout=0.1)
         started = time.monotonic()

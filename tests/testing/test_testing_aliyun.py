@@ -16,6 +16,7 @@ from captcha_guard._fields import Fields
 from captcha_guard.providers._base import ClientRequest
 from captcha_guard.providers.aliyun import acs_date, sign
 from captcha_guard.testing import AliyunCaptchaEmulator
+from tests import TLS
 from tests.wire import as_httpx
 
 URL = "https://captcha.test/"
@@ -189,7 +190,7 @@ def test_served_for_real_the_host_header_is_signed_with_its_port() -> None:
                 provider.check(fields, ClientRequest("POST", "/", None, {}, raw={}))
             )
         )
-        with httpx.Client() as client:
+        with httpx.Client(verify=TLS) as client:
             answer = client.send(request)
     assert request.headers["host"] == f"127.0.0.1:{server.port}"
     assert code(answer) == "T001"

@@ -9,6 +9,7 @@ import jwt
 import pytest
 
 from captcha_guard.testing import DeepKnowEmulator
+from tests import TLS
 
 URL = "https://dkapi.test/deepknow/v2/verify"
 SECRET = "a-monitoring-secret-of-forty-bytes-00000"
@@ -104,5 +105,7 @@ def test_served_for_real() -> None:
     emulator = DeepKnowEmulator(SECRET)
     claims = {**emulator.issue(), "user_id": "u", "scene": "register"}
     with emulator.serve() as server:
-        answer = httpx.post(server.endpoint("/deepknow/v2/verify"), content=token(claims))
+        answer = httpx.post(
+            server.endpoint("/deepknow/v2/verify"), content=token(claims), verify=TLS
+        )
     assert answer.json()["status"] == 32  # issued for "login"

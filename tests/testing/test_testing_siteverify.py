@@ -18,6 +18,7 @@ from captcha_guard.testing._siteverify import (
     RECAPTCHA_TEST_SECRET,
     TURNSTILE_TEST_TOKEN,
 )
+from tests import TLS
 
 URL = "https://siteverify.test/siteverify"
 
@@ -209,6 +210,7 @@ def test_served_for_real_on_loopback() -> None:
         answer = httpx.post(
             server.endpoint("/siteverify"),
             data={"secret": emulator.secret, "response": emulator.token()},
+            verify=TLS,
         )
     assert answer.json()["success"] is True
     assert emulator.calls == 1
