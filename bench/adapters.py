@@ -33,7 +33,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.clients import CAPTCHA_ID, CAPTCHA_KEY, CONCURRENCY, FORM, provider  # noqa: E402
+from bench.clients import (  # noqa: E402
+    CAPTCHA_ID,
+    CAPTCHA_KEY,
+    CONCURRENCY,
+    FORM,
+    measure_sync,
+    provider,
+)
 
 
 def _environ() -> dict[str, Any]:
@@ -234,20 +241,6 @@ def asgi_call(app: Any) -> Callable[[], Awaitable[None]]:
             raise AssertionError(statuses)
 
     return one
-
-
-def measure_sync(contenders: dict[str, Callable[[], None]], count: int, rounds: int) -> Any:
-    for one in contenders.values():
-        for _ in range(50):
-            one()
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, one in contenders.items():
-            started = time.process_time()
-            for _ in range(count):
-                one()
-            times[name].append((time.process_time() - started) / count)
-    return times
 
 
 def measure_async(

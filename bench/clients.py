@@ -289,6 +289,14 @@ def wsgi_rows(url: str, count: int, rounds: int) -> list[str]:
         "WSGICaptchaGuard, default client (urllib3)": guard_for(None),
         "WSGICaptchaGuard, httpx.Client given": guard_for(httpx.Client()),
     }
+    times = measure_sync(contenders, count, rounds)
+    return _table(times, "urllib3 PoolManager.request", None)
+
+
+def measure_sync(
+    contenders: dict[str, Callable[[], None]], count: int, rounds: int
+) -> dict[str, list[float]]:
+    """CPU seconds per call of each contender, one list per name, the rounds alternating."""
     for one in contenders.values():
         for _ in range(50):
             one()
@@ -299,7 +307,7 @@ def wsgi_rows(url: str, count: int, rounds: int) -> list[str]:
             for _ in range(count):
                 one()
             times[name].append((time.process_time() - started) / count)
-    return _table(times, "urllib3 PoolManager.request", None)
+    return times
 
 
 # ---------------------------------------------------------------------------- unprotected
