@@ -41,8 +41,6 @@ POW_MAX_NUMBER = 1000
 TURNSTILE_SECRET = "0x4AAAAAAAEmulatedTurnstileSecret000"
 PROVIDER_TIMEOUT = 0.3
 REDIS_TIMEOUT = 0.2
-#: How long a worker may answer "closed" from the breaker state Redis last told it.
-BREAKER_CACHE_TTL = 1.0
 
 
 def _settings() -> dict[str, Any]:
@@ -72,10 +70,7 @@ def _doors_kwargs(
         from captcha_guard.redis import RedisState
 
         state = RedisState.from_url(
-            settings["redis"],
-            prefix=settings["prefix"],
-            timeout=settings["redis_timeout"],
-            breaker_cache_ttl=BREAKER_CACHE_TTL,
+            settings["redis"], prefix=settings["prefix"], timeout=settings["redis_timeout"]
         )
     kwargs = {
         "rules": [Rule("/login"), Rule("/pow", provider="pow")],
