@@ -155,6 +155,7 @@ def scope_name(scope: str) -> str:
 
 
 def b64(data: bytes) -> str:
+    """base64url without padding (RFC 7515's encoding): the cookie's parts, DeepKnow's JWT."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 

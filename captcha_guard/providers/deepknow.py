@@ -8,7 +8,6 @@ secret, and judge the risk level and action it answers.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -17,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, TypeAlias
 
 from .._breaker import CircuitBreaker
+from .._clearance_token import b64
 from .._fields import FieldError, Fields
 from .._verdict import Fault, Hint, Note, ProviderFailure, Verdict
 from ._base import (
@@ -57,12 +57,8 @@ OPERATOR_STATUSES = frozenset(int(code) for code in DEEPKNOW.codes(Fault.OPERATO
 _ORDER = ("session_id", "user_id", "user_email", "phone_num", "flow_id", "scene", "attr")
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 # The header as PyJWT writes it (sorted keys, no spaces): the seed's token is PyJWT's.
-_HEADER = _b64url(b'{"alg":"HS256","typ":"JWT"}')
+_HEADER = b64(b'{"alg":"HS256","typ":"JWT"}')
 
 
 def encode_jwt(claims: Mapping[str, Any], secret: str) -> str:
@@ -71,9 +67,9 @@ def encode_jwt(claims: Mapping[str, Any], secret: str) -> str:
     # Written here, not with PyJWT: HS256 is one HMAC, and PyJWT would cost every site 65 ms
     # of import for one vendor. The DeepKnow emulator checks these tokens with PyJWT.
     payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-    signed = f"{_HEADER}.{_b64url(payload.encode())}"
+    signed = f"{_HEADER}.{b64(payload.encode())}"
     signature = hmac.new(secret.encode(), signed.encode("ascii"), hashlib.sha256).digest()
-    return f"{signed}.{_b64url(signature)}"
+    return f"{signed}.{b64(signature)}"
 
 
 class DeepKnow(Provider):
