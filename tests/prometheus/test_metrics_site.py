@@ -85,10 +85,9 @@ def test_verdicts_from_both_workers_are_counted_once_each(site: Path) -> None:
             passed += 1
         with _client(site) as client:
             refused = client.post("/login", data={"altcha": "not-a-solution"})
-            assert refused.status_code == 403
-            pids.add(refused.headers.get("x-pid", ""))
+            assert refused.status_code == 403  # the gate's own answer: no x-pid
             rejected += 1
-    assert len(pids - {""}) == 2, "every request went to one worker"
+    assert len(pids) == 2, "every request went to one worker"
     with _client(site) as client:
         text = client.get("/metrics").text
     samples = {
